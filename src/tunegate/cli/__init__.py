@@ -1,0 +1,91 @@
+"""The ``tunegate`` command line: a thin Typer layer over the library.
+
+Each command module defines ``register(app)``. User errors (:class:`TunegateError`) become one
+clear line on stderr and the error's exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from tunegate.errors import TunegateError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tunegate",
+    help=(
+        "Make fine-tuning the last mile: serve and log decisions, watch overrides, diagnose, "
+        "try cheap fixes first, gate, fine-tune safely, evaluate, promote or roll back."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+@app.callback()
+def _root(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """tunegate: diagnose before you fine-tune; fine-tune safely when the gate opens."""
+    from tunegate import __version__
+    from tunegate._progress import set_progress
+
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+    if quiet:
+        set_progress(False)
+
+
+_COMMAND_MODULES = (
+    "_init",
+    "_ingest",
+    "_classify",
+    "_simulate",
+    "_evaluate",
+    "_diagnose",
+    "_train",
+    "_registry",
+    "_monitor",
+    "_serve",
+    "_demo",
+)
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"tunegate.cli.{name}")
+        except ModuleNotFoundError as exc:  # TEMPORARY during parallel development
+            if exc.name == f"tunegate.cli.{name}":
+                continue
+            raise
+        module.register(app)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns (and, as a console script, exits with) the exit code."""
+    from tunegate._progress import console
+
+    try:
+        app(args=list(argv) if argv is not None else None, standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if argv is None:
+            raise
+        return code
+    except TunegateError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        if argv is None:
+            sys.exit(exc.exit_code)
+        return exc.exit_code
+    return 0

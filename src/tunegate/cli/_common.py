@@ -1,0 +1,61 @@
+"""Shared CLI plumbing: common options, output in human or JSON form, workflow loading."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from tunegate.config import Workflow, load_workflow
+
+__all__ = ["ConfigOpt", "JsonOpt", "emit", "load", "out", "store_for"]
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="Path to tunegate.yaml.", envvar="TUNEGATE_CONFIG"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def load(config: Path) -> Workflow:
+    """Load the workflow (errors become one clear line via the CLI's error handler)."""
+    return load_workflow(config)
+
+
+def store_for(workflow: Workflow, config: Path) -> Any:
+    """Open the store named by the workflow (relative SQLite paths are relative to config)."""
+    from tunegate.store import Store
+
+    return Store(workflow.resolved_store_url(config.resolve().parent))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def emit(payload: Any, *, as_json: bool, human: Callable[[], None] | None = None) -> None:
+    """Print ``payload`` as JSON (``--json``) or call ``human`` to print it for people."""
+    if as_json or human is None:
+        sys.stdout.write(json.dumps(_jsonable(payload), indent=2, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        human()

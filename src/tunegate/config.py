@@ -1,0 +1,523 @@
+"""The workflow configuration, ``tunegate.yaml``, as validated pydantic models.
+
+A :class:`Workflow` is data: it round-trips to YAML, every field carries a docstring, and
+computation takes these objects, never raw dicts. :func:`load_workflow` validates a file and
+turns every problem into a :class:`~tunegate.errors.ConfigError` that names the key, the line
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tunegate.errors import ConfigError
+
+__all__ = [
+    "DataTarget",
+    "GatePolicy",
+    "LabelSpec",
+    "MetaCondition",
+    "ModelSettings",
+    "RegressionPolicy",
+    "RollbackPolicy",
+    "RoutingPolicy",
+    "RuleSpec",
+    "SliceSpec",
+    "StoreSettings",
+    "SuiteSizes",
+    "TrainingSettings",
+    "TriagePolicy",
+    "Workflow",
+    "load_workflow",
+    "parse_workflow",
+    "starter_yaml",
+]
+
+DEFAULT_CONFIG_NAME = "tunegate.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LabelSpec(_Strict):
+    """One class of the workflow."""
+
+    description: str = Field(min_length=1)
+    """What the class means, in words a zero-shot model sees as its prompt."""
+    protected: bool = False
+    """A protected class: a rise in its false-negative rate fails a verdict and fires triggers."""
+
+
+class MetaCondition(_Strict):
+    """A predicate over one metadata field; every condition given must hold."""
+
+    eq: Any = None
+    """The field equals this value."""
+    in_: list[Any] | None = Field(default=None, alias="in")
+    """The field is one of these values."""
+    not_in: list[Any] | None = None
+    """The field is none of these values."""
+    gte: float | None = None
+    """The field is a number >= this."""
+    lt: float | None = None
+    """The field is a number < this."""
+
+    def holds(self, value: Any) -> bool:
+        if value is None:
+            return False
+        if self.eq is not None and value != self.eq:
+            return False
+        if self.in_ is not None and value not in self.in_:
+            return False
+        if self.not_in is not None and value in self.not_in:
+            return False
+        if self.gte is not None or self.lt is not None:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return False
+            if self.gte is not None and number < self.gte:
+                return False
+            if self.lt is not None and number >= self.lt:
+                return False
+        return True
+
+
+class SliceSpec(_Strict):
+    """A named slice: a regex over the text and/or predicates over metadata (all must hold)."""
+
+    description: str = ""
+    """What the slice is for (shown in reports)."""
+    text_regex: str | None = None
+    """Case-insensitive regular expression searched in the ticket text."""
+    metadata: dict[str, MetaCondition] = Field(default_factory=dict)
+    """Field name -> condition on ``Ticket.metadata``."""
+
+    @field_validator("text_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> SliceSpec:
+        if self.text_regex is None and not self.metadata:
+            raise ValueError("a slice needs text_regex and/or metadata conditions")
+        return self
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        return re.compile(self.text_regex, re.IGNORECASE) if self.text_regex else None
+
+    def matches(self, text: str, metadata: Mapping[str, Any] | None = None) -> bool:
+        """True when the ticket belongs to this slice."""
+        if self._pattern is not None and not self._pattern.search(text):
+            return False
+        meta = metadata or {}
+        return all(cond.holds(meta.get(name)) for name, cond in self.metadata.items())
+
+
+class RoutingPolicy(_Strict):
+    """How a decision is routed from its probabilities (see ``tunegate.routing``)."""
+
+    clarify_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Route to the clarification queue when normalized entropy H(p)/log(k) is above this."""
+    escalate_classes: dict[str, float] = Field(default_factory=dict)
+    """Class -> probability: escalate when the top class is this class with probability >= it."""
+
+    @field_validator("escalate_classes")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold for {name!r} must be within [0, 1], got {threshold}")
+        return value
+
+
+class RuleSpec(_Strict):
+    """A deterministic policy rule: when the text matches, the rule decides the label."""
+
+    name: str = Field(min_length=1)
+    """Unique rule name, recorded as the provenance of every hit."""
+    label: str
+    """The label the rule assigns."""
+    all_of: list[str] = Field(default_factory=list)
+    """Case-insensitive regexes that must all match."""
+    any_of: list[str] = Field(default_factory=list)
+    """Case-insensitive regexes of which at least one must match (if any are given)."""
+    none_of: list[str] = Field(default_factory=list)
+    """Case-insensitive regexes none of which may match."""
+    description: str = ""
+    """Why the rule exists (shown with every hit)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> RuleSpec:
+        if not self.all_of and not self.any_of:
+            raise ValueError(f"rule {self.name!r} needs all_of and/or any_of patterns")
+        for pattern in [*self.all_of, *self.any_of, *self.none_of]:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"rule {self.name!r}: bad regex {pattern!r}: {exc}") from exc
+        return self
+
+
+class GatePolicy(_Strict):
+    """The five-condition fine-tuning gate (see docs/concepts.md)."""
+
+    reason_code: str = "R2"
+    """Override reason code whose weekly trend condition (1) tests."""
+    trend_weeks: int = Field(default=4, ge=2)
+    """Condition (1): the series must be stable or increasing over at least this many weeks."""
+    trend_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    """Significance level of the Mann-Kendall test for a *decreasing* trend."""
+    min_weekly_overrides: int = Field(default=5, ge=0)
+    """Condition (1) also needs at least this many overrides per week on average."""
+    min_reviewed_examples: int = Field(default=200, ge=1)
+    """Condition (3): reviewed labelled examples needed."""
+    instruction_fix_success: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Condition (4): an instruction attempt that removes at least this share of the missed
+    overrides fixed the problem, and fine-tuning is not needed."""
+
+
+class TriagePolicy(_Strict):
+    """Thresholds that turn triaged failure categories into a recommendation."""
+
+    min_failures: int = Field(default=200, ge=1)
+    """Triaged failures needed before any recommendation is made."""
+    facts_share: float = Field(default=0.40, gt=0.0, le=1.0)
+    """More than this share of missing/stale facts -> retrieval."""
+    policy_share: float = Field(default=0.25, gt=0.0, le=1.0)
+    """More than this share of policy violations -> move the logic into rules."""
+    formatting_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    """More than this share of formatting failures -> constrained output."""
+
+
+class RegressionPolicy(_Strict):
+    """Rules of a baseline-vs-candidate verdict (``tunegate compare``)."""
+
+    preservation_tolerance: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Fail when capability-preservation accuracy drops by more than this (CI-aware)."""
+    protected_fnr_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Fail when a protected class's false-negative rate rises by more than this (CI-aware)."""
+    max_ece_increase: float = Field(default=0.01, ge=0.0)
+    """Fail when expected calibration error rises by more than this."""
+    max_latency_increase: float = Field(default=0.15, ge=0.0)
+    """Fail when median latency rises by more than this fraction."""
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence level of the bootstrap intervals."""
+    n_bootstrap: int = Field(default=1000, ge=100)
+    """Paired bootstrap resamples."""
+    seed: int = 0
+    """Seed of the bootstrap."""
+
+
+class RollbackPolicy(_Strict):
+    """Rollback triggers watched in production, checked against the pre-promotion baseline."""
+
+    protected_fnr_increase: float = Field(default=0.02, ge=0.0)
+    """Fire when a protected class's estimated FNR rises by more than this."""
+    override_rate_increase: float = Field(default=0.03, ge=0.0)
+    """Fire when the overall override rate rises by more than this."""
+    abstention_quality_drop: float = Field(default=0.0, ge=0.0)
+    """Fire when selective accuracy of auto-routed decisions falls more than this below baseline."""
+    latency_increase: float = Field(default=0.15, ge=0.0)
+    """Fire when median latency rises by more than this fraction."""
+    escalation_rising_weeks: int = Field(default=2, ge=1)
+    """Fire when the escalation rate rises this many consecutive weeks."""
+    min_decisions: int = Field(default=50, ge=1)
+    """A window with fewer decisions than this is not judged."""
+    webhook: str | None = None
+    """Optional URL that receives a JSON alert when a trigger fires."""
+
+
+class DataTarget(_Strict):
+    """A per-class minimum of reviewed training examples (optionally within a slice)."""
+
+    name: str
+    """Name shown in shortfall messages."""
+    label: str
+    """The class."""
+    slice: str | None = None
+    """A named slice the examples must be in (``None`` = any)."""
+    not_slice: str | None = None
+    """A named slice the examples must NOT be in (e.g. routine lockouts = not mfa_related)."""
+    min: int = Field(ge=1)
+    """How many reviewed examples are needed."""
+
+
+class StoreSettings(_Strict):
+    """Where records live."""
+
+    url: str = "sqlite:///tunegate.db"
+    """SQLAlchemy URL: a SQLite file by default, ``postgresql+psycopg://...`` for PostgreSQL.
+    A relative SQLite path is relative to the directory of tunegate.yaml."""
+
+
+class ModelSettings(_Strict):
+    """The encoder and inference settings."""
+
+    encoder: str | None = None
+    """Folder of a local Hugging Face encoder; ``None`` uses the shipped all-MiniLM-L6-v2."""
+    max_length: int = Field(default=128, ge=8, le=512)
+    """Tokens kept per text; longer texts are truncated (counted and warned once)."""
+    batch_size: int = Field(default=64, ge=1)
+    """Texts per inference batch."""
+    backend: Literal["auto", "onnx", "torch"] = "auto"
+    """Inference path: ``auto`` uses ONNX Runtime int8 when available, else PyTorch."""
+
+
+class TrainingSettings(_Strict):
+    """LoRA fine-tuning settings."""
+
+    lora_r: int = Field(default=8, ge=1)
+    """LoRA rank."""
+    lora_alpha: int = Field(default=16, ge=1)
+    """LoRA scaling numerator."""
+    lora_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Dropout on the LoRA path."""
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"])
+    """Encoder modules that get adapters."""
+    epochs: int = Field(default=3, ge=1)
+    """Maximum epochs (early stopping may end sooner)."""
+    learning_rate: float = Field(default=5e-4, gt=0.0)
+    """AdamW learning rate."""
+    batch_size: int = Field(default=16, ge=1)
+    """Training batch size."""
+    patience: int = Field(default=2, ge=1)
+    """Early stopping: epochs without validation improvement before stopping."""
+    seeds: int = Field(default=3, ge=1)
+    """Adapters trained by default; the standard deviation across them is reported."""
+    replay_ratio: float = Field(default=0.5, ge=0.0)
+    """Replayed older, correctly handled examples per new example (rehearsal)."""
+    validation_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+    """Share held out for early stopping."""
+    calibration_fraction: float = Field(default=0.15, gt=0.0, lt=0.5)
+    """Share held out for fitting the temperature."""
+    near_duplicate_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Cosine similarity at or above which two texts are near-duplicates."""
+
+
+class SuiteSizes(_Strict):
+    """Recommended size ranges of the three evaluation slices (outside -> warning)."""
+
+    core: tuple[int, int] = (100, 300)
+    """Core domain examples."""
+    edge: tuple[int, int] = (50, 100)
+    """Edge cases."""
+    preservation: tuple[int, int] = (50, 100)
+    """Capability-preservation examples."""
+
+
+class Workflow(_Strict):
+    """A named classification workflow: everything tunegate needs to know about it."""
+
+    name: str = Field(min_length=1)
+    """The workflow's name."""
+    instructions: str = ""
+    """Workflow-level instructions prepended to every label description (zero-shot prompt)."""
+    labels: dict[str, LabelSpec]
+    """Label name -> spec. At least two."""
+    slices: dict[str, SliceSpec] = Field(default_factory=dict)
+    """Named slices reported by every evaluation and monitor."""
+    routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
+    """Entropy routing thresholds and escalate-classes."""
+    rules: list[RuleSpec] = Field(default_factory=list)
+    """Deterministic policy rules, applied before any model."""
+    gate: GatePolicy = Field(default_factory=GatePolicy)
+    """The fine-tuning gate."""
+    triage: TriagePolicy = Field(default_factory=TriagePolicy)
+    """Error-triage recommendation thresholds."""
+    regression: RegressionPolicy = Field(default_factory=RegressionPolicy)
+    """Verdict rules for a candidate against a baseline."""
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    """Production rollback triggers."""
+    data_targets: list[DataTarget] = Field(default_factory=list)
+    """Per-class minimums of reviewed training data."""
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    """Where records live."""
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    """Encoder and inference settings."""
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    """Fine-tuning settings."""
+    suites: SuiteSizes = Field(default_factory=SuiteSizes)
+    """Evaluation-suite size ranges."""
+    mlflow_tracking_uri: str | None = None
+    """When set (and the ``mlflow`` extra installed), runs and versions are also logged there."""
+
+    @field_validator("labels")
+    @classmethod
+    def _two_labels(cls, value: dict[str, LabelSpec]) -> dict[str, LabelSpec]:
+        if len(value) < 2:
+            raise ValueError("a workflow needs at least two labels")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Workflow:
+        known = sorted(self.labels)
+        for name in self.routing.escalate_classes:
+            if name not in self.labels:
+                raise ValueError(
+                    f"routing.escalate_classes names unknown label {name!r}; allowed: {known}"
+                )
+        for rule in self.rules:
+            if rule.label not in self.labels:
+                raise ValueError(f"rule {rule.name!r} assigns unknown label {rule.label!r}; "
+                                 f"allowed: {known}")
+        names = [r.name for r in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError(f"rule names must be unique, got {names}")
+        for target in self.data_targets:
+            if target.label not in self.labels:
+                raise ValueError(f"data target {target.name!r} names unknown label "
+                                 f"{target.label!r}; allowed: {known}")
+            for ref in (target.slice, target.not_slice):
+                if ref is not None and ref not in self.slices:
+                    raise ValueError(f"data target {target.name!r} names unknown slice {ref!r}; "
+                                     f"allowed: {sorted(self.slices)}")
+        return self
+
+    @property
+    def label_names(self) -> list[str]:
+        """Labels in declaration order (the column order of every probability matrix)."""
+        return list(self.labels)
+
+    @property
+    def protected_labels(self) -> list[str]:
+        return [name for name, spec in self.labels.items() if spec.protected]
+
+    def slice_tags(self, text: str, metadata: Mapping[str, Any] | None = None) -> list[str]:
+        """Names of the named slices this ticket belongs to."""
+        return [name for name, spec in self.slices.items() if spec.matches(text, metadata)]
+
+    def label_prompts(self) -> dict[str, str]:
+        """The text a zero-shot model embeds per label: instructions + description."""
+        prefix = self.instructions.strip()
+        return {
+            name: (f"{prefix} {spec.description}" if prefix else spec.description)
+            for name, spec in self.labels.items()
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", by_alias=True), sort_keys=False)
+
+    def resolved_store_url(self, base_dir: Path | None) -> str:
+        """The store URL with a relative SQLite path made relative to ``base_dir``."""
+        url = self.store.url
+        prefix = "sqlite:///"
+        if base_dir is not None and url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rel = url[len(prefix):]
+            if rel and rel != ":memory:":
+                return prefix + str((base_dir / rel).resolve())
+        return url
+
+
+# -- loading with line numbers -------------------------------------------------------------
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _line_index(value_node, (*path, key), out)
+            out[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, (*path, i), out)
+
+
+def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    path = tuple(p for p in loc if p not in ("function-after",))
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get(())
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Workflow
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nxt = None
+        for cand in candidates:
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                nxt = cand
+        if nxt is None:
+            return []
+        model = nxt
+    return sorted((f.alias or name) for name, f in model.model_fields.items())
+
+
+def parse_workflow(text: str, *, source: str = DEFAULT_CONFIG_NAME) -> Workflow:
+    """Validate YAML text as a :class:`Workflow`; errors name the key, line and what is allowed."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}{where}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level; "
+                          f"run `tunegate init` for a starter file")
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _line_index(node, (), lines)
+    try:
+        return Workflow.model_validate(data)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            key = ".".join(str(p) for p in loc) or "(top level)"
+            line = _line_for(loc, lines)
+            where = f"{source}:{line}" if line else source
+            if err["type"] == "extra_forbidden":
+                allowed = _allowed_keys(loc)
+                messages.append(f"{where}: unknown key {key!r}; allowed here: {allowed}")
+            elif err["type"] == "missing":
+                messages.append(f"{where}: missing required key {key!r}")
+            else:
+                msg = err["msg"].removeprefix("Value error, ")
+                messages.append(f"{where}: {key}: {msg} (got {err.get('input')!r})")
+        raise ConfigError("\n".join(messages)) from None
+
+
+def load_workflow(path: str | Path | None = None) -> Workflow:
+    """Load and validate ``tunegate.yaml`` (default: the one in the working directory)."""
+    p = Path(path) if path is not None else Path(DEFAULT_CONFIG_NAME)
+    if not p.exists():
+        raise ConfigError(f"{p}: no such file; run `tunegate init` to write a starter "
+                          f"tunegate.yaml, or pass --config PATH")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not valid UTF-8 ({exc})") from exc
+    return parse_workflow(text, source=str(p))
+
+
+def starter_yaml() -> str:
+    """The commented starter ``tunegate.yaml`` for the IT service-desk example."""
+    return resources.files("tunegate").joinpath("starter.yaml").read_text(encoding="utf-8")

