@@ -240,6 +240,11 @@ class RollbackPolicy(_Strict):
     """Fire when the escalation rate rises this many consecutive weeks."""
     min_decisions: int = Field(default=50, ge=1)
     """A window with fewer decisions than this is not judged."""
+    significance: float = Field(default=0.01, gt=0.0, lt=0.5)
+    """A trigger fires only when its change is also statistically significant at this level
+    (one-sided test against the baseline), so noise in small windows does not roll back."""
+    baseline_days: int = Field(default=28, ge=1)
+    """The pre-promotion baseline window: this many days of decisions before the promotion."""
     webhook: str | None = None
     """Optional URL that receives a JSON alert when a trigger fires."""
 

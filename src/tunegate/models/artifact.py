@@ -1,0 +1,175 @@
+"""The LoRA artifact folder format, ``tunegate-lora/1``.
+
+An artifact is a folder::
+
+    <artifact>/
+      manifest.json     ArtifactManifest (this module)
+      adapter/          PEFT ``save_pretrained`` output: adapter weights (safetensors) plus the
+                        classification head and every module not in the base checkpoint,
+                        saved through ``modules_to_save`` so that a reload is exact
+
+The manifest records what is needed to rebuild and audit the model: the label order, the base
+encoder and a hash of its weights, the training-data hash, the training config, metrics, the
+fitted temperature, the token budget, the seed and library versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tunegate.errors import InputError, ModelError
+from tunegate.records import utcnow
+
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "MANIFEST_NAME",
+    "ArtifactManifest",
+    "dir_sha256",
+    "file_sha256",
+    "library_versions",
+    "read_manifest",
+    "write_manifest",
+]
+
+ARTIFACT_FORMAT = "tunegate-lora/1"
+MANIFEST_NAME = "manifest.json"
+ADAPTER_DIR = "adapter"
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".pt")
+
+
+class ArtifactManifest(BaseModel):
+    """``manifest.json`` of a LoRA artifact folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    format: str = ARTIFACT_FORMAT
+    """Artifact format and version; readers refuse formats they do not know."""
+    labels: list[str] = Field(min_length=2)
+    """Class names in column order of the classifier head (the workflow's label order)."""
+    base_model: str
+    """Folder (or name) of the base encoder the adapter was trained on."""
+    base_model_hash: str = ""
+    """SHA-256 over the base encoder's weight files (:func:`dir_sha256`); checked on load."""
+    dataset_hash: str = ""
+    """Hash of the training dataset (see ``tunegate.train.build_dataset``)."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Training configuration (LoRA rank, alpha, target modules, epochs, learning rate...)."""
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    """Validation / calibration metrics recorded at training time."""
+    temperature: float = Field(default=1.0, gt=0.0)
+    """Softmax temperature fitted on the calibration split (logits are divided by it)."""
+    max_length: int = Field(default=128, ge=8, le=512)
+    """Tokens per text used in training; inference truncates to the same budget."""
+    seed: int | None = None
+    """Training seed."""
+    library_versions: dict[str, str] = Field(default_factory=dict)
+    """Versions of torch, transformers, peft, python... at training time."""
+    created_at: datetime = Field(default_factory=utcnow)
+    """When the artifact was written (UTC)."""
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value != ARTIFACT_FORMAT:
+            raise ValueError(
+                f"unknown artifact format {value!r}; this tunegate reads "
+                f"{ARTIFACT_FORMAT!r} (upgrade tunegate or re-export the artifact)"
+            )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"labels must be unique, got {value}")
+        return value
+
+
+def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of one file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dir_sha256(path: str | Path, *, weights_only: bool = True) -> str:
+    """Hex SHA-256 over the files of a folder (relative names and contents, sorted).
+
+    With ``weights_only`` only weight files (``.safetensors``, ``.bin``, ``.onnx``, ``.pt``)
+    count, so that a copied README or cache file does not change a model's identity.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InputError(f"{root}: expected a folder to hash, found none")
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    for file in files:
+        if weights_only and not file.name.endswith(_WEIGHT_SUFFIXES):
+            continue
+        digest.update(file.relative_to(root).as_posix().encode("utf-8"))
+        digest.update(b"\0")
+        digest.update(file_sha256(file).encode("ascii"))
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries an artifact depends on (missing ones omitted)."""
+    versions = {"python": platform.python_version()}
+    for dist in ("torch", "transformers", "peft", "safetensors", "tunegate"):
+        try:
+            versions[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_manifest(directory: str | Path, manifest: ArtifactManifest) -> Path:
+    """Write ``manifest.json`` into ``directory`` (created if needed); returns its path."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / MANIFEST_NAME
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(
+        json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
+        encoding="utf-8",
+    )
+    tmp.replace(target)
+    return target
+
+
+def read_manifest(directory: str | Path) -> ArtifactManifest:
+    """Read and validate ``manifest.json`` of an artifact folder.
+
+    Raises :class:`~tunegate.errors.ModelError` when the file is missing or invalid.
+    """
+    target = Path(directory) / MANIFEST_NAME
+    if not target.is_file():
+        raise ModelError(
+            f"{directory}: not a tunegate LoRA artifact (no {MANIFEST_NAME}); "
+            f"expected a folder written by `tunegate finetune` or "
+            f"save_lora_artifact()"
+        )
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{target}: not valid JSON ({exc})") from exc
+    try:
+        return ArtifactManifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        raise ModelError(f"{target}: invalid manifest: {problems}") from None

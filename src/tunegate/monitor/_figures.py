@@ -1,0 +1,313 @@
+"""Production figures over Decisions and Overrides: pure functions over lists of records.
+
+The truth of a decision is the analyst's ``final_label`` when its ticket was overridden, else
+the decision's own label (an un-overridden decision is taken as accepted). Every rate below is
+therefore an *override-corrected* estimate: it can only see the errors analysts caught.
+
+A decision counts as **overridden** when an override matches it (by ``decision_id``, else by
+``ticket_id``; the latest override wins) and its ``final_label`` differs from the decision's
+label. A confirming override (same label) is not an override.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+
+from tunegate.config import Workflow
+from tunegate.errors import InputError
+from tunegate.records import Decision, Override, Route, Ticket
+
+__all__ = [
+    "Figures",
+    "Period",
+    "PeriodFigures",
+    "compute_figures",
+    "figures_by_period",
+    "match_overrides",
+    "period_bounds",
+    "period_key",
+]
+
+Period = Literal["week", "month"]
+
+_ECE_BINS = 10
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def period_key(when: datetime, period: Period) -> str:
+    """The ISO week (``2025-W07``) or month (``2025-02``) that ``when`` (UTC) falls in."""
+    when = _aware(when).astimezone(UTC)
+    if period == "week":
+        year, week, _ = when.isocalendar()
+        return f"{year}-W{week:02d}"
+    if period == "month":
+        return f"{when.year}-{when.month:02d}"
+    raise InputError(f"period must be 'week' or 'month', got {period!r}")
+
+
+def period_bounds(key: str) -> tuple[datetime, datetime]:
+    """``[start, end)`` in UTC of a key made by :func:`period_key`."""
+    try:
+        if "-W" in key:
+            year, week = key.split("-W")
+            start = datetime.fromisocalendar(int(year), int(week), 1).replace(tzinfo=UTC)
+            return start, start + timedelta(days=7)
+        year, month = key.split("-")
+        start = datetime(int(year), int(month), 1, tzinfo=UTC)
+    except ValueError as exc:
+        raise InputError(f"not a period key: {key!r}; expected e.g. '2025-W07' or '2025-02'") from exc
+    end = datetime(start.year + (start.month == 12), start.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def match_overrides(
+    decisions: Sequence[Decision], overrides: Iterable[Override]
+) -> dict[str, Override]:
+    """Decision id -> the override that applies to it (by decision id, else by ticket id).
+
+    When several overrides match, the latest (by ``created_at``) wins.
+    """
+    by_decision: dict[str, Override] = {}
+    by_ticket: dict[str, Override] = {}
+    for ov in sorted(overrides, key=lambda o: o.created_at):
+        if ov.decision_id is not None:
+            by_decision[ov.decision_id] = ov
+        by_ticket[ov.ticket_id] = ov
+    out: dict[str, Override] = {}
+    for d in decisions:
+        ov = by_decision.get(d.id) or by_ticket.get(d.ticket_id)
+        if ov is not None:
+            out[d.id] = ov
+    return out
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Figures of one window (and optionally one group) of decisions.
+
+    Rates are shares in [0, 1]; ``None`` means the window had nothing to measure. Latencies are
+    milliseconds. ``calibration_gap`` = mean confidence - override-corrected accuracy (positive
+    = over-confident); ``ece`` is the expected calibration error over 10 equal-width bins.
+    """
+
+    n_decisions: int
+    n_overridden: int
+    override_rate: float | None
+    override_rate_by_reason: dict[str, float]
+    n_escalated: int
+    escalation_rate: float | None
+    n_clarify: int
+    clarify_rate: float | None
+    n_auto: int
+    n_auto_correct: int
+    selective_accuracy: float | None
+    """Override-corrected accuracy of auto-routed decisions (abstention quality)."""
+    accuracy: float | None
+    mean_confidence: float | None
+    calibration_gap: float | None
+    ece: float | None
+    latency_p50: float | None
+    latency_p95: float | None
+    protected_support: dict[str, int]
+    """Protected class -> decisions whose (corrected) true class is it."""
+    protected_misses: dict[str, int]
+    """Protected class -> of those, decisions that gave another label."""
+    protected_fnr: dict[str, float | None]
+    """Protected class -> estimated false-negative rate (misses / support)."""
+    breakdown: dict[str, dict[str, Figures]] = field(default_factory=dict)
+    """``version`` / ``class`` (decision label) / ``slice`` / ``route`` -> value -> figures."""
+    latencies_ms: tuple[float, ...] = field(default=(), repr=False)
+
+    def to_dict(self, *, with_breakdown: bool = True) -> dict[str, Any]:
+        """A JSON-ready mapping (latency samples left out)."""
+        out: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name not in ("breakdown", "latencies_ms")
+        }
+        if with_breakdown and self.breakdown:
+            out["breakdown"] = {
+                dim: {k: f.to_dict(with_breakdown=False) for k, f in groups.items()}
+                for dim, groups in self.breakdown.items()
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class PeriodFigures:
+    """Figures of one ISO week or calendar month."""
+
+    period: str
+    start: datetime
+    end: datetime
+    figures: Figures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            **self.figures.to_dict(),
+        }
+
+
+def _rate(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _ece(confidence: np.ndarray, correct: np.ndarray) -> float | None:
+    if confidence.size == 0:
+        return None
+    edges = np.linspace(0.0, 1.0, _ECE_BINS + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, _ECE_BINS - 1)
+    total = 0.0
+    for b in range(_ECE_BINS):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(confidence[mask].mean() - correct[mask].mean())
+    return float(total)
+
+
+def compute_figures(
+    decisions: Sequence[Decision],
+    overrides: Iterable[Override],
+    workflow: Workflow,
+    *,
+    tickets: Mapping[str, Ticket] | None = None,
+    breakdown: bool = True,
+    matched: Mapping[str, Override] | None = None,
+) -> Figures:
+    """Figures of ``decisions`` given the ``overrides`` analysts made.
+
+    ``tickets`` (id -> Ticket) is needed only for the per-slice breakdown.
+    ``matched`` may pass a precomputed :func:`match_overrides` result.
+    """
+    decisions = list(decisions)
+    if matched is None:
+        matched = match_overrides(decisions, overrides)
+    n = len(decisions)
+    reasons: dict[str, int] = defaultdict(int)
+    protected = workflow.protected_labels
+    support = dict.fromkeys(protected, 0)
+    misses = dict.fromkeys(protected, 0)
+    n_over = n_esc = n_clar = n_auto = n_auto_ok = 0
+    conf = np.zeros(n)
+    correct = np.zeros(n)
+    lat: list[float] = []
+    for i, d in enumerate(decisions):
+        ov = matched.get(d.id)
+        truth = d.label
+        if ov is not None and ov.final_label != d.label:
+            truth = ov.final_label
+            n_over += 1
+            reasons[str(ov.reason_code)] += 1
+        ok = truth == d.label
+        conf[i] = d.confidence
+        correct[i] = float(ok)
+        if d.route == Route.ESCALATE:
+            n_esc += 1
+        elif d.route == Route.CLARIFY:
+            n_clar += 1
+        else:
+            n_auto += 1
+            n_auto_ok += int(ok)
+        if truth in support:
+            support[truth] += 1
+            misses[truth] += int(not ok)
+        lat.append(float(d.latency_ms))
+    lat_arr = np.asarray(lat)
+    groups: dict[str, dict[str, Figures]] = {}
+    if breakdown and n:
+        keyed: dict[str, dict[str, list[Decision]]] = {
+            "version": defaultdict(list),
+            "class": defaultdict(list),
+            "route": defaultdict(list),
+        }
+        if tickets is not None:
+            keyed["slice"] = defaultdict(list)
+        for d in decisions:
+            keyed["version"][d.model_version].append(d)
+            keyed["class"][d.label].append(d)
+            keyed["route"][str(d.route)].append(d)
+            if tickets is not None and d.ticket_id in tickets:
+                t = tickets[d.ticket_id]
+                for tag in workflow.slice_tags(t.text, t.metadata):
+                    keyed["slice"][tag].append(d)
+        groups = {
+            dim: {
+                key: compute_figures(ds, (), workflow, breakdown=False, matched=matched)
+                for key, ds in sorted(by.items())
+            }
+            for dim, by in keyed.items()
+        }
+    return Figures(
+        n_decisions=n,
+        n_overridden=n_over,
+        override_rate=_rate(n_over, n),
+        override_rate_by_reason={k: v / n for k, v in sorted(reasons.items())},
+        n_escalated=n_esc,
+        escalation_rate=_rate(n_esc, n),
+        n_clarify=n_clar,
+        clarify_rate=_rate(n_clar, n),
+        n_auto=n_auto,
+        n_auto_correct=n_auto_ok,
+        selective_accuracy=_rate(n_auto_ok, n_auto),
+        accuracy=float(correct.mean()) if n else None,
+        mean_confidence=float(conf.mean()) if n else None,
+        calibration_gap=float(conf.mean() - correct.mean()) if n else None,
+        ece=_ece(conf, correct),
+        latency_p50=float(np.percentile(lat_arr, 50)) if n else None,
+        latency_p95=float(np.percentile(lat_arr, 95)) if n else None,
+        protected_support=support,
+        protected_misses=misses,
+        protected_fnr={c: _rate(misses[c], support[c]) for c in protected},
+        breakdown=groups,
+        latencies_ms=tuple(lat),
+    )
+
+
+def figures_by_period(
+    decisions: Sequence[Decision],
+    overrides: Iterable[Override],
+    workflow: Workflow,
+    *,
+    period: Period = "week",
+    tickets: Mapping[str, Ticket] | None = None,
+    breakdown: bool = True,
+) -> list[PeriodFigures]:
+    """Figures per ISO week or month (by decision ``created_at``), oldest first.
+
+    Periods without decisions between the first and last are included (with zero counts), so
+    that a consecutive-weeks test sees the gap.
+    """
+    decisions = list(decisions)
+    if not decisions:
+        return []
+    matched = match_overrides(decisions, overrides)
+    buckets: dict[str, list[Decision]] = defaultdict(list)
+    for d in decisions:
+        buckets[period_key(d.created_at, period)].append(d)
+    first = min(buckets, key=lambda k: period_bounds(k)[0])
+    last = max(buckets, key=lambda k: period_bounds(k)[0])
+    out: list[PeriodFigures] = []
+    key = first
+    while True:
+        start, end = period_bounds(key)
+        figs = compute_figures(
+            buckets.get(key, []), (), workflow, tickets=tickets, breakdown=breakdown,
+            matched=matched,
+        )
+        out.append(PeriodFigures(key, start, end, figs))
+        if key == last:
+            break
+        key = period_key(end, period)
+    return out

@@ -1,0 +1,36 @@
+"""The tunegate service: a FastAPI app with the classify/override API, the analyst review
+queue, the dashboard, bearer-token auth with roles, and Prometheus metrics.
+
+Needs the ``server`` extra (``pip install 'tunegate[server]'``). See docs/service.md.
+"""
+
+from __future__ import annotations
+
+from tunegate._optional import require
+
+require("fastapi", purpose="the tunegate service")
+
+from tunegate.server._app import ServerSettings, create_app  # noqa: E402
+from tunegate.server._auth import (  # noqa: E402
+    Principal,
+    Role,
+    TokenInfo,
+    create_token,
+    hash_token,
+    list_tokens,
+    revoke_token,
+    verify_token,
+)
+
+__all__ = [
+    "Principal",
+    "Role",
+    "ServerSettings",
+    "TokenInfo",
+    "create_app",
+    "create_token",
+    "hash_token",
+    "list_tokens",
+    "revoke_token",
+    "verify_token",
+]

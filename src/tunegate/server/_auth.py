@@ -1,0 +1,232 @@
+"""Bearer tokens with roles, signed session cookies and CSRF tokens.
+
+Tokens are random (``tg_`` + 32 bytes, URL-safe base64) and shown exactly once, when created.
+The store keeps only their SHA-256 hash, as ``store.put("token", <sha256 hex>, {...})``, so a
+leaked database does not leak usable credentials. Each token has a role:
+
+- ``analyst``: classify, record overrides, read the review queue, models and metrics;
+- ``admin``: everything an analyst may do, plus promote, roll back and manage tokens.
+
+Pages use a login form that exchanges a token for a session cookie. The cookie carries a
+signed (HMAC-SHA256) payload with the token's hash, never the token; every request re-reads the
+token record, so revoking a token ends its sessions too. Every POST form carries a CSRF token,
+an HMAC of the session id, checked in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from tunegate.errors import InputError, NotFoundError
+from tunegate.records import new_id, utcnow
+
+__all__ = [
+    "Principal",
+    "Role",
+    "SessionSigner",
+    "TokenInfo",
+    "create_token",
+    "hash_token",
+    "list_tokens",
+    "revoke_token",
+    "verify_token",
+]
+
+TOKEN_KIND = "token"
+TOKEN_PREFIX = "tg_"
+
+
+class _DocStore(Protocol):
+    def put(self, kind: str, key: str, payload: dict[str, Any]) -> None: ...
+    def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+    def list(self, kind: str) -> list[tuple[str, dict[str, Any]]]: ...
+
+
+class Role(StrEnum):
+    """What a token may do; ``admin`` includes everything ``analyst`` may do."""
+
+    ANALYST = "analyst"
+    ADMIN = "admin"
+
+    def allows(self, needed: Role) -> bool:
+        return self is Role.ADMIN or self is needed
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made a request: the token's public id, name and role (never the token itself)."""
+
+    token_id: str
+    name: str
+    role: Role
+    token_hash: str
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A stored token's public record."""
+
+    id: str
+    name: str
+    role: Role
+    created_at: str
+    revoked: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role.value,
+            "created_at": self.created_at,
+            "revoked": self.revoked,
+        }
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 hex digest of a token: the only form in which tokens are stored."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _info(payload: dict[str, Any]) -> TokenInfo:
+    return TokenInfo(
+        id=str(payload["id"]),
+        name=str(payload["name"]),
+        role=Role(payload["role"]),
+        created_at=str(payload["created_at"]),
+        revoked=bool(payload.get("revoked", False)),
+    )
+
+
+def create_token(store: _DocStore, *, role: Role | str, name: str) -> tuple[str, TokenInfo]:
+    """Create a token; returns ``(token, info)``. The token is not stored and cannot be shown
+    again; keep it somewhere safe."""
+    try:
+        role = Role(role)
+    except ValueError:
+        raise InputError(
+            f"unknown role {role!r}; expected one of {[r.value for r in Role]}"
+        ) from None
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InputError(f"token name must be 1-100 characters, got {len(name)}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    payload = {
+        "id": new_id("tok"),
+        "name": name,
+        "role": role.value,
+        "created_at": utcnow().isoformat(),
+        "revoked": False,
+    }
+    store.put(TOKEN_KIND, hash_token(token), payload)
+    return token, _info(payload)
+
+
+def list_tokens(store: _DocStore) -> list[TokenInfo]:
+    """Every token's public record (id, name, role, created_at, revoked), oldest first."""
+    infos = [_info(payload) for _, payload in store.list(TOKEN_KIND)]
+    return sorted(infos, key=lambda info: info.created_at)
+
+
+def revoke_token(store: _DocStore, token_id_or_name: str) -> list[TokenInfo]:
+    """Revoke the token with this id, or every token with this name; returns those revoked."""
+    revoked: list[TokenInfo] = []
+    for key, payload in store.list(TOKEN_KIND):
+        if token_id_or_name in (payload.get("id"), payload.get("name")) and not payload.get(
+            "revoked", False
+        ):
+            store.put(TOKEN_KIND, key, {**payload, "revoked": True,
+                                        "revoked_at": utcnow().isoformat()})
+            revoked.append(_info({**payload, "revoked": True}))
+    if not revoked:
+        known = [info.id for info in list_tokens(store) if not info.revoked]
+        raise NotFoundError(
+            f"no active token with id or name {token_id_or_name!r}; active token ids: {known} "
+            f"(see `tunegate token list`)"
+        )
+    return revoked
+
+
+def principal_for_hash(store: _DocStore, token_hash: str) -> Principal | None:
+    """The principal of an active token given its hash, or None (unknown or revoked)."""
+    payload = store.get(TOKEN_KIND, token_hash)
+    if payload is None or payload.get("revoked", False):
+        return None
+    info = _info(payload)
+    return Principal(token_id=info.id, name=info.name, role=info.role, token_hash=token_hash)
+
+
+def verify_token(store: _DocStore, token: str) -> Principal | None:
+    """The principal of an active token, or None. Tokens are looked up by their hash."""
+    if not token or len(token) > 200:
+        return None
+    return principal_for_hash(store, hash_token(token))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionSigner:
+    """Signs and verifies session cookies and CSRF tokens with one server secret.
+
+    A session value is ``base64(json).base64(hmac)``; it expires after ``max_age_s`` seconds.
+    A CSRF token is ``hmac(secret, "csrf:" + session id)``: one per session, useless elsewhere.
+    """
+
+    def __init__(self, secret: bytes, *, max_age_s: int = 8 * 3600) -> None:
+        if len(secret) < 16:
+            raise InputError(f"session secret must be at least 16 bytes, got {len(secret)}")
+        self._secret = secret
+        self.max_age_s = max_age_s
+
+    def _mac(self, purpose: str, data: bytes) -> bytes:
+        return hmac.new(self._secret, purpose.encode() + b":" + data, hashlib.sha256).digest()
+
+    def sign_session(self, token_hash: str) -> str:
+        """A cookie value for a fresh session of the token with this hash."""
+        body = json.dumps(
+            {"sid": secrets.token_urlsafe(16), "th": token_hash, "exp": int(time.time()) +
+             self.max_age_s},
+            separators=(",", ":"),
+        ).encode()
+        return f"{_b64(body)}.{_b64(self._mac('session', body))}"
+
+    def read_session(self, value: str) -> dict[str, Any] | None:
+        """The session payload (``sid``, ``th``, ``exp``) if the cookie is authentic and fresh."""
+        try:
+            body_b64, mac_b64 = value.split(".", 1)
+            body = _unb64(body_b64)
+            mac = _unb64(mac_b64)
+        except (ValueError, TypeError):
+            return None
+        if not hmac.compare_digest(mac, self._mac("session", body)):
+            return None
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(payload, dict) or int(payload.get("exp", 0)) < time.time():
+            return None
+        return payload
+
+    def csrf_token(self, session_id: str) -> str:
+        """The CSRF token of a session (a login form uses its pre-session id)."""
+        return _b64(self._mac("csrf", session_id.encode()))
+
+    def check_csrf(self, session_id: str, token: str | None) -> bool:
+        """True when ``token`` is this session's CSRF token (constant-time comparison)."""
+        if not token:
+            return False
+        return hmac.compare_digest(token.encode(), self.csrf_token(session_id).encode())

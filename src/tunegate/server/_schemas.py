@@ -1,0 +1,121 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI spec)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tunegate.records import Decision, ModelVersion, Override, ReasonCode
+
+__all__ = [
+    "BatchIn",
+    "ClassifyResponse",
+    "ModelsResponse",
+    "OverrideIn",
+    "PromoteIn",
+    "QueueItem",
+    "QueueResponse",
+    "RollbackIn",
+    "TicketIn",
+    "TokenCreateIn",
+]
+
+MAX_TEXT_CHARS = 20_000
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TicketIn(_In):
+    """One ticket to classify. ``id`` and ``created_at`` default to a fresh id and now."""
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")
+    """The ticket text (at least one non-space character)."""
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    """Your ticket id; classifying the same id again adds a new decision for it."""
+    created_at: datetime | None = None
+    """When the ticket was created (timezone-aware; naive times are taken as UTC)."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form metadata (channel, shift, site...) used by named slices."""
+
+
+class BatchIn(_In):
+    """A batch of tickets (at most the server's batch limit, 256 by default)."""
+
+    tickets: list[TicketIn] = Field(min_length=1)
+
+
+class ClassifyResponse(BaseModel):
+    """One decision per ticket, in request order (already stored)."""
+
+    decisions: list[Decision]
+
+
+class OverrideIn(_In):
+    """An analyst's correction or confirmation of a decision. The analyst is the token's name."""
+
+    ticket_id: str = Field(min_length=1, max_length=200)
+    decision_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """The decision corrected; default: the ticket's latest decision."""
+    final_label: str = Field(min_length=1, max_length=200)
+    """The correct label (equal to the model's label = a confirmation)."""
+    reason_code: ReasonCode
+    """R1 ambiguous input, R2 model missed a signal, R3 policy/workflow rule, R4 taxonomy."""
+    note: str = Field(default="", max_length=2000)
+
+
+class QueueItem(BaseModel):
+    """A decision waiting for an analyst (route clarify or escalate, no override yet)."""
+
+    decision: Decision
+    ticket_text: str
+    top: list[tuple[str, float]]
+    """The three most probable classes with their probabilities, best first."""
+
+
+class QueueResponse(BaseModel):
+    items: list[QueueItem]
+    total: int
+    """Waiting decisions in all (``items`` holds at most ``limit`` of them, oldest first)."""
+
+
+class AliasEventOut(BaseModel):
+    alias: str
+    version_id: str | None
+    previous: str | None
+    actor: str
+    reason: str
+    at: datetime
+
+
+class ModelsResponse(BaseModel):
+    champion: str | None
+    candidate: str | None
+    versions: list[ModelVersion]
+    history: list[AliasEventOut]
+    serving: str | None
+    """The version of the classifier this process serves now (None before the first request)."""
+
+
+class PromoteIn(_In):
+    force: bool = False
+    """Promote even when the registry's checks refuse (recorded in the audit trail)."""
+    reason: str = Field(default="", max_length=2000)
+
+
+class RollbackIn(_In):
+    reason: str = Field(default="", max_length=2000)
+
+
+class TokenCreateIn(_In):
+    role: str = Field(pattern="^(analyst|admin)$")
+    name: str = Field(min_length=1, max_length=100)
+
+
+class OverrideOut(BaseModel):
+    override: Override
+    correction: bool
+    """False when the final label equals the model's label (a confirmation)."""

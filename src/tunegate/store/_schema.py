@@ -1,0 +1,213 @@
+"""The store's tables (SQLAlchemy 2 Core) and the timezone-aware UTC timestamp type.
+
+The Alembic revisions in ``tunegate/migrations/versions`` create exactly these tables;
+``tests/test_store.py`` checks that the migrated database and this metadata agree.
+
+Every record table carries ``record_hash``: SHA-256 over the record's identity fields (see
+:mod:`tunegate.store._hashing`), which is how an add tells "already there" from "same id,
+different content".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "TABLES",
+    "UTCDateTime",
+    "aliases",
+    "attempts",
+    "audit",
+    "decisions",
+    "documents",
+    "eval_runs",
+    "examples",
+    "metadata",
+    "model_versions",
+    "overrides",
+    "suites",
+    "tickets",
+]
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that is timezone-aware UTC in and out, on SQLite and PostgreSQL alike.
+
+    Naive values are taken to be UTC. SQLite stores naive UTC text (which sorts correctly);
+    PostgreSQL stores ``timestamptz``.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # defensive: SQLite rows written by other tools
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_ID = sa.String(128)
+_HASH = sa.String(64)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("record_hash", _HASH, nullable=False),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("ticket_id", _ID, nullable=False, index=True),
+    sa.Column("model_version", _ID, nullable=False, index=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("probabilities", sa.JSON, nullable=False),
+    sa.Column("h_norm", sa.Float, nullable=False),
+    sa.Column("route", sa.String(16), nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("rule_hits", sa.JSON, nullable=False),
+    sa.Column("shadow", sa.Boolean, nullable=False),
+    sa.Column("record_hash", _HASH, nullable=False),
+)
+
+overrides = sa.Table(
+    "overrides",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("ticket_id", _ID, nullable=False, index=True),
+    sa.Column("decision_id", _ID, nullable=True),
+    sa.Column("model_label", sa.String(200), nullable=True),
+    sa.Column("final_label", sa.String(200), nullable=False),
+    sa.Column("reason_code", sa.String(8), nullable=False, index=True),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("analyst", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("review_status", sa.String(16), nullable=False, index=True),
+    sa.Column("reviewer", sa.String(200), nullable=True),
+    sa.Column("record_hash", _HASH, nullable=False),
+)
+
+examples = sa.Table(
+    "examples",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("label", sa.String(200), nullable=False, index=True),
+    sa.Column("source", sa.String(16), nullable=False, index=True),
+    sa.Column("reviewer", sa.String(200), nullable=True),
+    sa.Column("review_status", sa.String(16), nullable=False, index=True),
+    sa.Column("slice_tags", sa.JSON, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("ticket_id", _ID, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("text_hash", _HASH, nullable=False, index=True),
+    sa.Column("record_hash", _HASH, nullable=False),
+)
+
+suites = sa.Table(
+    "suites",
+    metadata,
+    sa.Column("hash", _HASH, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("n_examples", sa.Integer, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("parent", _ID, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("record_hash", _HASH, nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("seq", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("alias", sa.String(100), nullable=False, index=True),
+    sa.Column(
+        "version_id", _ID, sa.ForeignKey("model_versions.id"), nullable=False
+    ),
+    sa.Column("previous", _ID, nullable=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+)
+
+eval_runs = sa.Table(
+    "eval_runs",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("model_version", _ID, nullable=False, index=True),
+    sa.Column("suite_hash", _HASH, nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("record_hash", _HASH, nullable=False),
+)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("kind", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("seq", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("action", sa.String(100), nullable=False, index=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+TABLES: dict[str, sa.Table] = {t.name: t for t in metadata.sorted_tables}
