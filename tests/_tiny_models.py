@@ -17,8 +17,26 @@ TOPICS: dict[str, list[str]] = {
     "access_request": ["access", "permission", "folder", "grant", "share"],
     "email_issue": ["mailbox", "outlook", "email", "inbox", "messages"],
 }
-FILLER = ["please", "help", "my", "the", "is", "not", "working", "today", "urgent", "again",
-          "since", "morning", "team", "user", "need", "mfa", "push", "prompt", "code"]
+FILLER = [
+    "please",
+    "help",
+    "my",
+    "the",
+    "is",
+    "not",
+    "working",
+    "today",
+    "urgent",
+    "again",
+    "since",
+    "morning",
+    "team",
+    "user",
+    "need",
+    "office",
+    "home",
+    "still",
+]
 
 
 def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> str:
@@ -28,23 +46,43 @@ def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, seed: 
 
     folder.mkdir(parents=True, exist_ok=True)
     words = sorted({w for ws in TOPICS.values() for w in ws} | set(FILLER))
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.ascii_lowercase,
-             *string.digits, *(f"##{c}" for c in string.ascii_lowercase), *words]
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *string.ascii_lowercase,
+        *string.digits,
+        *(f"##{c}" for c in string.ascii_lowercase),
+        *words,
+    ]
+    ordered = list(dict.fromkeys(vocab))
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(ordered)}, do_lower_case=True)
     tokenizer.save_pretrained(str(folder))
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=2, intermediate_size=2 * hidden,
-                        max_position_embeddings=128, initializer_range=0.5)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+        initializer_range=0.2,
+    )
     BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
     return str(folder)
 
 
-def toy_examples(n_per_class: int, *, seed: int = 0, labels: list[str] | None = None,
-                 reviewed: bool = True, source: ExampleSource = ExampleSource.IMPORTED,
-                 prefix: str = "ex") -> list[Example]:
+def toy_examples(
+    n_per_class: int,
+    *,
+    seed: int = 0,
+    labels: list[str] | None = None,
+    reviewed: bool = True,
+    source: ExampleSource = ExampleSource.IMPORTED,
+    prefix: str = "ex",
+) -> list[Example]:
     """Separable synthetic tickets: two topic words of the class plus filler words."""
     import random
 
@@ -54,10 +92,14 @@ def toy_examples(n_per_class: int, *, seed: int = 0, labels: list[str] | None = 
         for i in range(n_per_class):
             words = rng.sample(TOPICS[label], 2) + rng.sample(FILLER, 4)
             rng.shuffle(words)
-            out.append(Example(
-                id=f"{prefix}_{label}_{i}", text=" ".join(words) + f" {i}", label=label,
-                source=source,
-                review_status=ReviewStatus.REVIEWED if reviewed else ReviewStatus.PENDING,
-                reviewer="alice" if reviewed else None,
-            ))
+            out.append(
+                Example(
+                    id=f"{prefix}_{label}_{i}",
+                    text=" ".join(words) + f" {i}",
+                    label=label,
+                    source=source,
+                    review_status=ReviewStatus.REVIEWED if reviewed else ReviewStatus.PENDING,
+                    reviewer="alice" if reviewed else None,
+                )
+            )
     return out

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import entropy
 
 from tunegate.config import RoutingPolicy
 from tunegate.errors import InputError
@@ -24,9 +25,9 @@ def test_entropy_extremes() -> None:
     assert h[2] == pytest.approx(math.log(2) / math.log(3), abs=1e-12)
 
 
+@settings(deadline=None)
 @given(st.lists(st.floats(0.01, 10.0), min_size=2, max_size=12))
 def test_entropy_matches_scipy(weights: list[float]) -> None:
-    from scipy.stats import entropy
 
     p = np.array(weights) / sum(weights)
     assert normalized_entropy(p)[0] == pytest.approx(entropy(p) / math.log(len(p)), abs=1e-9)
@@ -83,6 +84,7 @@ def test_explain_names_the_reason() -> None:
     policy = RoutingPolicy(clarify_threshold=0.5, escalate_classes={"sec": 0.5})
     assert explain_route([0.1, 0.1, 0.8], LABELS, policy).startswith("escalate: ")
     assert "> clarify_threshold" in explain_route([0.34, 0.33, 0.33], LABELS, policy)
-    text = explain_route([0.55, 0.0, 0.45], LABELS, RoutingPolicy(clarify_threshold=0.9,
-                                                               escalate_classes={"a": 0.6}))
+    text = explain_route(
+        [0.55, 0.0, 0.45], LABELS, RoutingPolicy(clarify_threshold=0.9, escalate_classes={"a": 0.6})
+    )
     assert text.startswith("auto: ") and "< its threshold" in text

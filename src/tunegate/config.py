@@ -191,6 +191,10 @@ class GatePolicy(_Strict):
     instruction_fix_success: float = Field(default=0.5, gt=0.0, le=1.0)
     """Condition (4): an instruction attempt that removes at least this share of the missed
     overrides fixed the problem, and fine-tuning is not needed."""
+    require_rise: bool = True
+    """Condition (1) also needs a significant *increase* (Mann-Kendall, one-sided, trend_alpha)
+    over all complete weeks: the problem emerged or grew, it is not the model's standing error
+    floor (see docs/diagnosis.md)."""
 
 
 class TriagePolicy(_Strict):

@@ -28,7 +28,9 @@ from tunegate.records import (
     AttemptKind,
     EvalRun,
     Example,
+    ExampleSource,
     ModelStatus,
+    Override,
     ReviewStatus,
     VerdictOutcome,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "data_shortfalls",
     "decide_gate",
     "evaluate_gate",
+    "reviewed_examples",
 ]
 
 
@@ -190,9 +193,9 @@ def decide_gate(evidence: GateEvidence, workflow: Workflow) -> GateReport:
     else:
         parts = []
         if not enough:
+            more = gate.min_reviewed_examples - len(reviewed)
             parts.append(f"{len(reviewed)} reviewed examples, need "
-                         f"{gate.min_reviewed_examples} ({gate.min_reviewed_examples - len(reviewed)}"
-                         " more)")
+                         f"{gate.min_reviewed_examples} ({more} more)")
         parts += [f"target {s['name']}: {s['have']}/{s['need']} {s['label']}" for s in short]
         conds.append(GateCondition(3, "data", False, "; ".join(parts),
                                    "review more overrides/examples in the review queue",
@@ -275,6 +278,33 @@ def _champion_id(store: Any) -> str | None:
     return max(versions, key=lambda v: v.created_at).id if versions else None
 
 
+def reviewed_examples(store: Any, workflow: Workflow, *, as_of: datetime | None = None
+                      ) -> list[Example]:
+    """Reviewed labelled examples: the store's reviewed examples plus reviewed overrides (the
+    latest per ticket, text joined from the ticket) whose ticket no example already covers —
+    the same pool the dataset builder draws from."""
+    examples = [e for e in store.examples(review_status=ReviewStatus.REVIEWED)
+                if as_of is None or e.created_at <= as_of]
+    covered = {e.ticket_id for e in examples if e.ticket_id}
+    latest: dict[str, Override] = {}
+    for o in sorted(store.overrides(until=as_of), key=lambda o: (o.created_at, o.id)):
+        latest[o.ticket_id] = o
+    picked = [o for tid, o in latest.items()
+              if o.review_status == ReviewStatus.REVIEWED and tid not in covered]
+    tickets = {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in picked}))} \
+        if picked else {}
+    for o in picked:
+        t = tickets.get(o.ticket_id)
+        if t is None:
+            continue
+        examples.append(Example(
+            id=f"ex_{o.id}", text=t.text, label=o.final_label, source=ExampleSource.OVERRIDE,
+            reviewer=o.analyst, review_status=ReviewStatus.REVIEWED,
+            slice_tags=workflow.slice_tags(t.text, t.metadata), metadata=dict(t.metadata),
+            ticket_id=t.id, created_at=o.created_at))
+    return examples
+
+
 def collect_evidence(store: Any, workflow: Workflow, *, as_of: datetime | None = None
                      ) -> GateEvidence:
     """Read the gate's evidence from ``store``."""
@@ -289,7 +319,7 @@ def collect_evidence(store: Any, workflow: Workflow, *, as_of: datetime | None =
     return GateEvidence(
         trend=override_trend_from_store(store, workflow, as_of=as_of),
         findings=list(store.list("finding")),
-        reviewed_examples=list(store.examples(review_status=ReviewStatus.REVIEWED)),
+        reviewed_examples=reviewed_examples(store, workflow, as_of=as_of),
         attempts=attempts,
         champion=champion,
         eval_runs=runs,

@@ -37,6 +37,7 @@ __all__ = [
     "OverrideTrend",
     "WeeklyCount",
     "is_correction",
+    "log_odds_dirichlet",
     "missed_signal_patterns",
     "ngrams",
     "override_trend",
@@ -50,13 +51,14 @@ __all__ = [
 GroupBy = Literal["reason_code", "class", "slice", "all"]
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
-_STOPWORDS = frozenset(
+_STOPWORDS_TEXT = (
     """a an the and or but if of to in on at by for with from as is are was were be been being
     it its this that these those i me my we our you your he she they them their his her not no
     do does did have has had can could will would should may might must so than then there
     here what which who when where why how all any some just also very too up out about into
-    over again please hi hello thanks thank regards am pm""".split()
+    over again please hi hello thanks thank regards am pm"""
 )
+_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 def week_start(moment: datetime) -> date:
@@ -209,7 +211,8 @@ def weekly_series(
     if weeks:
         last = weeks[-1]
         last_day = last + timedelta(days=6)
-        reaches_end = (as_of is not None and end.astimezone(UTC).date() > last_day) or (
+        week_end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=7)
+        reaches_end = (as_of is not None and end >= week_end) or (
             latest.astimezone(UTC).date() >= last_day
         )
         if not reaches_end:
@@ -249,7 +252,7 @@ def override_trend(
     )
     decision = stable_or_increasing(
         counts, min_weeks=gate.trend_weeks, alpha=gate.trend_alpha,
-        min_mean=gate.min_weekly_overrides, window=window,
+        min_mean=gate.min_weekly_overrides, window=window, require_rise=gate.require_rise,
     )
     rates: list[float | None] = [(c / d) if d else None for c, d in zip(counts, decs, strict=True)]
     return OverrideTrend(code, weeks, counts, decs, rates, decision, dropped)
@@ -314,6 +317,33 @@ class MissedSignalPattern:
         return asdict(self)
 
 
+def log_odds_dirichlet(
+    counts_a: Counter[str], counts_b: Counter[str], *, prior_strength: float | None = None
+) -> dict[str, tuple[float, float]]:
+    """Term -> (log-odds ratio, z) of group A against group B, informative Dirichlet prior.
+
+    Monroe, Colaresi & Quinn (2008): with pooled counts as the prior,
+    ``alpha_w = a0 * pooled_w / pooled_total`` (``a0 = prior_strength``, default the pooled
+    total), ``delta_w = log((y_aw + alpha_w) / (n_a + a0 - y_aw - alpha_w)) - (same for B)``
+    and ``z_w = delta_w / sqrt(1 / (y_aw + alpha_w) + 1 / (y_bw + alpha_w))``. Only terms seen
+    in A are scored; empty groups give ``{}``.
+    """
+    n_a, n_b = sum(counts_a.values()), sum(counts_b.values())
+    if n_a == 0 or n_b == 0:
+        return {}
+    total = n_a + n_b
+    a0 = float(prior_strength) if prior_strength is not None else float(total)
+    out: dict[str, tuple[float, float]] = {}
+    for term, ya in counts_a.items():
+        yb = counts_b.get(term, 0)
+        alpha = a0 * (ya + yb) / total
+        delta = math.log((ya + alpha) / (n_a + a0 - ya - alpha)) - math.log(
+            (yb + alpha) / (n_b + a0 - yb - alpha)
+        )
+        out[term] = (delta, delta / math.sqrt(1.0 / (ya + alpha) + 1.0 / (yb + alpha)))
+    return out
+
+
 def missed_signal_patterns(
     overrides: Sequence[tuple[str, str | None, str]],
     reference_texts: Sequence[str],
@@ -338,23 +368,11 @@ def missed_signal_patterns(
     grams_r = [ngrams(t, n_range) for t in reference_texts]
     y_o: Counter[str] = Counter(g for gs in grams_o for g in gs)
     y_r: Counter[str] = Counter(g for gs in grams_r for g in gs)
-    n_o, n_r = sum(y_o.values()), sum(y_r.values())
-    if n_o == 0 or n_r == 0:
-        return []
-    pooled = y_o + y_r
-    total = n_o + n_r
-    a0 = float(prior_strength) if prior_strength is not None else float(total)
+    scores = log_odds_dirichlet(y_o, y_r, prior_strength=prior_strength)
     found: list[MissedSignalPattern] = []
-    for gram, count in y_o.items():
-        if count < min_count:
-            continue
-        alpha = a0 * pooled[gram] / total
-        yo, yr = count, y_r.get(gram, 0)
-        delta = math.log((yo + alpha) / (n_o + a0 - yo - alpha)) - math.log(
-            (yr + alpha) / (n_r + a0 - yr - alpha)
-        )
-        z = delta / math.sqrt(1.0 / (yo + alpha) + 1.0 / (yr + alpha))
-        if z < z_min:
+    for gram, (delta, z) in scores.items():
+        yo, yr = y_o[gram], y_r.get(gram, 0)
+        if yo < min_count or z < z_min:
             continue
         pairs: Counter[tuple[str, str]] = Counter(
             (str(model), final)

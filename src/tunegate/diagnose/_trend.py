@@ -149,10 +149,13 @@ class TrendDecision:
     """Why it failed (empty when it passed)."""
     window: list[float] = field(default_factory=list)
     """The tested values, oldest first."""
+    rise: TrendResult | None = None
+    """With ``require_rise``: the Mann-Kendall test over the whole series."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["test"] = self.test.to_dict()
+        out["rise"] = self.rise.to_dict() if self.rise else None
         return out
 
 
@@ -163,6 +166,7 @@ def stable_or_increasing(
     alpha: float,
     min_mean: float,
     window: int | None = None,
+    require_rise: bool = False,
 ) -> TrendDecision:
     """Decide "stable or increasing for at least ``min_weeks`` weeks" on a weekly series.
 
@@ -170,7 +174,9 @@ def stable_or_increasing(
     tested. It passes when (a) the window holds at least ``min_weeks`` weeks, (b) the
     one-sided Mann-Kendall p-value for a *decrease* is >= ``alpha`` (no significant decrease),
     and (c) the mean weekly value is >= ``min_mean`` (a flat series of near-zero counts is not
-    a problem worth fine-tuning for).
+    a problem worth fine-tuning for). With ``require_rise`` it also needs (d) a significant
+    *increase* over the whole ``series`` (one-sided p < ``alpha``): the problem emerged or grew,
+    it is not the model's standing error floor.
     """
     if min_weeks < 2:
         raise ValueError(f"min_weeks must be >= 2, got {min_weeks}")
@@ -191,7 +197,16 @@ def stable_or_increasing(
         )
     if mean < min_mean:
         reasons.append(f"mean {mean:.1f}/week is below the minimum of {min_mean:g}/week")
+    rise: TrendResult | None = None
+    if require_rise:
+        rise = mann_kendall(x)
+        if rise.p_increase >= alpha:
+            reasons.append(
+                f"no significant rise over the {len(x)} week(s) of history (Mann-Kendall "
+                f"p(increase)={rise.p_increase:.3f} >= alpha={alpha}): the level is the model's "
+                f"standing error floor, not a new or growing problem"
+            )
     return TrendDecision(
         passed=not reasons, weeks=len(tail), mean=mean, test=test, reasons=reasons,
-        window=[float(v) for v in tail],
+        window=[float(v) for v in tail], rise=rise,
     )

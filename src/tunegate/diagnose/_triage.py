@@ -64,12 +64,20 @@ class TriageCategory(StrEnum):
 
 _WORD = re.compile(r"[a-z][a-z0-9]*(?:['’-][a-z0-9]+)*")
 _VERSION = re.compile(r"\b(?:v?\d+(?:\.\d+)+|(?:19|20)\d\d(?:-\d\d(?:-\d\d)?)?)\b", re.IGNORECASE)
-_STOP = frozenset(
+_NAMED_VERSION = re.compile(r"\b([a-z][a-z]+)\s+v?(\d+(?:\.\d+)*)\b", re.IGNORECASE)
+
+
+def named_versions(text: str) -> set[tuple[str, str]]:
+    """(name, number) pairs such as ("windows", "11") or ("office", "2019")."""
+    return {(m.group(1).lower(), m.group(2)) for m in _NAMED_VERSION.finditer(text)
+            if m.group(1).lower() not in _STOP}
+_STOP_TEXT = (
     """the and for with from that this have has had not but are was were been being you your
     our they them their its can could will would should please thanks thank hello since when
     what which who where why how all any some just also very too out about into over again
-    get got getting keep keeps still now today yesterday morning every""".split()
+    get got getting keep keeps still now today yesterday morning every"""
 )
+_STOP = frozenset(_STOP_TEXT.split())
 
 
 def content_words(text: str) -> set[str]:
@@ -111,6 +119,8 @@ class TriageContext:
     """Words absent from the build vocabulary that recur across failures."""
     rules: list[RuleSpec] = field(default_factory=list)
     """Workflow rules (or a supplied list) checked for contradictions."""
+    build_versions: dict[str, set[str]] = field(default_factory=dict)
+    """Name -> version numbers seen with it in the build data (``windows`` -> {``10``})."""
 
     @classmethod
     def build(
@@ -133,7 +143,8 @@ class TriageContext:
           them) whose document frequency changed by a factor >= ``shift_ratio`` either way
           (add-one smoothed).
         """
-        build_docs = [content_words(t) for t in build_texts]
+        build_texts_list = list(build_texts)
+        build_docs = [content_words(t) for t in build_texts_list]
         recent_docs = [content_words(t) for t in recent_texts]
         vocab: set[str] = set().union(*build_docs) if build_docs else set()
         fail_df: Counter[str] = Counter(w for t in failure_texts for w in content_words(t))
@@ -149,7 +160,11 @@ class TriageContext:
                 ratio = ((r_df[w] + 1) / (nr + 1)) / ((b_df[w] + 1) / (nb + 1))
                 if ratio >= shift_ratio or ratio <= 1.0 / shift_ratio:
                     shifted[w] = ratio
-        return cls(list(labels), vocab, shifted, unknown, list(rules))
+        versions: dict[str, set[str]] = {}
+        for text in build_texts_list:
+            for name, number in named_versions(text):
+                versions.setdefault(name, set()).add(number)
+        return cls(list(labels), vocab, shifted, unknown, list(rules), versions)
 
 
 @dataclass(frozen=True)
@@ -237,6 +252,11 @@ def _changed_fact(case: FailureCase, ctx: TriageContext) -> str | None:
     if shifted:
         detail = ", ".join(f"{w} (x{ctx.shifted_terms[w]:.1f})" for w in shifted[:5])
         return f"terms whose frequency shifted since the build period: {detail}"
+    changed = sorted(f"{name} {num} (build data: {', '.join(sorted(ctx.build_versions[name]))})"
+                     for name, num in named_versions(case.text)
+                     if name in ctx.build_versions and num not in ctx.build_versions[name])
+    if changed:
+        return f"a changed version: {'; '.join(changed[:3])}"
     if ctx.build_vocabulary:
         versions = [v for v in _VERSION.findall(case.text) if v.lower() not in ctx.build_vocabulary]
         if versions:
@@ -576,8 +596,9 @@ def recommend(
     crossed: list[tuple[float, str, str]] = []
     if facts > policy.facts_share:
         crossed.append((facts, "retrieval",
-                        f"missing/stale facts are {facts:.0%} of failures (> {policy.facts_share:.0%}):"
-                        " give the model the facts at inference time (retrieval over reviewed "
+                        f"missing/stale facts are {facts:.0%} of failures "
+                        f"(> {policy.facts_share:.0%}): give the model the facts at inference time "
+                        "(retrieval over reviewed "
                         "examples or documents) instead of baking them into weights"))
     if shares["policy_violation"] > policy.policy_share:
         crossed.append((shares["policy_violation"], "rules",
@@ -586,7 +607,8 @@ def recommend(
     if shares["formatting_failure"] > policy.formatting_share:
         crossed.append((shares["formatting_failure"], "constrained_output",
                         f"formatting failures are {shares['formatting_failure']:.0%} of failures "
-                        f"(> {policy.formatting_share:.0%}): constrain the output to the label set"))
+                        f"(> {policy.formatting_share:.0%}): constrain the output to the "
+                        "label set"))
     if crossed:
         crossed.sort(key=lambda t: -t[0])
         return Recommendation(crossed[0][1], [t[2] for t in crossed], shares, all_counts, total,

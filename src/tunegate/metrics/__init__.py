@@ -16,6 +16,7 @@ from tunegate.metrics._bootstrap import (
     BootstrapResult,
     Interval,
     paired_bootstrap,
+    paired_mean_difference,
     percentile_interval,
 )
 from tunegate.metrics._calibration import (
@@ -73,6 +74,7 @@ __all__ = [
     "metric_registry",
     "normalized_entropy",
     "paired_bootstrap",
+    "paired_mean_difference",
     "per_class_report",
     "percentile_interval",
     "precision_per_class",

@@ -30,7 +30,13 @@ from tunegate.metrics._classification import f1_from_confusion
 from tunegate.metrics._selective import auto_route_mask
 from tunegate.metrics._validation import check_latency, check_mask, check_proba
 
-__all__ = ["BootstrapResult", "Interval", "paired_bootstrap", "percentile_interval"]
+__all__ = [
+    "BootstrapResult",
+    "Interval",
+    "paired_bootstrap",
+    "paired_mean_difference",
+    "percentile_interval",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -68,8 +74,10 @@ class Interval:
 
     def as_dict(self) -> dict[str, float | None]:
         """JSON-friendly form (``nan`` -> ``None``)."""
-        return {k: (None if np.isnan(v) else float(v))
-                for k, v in (("estimate", self.estimate), ("low", self.low), ("high", self.high))}
+        return {
+            k: (None if np.isnan(v) else float(v))
+            for k, v in (("estimate", self.estimate), ("low", self.low), ("high", self.high))
+        }
 
 
 Table = dict[str, dict[str, Interval]]
@@ -146,29 +154,28 @@ def _tables(
     """Counts, gap sums and Brier sums per key: shape (R, n_keys) for R resamples (or R=1 for
     the full sample when ``idx`` is None)."""
     if idx is None:
-        keys = model.key[None, :]
-        gap = model.gap[None, :]
-        brier = model.brier[None, :]
-    else:
-        keys = model.key[idx]
-        gap = model.gap[idx]
-        brier = model.brier[idx]
-    r = keys.shape[0]
-    keys = keys + (np.arange(r, dtype=np.intp) * n_keys)[:, None]
+        idx = np.arange(model.key.size, dtype=np.intp)[None, :]
+    r = idx.shape[0]
+    keys = np.take(model.key, idx)
+    keys += (np.arange(r, dtype=np.intp) * n_keys)[:, None]
     flat = keys.ravel()
     size = r * n_keys
     counts = np.bincount(flat, minlength=size).reshape(r, n_keys).astype(np.float64)
-    gaps = np.bincount(flat, weights=gap.ravel(), minlength=size).reshape(r, n_keys)
-    briers = np.bincount(flat, weights=brier.ravel(), minlength=size).reshape(r, n_keys)
-    return counts, gaps, briers
+    gaps = np.bincount(flat, weights=np.take(model.gap, idx).ravel(), minlength=size)
+    briers = np.bincount(flat, weights=np.take(model.brier, idx).ravel(), minlength=size)
+    return (
+        counts,
+        gaps.reshape(r, n_keys).astype(np.float64),
+        briers.reshape(r, n_keys).astype(np.float64),
+    )
 
 
 def _latency(model: _Model, idx: IntArray | None, n: int) -> dict[str, FloatArray]:
     assert model.lat_rank is not None and model.lat_values is not None
     u = model.lat_values.size
-    ranks = model.lat_rank[None, :] if idx is None else model.lat_rank[idx]
+    ranks = model.lat_rank[None, :].copy() if idx is None else np.take(model.lat_rank, idx)
     r = ranks.shape[0]
-    ranks = ranks + (np.arange(r, dtype=np.intp) * u)[:, None]
+    ranks += (np.arange(r, dtype=np.intp) * u)[:, None]
     cum = np.bincount(ranks.ravel(), minlength=r * u).reshape(r, u).cumsum(axis=1)
     out: dict[str, FloatArray] = {}
     for name, q in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95)):
@@ -244,7 +251,7 @@ def paired_bootstrap(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-    max_chunk_elements: int = 20_000_000,
+    max_chunk_elements: int = 2_000_000,
     keep_samples: bool = False,
 ) -> BootstrapResult:
     """Bootstrap every metric of model A (and B, and B - A) on the same resampled examples.
@@ -269,8 +276,10 @@ def paired_bootstrap(
     if proba_b is not None:
         _, pb = check_proba(t, proba_b)
         if pb.shape != pa.shape:
-            raise InputError(f"proba_a has shape {pa.shape} but proba_b has {pb.shape}; "
-                             f"both models must score the same examples and classes")
+            raise InputError(
+                f"proba_a has shape {pa.shape} but proba_b has {pb.shape}; "
+                f"both models must score the same examples and classes"
+            )
     if not 0.5 < confidence < 1.0:
         raise InputError(f"confidence must be in (0.5, 1), got {confidence}")
     if n_resamples < 1:
@@ -288,8 +297,12 @@ def paired_bootstrap(
     member = uniq.astype(np.bool_)  # (g, s)
     n_keys = member.shape[0] * 2 * k * k * n_bins
 
-    common = {"n_bins": n_bins, "strategy": strategy, "clarify_threshold": clarify_threshold,
-              "escalate": escalate}
+    common = {
+        "n_bins": n_bins,
+        "strategy": strategy,
+        "clarify_threshold": clarify_threshold,
+        "escalate": escalate,
+    }
     models = {"a": _prepare(t, pa, group, latency=latency_a, **common)}  # type: ignore[arg-type]
     if pb is not None:
         models["b"] = _prepare(t, pb, group, latency=latency_b, **common)  # type: ignore[arg-type]
@@ -314,16 +327,21 @@ def paired_bootstrap(
         parts.append(evaluate(idx))
         done += r
     samples = {
-        tag: {s: {m: np.concatenate([p[tag][s][m] for p in parts]) for m in point[tag][s]}
-              for s in point[tag]}
+        tag: {
+            s: {m: np.concatenate([p[tag][s][m] for p in parts]) for m in point[tag][s]}
+            for s in point[tag]
+        }
         for tag in point
     }
 
     def table(tag: str) -> Table:
-        return {s: {m: percentile_interval(samples[tag][s][m], float(point[tag][s][m][0]),
-                                           confidence)
-                    for m in point[tag][s]}
-                for s in point[tag]}
+        return {
+            s: {
+                m: percentile_interval(samples[tag][s][m], float(point[tag][s][m][0]), confidence)
+                for m in point[tag][s]
+            }
+            for s in point[tag]
+        }
 
     diff: Table | None = None
     if "b" in models:
@@ -334,8 +352,9 @@ def paired_bootstrap(
                 if m not in point["b"][s]:
                     continue
                 est = float(point["b"][s][m][0] - point["a"][s][m][0])
-                diff[s][m] = percentile_interval(samples["b"][s][m] - samples["a"][s][m], est,
-                                                 confidence)
+                diff[s][m] = percentile_interval(
+                    samples["b"][s][m] - samples["a"][s][m], est, confidence
+                )
     return BootstrapResult(
         n_resamples=n_resamples,
         confidence=confidence,
@@ -345,3 +364,32 @@ def paired_bootstrap(
         diff=diff,
         samples=samples if keep_samples else {},
     )
+
+
+def paired_mean_difference(
+    x_a: Any,
+    x_b: Any,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Interval of ``mean(x_b) - mean(x_a)`` for paired per-example values (e.g. correctness
+    of two encoders on the same probe examples), shape (n,) each."""
+    a = np.asarray(x_a, dtype=np.float64)
+    b = np.asarray(x_b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise InputError(
+            f"x_a and x_b must be non-empty 1-D arrays of the same length, got "
+            f"shapes {a.shape} and {b.shape}"
+        )
+    d = b - a
+    rng = np.random.Generator(np.random.SFC64(seed))
+    chunk = max(1, 2_000_000 // d.size)
+    parts = []
+    done = 0
+    while done < n_resamples:
+        r = min(chunk, n_resamples - done)
+        parts.append(np.take(d, rng.integers(0, d.size, size=(r, d.size))).mean(axis=1))
+        done += r
+    return percentile_interval(np.concatenate(parts), float(d.mean()), confidence)

@@ -84,8 +84,9 @@ def reliability_curve(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(b, weights=conf, minlength=n_bins) / count
         mean_acc = np.bincount(b, weights=correct, minlength=n_bins) / count
-    return ReliabilityCurve(edges=edges, confidence=mean_conf, accuracy=mean_acc,
-                            count=count.astype(np.int64))
+    return ReliabilityCurve(
+        edges=edges, confidence=mean_conf, accuracy=mean_acc, count=count.astype(np.int64)
+    )
 
 
 @register_metric(input="proba", greater_is_better=False)

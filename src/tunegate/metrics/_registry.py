@@ -52,8 +52,9 @@ def register_metric(
         if name.endswith("_score") and not greater_is_better:
             raise ValueError(f"metric {name!r} ends in _score, so it must be higher-is-better")
         if name.endswith(("_error", "_loss", "_rate", "_ms")) and greater_is_better:
-            raise ValueError(f"metric {name!r} is named lower-is-better but registered as "
-                             f"higher-is-better")
+            raise ValueError(
+                f"metric {name!r} is named lower-is-better but registered as higher-is-better"
+            )
         _REGISTRY[name] = MetricSpec(name, func, input, greater_is_better, per_class)
         return func
 

@@ -97,8 +97,9 @@ def coverage_score(
     ``y_true`` is only validated (kept for the common ``(y_true, proba)`` signature).
     """
     _, p = check_proba(y_true, proba)
-    return float(np.mean(auto_route_mask(p, clarify_threshold=clarify_threshold,
-                                         escalate=escalate)))
+    return float(
+        np.mean(auto_route_mask(p, clarify_threshold=clarify_threshold, escalate=escalate))
+    )
 
 
 @register_metric(input="latency", greater_is_better=False)

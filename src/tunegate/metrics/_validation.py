@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from tunegate.errors import InputError
 
-__all__ = ["check_latency", "check_labels", "check_mask", "check_proba"]
+__all__ = ["check_labels", "check_latency", "check_mask", "check_proba"]
 
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
@@ -21,39 +21,49 @@ _ROW_SUM_TOL = 1e-4
 def _as_class_ids(values: Any, name: str) -> IntArray:
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise InputError(f"{name} must be a 1-D array of class ids, got shape {arr.shape}; "
-                         f"pass one integer per example")
+        raise InputError(
+            f"{name} must be a 1-D array of class ids, got shape {arr.shape}; "
+            f"pass one integer per example"
+        )
     if arr.size == 0:
         raise InputError(f"{name} is empty; a metric needs at least one example")
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(
-            arr == np.round(arr)
+        if (
+            np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
         ):
             arr = arr.astype(np.intp)
         else:
-            raise InputError(f"{name} must hold integer class ids 0..k-1, got dtype {arr.dtype}; "
-                             f"map label names to their index in the workflow's label order")
+            raise InputError(
+                f"{name} must hold integer class ids 0..k-1, got dtype {arr.dtype}; "
+                f"map label names to their index in the workflow's label order"
+            )
     if arr.min() < 0:
-        raise InputError(f"{name} holds negative class ids (min {int(arr.min())}); "
-                         f"class ids are 0..k-1")
+        raise InputError(
+            f"{name} holds negative class ids (min {int(arr.min())}); class ids are 0..k-1"
+        )
     return arr.astype(np.intp, copy=False)
 
 
-def check_labels(y_true: Any, y_pred: Any, n_classes: int | None = None) -> tuple[
-    IntArray, IntArray, int
-]:
+def check_labels(
+    y_true: Any, y_pred: Any, n_classes: int | None = None
+) -> tuple[IntArray, IntArray, int]:
     """Validate two label arrays; returns ``(y_true, y_pred, k)`` with ``k`` the class count."""
     t = _as_class_ids(y_true, "y_true")
     p = _as_class_ids(y_pred, "y_pred")
     if t.shape != p.shape:
-        raise InputError(f"y_true has {t.size} examples but y_pred has {p.size}; "
-                         f"they must be aligned one-to-one")
+        raise InputError(
+            f"y_true has {t.size} examples but y_pred has {p.size}; they must be aligned one-to-one"
+        )
     seen = int(max(t.max(), p.max())) + 1
     if n_classes is None:
         n_classes = seen
     elif seen > n_classes:
-        raise InputError(f"class id {seen - 1} is out of range for n_classes={n_classes}; "
-                         f"raise n_classes or fix the labels")
+        raise InputError(
+            f"class id {seen - 1} is out of range for n_classes={n_classes}; "
+            f"raise n_classes or fix the labels"
+        )
     return t, p, int(n_classes)
 
 
@@ -64,21 +74,27 @@ def check_proba(y_true: Any, proba: Any) -> tuple[IntArray, FloatArray]:
     if p.ndim != 2:
         raise InputError(f"proba must be a 2-D (n, k) array, got shape {p.shape}")
     if p.shape[0] != t.size:
-        raise InputError(f"y_true has {t.size} examples but proba has {p.shape[0]} rows; "
-                         f"they must be aligned one-to-one")
+        raise InputError(
+            f"y_true has {t.size} examples but proba has {p.shape[0]} rows; "
+            f"they must be aligned one-to-one"
+        )
     if p.shape[1] < 2:
         raise InputError(f"proba needs at least 2 columns (classes), got {p.shape[1]}")
     if not np.all(np.isfinite(p)) or p.min() < -1e-12:
-        raise InputError("proba holds negative, NaN or infinite values; "
-                         "pass probabilities (e.g. a softmax output)")
+        raise InputError(
+            "proba holds negative, NaN or infinite values; "
+            "pass probabilities (e.g. a softmax output)"
+        )
     sums = p.sum(axis=1)
     worst = int(np.argmax(np.abs(sums - 1.0)))
     if abs(sums[worst] - 1.0) > _ROW_SUM_TOL:
-        raise InputError(f"proba rows must sum to 1; row {worst} sums to {sums[worst]:.6f}; "
-                         f"normalize the rows")
+        raise InputError(
+            f"proba rows must sum to 1; row {worst} sums to {sums[worst]:.6f}; normalize the rows"
+        )
     if t.max() >= p.shape[1]:
-        raise InputError(f"y_true holds class id {int(t.max())} but proba has only "
-                         f"{p.shape[1]} columns")
+        raise InputError(
+            f"y_true holds class id {int(t.max())} but proba has only {p.shape[1]} columns"
+        )
     return t, p
 
 
@@ -86,8 +102,9 @@ def check_mask(mask: Any, n: int, name: str = "mask") -> BoolArray:
     """Validate a boolean row mask of length ``n``."""
     m = np.asarray(mask)
     if m.dtype != np.bool_ or m.shape != (n,):
-        raise InputError(f"{name} must be a boolean array of shape ({n},), got dtype {m.dtype} "
-                         f"shape {m.shape}")
+        raise InputError(
+            f"{name} must be a boolean array of shape ({n},), got dtype {m.dtype} shape {m.shape}"
+        )
     return m
 
 

@@ -31,11 +31,13 @@ from tunegate.models._knn import KNNClassifier
 from tunegate.models._lora import (
     LoraClassifier,
     build_lora_model,
+    load_sequence_classifier,
     lora_modules_to_save,
     save_lora_artifact,
 )
 from tunegate.models._router import Router, make_decision
 from tunegate.models._rules import RulesClassifier
+from tunegate.models._versions import load_model_version
 from tunegate.models._zeroshot import ZeroShotClassifier, fit_temperature_nll
 from tunegate.models.artifact import ArtifactManifest, read_manifest, write_manifest
 
@@ -59,6 +61,8 @@ __all__ = [
     "default_encoder_path",
     "fit_temperature_nll",
     "get_encoder",
+    "load_model_version",
+    "load_sequence_classifier",
     "lora_modules_to_save",
     "make_decision",
     "read_manifest",

@@ -11,6 +11,7 @@ adapter predicts exactly like the saved one.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tunegate.config import TrainingSettings, Workflow
 from tunegate.errors import ModelError
 from tunegate.models._base import Metadata, register_backend, softmax
 from tunegate.models._encoder import (
+    TextTooLongWarning,
     _quiet_transformers,
     _TokenizerWrap,
     default_encoder_path,
@@ -189,6 +191,8 @@ class LoraClassifier:
         self.batch_size = batch_size
         self.base_model = base_model
         self._tokenizer = _TokenizerWrap(base_model, manifest.max_length)
+        self.truncated_total = 0
+        """Texts truncated to ``manifest.max_length`` so far (warned once)."""
 
     @classmethod
     def load(
@@ -219,6 +223,16 @@ class LoraClassifier:
         torch = require("torch")
         items = validate_texts(texts)
         tokens = self._tokenizer(items)
+        if tokens.truncated:
+            if not self.truncated_total:
+                warnings.warn(
+                    f"{tokens.truncated} of {len(items)} texts are longer than max_length="
+                    f"{self.manifest.max_length} tokens and were truncated (counted in "
+                    f"truncated_total from now on)",
+                    TextTooLongWarning,
+                    stacklevel=2,
+                )
+            self.truncated_total += tokens.truncated
         out = np.zeros((len(items), len(self.labels)))
         with torch.inference_mode():
             for batch in tokens.batches(self.batch_size):

@@ -15,7 +15,8 @@ Registered tests (default thresholds, see docs/monitoring.md):
 name               kind        score     drifted when
 =================  ==========  ========  =========================================================
 ``mmd_rbf``        embedding   p-value   p < 0.05, permutation test of MMD² with an RBF kernel
-``psi_pca``        embedding   PSI       max PSI over the top-5 principal components >= 0.2
+``psi_pca``        embedding   PSI       max PSI over the top-5 principal components, less the
+                                         small-sample bias 9 (1/n + 1/m), >= 0.2
 ``psi_tokens``     vocabulary  PSI       PSI over the 100 most frequent build tokens + other >= 0.2
 ``js_tokens``      vocabulary  p-value   p < 0.05, permutation test (over documents) of the
                                          Jensen-Shannon distance between token distributions
@@ -109,19 +110,25 @@ class DriftTest:
     def __call__(
         self, reference: Any, current: Any, *, threshold: float | None = None, seed: int = 0
     ) -> DriftResult:
-        ref, cur = (
-            (_check_embeddings(reference, "reference"), _check_embeddings(current, "current"))
-            if self.kind == "embedding"
-            else (_check_texts(reference, "reference"), _check_texts(current, "current"))
-        )
-        if self.kind == "embedding" and ref.shape[1] != cur.shape[1]:
-            raise InputError(f"{self.name}: reference has dimension {ref.shape[1]} but current "
-                             f"has {cur.shape[1]}; embed both with the same encoder")
+        ref: Any
+        cur: Any
+        if self.kind == "embedding":
+            ref = _check_embeddings(reference, "reference")
+            cur = _check_embeddings(current, "current")
+            if ref.shape[1] != cur.shape[1]:
+                raise InputError(
+                    f"{self.name}: reference has dimension {ref.shape[1]} but current "
+                    f"has {cur.shape[1]}; embed both with the same encoder"
+                )
+        else:
+            ref = _check_texts(reference, "reference")
+            cur = _check_texts(current, "current")
         limit = self.default_threshold if threshold is None else float(threshold)
         score, _, details = self.func(ref, cur, np.random.default_rng(seed))
         drifted = score < limit if self.direction == "p_value" else score >= limit
-        return DriftResult(self.name, self.kind, float(score), limit, bool(drifted),
-                           self.direction, details)
+        return DriftResult(
+            self.name, self.kind, float(score), limit, bool(drifted), self.direction, details
+        )
 
 
 _REGISTRY: dict[str, DriftTest] = {}
@@ -139,10 +146,18 @@ def register_drift_test(
 
     def wrap(func: Callable[[Any, Any, np.random.Generator], _RawResult]) -> DriftTest:
         if name in _REGISTRY:
-            raise InputError(f"a drift test named {name!r} is already registered; pick another "
-                             f"name (registered: {sorted(_REGISTRY)})")
-        test = DriftTest(name, kind, direction, default_threshold,
-                         description or (func.__doc__ or "").strip().split("\n")[0], func)
+            raise InputError(
+                f"a drift test named {name!r} is already registered; pick another "
+                f"name (registered: {sorted(_REGISTRY)})"
+            )
+        test = DriftTest(
+            name,
+            kind,
+            direction,
+            default_threshold,
+            description or (func.__doc__ or "").strip().split("\n")[0],
+            func,
+        )
         _REGISTRY[name] = test
         return test
 
@@ -165,28 +180,37 @@ def drift_tests() -> dict[str, DriftTest]:
 def _check_embeddings(value: Any, what: str) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] < 2 or not np.isfinite(arr).all():
-        raise InputError(f"{what} embeddings must be a finite (n, d) array with n >= 2; got "
-                         f"shape {arr.shape}")
+        raise InputError(
+            f"{what} embeddings must be a finite (n, d) array with n >= 2; got shape {arr.shape}"
+        )
     return arr
 
 
 def _check_texts(value: Any, what: str) -> list[str]:
     if isinstance(value, str) or not isinstance(value, Sequence) or len(value) == 0:
-        raise InputError(f"{what} must be a non-empty sequence of texts; got {type(value).__name__}")
+        raise InputError(
+            f"{what} must be a non-empty sequence of texts; got {type(value).__name__}"
+        )
     return [str(v) for v in value]
 
 
-def psi_score(expected: np.ndarray, actual: np.ndarray, *, eps: float = _PSI_EPS) -> float:
+def psi_score(
+    expected: np.ndarray, actual: np.ndarray, *, pseudo_count: float = 0.0, eps: float = _PSI_EPS
+) -> float:
     """Population-stability index between two bin-count (or share) vectors of one binning.
 
-    PSI = sum((a - e) * ln(a / e)) over bins, with shares floored at ``eps``. Common reading:
-    < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 large shift.
+    PSI = sum((a - e) * ln(a / e)) over bins of shares, after adding ``pseudo_count`` to every
+    bin's count, with shares floored at ``eps``. Common reading: < 0.1 stable, 0.1-0.25
+    moderate shift, > 0.25 large shift.
     """
     e = np.asarray(expected, dtype=np.float64)
     a = np.asarray(actual, dtype=np.float64)
     if e.shape != a.shape or e.sum() <= 0 or a.sum() <= 0:
-        raise InputError(f"psi_score needs two non-empty count vectors of one shape; got "
-                         f"{e.shape} (sum {e.sum()}) and {a.shape} (sum {a.sum()})")
+        raise InputError(
+            f"psi_score needs two non-empty count vectors of one shape; got "
+            f"{e.shape} (sum {e.sum()}) and {a.shape} (sum {a.sum()})"
+        )
+    e, a = e + pseudo_count, a + pseudo_count
     e = np.maximum(e / e.sum(), eps)
     a = np.maximum(a / a.sum(), eps)
     return float(np.sum((a - e) * np.log(a / e)))
@@ -228,7 +252,8 @@ def _mmd_rbf(ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator) -> _Raw
         sxx = np.sum(ka * a, axis=1)
         syy = np.sum(kb * b, axis=1)
         sxy = np.sum(ka * b, axis=1)
-        return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
+        out: np.ndarray = sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
+        return out
 
     observed_mask = np.zeros((1, n + m), dtype=bool)
     observed_mask[0, :n] = True
@@ -238,8 +263,17 @@ def _mmd_rbf(ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator) -> _Raw
         perms[i, rng.choice(n + m, size=n, replace=False)] = True
     null = mmd2(perms)
     p = (1.0 + float(np.sum(null >= observed))) / (1.0 + _MMD_PERMUTATIONS)
-    return p, observed, {"mmd2": observed, "bandwidth": bandwidth, "n_reference": n,
-                         "n_current": m, "permutations": _MMD_PERMUTATIONS}
+    return (
+        p,
+        observed,
+        {
+            "mmd2": observed,
+            "bandwidth": bandwidth,
+            "n_reference": n,
+            "n_current": m,
+            "permutations": _MMD_PERMUTATIONS,
+        },
+    )
 
 
 _PCA_COMPONENTS = 5
@@ -248,21 +282,40 @@ _PSI_BINS = 10
 
 @register_drift_test("psi_pca", kind="embedding", direction="distance", default_threshold=0.2)
 def _psi_pca(ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator) -> _RawResult:
-    """Max PSI over projections onto the reference's top-5 principal components (10 quantile bins)."""
-    mean = ref.mean(axis=0)
-    _, _, vt = np.linalg.svd(ref - mean, full_matrices=False)
-    c = min(_PCA_COMPONENTS, vt.shape[0])
-    pr = (ref - mean) @ vt[:c].T
-    pc = (cur - mean) @ vt[:c].T
+    """Max PSI over projections onto the reference's top-5 principal components, less its
+    small-sample bias (10 quantile bins of the reference)."""
+    # Components fitted on one half of the reference, bins and expected shares from the other:
+    # projecting the fitting sample itself would overstate its spread along the components.
+    order = rng.permutation(ref.shape[0])
+    half = ref.shape[0] // 2
+    fit, ref = ref[order[:half]], ref[order[half:]]
+    mean = fit.mean(axis=0)
+    centred = fit - mean
+    _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues, (d, d)
+    c = min(_PCA_COMPONENTS, vectors.shape[1], max(fit.shape[0] - 1, 1))
+    top = vectors[:, ::-1][:, :c]
+    pr = (ref - mean) @ top
+    pc = (cur - mean) @ top
     values = []
     for j in range(c):
         edges = np.unique(np.quantile(pr[:, j], np.linspace(0, 1, _PSI_BINS + 1)[1:-1]))
         e = np.bincount(np.searchsorted(edges, pr[:, j]), minlength=edges.size + 1)
         a = np.bincount(np.searchsorted(edges, pc[:, j]), minlength=edges.size + 1)
-        values.append(psi_score(e, a))
-    score = max(values)
-    return score, score, {"psi_per_component": values, "n_reference": int(ref.shape[0]),
-                          "n_current": int(cur.shape[0])}
+        values.append(psi_score(e, a, pseudo_count=0.5))
+    # Under no drift E[PSI] ~ (bins - 1) * (1/n + 1/m) (its chi-square limit): subtract it so
+    # that the threshold means the same for a small weekly window as for a large one.
+    bias = (_PSI_BINS - 1) * (1.0 / ref.shape[0] + 1.0 / cur.shape[0])
+    score = max(values) - bias
+    return (
+        score,
+        score,
+        {
+            "psi_per_component": values,
+            "small_sample_bias": bias,
+            "n_reference": int(ref.shape[0]),
+            "n_current": int(cur.shape[0]),
+        },
+    )
 
 
 _TOP_TOKENS = 100
@@ -278,15 +331,22 @@ def _psi_tokens(ref: list[str], cur: list[str], rng: np.random.Generator) -> _Ra
         return 0.0, 0.0, {"note": "no tokens"}
     e = np.array([rc[t] for t in top] + [sum(rc.values()) - sum(rc[t] for t in top)], float)
     a = np.array([cc[t] for t in top] + [sum(cc.values()) - sum(cc[t] for t in top)], float)
-    score = psi_score(e, a)
+    score = psi_score(e, a, pseudo_count=0.5)
     ea, aa = e / e.sum(), a / a.sum()
     contrib = (np.maximum(aa, _PSI_EPS) - np.maximum(ea, _PSI_EPS)) * np.log(
-        np.maximum(aa, _PSI_EPS) / np.maximum(ea, _PSI_EPS))
+        np.maximum(aa, _PSI_EPS) / np.maximum(ea, _PSI_EPS)
+    )
     names = [*top, "<other>"]
     order = np.argsort(-contrib)[:5]
-    return score, score, {"top_contributors": {names[i]: float(contrib[i]) for i in order},
-                          "other_share_reference": float(ea[-1]),
-                          "other_share_current": float(aa[-1])}
+    return (
+        score,
+        score,
+        {
+            "top_contributors": {names[i]: float(contrib[i]) for i in order},
+            "other_share_reference": float(ea[-1]),
+            "other_share_current": float(aa[-1]),
+        },
+    )
 
 
 def _js_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -297,7 +357,8 @@ def _js_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         kp = np.where(p > 0, p * np.log2(p / mid), 0.0).sum(axis=-1)
         kq = np.where(q > 0, q * np.log2(q / mid), 0.0).sum(axis=-1)
-    return np.sqrt(np.maximum(0.5 * (kp + kq), 0.0))
+    out: np.ndarray = np.sqrt(np.maximum(0.5 * (kp + kq), 0.0))
+    return out
 
 
 _JS_MAX_DOCS = 400
@@ -326,8 +387,16 @@ def _js_tokens(ref: list[str], cur: list[str], rng: np.random.Generator) -> _Raw
     dist = _js_distance(mask @ counts, (1.0 - mask) @ counts)
     observed = float(dist[0])
     p = (1.0 + float(np.sum(dist[1:] >= observed))) / (1.0 + _JS_PERMUTATIONS)
-    return p, observed, {"js_distance": observed, "n_reference": n, "n_current": len(ci),
-                         "permutations": _JS_PERMUTATIONS}
+    return (
+        p,
+        observed,
+        {
+            "js_distance": observed,
+            "n_reference": n,
+            "n_current": len(ci),
+            "permutations": _JS_PERMUTATIONS,
+        },
+    )
 
 
 def new_vocabulary_share(reference: Sequence[str], current: Sequence[str]) -> float:
@@ -339,8 +408,9 @@ def new_vocabulary_share(reference: Sequence[str], current: Sequence[str]) -> fl
     return sum(t not in vocab for t in tokens) / len(tokens)
 
 
-@register_drift_test("new_vocabulary", kind="vocabulary", direction="distance",
-                     default_threshold=0.05)
+@register_drift_test(
+    "new_vocabulary", kind="vocabulary", direction="distance", default_threshold=0.05
+)
 def _new_vocabulary(ref: list[str], cur: list[str], rng: np.random.Generator) -> _RawResult:
     """Share of tokens never seen in the build data, in excess of the build data's own rate.
 
@@ -359,5 +429,12 @@ def _new_vocabulary(ref: list[str], cur: list[str], rng: np.random.Generator) ->
     vocab = {t for text in ref for t in tokenize(text)}
     new = Counter(t for text in cur for t in tokenize(text) if t not in vocab)
     score = share - baseline
-    return score, score, {"new_share": share, "baseline_share": baseline,
-                          "top_new_tokens": dict(new.most_common(10))}
+    return (
+        score,
+        score,
+        {
+            "new_share": share,
+            "baseline_share": baseline,
+            "top_new_tokens": dict(new.most_common(10)),
+        },
+    )

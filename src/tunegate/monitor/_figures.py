@@ -64,7 +64,9 @@ def period_bounds(key: str) -> tuple[datetime, datetime]:
         year, month = key.split("-")
         start = datetime(int(year), int(month), 1, tzinfo=UTC)
     except ValueError as exc:
-        raise InputError(f"not a period key: {key!r}; expected e.g. '2025-W07' or '2025-02'") from exc
+        raise InputError(
+            f"not a period key: {key!r}; expected e.g. '2025-W07' or '2025-02'"
+        ) from exc
     end = datetime(start.year + (start.month == 12), start.month % 12 + 1, 1, tzinfo=UTC)
     return start, end
 
@@ -84,9 +86,9 @@ def match_overrides(
         by_ticket[ov.ticket_id] = ov
     out: dict[str, Override] = {}
     for d in decisions:
-        ov = by_decision.get(d.id) or by_ticket.get(d.ticket_id)
-        if ov is not None:
-            out[d.id] = ov
+        found = by_decision.get(d.id) or by_ticket.get(d.ticket_id)
+        if found is not None:
+            out[d.id] = found
     return out
 
 
@@ -303,7 +305,11 @@ def figures_by_period(
     while True:
         start, end = period_bounds(key)
         figs = compute_figures(
-            buckets.get(key, []), (), workflow, tickets=tickets, breakdown=breakdown,
+            buckets.get(key, []),
+            (),
+            workflow,
+            tickets=tickets,
+            breakdown=breakdown,
             matched=matched,
         )
         out.append(PeriodFigures(key, start, end, figs))

@@ -30,7 +30,7 @@ _STOP = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been it its
     this that i me my we our you your he she they them not no do does did have has had can could
     will would should so than then there what which who when where how please hi hello thanks
-    thank regards am pm""".split()
+    thank regards am pm""".split()  # noqa: SIM905
 )
 
 
@@ -84,8 +84,9 @@ class Gap:
             "by_reason": self.by_reason,
             "by_class": self.by_class,
             "by_slice": self.by_slice,
-            "top_pairs": [{"model_label": a, "final_label": b, "count": n}
-                          for a, b, n in self.top_pairs],
+            "top_pairs": [
+                {"model_label": a, "final_label": b, "count": n} for a, b, n in self.top_pairs
+            ],
             "r2_ngrams": [n.__dict__ for n in self.r2_ngrams],
             "attribution": self.attribution,
         }
@@ -103,8 +104,11 @@ def next_gap(
     attribution: Mapping[str, float] | None = None,
 ) -> Gap:
     """The remaining override patterns among ``decisions`` (optionally of one version)."""
-    ds = [d for d in decisions if not d.shadow and
-          (model_version is None or d.model_version == model_version)]
+    ds = [
+        d
+        for d in decisions
+        if not d.shadow and (model_version is None or d.model_version == model_version)
+    ]
     matched = match_overrides(ds, overrides)
     reasons: Counter[str] = Counter()
     classes: Counter[str] = Counter()
@@ -124,8 +128,11 @@ def next_gap(
         if ov.reason_code == ReasonCode.R2:
             r2_ids.add(d.ticket_id)
     r2_docs = [_ngrams(tickets[i].text) for i in r2_ids if i in tickets]
-    rest_docs = [_ngrams(tickets[d.ticket_id].text) for d in ds
-                 if d.ticket_id not in r2_ids and d.ticket_id in tickets]
+    rest_docs = [
+        _ngrams(tickets[d.ticket_id].text)
+        for d in ds
+        if d.ticket_id not in r2_ids and d.ticket_id in tickets
+    ]
     lifts: list[NgramLift] = []
     if r2_docs:
         a_counts = Counter(g for doc in r2_docs for g in doc)
@@ -171,7 +178,7 @@ def aggregate_attribution(
     A finding is a mapping with ``ticket_id`` and ``tokens`` (either ``{token: weight}`` or a
     list of ``[token, weight]`` pairs); findings of other shapes are ignored.
     """
-    total: Counter[str] = Counter()
+    total: dict[str, float] = {}
     for f in findings:
         if f.get("ticket_id") not in ticket_ids:
             continue
@@ -180,7 +187,8 @@ def aggregate_attribution(
         for item in items:
             try:
                 token, weight = item
-                total[str(token).lower()] += float(weight)
+                key = str(token).lower()
+                total[key] = total.get(key, 0.0) + float(weight)
             except (TypeError, ValueError):
                 continue
     return dict(total)
@@ -205,6 +213,13 @@ def next_gap_from_store(
     r2 = {o.ticket_id for o in overrides if o.reason_code == ReasonCode.R2}
     attribution = aggregate_attribution((p for _, p in store.list("attribution")), r2)
     if attribution:
-        gap = next_gap(decisions, overrides, workflow, tickets=tickets, model_version=version,
-                       top=top, attribution=attribution)
+        gap = next_gap(
+            decisions,
+            overrides,
+            workflow,
+            tickets=tickets,
+            model_version=version,
+            top=top,
+            attribution=attribution,
+        )
     return gap

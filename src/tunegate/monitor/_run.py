@@ -6,12 +6,14 @@ webhook) and, when asked, rolls the registry back and records why.
 Conventions (docs/monitoring.md):
 
 * The **champion** and its **promotion time** come from ``store.alias_history("champion")``:
-  the latest event that set the alias.
-* The **baseline** is the non-shadow decisions served in ``rollback.baseline_days`` before the
-  promotion (the previous champion's production figures), judged against the same overrides.
+  the latest event that set the alias, or the first decision of the champion's current run
+  of routed decisions when that is earlier (see :func:`promotion_of`).
+* The **baseline** covers ``rollback.baseline_days`` before the promotion: the champion's own
+  shadow decisions there when it shadowed at least ``min_decisions`` tickets (its production
+  figures before promotion, truth = overrides else the live label), else the live decisions
+  served there (the previous champion's figures).
 * **Trigger windows** are the periods (ISO weeks or months) from the promotion on, cut at the
-  promotion time; "rising for N consecutive weeks" is judged over the baseline followed by
-  these windows.
+  promotion time; "rising for N consecutive weeks" is judged over these windows.
 * The **build data** of a version (the drift reference) is, in order: a ``monitor_reference``
   document for the version (``set_reference``), the examples of its training dataset
   (``training_data_hash``), else the tickets that arrived before the version was created.
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from tunegate.config import Workflow
-from tunegate.errors import InputError, NotFoundError
+from tunegate.errors import InputError, NotFoundError, RegistryError
 from tunegate.monitor._drift import (
     DEFAULT_EMBEDDING_TESTS,
     DEFAULT_VOCABULARY_TESTS,
@@ -41,6 +43,7 @@ from tunegate.monitor._figures import (
     compute_figures,
     figures_by_period,
 )
+from tunegate.monitor._shadow import shadow_figures_from_records
 from tunegate.monitor._triggers import Alert, TriggerResult, WindowTriggers, evaluate_windows
 from tunegate.records import Decision, EvalRun, EvalSuite, ModelVersion, Ticket
 
@@ -107,8 +110,9 @@ def set_reference(store: Any, version: str, texts: Sequence[str]) -> None:
     store.put(REFERENCE_KIND, version, {"texts": list(texts)})
 
 
-def reference_texts(store: Any, version: str, *, limit: int = _MAX_REFERENCE,
-                    seed: int = 0) -> tuple[list[str], str]:
+def reference_texts(
+    store: Any, version: str, *, limit: int = _MAX_REFERENCE, seed: int = 0
+) -> tuple[list[str], str]:
     """The build data of ``version`` and where it came from (see the module docstring)."""
     rng = np.random.default_rng(seed)
 
@@ -136,12 +140,24 @@ def reference_texts(store: Any, version: str, *, limit: int = _MAX_REFERENCE,
 
 
 def promotion_of(store: Any) -> tuple[str | None, datetime | None]:
-    """The current champion and when it was last set, from the alias history."""
-    champion = store.get_alias("champion")
+    """The current champion and when it took over production, from the alias history.
+
+    The time is that of the latest alias event that set the champion, or, when earlier, the
+    first decision of the champion's current uninterrupted run of routed decisions (so that
+    decisions replayed or simulated with past timestamps are judged in their own time).
+    """
+    champion: str | None = store.get_alias("champion")
     if champion is None:
         return None, None
     events = [e for e in store.alias_history("champion") if e.version_id == champion]
-    return champion, (max(e.at for e in events) if events else None)
+    at: datetime | None = max(e.at for e in events) if events else None
+    run_start: datetime | None = None
+    for d in store.decisions(shadow=False):
+        is_champion = d.model_version == champion
+        run_start = (run_start or d.created_at) if is_champion else None
+    if run_start is not None and (at is None or run_start < at):
+        at = run_start
+    return champion, at
 
 
 @dataclass
@@ -157,6 +173,9 @@ class MonitorResult:
     windows: list[WindowTriggers]
     drift: dict[str, list[DriftResult]] = field(default_factory=dict)
     reference_source: str = "none"
+    baseline_source: str = "none"
+    """``shadow`` (the champion's own shadow decisions before its promotion) or
+    ``previous champion`` (the live decisions served before the promotion)."""
     eval_pass: EvalPassRate | None = None
     notes: list[str] = field(default_factory=list)
     alert: Alert | None = None
@@ -177,6 +196,7 @@ class MonitorResult:
             "fired": [r.to_dict() for r in self.fired],
             "drift": {k: [d.to_dict() for d in v] for k, v in self.drift.items()},
             "reference_source": self.reference_source,
+            "baseline_source": self.baseline_source,
             "eval_pass": self.eval_pass.to_dict() if self.eval_pass else None,
             "notes": self.notes,
             "alert": self.alert.to_dict() if self.alert else None,
@@ -186,6 +206,25 @@ class MonitorResult:
 def _tickets_for(store: Any, decisions: Sequence[Decision]) -> dict[str, Ticket]:
     ids = sorted({d.ticket_id for d in decisions})
     return {t.id: t for t in store.tickets(ids=ids)} if ids else {}
+
+
+def _baseline(
+    store: Any, workflow: Workflow, champion: str | None, start: datetime, end: datetime
+) -> tuple[Figures, str]:
+    """The pre-promotion baseline: the champion's shadow figures when it shadowed at least
+    ``min_decisions`` tickets in the window, else the live figures of the previous champion."""
+    live = [d for d in store.decisions(since=start, until=end, shadow=False) if d.created_at < end]
+    overrides = store.overrides(since=start)
+    if champion is not None:
+        shadow = [d for d in store.decisions(model_version=champion, since=start, until=end,
+                                             shadow=True) if d.created_at < end]
+        if len(shadow) >= workflow.rollback.min_decisions:
+            figures = shadow_figures_from_records(champion, shadow, live, overrides, workflow)
+            if figures.candidate_figures is not None and (
+                figures.candidate_figures.n_decisions >= workflow.rollback.min_decisions
+            ):
+                return figures.candidate_figures, "shadow"
+    return compute_figures(live, overrides, workflow, breakdown=False), "previous champion"
 
 
 def run_monitor(
@@ -204,6 +243,7 @@ def run_monitor(
     champion, promoted_at = promotion_of(store)
     notes: list[str] = []
     baseline: Figures | None = None
+    baseline_source = "none"
     base_start = promoted_at - timedelta(days=policy.baseline_days) if promoted_at else None
     start = since if since is not None else base_start
     decisions = store.decisions(since=start, until=until, shadow=False)
@@ -214,31 +254,32 @@ def run_monitor(
     if promoted_at is None or base_start is None:
         notes.append("no champion promotion in the alias history: triggers not judged")
     else:
-        base_decisions = [d for d in store.decisions(since=base_start, until=promoted_at,
-                                                     shadow=False)
-                          if d.created_at < promoted_at]
-        base_overrides = store.overrides(since=base_start)
-        baseline = compute_figures(base_decisions, base_overrides, workflow, breakdown=False)
+        baseline, baseline_source = _baseline(store, workflow, champion, base_start,
+                                              promoted_at)
         after = [d for d in decisions if d.created_at >= promoted_at]
         if since is not None and since > promoted_at:
             after = [d for d in after if d.created_at >= since]
-        trig_periods = figures_by_period(after, overrides, workflow, period=period,
-                                         breakdown=False)
+        trig_periods = figures_by_period(after, overrides, workflow, period=period, breakdown=False)
         windows = evaluate_windows(trig_periods, baseline, policy)
         if baseline.n_decisions < policy.min_decisions:
-            notes.append(f"baseline has {baseline.n_decisions} decisions in the "
-                         f"{policy.baseline_days} days before the promotion (< min_decisions "
-                         f"{policy.min_decisions}): triggers not judged")
-    result = MonitorResult(workflow.name, period, champion, promoted_at, baseline, periods,
-                           windows, notes=notes)
+            notes.append(
+                f"baseline has {baseline.n_decisions} decisions in the "
+                f"{policy.baseline_days} days before the promotion (< min_decisions "
+                f"{policy.min_decisions}): triggers not judged"
+            )
+    result = MonitorResult(
+        workflow.name, period, champion, promoted_at, baseline, periods, windows, notes=notes,
+        baseline_source=baseline_source,
+    )
     if champion is not None:
         try:
             mv = store.get_model_version(champion)
         except NotFoundError:
             mv = None
         if mv is not None:
-            result.eval_pass = eval_pass_rate(mv, store.eval_runs(model_version=champion),
-                                              store.suites())
+            result.eval_pass = eval_pass_rate(
+                mv, store.eval_runs(model_version=champion), store.suites()
+            )
         if drift:
             _add_drift(result, store, champion, periods, decisions, tickets, embedder, seed)
     return result
@@ -257,19 +298,25 @@ def _add_drift(
     reference, source = reference_texts(store, champion, seed=seed)
     result.reference_source = source
     if len(reference) < 2:
-        result.notes.append(f"no build data found for {champion!r}: drift not measured "
-                            f"(record it with tunegate.monitor.set_reference)")
+        result.notes.append(
+            f"no build data found for {champion!r}: drift not measured "
+            f"(record it with tunegate.monitor.set_reference)"
+        )
         return
     rng = np.random.default_rng(seed)
     ref_emb = embedder(reference) if embedder is not None else None
     for p in periods:
-        texts = [tickets[d.ticket_id].text for d in decisions
-                 if p.start <= d.created_at < p.end and d.ticket_id in tickets]
+        texts = [
+            tickets[d.ticket_id].text
+            for d in decisions
+            if p.start <= d.created_at < p.end and d.ticket_id in tickets
+        ]
         if len(texts) < 2:
             continue
         if len(texts) > _MAX_DRIFT_TEXTS:
-            texts = [texts[i] for i in sorted(rng.choice(len(texts), _MAX_DRIFT_TEXTS,
-                                                         replace=False))]
+            texts = [
+                texts[i] for i in sorted(rng.choice(len(texts), _MAX_DRIFT_TEXTS, replace=False))
+            ]
         out = [get_drift_test(n)(reference, texts, seed=seed) for n in DEFAULT_VOCABULARY_TESTS]
         if ref_emb is not None and embedder is not None:
             cur = embedder(texts)
@@ -299,11 +346,23 @@ def act_on(
     if auto_rollback:
         reason = "auto-rollback: " + "; ".join(f"{r.window} {r.message}" for r in fired[:5])
         previous = _rollback(store, actor=actor, reason=reason)
-        store.audit("monitor.rollback", actor, {
-            "from": result.champion, "to": previous, "reason": reason,
-            "fired": [r.to_dict() for r in fired]})
-        alert = Alert(result.workflow, result.champion, result.promoted_at, fired,
-                      rollback={"from": result.champion, "to": previous, "reason": reason})
+        store.audit(
+            "monitor.rollback",
+            actor,
+            {
+                "from": result.champion,
+                "to": previous,
+                "reason": reason,
+                "fired": [r.to_dict() for r in fired],
+            },
+        )
+        alert = Alert(
+            result.workflow,
+            result.champion,
+            result.promoted_at,
+            fired,
+            rollback={"from": result.champion, "to": previous, "reason": reason},
+        )
     if webhook:
         post_webhook(webhook, alert.to_dict())
     store.audit("monitor.alert", actor, alert.to_dict())
@@ -312,8 +371,20 @@ def act_on(
 
 
 def _rollback(store: Any, *, actor: str, reason: str) -> str | None:
-    from tunegate.registry import Registry
-
-    Registry(store).rollback(actor=actor, reason=reason)
+    """Restore the previous champion through the registry (or, without it, the alias history)."""
+    try:
+        from tunegate.registry import Registry
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("tunegate.registry",):
+            raise
+        events = store.alias_history("champion")
+        if not events or events[-1].previous is None:
+            raise RegistryError(
+                "cannot roll back: the champion alias has no previous version "
+                "in the alias history; promote a model first"
+            ) from None
+        store.set_alias("champion", events[-1].previous, actor=actor, reason=reason)
+    else:
+        Registry(store).rollback(actor=actor, reason=reason)
     champion: str | None = store.get_alias("champion")
     return champion

@@ -56,28 +56,48 @@ def shadow_score(
     name = version or candidate.version
     unknown = sorted(set(candidate.labels) - set(workflow.labels))
     if unknown:
-        raise InputError(f"candidate {name!r} predicts labels not in the workflow: {unknown}; "
-                         f"score with a model built for this tunegate.yaml")
-    done = {d.ticket_id for d in store.decisions(model_version=name, shadow=True,
-                                                  ticket_ids=[t.id for t in tickets])}
+        raise InputError(
+            f"candidate {name!r} predicts labels not in the workflow: {unknown}; "
+            f"score with a model built for this tunegate.yaml"
+        )
+    done = {
+        d.ticket_id
+        for d in store.decisions(
+            model_version=name, shadow=True, ticket_ids=[t.id for t in tickets]
+        )
+    }
     todo = [t for t in tickets if t.id not in done]
     out: list[Decision] = []
     for i in range(0, len(todo), batch_size):
         batch = todo[i : i + batch_size]
         start = time.perf_counter()
-        proba = np.asarray(candidate.predict_proba([t.text for t in batch],
-                                                   [dict(t.metadata) for t in batch]))
+        proba = np.asarray(
+            candidate.predict_proba([t.text for t in batch], [dict(t.metadata) for t in batch])
+        )
         per_ms = (time.perf_counter() - start) * 1000.0 / max(len(batch), 1)
         if proba.shape != (len(batch), len(candidate.labels)):
-            raise InputError(f"candidate {name!r} returned probabilities of shape {proba.shape}; "
-                             f"expected {(len(batch), len(candidate.labels))}")
-        for t, row, (label, h, r) in zip(batch, proba, route_many(proba, candidate.labels,
-                                                                  workflow.routing), strict=True):
-            out.append(Decision(
-                ticket_id=t.id, model_version=name,
-                probabilities={lab: float(p) for lab, p in zip(candidate.labels, row, strict=True)},
-                label=label, h_norm=h, route=r, latency_ms=per_ms, created_at=t.created_at,
-                shadow=True))
+            raise InputError(
+                f"candidate {name!r} returned probabilities of shape {proba.shape}; "
+                f"expected {(len(batch), len(candidate.labels))}"
+            )
+        for t, row, (label, h, r) in zip(
+            batch, proba, route_many(proba, candidate.labels, workflow.routing), strict=True
+        ):
+            out.append(
+                Decision(
+                    ticket_id=t.id,
+                    model_version=name,
+                    probabilities={
+                        lab: float(p) for lab, p in zip(candidate.labels, row, strict=True)
+                    },
+                    label=label,
+                    h_norm=h,
+                    route=r,
+                    latency_ms=per_ms,
+                    created_at=t.created_at,
+                    shadow=True,
+                )
+            )
     if out:
         store.add_decisions(out)
     return out
@@ -124,8 +144,8 @@ def shadow_figures_from_records(
     live_by_ticket = {d.ticket_id: d for d in sorted(live, key=lambda d: d.created_at)}
     cand = [d for d in shadow if d.model_version == candidate and d.ticket_id in live_by_ticket]
     latest: dict[str, Override] = {}
-    for ov in sorted(overrides, key=lambda o: o.created_at):
-        latest[ov.ticket_id] = ov
+    for o in sorted(overrides, key=lambda o: o.created_at):
+        latest[o.ticket_id] = o
     agree = route_agree = cand_ok = champ_ok = fixes = breaks = 0
     for d in cand:
         champ = live_by_ticket[d.ticket_id]
@@ -140,20 +160,32 @@ def shadow_figures_from_records(
         breaks += k_ok and not c_ok
     n = len(cand)
     # Truth for the candidate's own figures: overrides re-pointed at the candidate's decisions.
-    repointed = [Override(ticket_id=ov.ticket_id, final_label=ov.final_label,
-                          reason_code=ov.reason_code, created_at=ov.created_at)
-                 for ov in latest.values()]
+    repointed = [
+        Override(
+            ticket_id=ov.ticket_id,
+            final_label=ov.final_label,
+            reason_code=ov.reason_code,
+            created_at=ov.created_at,
+        )
+        for ov in latest.values()
+    ]
     shared = {d.ticket_id for d in cand}
     champ_list = [live_by_ticket[t] for t in shared]
     return ShadowFigures(
-        candidate=candidate, n_tickets=n,
-        agreement=agree / n if n else None, route_agreement=route_agree / n if n else None,
+        candidate=candidate,
+        n_tickets=n,
+        agreement=agree / n if n else None,
+        route_agreement=route_agree / n if n else None,
         candidate_accuracy=cand_ok / n if n else None,
-        champion_accuracy=champ_ok / n if n else None, fixes=fixes, breaks=breaks,
+        champion_accuracy=champ_ok / n if n else None,
+        fixes=fixes,
+        breaks=breaks,
         candidate_figures=_shadow_truth_figures(cand, live_by_ticket, latest, workflow, tickets)
-        if n else None,
+        if n
+        else None,
         champion_figures=compute_figures(champ_list, repointed, workflow, tickets=tickets)
-        if n else None,
+        if n
+        else None,
     )
 
 
@@ -170,10 +202,16 @@ def _shadow_truth_figures(
         ov = latest.get(d.ticket_id)
         truth = ov.final_label if ov is not None else live_by_ticket[d.ticket_id].label
         if truth != d.label:
-            synthetic.append(Override(
-                ticket_id=d.ticket_id, decision_id=d.id, model_label=d.label, final_label=truth,
-                reason_code=ov.reason_code if ov is not None else "R2",
-                created_at=d.created_at))
+            synthetic.append(
+                Override(
+                    ticket_id=d.ticket_id,
+                    decision_id=d.id,
+                    model_label=d.label,
+                    final_label=truth,
+                    reason_code=ov.reason_code if ov is not None else "R2",
+                    created_at=d.created_at,
+                )
+            )
     return compute_figures(cand, synthetic, workflow, tickets=tickets)
 
 
@@ -191,5 +229,6 @@ def shadow_figures(
     live = store.decisions(ticket_ids=ids, shadow=False) if ids else []
     overrides = [o for o in store.overrides(since=since) if o.ticket_id in set(ids)]
     tickets = {t.id: t for t in store.tickets(ids=ids)} if ids else {}
-    return shadow_figures_from_records(candidate, shadow, live, overrides, workflow,
-                                       tickets=tickets)
+    return shadow_figures_from_records(
+        candidate, shadow, live, overrides, workflow, tickets=tickets
+    )

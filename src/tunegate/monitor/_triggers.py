@@ -18,6 +18,7 @@ Triggers: ``protected_fnr:<class>``, ``override_rate``, ``abstention_quality``, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import urllib.request
@@ -94,8 +95,9 @@ def one_sided_rate_increase_p(x0: int, n0: int, x1: int, n1: int) -> float:
 
 
 def _not_judged(name: str, threshold: float, window: str, why: str) -> TriggerResult:
-    return TriggerResult(name, False, False, None, None, None, threshold, None, window,
-                         f"not judged: {why}")
+    return TriggerResult(
+        name, False, False, None, None, None, threshold, None, window, f"not judged: {why}"
+    )
 
 
 def _rate_trigger(
@@ -121,11 +123,23 @@ def _rate_trigger(
         change = r0 - r1
         p = one_sided_rate_increase_p(n0 - x0, n0, n1 - x1, n1)
     fired = change > threshold + _EPS and p < alpha
-    verb = "rose" if higher_is_worse else "fell"
-    msg = (f"{what} {verb} by {abs(change):.2%} ({r0:.2%} -> {r1:.2%}; threshold {threshold:.2%}, "
-           f"p={p:.3g})")
-    return TriggerResult(name, fired, True, r0, r1, change if higher_is_worse else -change,
-                         threshold, p, window, ("FIRED: " if fired else "ok: ") + msg)
+    worse = "up" if higher_is_worse else "down"
+    msg = (
+        f"{what} changed by {r1 - r0:+.2%} ({r0:.2%} -> {r1:.2%}; fires when {worse} by more "
+        f"than {threshold:.2%} with p < {alpha}; p={p:.3g})"
+    )
+    return TriggerResult(
+        name,
+        fired,
+        True,
+        r0,
+        r1,
+        change if higher_is_worse else -change,
+        threshold,
+        p,
+        window,
+        ("FIRED: " if fired else "ok: ") + msg,
+    )
 
 
 def check_triggers(
@@ -138,33 +152,69 @@ def check_triggers(
 ) -> list[TriggerResult]:
     """Judge every trigger on ``current`` against ``baseline``.
 
-    ``escalation_series`` is the weekly sequence ending with ``current`` (starting, by
-    convention, with the baseline) over which "rising for N consecutive weeks" is judged.
+    ``escalation_series`` is the weekly sequence ending with ``current`` over which "rising for
+    N consecutive weeks" is judged: every step of its last N must rise, and the rise from the
+    first of those N + 1 weeks to the last must be significant.
     """
     alpha = policy.significance
-    small = [what for what, f in (("baseline", baseline), ("window", current))
-             if f.n_decisions < policy.min_decisions]
+    small = [
+        what
+        for what, f in (("baseline", baseline), ("window", current))
+        if f.n_decisions < policy.min_decisions
+    ]
     names = [f"protected_fnr:{c}" for c in baseline.protected_fnr] + [
-        "override_rate", "abstention_quality", "latency", "escalation_rising"]
+        "override_rate",
+        "abstention_quality",
+        "latency",
+        "escalation_rising",
+    ]
     if small:
-        why = " and ".join(f"the {w} has fewer than {policy.min_decisions} decisions" for w in small)
+        why = " and ".join(
+            f"the {w} has fewer than {policy.min_decisions} decisions" for w in small
+        )
         return [_not_judged(n, 0.0, window, why) for n in names]
     out: list[TriggerResult] = []
     for cls in baseline.protected_fnr:
-        out.append(_rate_trigger(
-            f"protected_fnr:{cls}", x0=baseline.protected_misses[cls],
-            n0=baseline.protected_support[cls], x1=current.protected_misses.get(cls, 0),
-            n1=current.protected_support.get(cls, 0), threshold=policy.protected_fnr_increase,
-            alpha=alpha, window=window, what=f"estimated FNR of protected class {cls!r}"))
-    out.append(_rate_trigger(
-        "override_rate", x0=baseline.n_overridden, n0=baseline.n_decisions,
-        x1=current.n_overridden, n1=current.n_decisions, threshold=policy.override_rate_increase,
-        alpha=alpha, window=window, what="override rate"))
-    out.append(_rate_trigger(
-        "abstention_quality", x0=baseline.n_auto_correct, n0=baseline.n_auto,
-        x1=current.n_auto_correct, n1=current.n_auto, threshold=policy.abstention_quality_drop,
-        alpha=alpha, window=window, what="selective accuracy of auto-routed decisions",
-        higher_is_worse=False))
+        out.append(
+            _rate_trigger(
+                f"protected_fnr:{cls}",
+                x0=baseline.protected_misses[cls],
+                n0=baseline.protected_support[cls],
+                x1=current.protected_misses.get(cls, 0),
+                n1=current.protected_support.get(cls, 0),
+                threshold=policy.protected_fnr_increase,
+                alpha=alpha,
+                window=window,
+                what=f"estimated FNR of protected class {cls!r}",
+            )
+        )
+    out.append(
+        _rate_trigger(
+            "override_rate",
+            x0=baseline.n_overridden,
+            n0=baseline.n_decisions,
+            x1=current.n_overridden,
+            n1=current.n_decisions,
+            threshold=policy.override_rate_increase,
+            alpha=alpha,
+            window=window,
+            what="override rate",
+        )
+    )
+    out.append(
+        _rate_trigger(
+            "abstention_quality",
+            x0=baseline.n_auto_correct,
+            n0=baseline.n_auto,
+            x1=current.n_auto_correct,
+            n1=current.n_auto,
+            threshold=policy.abstention_quality_drop,
+            alpha=alpha,
+            window=window,
+            what="selective accuracy of auto-routed decisions",
+            higher_is_worse=False,
+        )
+    )
     out.append(_latency_trigger(current, baseline, policy, window))
     out.append(_escalation_trigger(escalation_series, policy, window))
     return out
@@ -178,48 +228,95 @@ def _latency_trigger(
     if b is None or c is None or b <= 0.0:
         return _not_judged(name, threshold, window, "no latency recorded in the baseline")
     change = c / b - 1.0
-    p = float(stats.mannwhitneyu(current.latencies_ms, baseline.latencies_ms,
-                                 alternative="greater").pvalue)
+    p = float(
+        stats.mannwhitneyu(
+            current.latencies_ms, baseline.latencies_ms, alternative="greater"
+        ).pvalue
+    )
     fired = change > threshold + _EPS and p < policy.significance
-    msg = (f"median latency changed by {change:+.1%} ({b:.1f} -> {c:.1f} ms; threshold "
-           f"+{threshold:.0%}, p={p:.3g})")
-    return TriggerResult(name, fired, True, b, c, change, threshold, p, window,
-                         ("FIRED: " if fired else "ok: ") + msg)
+    msg = (
+        f"median latency changed by {change:+.1%} ({b:.1f} -> {c:.1f} ms; threshold "
+        f"+{threshold:.0%}, p={p:.3g})"
+    )
+    return TriggerResult(
+        name,
+        fired,
+        True,
+        b,
+        c,
+        change,
+        threshold,
+        p,
+        window,
+        ("FIRED: " if fired else "ok: ") + msg,
+    )
 
 
 def _escalation_trigger(
     series: Sequence[Figures], policy: RollbackPolicy, window: str
 ) -> TriggerResult:
     name, k = "escalation_rising", policy.escalation_rising_weeks
-    tail = list(series)[-(k + 1):]
+    tail = list(series)[-(k + 1) :]
     if len(tail) < k + 1:
-        return _not_judged(name, float(k), window, f"fewer than {k + 1} weeks (baseline "
-                           f"included) to judge {k} consecutive rises")
+        return _not_judged(
+            name,
+            float(k),
+            window,
+            f"fewer than {k + 1} weeks since the promotion to judge {k} consecutive rises",
+        )
     if any(f.n_decisions < policy.min_decisions for f in tail):
-        return _not_judged(name, float(k), window, f"a week among the last {k + 1} has fewer "
-                           f"than {policy.min_decisions} decisions")
+        return _not_judged(
+            name,
+            float(k),
+            window,
+            f"a week among the last {k + 1} has fewer than {policy.min_decisions} decisions",
+        )
     rates = [f.n_escalated / f.n_decisions for f in tail]
-    rising = all(b > a + _EPS for a, b in zip(rates, rates[1:], strict=False))
+    rising = all(b > a + _EPS for a, b in itertools.pairwise(rates))
     first, last = tail[0], tail[-1]
-    p = one_sided_rate_increase_p(first.n_escalated, first.n_decisions, last.n_escalated,
-                                  last.n_decisions)
+    p = one_sided_rate_increase_p(
+        first.n_escalated, first.n_decisions, last.n_escalated, last.n_decisions
+    )
     fired = rising and p < policy.significance
     path = " -> ".join(f"{r:.1%}" for r in rates)
-    msg = (f"escalation rate {'rose' if rising else 'did not rise'} for {k} consecutive weeks "
-           f"({path}; overall rise p={p:.3g})")
-    return TriggerResult(name, fired, True, rates[0], rates[-1], rates[-1] - rates[0], float(k),
-                         p, window, ("FIRED: " if fired else "ok: ") + msg)
+    msg = (
+        f"escalation rate {'rose' if rising else 'did not rise'} for {k} consecutive weeks "
+        f"({path}; overall rise p={p:.3g})"
+    )
+    return TriggerResult(
+        name,
+        fired,
+        True,
+        rates[0],
+        rates[-1],
+        rates[-1] - rates[0],
+        float(k),
+        p,
+        window,
+        ("FIRED: " if fired else "ok: ") + msg,
+    )
 
 
 def evaluate_windows(
     windows: Sequence[PeriodFigures], baseline: Figures, policy: RollbackPolicy
 ) -> list[WindowTriggers]:
-    """Judge each window in turn; the escalation series is the baseline then windows so far."""
+    """Judge each window in turn against the baseline.
+
+    "Escalation rising" is judged over the post-promotion windows only: a new champion whose
+    escalation rate is simply *higher* than its predecessor's (a level, not a trend) is caught
+    by nothing here, by design; a rate that keeps climbing week after week is.
+    """
     out = []
     for i, w in enumerate(windows):
-        series = [baseline, *(x.figures for x in windows[: i + 1])]
-        out.append(WindowTriggers(w.period, check_triggers(
-            w.figures, baseline, policy, window=w.period, escalation_series=series)))
+        series = [x.figures for x in windows[: i + 1]]
+        out.append(
+            WindowTriggers(
+                w.period,
+                check_triggers(
+                    w.figures, baseline, policy, window=w.period, escalation_series=series
+                ),
+            )
+        )
     return out
 
 
@@ -249,8 +346,10 @@ class Alert:
 
     def summary(self) -> str:
         names = sorted({r.trigger for r in self.fired})
-        return (f"{len(names)} rollback trigger(s) fired for {self.workflow} champion "
-                f"{self.champion}: {', '.join(names)}")
+        return (
+            f"{len(names)} rollback trigger(s) fired for {self.workflow} champion "
+            f"{self.champion}: {', '.join(names)}"
+        )
 
 
 def render_alert(alert: Alert, console: Console) -> None:
@@ -260,12 +359,21 @@ def render_alert(alert: Alert, console: Console) -> None:
     for col in ("window", "trigger", "baseline", "current", "p", "detail"):
         table.add_column(col)
     for r in alert.fired:
-        table.add_row(r.window, r.trigger, _fmt(r.baseline), _fmt(r.current),
-                      f"{r.p_value:.3g}" if r.p_value is not None else "-", r.message)
+        table.add_row(
+            r.window,
+            r.trigger,
+            _fmt(r.baseline),
+            _fmt(r.current),
+            f"{r.p_value:.3g}" if r.p_value is not None else "-",
+            r.message,
+        )
     console.print(table)
     if alert.rollback:
-        console.print(f"[bold]rolled back[/bold]: champion {alert.rollback.get('from')} -> "
-                      f"{alert.rollback.get('to')}", highlight=False)
+        console.print(
+            f"[bold]rolled back[/bold]: champion {alert.rollback.get('from')} -> "
+            f"{alert.rollback.get('to')}",
+            highlight=False,
+        )
 
 
 def _fmt(value: float | None) -> str:
@@ -273,16 +381,24 @@ def _fmt(value: float | None) -> str:
 
 
 def post_webhook(url: str, payload: dict[str, Any], *, timeout: float = 10.0) -> int:
-    """POST ``payload`` as JSON to ``url``; returns the HTTP status (raises InputError on failure)."""
+    """POST ``payload`` as JSON to ``url``; returns the HTTP status.
+
+    Raises :class:`InputError` when the URL is not http(s) or the receiver cannot be reached.
+    """
     if not url.startswith(("http://", "https://")):
         raise InputError(f"webhook must be an http(s) URL, got {url!r}")
     body = json.dumps(payload, default=str).encode("utf-8")
     request = urllib.request.Request(
-        url, data=body, method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "tunegate-monitor"})
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "tunegate-monitor"},
+    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(response.status)
     except OSError as exc:
-        raise InputError(f"could not deliver the alert to webhook {url}: {exc}; check the URL "
-                         f"(rollback.webhook / --webhook) and that the receiver is up") from exc
+        raise InputError(
+            f"could not deliver the alert to webhook {url}: {exc}; check the URL "
+            f"(rollback.webhook / --webhook) and that the receiver is up"
+        ) from exc

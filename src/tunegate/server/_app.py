@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Path as PathParam, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -48,7 +49,7 @@ from tunegate.server._auth import (
 )
 from tunegate.server._champion import load_champion
 from tunegate.server._figures import bar_chart, is_correction, weekly_figures
-from tunegate.server._highlight import Segment, occlusion_highlights
+from tunegate.server._highlight import Segment, attribution_segments, occlusion_highlights
 from tunegate.server._middleware import BodyLimitMiddleware, ObserveMiddleware
 from tunegate.server._prometheus import MetricsRegistry
 from tunegate.server._schemas import (
@@ -92,6 +93,11 @@ class ServerSettings:
     """Mark cookies ``Secure`` (set this when serving over HTTPS, e.g. behind a proxy)."""
     queue_page_size: int = 20
     """Tickets shown per review-queue page."""
+    highlights: Literal["occlusion", "attribution", "off"] = "occlusion"
+    """Review-queue word highlights: ``occlusion`` (drop one word at a time, any classifier,
+    one batched predict per ticket), ``attribution`` (Integrated Gradients from
+    ``tunegate.diagnose``, zero-shot or LoRA models, slower; falls back to none on error),
+    or ``off``."""
     highlight_max_words: int = 64
     """Words scored by occlusion per ticket (the rest are shown unweighted)."""
     queue_window_days: int = 90
@@ -113,6 +119,7 @@ class _State:
     loader: ClassifierLoader | None
     classifier: Any
     version: str | None = None
+    scorer: Any = None
     highlight_cache: dict[tuple[str, str], list[Segment]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -130,11 +137,49 @@ class _State:
         if self.loader is not None:
             with self.lock:
                 self.classifier = None
+                self.scorer = None
                 self.highlight_cache.clear()
 
 
-def _decide(workflow: Workflow, classifier: Any, version: str | None,
-            tickets: list[Ticket]) -> list[Decision]:
+_bearer = HTTPBearer(auto_error=False, description="A token from `tunegate token create`.")
+
+
+def _requires(role: Role) -> Callable[..., Principal]:
+    """A dependency that authenticates the bearer token and checks its role (401 / 403)."""
+
+    def dependency(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        state: _State = request.app.state.tunegate
+        if creds is None or creds.scheme.lower() != "bearer":
+            raise HTTPException(
+                401,
+                "missing bearer token; send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        principal = verify_token(state.store, creds.credentials)
+        if principal is None:
+            raise HTTPException(
+                401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if not principal.role.allows(role):
+            raise HTTPException(
+                403,
+                f"this needs the {role.value} role; your token has the {principal.role.value} role",
+            )
+        return principal
+
+    return dependency
+
+
+Analyst = Annotated[Principal, Depends(_requires(Role.ANALYST))]
+Admin = Annotated[Principal, Depends(_requires(Role.ADMIN))]
+
+
+def _decide(
+    workflow: Workflow, classifier: Any, version: str | None, tickets: list[Ticket]
+) -> list[Decision]:
     """Rules from the workflow first, then the classifier (``tunegate.models.Router``)."""
     from tunegate.models import Router
 
@@ -155,8 +200,10 @@ def _alias_event(event: Any) -> AliasEventOut:
     elif hasattr(event, "_asdict"):
         data = event._asdict()
     else:
-        data = {k: getattr(event, k) for k in ("alias", "version_id", "previous", "actor",
-                                               "reason", "at")}
+        data = {
+            k: getattr(event, k)
+            for k in ("alias", "version_id", "previous", "actor", "reason", "at")
+        }
     return AliasEventOut.model_validate(data)
 
 
@@ -241,34 +288,6 @@ def create_app(
 
     # -- authentication ---------------------------------------------------------------------
 
-    bearer = HTTPBearer(auto_error=False, description="A token from `tunegate token create`.")
-
-    def _principal(request: Request, creds: HTTPAuthorizationCredentials | None) -> Principal:
-        if creds is None or creds.scheme.lower() != "bearer":
-            raise HTTPException(401, "missing bearer token; send 'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
-        principal = verify_token(store, creds.credentials)
-        if principal is None:
-            raise HTTPException(401, "invalid or revoked token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        return principal
-
-    def requires(role: Role) -> Callable[..., Principal]:
-        def dependency(
-            request: Request,
-            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-        ) -> Principal:
-            principal = _principal(request, creds)
-            if not principal.role.allows(role):
-                raise HTTPException(403, f"this needs the {role.value} role; your token has "
-                                         f"the {principal.role.value} role")
-            return principal
-
-        return dependency
-
-    Analyst = Annotated[Principal, Depends(requires(Role.ANALYST))]
-    Admin = Annotated[Principal, Depends(requires(Role.ADMIN))]
-
     # -- library-level operations shared by API and pages -----------------------------------
 
     def classify(tickets: list[Ticket]) -> list[Decision]:
@@ -282,16 +301,20 @@ def create_app(
 
     def record_override(body: OverrideIn, principal: Principal) -> tuple[Override, bool]:
         if body.final_label not in workflow.labels:
-            raise InputError(f"final_label {body.final_label!r} is not a label of workflow "
-                             f"{workflow.name!r}; allowed: {workflow.label_names}")
+            raise InputError(
+                f"final_label {body.final_label!r} is not a label of workflow "
+                f"{workflow.name!r}; allowed: {workflow.label_names}"
+            )
         store.get_ticket(body.ticket_id)  # NotFoundError -> 404
         decisions = [d for d in store.decisions(ticket_ids=[body.ticket_id]) if not d.shadow]
         decision: Decision | None = None
         if body.decision_id is not None:
             decision = next((d for d in decisions if d.id == body.decision_id), None)
             if decision is None:
-                raise NotFoundError(f"ticket {body.ticket_id!r} has no decision "
-                                    f"{body.decision_id!r}; GET /v1/queue lists open decisions")
+                raise NotFoundError(
+                    f"ticket {body.ticket_id!r} has no decision "
+                    f"{body.decision_id!r}; GET /v1/queue lists open decisions"
+                )
         elif decisions:
             decision = max(decisions, key=lambda d: d.created_at)
         override = Override(
@@ -305,24 +328,30 @@ def create_app(
         )
         store.add_overrides([override])
         correction = is_correction(override)
-        store.audit("override", principal.name, {
-            "override_id": override.id,
-            "ticket_id": override.ticket_id,
-            "decision_id": override.decision_id,
-            "model_label": override.model_label,
-            "final_label": override.final_label,
-            "reason_code": override.reason_code.value,
-            "correction": correction,
-            "token_id": principal.token_id,
-        })
-        state.metrics.overrides.inc(override.reason_code.value,
-                                    "correction" if correction else "confirmation")
+        store.audit(
+            "override",
+            principal.name,
+            {
+                "override_id": override.id,
+                "ticket_id": override.ticket_id,
+                "decision_id": override.decision_id,
+                "model_label": override.model_label,
+                "final_label": override.final_label,
+                "reason_code": override.reason_code.value,
+                "correction": correction,
+                "token_id": principal.token_id,
+            },
+        )
+        state.metrics.overrides.inc(
+            override.reason_code.value, "correction" if correction else "confirmation"
+        )
         return override, correction
 
     def open_queue() -> list[Decision]:
         since = utcnow() - timedelta(days=settings.queue_window_days)
-        decisions = [d for d in store.decisions(since=since)
-                     if not d.shadow and d.route in QUEUE_ROUTES]
+        decisions = [
+            d for d in store.decisions(since=since) if not d.shadow and d.route in QUEUE_ROUTES
+        ]
         if not decisions:
             return []
         done_decisions: set[str] = set()
@@ -331,8 +360,9 @@ def create_app(
             done_tickets.add(o.ticket_id)
             if o.decision_id:
                 done_decisions.add(o.decision_id)
-        waiting = [d for d in decisions
-                   if d.id not in done_decisions and d.ticket_id not in done_tickets]
+        waiting = [
+            d for d in decisions if d.id not in done_decisions and d.ticket_id not in done_tickets
+        ]
         return sorted(waiting, key=lambda d: d.created_at)
 
     def champion_summary() -> dict[str, Any]:
@@ -351,17 +381,16 @@ def create_app(
             info["verdict"] = latest.verdict
         return info
 
-    def alias_change(action: str, principal: Principal, run: Callable[[Any], Any],
-                     details: dict[str, Any]) -> dict[str, Any]:
+    def alias_change(run: Callable[[Any], Any]) -> dict[str, Any]:
+        """Promote or roll back through the registry, which records the alias history and
+        the audit entry (``registry.promote`` / ``registry.rollback``, actor = token name)."""
         from tunegate.registry import Registry
 
-        before = store.get_alias("champion")
-        run(Registry(store))
-        after = store.get_alias("champion")
-        store.audit(action, principal.name, {**details, "from": before, "to": after,
-                                              "token_id": principal.token_id})
+        done = run(Registry(store))
         state.reload()
-        return {"champion": after, "previous": before}
+        result: dict[str, Any] = done.as_dict()
+        result["champion"] = store.get_alias("champion")
+        return result
 
     # -- API --------------------------------------------------------------------------------
 
@@ -369,23 +398,39 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": tunegate.__version__, "workflow": workflow.name}
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
-             summary="Prometheus metrics (text exposition format 0.0.4)")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        summary="Prometheus metrics (text exposition format 0.0.4)",
+    )
     def prometheus(_: Analyst) -> PlainTextResponse:
-        return PlainTextResponse(state.metrics.expose(),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(
+            state.metrics.expose(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
-    @app.post("/v1/classify", tags=["decisions"], response_model=ClassifyResponse,
-              summary="Classify one ticket or a batch; decisions are stored and returned")
+    @app.post(
+        "/v1/classify",
+        tags=["decisions"],
+        response_model=ClassifyResponse,
+        summary="Classify one ticket or a batch; decisions are stored and returned",
+    )
     def api_classify(body: TicketIn | BatchIn, _: Analyst) -> ClassifyResponse:
         items = body.tickets if isinstance(body, BatchIn) else [body]
         if len(items) > settings.max_batch:
-            raise HTTPException(422, f"batch of {len(items)} tickets is over the limit of "
-                                     f"{settings.max_batch}; split it into smaller requests")
+            raise HTTPException(
+                422,
+                f"batch of {len(items)} tickets is over the limit of "
+                f"{settings.max_batch}; split it into smaller requests",
+            )
         now = utcnow()
         tickets = [
-            Ticket(id=t.id or new_id("tkt"), text=t.text, created_at=t.created_at or now,
-                   metadata=t.metadata)
+            Ticket(
+                id=t.id or new_id("tkt"),
+                text=t.text,
+                created_at=t.created_at or now,
+                metadata=t.metadata,
+            )
             for t in items
         ]
         ids = [t.id for t in tickets]
@@ -393,14 +438,23 @@ def create_app(
             raise HTTPException(422, "ticket ids within one batch must be unique")
         return ClassifyResponse(decisions=classify(tickets))
 
-    @app.post("/v1/overrides", tags=["decisions"], response_model=OverrideOut, status_code=201,
-              summary="Record an analyst's correction or confirmation of a decision")
+    @app.post(
+        "/v1/overrides",
+        tags=["decisions"],
+        response_model=OverrideOut,
+        status_code=201,
+        summary="Record an analyst's correction or confirmation of a decision",
+    )
     def api_override(body: OverrideIn, principal: Analyst) -> OverrideOut:
         override, correction = record_override(body, principal)
         return OverrideOut(override=override, correction=correction)
 
-    @app.get("/v1/queue", tags=["decisions"], response_model=QueueResponse,
-             summary="Decisions routed to clarify or escalate that have no override yet")
+    @app.get(
+        "/v1/queue",
+        tags=["decisions"],
+        response_model=QueueResponse,
+        summary="Decisions routed to clarify or escalate that have no override yet",
+    )
     def api_queue(
         _: Analyst,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -410,14 +464,20 @@ def create_app(
         if route is not None:
             waiting = [d for d in waiting if d.route == route]
         page = waiting[:limit]
-        texts = {t.id: t.text for t in store.tickets(ids=[d.ticket_id for d in page])} \
-            if page else {}
-        items = [QueueItem(decision=d, ticket_text=texts.get(d.ticket_id, ""), top=_top(d))
-                 for d in page]
+        texts = (
+            {t.id: t.text for t in store.tickets(ids=[d.ticket_id for d in page])} if page else {}
+        )
+        items = [
+            QueueItem(decision=d, ticket_text=texts.get(d.ticket_id, ""), top=_top(d)) for d in page
+        ]
         return QueueResponse(items=items, total=len(waiting))
 
-    @app.get("/v1/models", tags=["models"], response_model=ModelsResponse,
-             summary="Registered model versions, aliases and their history")
+    @app.get(
+        "/v1/models",
+        tags=["models"],
+        response_model=ModelsResponse,
+        summary="Registered model versions, aliases and their history",
+    )
     def api_models(_: Analyst) -> ModelsResponse:
         serving = None
         if state.classifier is not None:
@@ -430,8 +490,11 @@ def create_app(
             serving=serving,
         )
 
-    @app.post("/v1/models/{version_id}/promote", tags=["models"],
-              summary="Make a version the champion (admin)")
+    @app.post(
+        "/v1/models/{version_id}/promote",
+        tags=["models"],
+        summary="Make a version the champion (admin)",
+    )
     def api_promote(
         version_id: Annotated[str, PathParam(min_length=1, max_length=200)],
         principal: Admin,
@@ -439,25 +502,18 @@ def create_app(
     ) -> dict[str, Any]:
         body = body or PromoteIn()
         return alias_change(
-            "promote", principal,
-            lambda reg: reg.promote(version_id, actor=principal.name, force=body.force,
-                                    reason=body.reason),
-            {"version_id": version_id, "force": body.force, "reason": body.reason},
+            lambda reg: reg.promote(
+                version_id, actor=principal.name, force=body.force, reason=body.reason
+            )
         )
 
     @app.post("/v1/rollback", tags=["models"], summary="Roll the champion back (admin)")
     def api_rollback(principal: Admin, body: RollbackIn | None = None) -> dict[str, Any]:
         body = body or RollbackIn()
-        return alias_change(
-            "rollback", principal,
-            lambda reg: reg.rollback(actor=principal.name, reason=body.reason),
-            {"reason": body.reason},
-        )
+        return alias_change(lambda reg: reg.rollback(actor=principal.name, reason=body.reason))
 
     @app.get("/v1/metrics", tags=["monitoring"], summary="Weekly monitoring figures")
-    def api_metrics(
-        _: Analyst, weeks: Annotated[int, Query(ge=1, le=104)] = 12
-    ) -> dict[str, Any]:
+    def api_metrics(_: Analyst, weeks: Annotated[int, Query(ge=1, le=104)] = 12) -> dict[str, Any]:
         return figures(weeks)
 
     def figures(weeks: int) -> dict[str, Any]:
@@ -465,8 +521,11 @@ def create_app(
         decisions = store.decisions(since=since)
         overrides = store.overrides(since=since)
         weekly = [w.as_dict() for w in weekly_figures(decisions, overrides)]
-        payload: dict[str, Any] = {"weeks": weekly, "since": since.isoformat(),
-                                   "champion": store.get_alias("champion")}
+        payload: dict[str, Any] = {
+            "weeks": weekly,
+            "since": since.isoformat(),
+            "champion": store.get_alias("champion"),
+        }
         try:
             from tunegate.monitor import figures_by_period
         except ImportError:
@@ -474,8 +533,10 @@ def create_app(
         else:
             live = [d for d in decisions if not d.shadow]
             payload["monitor"] = [
-                p.to_dict() for p in figures_by_period(live, overrides, workflow,
-                                                       period="week", breakdown=False)
+                p.to_dict()
+                for p in figures_by_period(
+                    live, overrides, workflow, period="week", breakdown=False
+                )
             ]
         return payload
 
@@ -483,12 +544,19 @@ def create_app(
     def api_tokens(_: Admin) -> list[dict[str, Any]]:
         return [t.as_dict() for t in list_tokens(store)]
 
-    @app.post("/v1/tokens", tags=["admin"], status_code=201,
-              summary="Create a token (admin); the token is returned once")
+    @app.post(
+        "/v1/tokens",
+        tags=["admin"],
+        status_code=201,
+        summary="Create a token (admin); the token is returned once",
+    )
     def api_token_create(body: TokenCreateIn, principal: Admin) -> dict[str, Any]:
         token, info = create_token(store, role=body.role, name=body.name)
-        store.audit("token_create", principal.name, {"token_id": info.id, "name": info.name,
-                                                      "role": info.role.value})
+        store.audit(
+            "token_create",
+            principal.name,
+            {"token_id": info.id, "name": info.name, "role": info.role.value},
+        )
         return {"token": token, **info.as_dict()}
 
     @app.post("/v1/tokens/{token_id}/revoke", tags=["admin"], summary="Revoke a token (admin)")
@@ -519,19 +587,34 @@ def create_app(
         return principal, str(session["sid"])
 
     def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
-        response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict",
-                            secure=settings.secure_cookies, path="/")
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies,
+            path="/",
+        )
 
-    def render(request: Request, name: str, context: dict[str, Any],
-               status_code: int = 200) -> HTMLResponse:
+    def render(
+        request: Request, name: str, context: dict[str, Any], status_code: int = 200
+    ) -> HTMLResponse:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def login_page(request: Request, error: str = "", status_code: int = 200) -> HTMLResponse:
         pre = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(16)
-        response = render(request, "login.html", {
-            "csrf_token": state.signer.csrf_token("pre:" + pre), "error": error,
-            "workflow": workflow.name, "user": None,
-        }, status_code)
+        response = render(
+            request,
+            "login.html",
+            {
+                "csrf_token": state.signer.csrf_token("pre:" + pre),
+                "error": error,
+                "workflow": workflow.name,
+                "user": None,
+            },
+            status_code,
+        )
         set_cookie(response, PRESESSION_COOKIE, pre, 3600)
         return response
 
@@ -559,8 +642,12 @@ def create_app(
         if principal is None:
             return login_page(request, "That token is not valid (or was revoked).", 401)
         response = RedirectResponse("/queue", status_code=303)
-        set_cookie(response, SESSION_COOKIE, state.signer.sign_session(principal.token_hash),
-                   settings.session_max_age_s)
+        set_cookie(
+            response,
+            SESSION_COOKIE,
+            state.signer.sign_session(principal.token_hash),
+            settings.session_max_age_s,
+        )
         response.delete_cookie(PRESESSION_COOKIE, path="/")
         return response
 
@@ -575,15 +662,33 @@ def create_app(
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
+    def compute_highlights(decision: Decision, text: str) -> list[Segment]:
+        clf, _ = state.current()
+        if settings.highlights == "attribution":
+            with state.lock:
+                if state.scorer is None:
+                    from tunegate.diagnose import scorer_for
+
+                    state.scorer = scorer_for(clf, workflow)
+                scorer = state.scorer
+            from tunegate.diagnose import attribute_texts
+
+            [attr] = attribute_texts(scorer, [text], [[decision.label]], n_steps=16)
+            return attribution_segments(text, attr.words, attr.scores[decision.label])
+        return occlusion_highlights(
+            clf, text, decision.label, max_words=settings.highlight_max_words
+        )
+
     def highlights(decision: Decision, text: str) -> list[Segment]:
+        if settings.highlights == "off":
+            return [Segment(text, 0.0)]
         key = (decision.id, decision.label)
         cached = state.highlight_cache.get(key)
         if cached is not None:
             return cached
         try:
-            segments = occlusion_highlights(state.current()[0], text, decision.label,
-                                            max_words=settings.highlight_max_words)
-        except (TunegateError, ValueError) as exc:
+            segments = compute_highlights(decision, text)
+        except (TunegateError, ValueError, ImportError) as exc:
             log.warning("no highlights for decision %s: %s", decision.id, type(exc).__name__)
             segments = [Segment(text, 0.0)]
         if len(state.highlight_cache) > 2048:
@@ -599,23 +704,32 @@ def create_app(
         principal, sid = who
         waiting = open_queue()
         page = waiting[: settings.queue_page_size]
-        tickets = {t.id: t for t in store.tickets(ids=[d.ticket_id for d in page])} \
-            if page else {}
+        tickets = {t.id: t for t in store.tickets(ids=[d.ticket_id for d in page])} if page else {}
         items = []
         for d in page:
             ticket = tickets.get(d.ticket_id)
             text = ticket.text if ticket else ""
-            items.append({
-                "decision": d,
-                "ticket": ticket,
-                "top": _top(d),
-                "segments": highlights(d, text) if text else [],
-            })
-        return render(request, "queue.html", {
-            "user": principal, "csrf_token": state.signer.csrf_token(sid), "items": items,
-            "total": len(waiting), "labels": workflow.label_names, "workflow": workflow.name,
-            "done": request.query_params.get("done", ""),
-        })
+            items.append(
+                {
+                    "decision": d,
+                    "ticket": ticket,
+                    "top": _top(d),
+                    "segments": highlights(d, text) if text else [],
+                }
+            )
+        return render(
+            request,
+            "queue.html",
+            {
+                "user": principal,
+                "csrf_token": state.signer.csrf_token(sid),
+                "items": items,
+                "total": len(waiting),
+                "labels": workflow.label_names,
+                "workflow": workflow.name,
+                "done": request.query_params.get("done", ""),
+            },
+        )
 
     @app.post("/queue/decide", include_in_schema=False, response_model=None)
     def post_decide(
@@ -638,11 +752,17 @@ def create_app(
         try:
             code = ReasonCode(reason_code)
         except ValueError:
-            raise HTTPException(422, f"reason_code must be one of "
-                                     f"{[c.value for c in ReasonCode]}") from None
+            raise HTTPException(
+                422, f"reason_code must be one of {[c.value for c in ReasonCode]}"
+            ) from None
         override, correction = record_override(
-            OverrideIn(ticket_id=ticket_id, decision_id=decision_id or None,
-                       final_label=final_label, reason_code=code, note=note),
+            OverrideIn(
+                ticket_id=ticket_id,
+                decision_id=decision_id or None,
+                final_label=final_label,
+                reason_code=code,
+                note=note,
+            ),
             principal,
         )
         if request.headers.get("x-requested-with") == "fetch":
@@ -671,15 +791,27 @@ def create_app(
             "corrections": sum(w["corrections"] for w in weeks),
             "confirmations": sum(w["confirmations"] for w in weeks),
         }
-        recent = sorted(store.overrides(since=utcnow() - timedelta(days=14)),
-                        key=lambda o: o.created_at, reverse=True)[:10]
-        return render(request, "dashboard.html", {
-            "user": principal, "csrf_token": state.signer.csrf_token(sid),
-            "override_chart": override_chart, "route_chart": route_chart, "weeks": weeks,
-            "totals": totals, "champion": champion_summary(), "recent": recent,
-            "reason_meaning": {c.value: c.meaning for c in ReasonCode},
-            "workflow": workflow.name, "queue_total": len(open_queue()),
-        })
+        recent = sorted(
+            store.overrides(since=utcnow() - timedelta(days=14)),
+            key=lambda o: o.created_at,
+            reverse=True,
+        )[:10]
+        return render(
+            request,
+            "dashboard.html",
+            {
+                "user": principal,
+                "csrf_token": state.signer.csrf_token(sid),
+                "override_chart": override_chart,
+                "route_chart": route_chart,
+                "weeks": weeks,
+                "totals": totals,
+                "champion": champion_summary(),
+                "recent": recent,
+                "reason_meaning": {c.value: c.meaning for c in ReasonCode},
+                "workflow": workflow.name,
+                "queue_total": len(open_queue()),
+            },
+        )
 
     return app
-

@@ -142,8 +142,9 @@ def revoke_token(store: _DocStore, token_id_or_name: str) -> list[TokenInfo]:
         if token_id_or_name in (payload.get("id"), payload.get("name")) and not payload.get(
             "revoked", False
         ):
-            store.put(TOKEN_KIND, key, {**payload, "revoked": True,
-                                        "revoked_at": utcnow().isoformat()})
+            store.put(
+                TOKEN_KIND, key, {**payload, "revoked": True, "revoked_at": utcnow().isoformat()}
+            )
             revoked.append(_info({**payload, "revoked": True}))
     if not revoked:
         known = [info.id for info in list_tokens(store) if not info.revoked]
@@ -197,8 +198,11 @@ class SessionSigner:
     def sign_session(self, token_hash: str) -> str:
         """A cookie value for a fresh session of the token with this hash."""
         body = json.dumps(
-            {"sid": secrets.token_urlsafe(16), "th": token_hash, "exp": int(time.time()) +
-             self.max_age_s},
+            {
+                "sid": secrets.token_urlsafe(16),
+                "th": token_hash,
+                "exp": int(time.time()) + self.max_age_s,
+            },
             separators=(",", ":"),
         ).encode()
         return f"{_b64(body)}.{_b64(self._mac('session', body))}"

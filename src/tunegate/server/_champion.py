@@ -28,12 +28,15 @@ def load_champion(workflow: Workflow, store: Any) -> tuple[Any, str | None]:
     config = mv.config
     if mv.kind is ModelKind.LORA:
         if not mv.artifact_path:
-            raise ModelError(f"champion {mv.id} is a LoRA version without an artifact_path; "
-                             f"register it again with its artifact folder")
+            raise ModelError(
+                f"champion {mv.id} is a LoRA version without an artifact_path; "
+                f"register it again with its artifact folder"
+            )
         return LoraClassifier.load(mv.artifact_path), mv.id
     if mv.kind is ModelKind.ZERO_SHOT:
-        return ZeroShotClassifier(workflow, instructions=config.get("instructions"),
-                                  temperature=config.get("temperature")), mv.id
+        return ZeroShotClassifier(
+            workflow, instructions=config.get("instructions"), temperature=config.get("temperature")
+        ), mv.id
     if mv.kind is ModelKind.RETRIEVAL:
         examples = store.examples(review_status=ReviewStatus.REVIEWED.value)
         return KNNClassifier(workflow, examples, k=int(config.get("k", 10))), mv.id

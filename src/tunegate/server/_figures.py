@@ -7,6 +7,7 @@ trends and the override rate count corrections only.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +67,9 @@ class WeekFigures:
         }
 
 
-def weekly_figures(decisions: Iterable[Decision], overrides: Iterable[Override]) -> list[WeekFigures]:
+def weekly_figures(
+    decisions: Iterable[Decision], overrides: Iterable[Override]
+) -> list[WeekFigures]:
     """Figures per ISO week, oldest first, for every week with a decision or an override.
     Shadow decisions (a candidate scoring beside the champion) are not counted."""
     weeks: dict[str, WeekFigures] = {}
@@ -129,10 +132,11 @@ def bar_chart(
     left, right, top, bottom = 40.0, 10.0, 10.0, 30.0
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(row) for row in values]
-    vmax = 1.0 if percent else max([*totals, 1.0])
+    # y axis up to an even integer so the three ticks (0, half, max) are whole numbers
+    vmax = 1.0 if percent else float(max(2, 2 * math.ceil(max([*totals, 0.0]) / 2)))
     n = max(len(categories), 1)
     slot = plot_w / n
-    bar_w = max(2.0, slot * 0.7)
+    bar_w = min(48.0, max(2.0, slot * 0.7))
     bars: list[Bar] = []
     for i, (cat, row) in enumerate(zip(categories, values, strict=True)):
         y = top + plot_h

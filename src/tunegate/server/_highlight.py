@@ -6,6 +6,10 @@ call of ``1 + n_words`` texts per ticket (words beyond ``max_words`` are not sco
 cheap enough for a page of tickets and works with any classifier, including a remote one.
 Weights are scaled to [-1, 1] by the largest absolute change: positive = supports the label,
 negative = speaks against it.
+
+When the serving model is a zero-shot or LoRA model and the ML extra is installed,
+:func:`attribution_segments` uses :func:`tunegate.diagnose.attribute_texts` instead (Captum
+Integrated Gradients on the encoder's embedding layer), mapped back onto the original words.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Segment", "occlusion_highlights"]
+__all__ = ["Segment", "attribution_segments", "occlusion_highlights"]
 
 _WORD = re.compile(r"\S+")
 
@@ -38,7 +42,7 @@ class Segment:
     @property
     def css_class(self) -> str:
         """A bucketed class name (no inline styles, so the page's CSP can forbid them)."""
-        level = min(5, int(round(abs(self.weight) * 5)))
+        level = min(5, round(abs(self.weight) * 5))
         if level == 0:
             return ""
         return f"hl-{'pos' if self.weight > 0 else 'neg'}-{level}"
@@ -57,7 +61,7 @@ def occlusion_highlights(
     scored = matches[:max_words]
     variants = [text]
     for m in scored:
-        variants.append((text[: m.start()] + text[m.end():]).strip() or text)
+        variants.append((text[: m.start()] + text[m.end() :]).strip() or text)
     proba = np.asarray(classifier.predict_proba(variants), dtype=np.float64)
     base = proba[0, column]
     drops = base - proba[1:, column]
@@ -74,3 +78,31 @@ def occlusion_highlights(
     if cursor < len(text):
         segments.append(Segment(text[cursor:], 0.0))
     return segments
+
+
+def _scaled(values: Sequence[float]) -> list[float]:
+    scale = max((abs(v) for v in values), default=0.0)
+    return [v / scale if scale > 1e-12 else 0.0 for v in values]
+
+
+def attribution_segments(text: str, words: Sequence[str], scores: Sequence[float]) -> list[Segment]:
+    """Map attributions of (lowercased, in-order) ``words`` back onto ``text``: each word is
+    found case-insensitively after the previous one; words not found are skipped. Weights are
+    scaled to [-1, 1]."""
+    lowered = text.lower()
+    weights = _scaled(scores)
+    segments: list[Segment] = []
+    cursor = 0
+    for word, weight in zip(words, weights, strict=True):
+        if not word:
+            continue
+        at = lowered.find(word, cursor)
+        if at < 0:
+            continue
+        if at > cursor:
+            segments.append(Segment(text[cursor:at], 0.0))
+        segments.append(Segment(text[at : at + len(word)], weight))
+        cursor = at + len(word)
+    if cursor < len(text):
+        segments.append(Segment(text[cursor:], 0.0))
+    return segments or [Segment(text, 0.0)]

@@ -30,12 +30,16 @@ SECURITY_HEADERS = [
 
 async def _send_json(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -52,8 +56,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_big = (f"request body over the limit of {self.max_bytes} bytes; send fewer "
-                   f"tickets per request (see the batch limit) or shorter texts")
+        too_big = (
+            f"request body over the limit of {self.max_bytes} bytes; send fewer "
+            f"tickets per request (see the batch limit) or shorter texts"
+        )
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:

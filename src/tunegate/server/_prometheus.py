@@ -72,7 +72,7 @@ class Histogram:
         buckets: Sequence[float] = _DEFAULT_BUCKETS,
     ) -> None:
         self.name, self.help, self.labelnames = name, help_text, tuple(labelnames)
-        self.buckets = tuple(sorted(buckets)) + (math.inf,)
+        self.buckets = (*tuple(sorted(buckets)), math.inf)
         self._data: dict[tuple[str, ...], tuple[list[int], float]] = {}
         self._lock = threading.Lock()
 
@@ -103,11 +103,13 @@ class MetricsRegistry:
 
     def __init__(self) -> None:
         self.requests = Counter(
-            "tunegate_http_requests_total", "HTTP requests by method, route and status.",
+            "tunegate_http_requests_total",
+            "HTTP requests by method, route and status.",
             ("method", "route", "status"),
         )
         self.latency = Histogram(
-            "tunegate_http_request_duration_seconds", "HTTP request duration in seconds.",
+            "tunegate_http_request_duration_seconds",
+            "HTTP request duration in seconds.",
             ("method", "route"),
         )
         self.decisions = Counter(
@@ -124,7 +126,12 @@ class MetricsRegistry:
 
     def expose(self) -> str:
         lines: list[str] = []
-        for metric in (self.requests, self.latency, self.decisions, self.overrides,
-                       self.auth_failures):
+        for metric in (
+            self.requests,
+            self.latency,
+            self.decisions,
+            self.overrides,
+            self.auth_failures,
+        ):
             lines += metric.expose()
         return "\n".join(lines) + "\n"

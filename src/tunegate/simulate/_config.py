@@ -11,17 +11,26 @@ __all__ = ["SHIFTS", "SimConfig", "default_catch_rates"]
 
 SHIFTS: Final[dict[str, str]] = {
     "vpn_client": "a new remote-access client (Zscaler) replaces the VPN: VPN tickets arrive in "
-                  "new vocabulary ('no policy found', 'app segment unreachable') and VPN volume "
-                  "rises",
+    "new vocabulary ('no policy found', 'app segment unreachable') and VPN volume "
+    "rises",
 }
 """Post-deployment distribution shifts that :func:`generate_stream` can apply."""
 
 
 def default_catch_rates() -> dict[str, tuple[float, float]]:
     """Per class: (day, night) probability that an analyst catches a wrong decision."""
-    rates = {label: (0.88, 0.65) for label in (
-        "account_unlock", "password_reset", "vpn_issue", "hardware", "software_install",
-        "access_request", "email_issue")}
+    rates = {
+        label: (0.88, 0.65)
+        for label in (
+            "account_unlock",
+            "password_reset",
+            "vpn_issue",
+            "hardware",
+            "software_install",
+            "access_request",
+            "email_issue",
+        )
+    }
     rates["security_incident"] = (0.95, 0.75)
     return rates
 
@@ -63,16 +72,16 @@ class SimConfig(BaseModel):
     """Per-word probability of a typo (doubled on the night shift)."""
     two_topic_rate: float = Field(default=0.07, ge=0.0, le=0.5)
     """Share of tickets that mention a second, unrelated topic (label = the first topic)."""
-    vague_rate: float = Field(default=0.05, ge=0.0, le=0.5)
+    vague_rate: float = Field(default=0.04, ge=0.0, le=0.5)
     """Share of tickets with only a weak hint of their intent."""
-    policy_rate: float = Field(default=0.04, ge=0.0, le=0.5)
+    policy_rate: float = Field(default=0.03, ge=0.0, le=0.5)
     """Share of policy-rule cases (lost devices are security incidents; contractor lockouts and
     admin-rights installs are access requests)."""
-    mfa_incident_start: float = Field(default=0.07, ge=0.0, le=1.0)
+    mfa_incident_start: float = Field(default=0.09, ge=0.0, le=1.0)
     """Share of tickets that are MFA-related security incidents in the first rollout week."""
-    mfa_incident_growth: float = Field(default=0.03, ge=0.0, le=1.0)
+    mfa_incident_growth: float = Field(default=0.035, ge=0.0, le=1.0)
     """Weekly increase of that share (push-fatigue attacks grow as attackers notice)."""
-    mfa_incident_max: float = Field(default=0.25, ge=0.0, le=1.0)
+    mfa_incident_max: float = Field(default=0.30, ge=0.0, le=1.0)
     """Cap on that share."""
     mfa_enrolment_start: float = Field(default=0.09, ge=0.0, le=1.0)
     """Share of routine MFA-enrolment lockouts (account_unlock) in the first rollout week."""
@@ -109,11 +118,15 @@ class SimConfig(BaseModel):
     def _check(self) -> SimConfig:
         for label, (day, night) in self.catch_rates.items():
             if not (0.0 <= day <= 1.0 and 0.0 <= night <= 1.0):
-                raise ValueError(f"catch_rates[{label!r}] must be two probabilities in [0, 1], "
-                                 f"got ({day}, {night})")
+                raise ValueError(
+                    f"catch_rates[{label!r}] must be two probabilities in [0, 1], "
+                    f"got ({day}, {night})"
+                )
         if self.start_date.weekday() != 0:
-            raise ValueError(f"start_date must be a Monday, got {self.start_date} "
-                             f"({self.start_date.strftime('%A')})")
+            raise ValueError(
+                f"start_date must be a Monday, got {self.start_date} "
+                f"({self.start_date.strftime('%A')})"
+            )
         return self
 
     def catch_rate(self, label: str, night: bool) -> float:
@@ -125,6 +138,10 @@ class SimConfig(BaseModel):
         if week < self.rollout_week:
             return 0.0, 0.0, 0.0
         r = week - self.rollout_week
-        incident = min(self.mfa_incident_max, self.mfa_incident_start + self.mfa_incident_growth * r)
-        enrol = max(self.mfa_enrolment_floor, self.mfa_enrolment_start * self.mfa_enrolment_decay**r)
+        incident = min(
+            self.mfa_incident_max, self.mfa_incident_start + self.mfa_incident_growth * r
+        )
+        enrol = max(
+            self.mfa_enrolment_floor, self.mfa_enrolment_start * self.mfa_enrolment_decay**r
+        )
         return incident, enrol, self.mfa_vpn_rate

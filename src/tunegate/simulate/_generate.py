@@ -21,19 +21,42 @@ from tunegate.records import SuiteSlice, Ticket, normalize_text
 from tunegate.simulate._config import SHIFTS, SimConfig
 from tunegate.simulate._text import KINDS, POOLS, SECOND_TOPIC, compose, fill
 
-__all__ = ["LABELS", "GroundTruth", "SimTicket", "generate_heldout", "generate_history",
-           "generate_stream", "reason_for"]
+__all__ = [
+    "LABELS",
+    "GroundTruth",
+    "SimTicket",
+    "generate_all",
+    "generate_heldout",
+    "generate_history",
+    "generate_stream",
+    "is_night",
+    "reason_for",
+]
 
 Stream = Literal["history", "production", "heldout"]
 
-LABELS: Final[list[str]] = ["account_unlock", "password_reset", "vpn_issue", "security_incident",
-                            "hardware", "software_install", "access_request", "email_issue"]
+LABELS: Final[list[str]] = [
+    "account_unlock",
+    "password_reset",
+    "vpn_issue",
+    "security_incident",
+    "hardware",
+    "software_install",
+    "access_request",
+    "email_issue",
+]
 """The scenario's classes (the starter workflow's labels, in its order)."""
 
-_ROUTINE: Final = {"account_unlock": "unlock", "password_reset": "reset", "vpn_issue": "vpn",
-                   "security_incident": "security", "hardware": "hardware",
-                   "software_install": "software", "access_request": "access",
-                   "email_issue": "email"}
+_ROUTINE: Final = {
+    "account_unlock": "unlock",
+    "password_reset": "reset",
+    "vpn_issue": "vpn",
+    "security_incident": "security",
+    "hardware": "hardware",
+    "software_install": "software",
+    "access_request": "access",
+    "email_issue": "email",
+}
 _MIX_DAY: Final = [0.15, 0.14, 0.13, 0.07, 0.14, 0.14, 0.13, 0.10]
 _MIX_NIGHT: Final = [0.22, 0.16, 0.20, 0.12, 0.08, 0.05, 0.04, 0.13]
 _POLICY_KINDS: Final = ["policy_lost_device", "policy_contractor", "policy_admin"]
@@ -41,8 +64,24 @@ _CHANNELS: Final = ["email", "portal", "phone", "chat"]
 _CHANNEL_DAY: Final = [0.35, 0.35, 0.15, 0.15]
 _CHANNEL_NIGHT: Final = [0.10, 0.25, 0.30, 0.35]
 _NIGHT_SITES: Final = ["Pune", "Singapore", "Austin", "Toronto"]
-_DAY_PROFILE: Final = {6: 0.3, 7: 0.7, 8: 1.0, 9: 1.3, 10: 1.3, 11: 1.2, 12: 0.8, 13: 1.1,
-                       14: 1.2, 15: 1.1, 16: 1.0, 17: 0.7, 18: 0.4, 19: 0.3, 20: 0.2, 21: 0.2}
+_DAY_PROFILE: Final = {
+    6: 0.3,
+    7: 0.7,
+    8: 1.0,
+    9: 1.3,
+    10: 1.3,
+    11: 1.2,
+    12: 0.8,
+    13: 1.1,
+    14: 1.2,
+    15: 1.1,
+    16: 1.0,
+    17: 0.7,
+    18: 0.4,
+    19: 0.3,
+    20: 0.2,
+    21: 0.2,
+}
 
 
 def is_night(hour: int) -> bool:
@@ -64,7 +103,7 @@ class GroundTruth(BaseModel):
     week: int
     """0-based production week (negative for history)."""
     kind: str
-    """The intent that generated the text (e.g. ``mfa_security``, ``unlock``, ``vague_hardware``)."""
+    """The intent that generated the text (e.g. ``mfa_security``, ``unlock``)."""
     tags: list[str] = Field(default_factory=list)
     """Sorted scenario flags: mfa, two_topic, vague, terse, policy, shift:<name>."""
     slice: SuiteSlice | None = None
@@ -120,8 +159,9 @@ class _Spec:
         self.terse = terse
 
 
-def _draw_kind(rng: random.Random, config: SimConfig, week: int, night: bool,
-               shift: str | None) -> str:
+def _draw_kind(
+    rng: random.Random, config: SimConfig, week: int, night: bool, shift: str | None
+) -> str:
     if shift == "vpn_client" and rng.random() < config.shift_rate:
         return "vpn_client_shift"
     incident, enrol, vpn = config.mfa_rates(week)
@@ -159,8 +199,14 @@ class _Writer:
             if spec.two_topic:
                 other = rng.choice([lab for lab in LABELS if lab != kind.label])
                 second = fill(rng.choice(SECOND_TOPIC[other]), rng)
-            text = compose(body, rng, channel=channel, night=spec.terse, second=second,
-                           typo_rate=self.config.typo_rate)
+            text = compose(
+                body,
+                rng,
+                channel=channel,
+                night=spec.terse,
+                second=second,
+                typo_rate=self.config.typo_rate,
+            )
             if attempt >= 30:  # a crowded phrasing space: add a distinguishing detail
                 text = f"{text} ({fill('{site}', rng)} {rng.randrange(100, 999)})"
             key = normalize_text(text)
@@ -170,10 +216,19 @@ class _Writer:
         raise RuntimeError("could not write a unique ticket text")  # pragma: no cover
 
 
-def _make(writer: _Writer, rng: random.Random, spec: _Spec, *, ticket_id: str, when: datetime,
-          stream: Stream, week: int, shift: str | None, slice_: SuiteSlice | None = None,
-          recorded: str | None = None) -> SimTicket:
-    config = writer.config
+def _make(
+    writer: _Writer,
+    rng: random.Random,
+    spec: _Spec,
+    *,
+    ticket_id: str,
+    when: datetime,
+    stream: Stream,
+    week: int,
+    shift: str | None,
+    slice_: SuiteSlice | None = None,
+    recorded: str | None = None,
+) -> SimTicket:
     hour = when.hour
     night = is_night(hour)
     channel = _pick(rng, _CHANNELS, _CHANNEL_NIGHT if night else _CHANNEL_DAY)
@@ -193,24 +248,37 @@ def _make(writer: _Writer, rng: random.Random, spec: _Spec, *, ticket_id: str, w
         tags.append("policy")
     if spec.kind == "vpn_client_shift" and shift:
         tags.append(f"shift:{shift}")
-    metadata = {"channel": channel, "site": site, "hour": hour,
-                "shift": "night" if night else "day", "week": week,
-                "weekday": when.strftime("%a").lower()}
+    metadata = {
+        "channel": channel,
+        "site": site,
+        "hour": hour,
+        "shift": "night" if night else "day",
+        "week": week,
+        "weekday": when.strftime("%a").lower(),
+    }
     ticket = Ticket(id=ticket_id, text=text, created_at=when, metadata=metadata)
-    truth = GroundTruth(ticket_id=ticket_id, label=kind.label,
-                        recorded_label=recorded or kind.label, stream=stream, week=week,
-                        kind=spec.kind, tags=sorted(tags), slice=slice_)
-    del config
+    truth = GroundTruth(
+        ticket_id=ticket_id,
+        label=kind.label,
+        recorded_label=recorded or kind.label,
+        stream=stream,
+        week=week,
+        kind=spec.kind,
+        tags=sorted(tags),
+        slice=slice_,
+    )
     return SimTicket(ticket=ticket, truth=truth)
 
 
 def _moment(rng: random.Random, config: SimConfig, week: int, night: bool) -> datetime:
     day = rng.choices(range(7), weights=[1, 1, 1, 1, 1, 0.35, 0.3], k=1)[0]
     hour = _hour(rng, config, night)
-    base = datetime(config.start_date.year, config.start_date.month, config.start_date.day,
-                    tzinfo=UTC)
-    return base + timedelta(weeks=week, days=day, hours=hour, minutes=rng.randrange(60),
-                            seconds=rng.randrange(60))
+    base = datetime(
+        config.start_date.year, config.start_date.month, config.start_date.day, tzinfo=UTC
+    )
+    return base + timedelta(
+        weeks=week, days=day, hours=hour, minutes=rng.randrange(60), seconds=rng.randrange(60)
+    )
 
 
 def _week(writer: _Writer, week: int, shift: str | None) -> list[SimTicket]:
@@ -226,9 +294,19 @@ def _week(writer: _Writer, week: int, shift: str | None) -> list[SimTicket]:
         plans.append((when, _Spec(kind, night, two, terse=night and rng.random() < 0.7)))
     plans.sort(key=lambda p: p[0])
     tag = f"-{shift}" if shift else ""
-    return [_make(writer, rng, spec, ticket_id=f"tk{config.seed}-w{week:03d}{tag}-{i:04d}",
-                  when=when, stream="production", week=week, shift=shift)
-            for i, (when, spec) in enumerate(plans)]
+    return [
+        _make(
+            writer,
+            rng,
+            spec,
+            ticket_id=f"tk{config.seed}-w{week:03d}{tag}-{i:04d}",
+            when=when,
+            stream="production",
+            week=week,
+            shift=shift,
+        )
+        for i, (when, spec) in enumerate(plans)
+    ]
 
 
 def generate_history(config: SimConfig, writer: _Writer | None = None) -> list[SimTicket]:
@@ -243,23 +321,41 @@ def generate_history(config: SimConfig, writer: _Writer | None = None) -> list[S
         night = rng.random() < config.night_share
         week = -rng.randint(1, config.history_weeks)
         when = _moment(rng, config, week, night)
-        kind = _draw_kind(rng, config, -10**6, night, None)
+        kind = _draw_kind(rng, config, -(10**6), night, None)
         two = not KINDS[kind].vague and rng.random() < config.two_topic_rate
         noisy = rng.random() < config.history_label_noise
-        plans.append((when, week, _Spec(kind, night, two, terse=night and rng.random() < 0.7),
-                      noisy))
+        plans.append(
+            (when, week, _Spec(kind, night, two, terse=night and rng.random() < 0.7), noisy)
+        )
     plans.sort(key=lambda p: p[0])
     out = []
     for i, (when, week, spec, noisy) in enumerate(plans):
         true = KINDS[spec.kind].label
         recorded = rng.choice([lab for lab in LABELS if lab != true]) if noisy else true
-        out.append(_make(writer, rng, spec, ticket_id=f"tk{config.seed}-h-{i:05d}", when=when,
-                         stream="history", week=week, shift=None, recorded=recorded))
+        out.append(
+            _make(
+                writer,
+                rng,
+                spec,
+                ticket_id=f"tk{config.seed}-h-{i:05d}",
+                when=when,
+                stream="history",
+                week=week,
+                shift=None,
+                recorded=recorded,
+            )
+        )
     return out
 
 
-_EDGE_KINDS: Final = [("mfa_security", 0.34), ("mfa_enrol", 0.16), ("mfa_vpn", 0.14),
-                      ("two_topic", 0.12), ("vague", 0.10), ("terse", 0.14)]
+_EDGE_KINDS: Final = [
+    ("mfa_security", 0.34),
+    ("mfa_enrol", 0.16),
+    ("mfa_vpn", 0.14),
+    ("two_topic", 0.12),
+    ("vague", 0.10),
+    ("terse", 0.14),
+]
 
 
 def generate_heldout(config: SimConfig, writer: _Writer | None = None) -> list[SimTicket]:
@@ -278,13 +374,25 @@ def generate_heldout(config: SimConfig, writer: _Writer | None = None) -> list[S
         week = rng.choice(pre_weeks)
         label = LABELS[i % len(LABELS)]
         night = rng.random() < config.night_share
-        plans.append((_moment(rng, config, week, night), week,
-                      _Spec(_ROUTINE[label], night, False, False), SuiteSlice.PRESERVATION))
+        plans.append(
+            (
+                _moment(rng, config, week, night),
+                week,
+                _Spec(_ROUTINE[label], night, False, False),
+                SuiteSlice.PRESERVATION,
+            )
+        )
     for _ in range(config.heldout_core):
         week = rng.choice(post_weeks)
         label = _pick(rng, LABELS, _MIX_DAY)
-        plans.append((_moment(rng, config, week, False), week,
-                      _Spec(_ROUTINE[label], False, False, False), SuiteSlice.CORE))
+        plans.append(
+            (
+                _moment(rng, config, week, False),
+                week,
+                _Spec(_ROUTINE[label], False, False, False),
+                SuiteSlice.CORE,
+            )
+        )
     names = [k for k, _ in _EDGE_KINDS]
     weights = [w for _, w in _EDGE_KINDS]
     for _ in range(config.heldout_edge):
@@ -301,9 +409,20 @@ def generate_heldout(config: SimConfig, writer: _Writer | None = None) -> list[S
             spec = _Spec(what, night, False, night and rng.random() < 0.5)
         plans.append((_moment(rng, config, week, night), week, spec, SuiteSlice.EDGE))
     plans.sort(key=lambda p: (p[0], p[3].value))
-    return [_make(writer, rng, spec, ticket_id=f"tk{config.seed}-e-{i:05d}", when=when,
-                  stream="heldout", week=week, shift=None, slice_=slice_)
-            for i, (when, week, spec, slice_) in enumerate(plans)]
+    return [
+        _make(
+            writer,
+            rng,
+            spec,
+            ticket_id=f"tk{config.seed}-e-{i:05d}",
+            when=when,
+            stream="heldout",
+            week=week,
+            shift=None,
+            slice_=slice_,
+        )
+        for i, (when, week, spec, slice_) in enumerate(plans)
+    ]
 
 
 def _check_shift(shift: str | None) -> None:
@@ -311,8 +430,9 @@ def _check_shift(shift: str | None) -> None:
         raise InputError(f"unknown shift {shift!r}; expected one of {sorted(SHIFTS)} or None")
 
 
-def generate_stream(config: SimConfig, start_week: int, end_week: int, *,
-                    shift: str | None = None) -> list[SimTicket]:
+def generate_stream(
+    config: SimConfig, start_week: int, end_week: int, *, shift: str | None = None
+) -> list[SimTicket]:
     """Production tickets of weeks ``start_week .. end_week-1`` (0-based), in time order.
 
     Weeks past ``config.weeks`` continue the scenario after deployment (the MFA shares keep their
@@ -321,8 +441,9 @@ def generate_stream(config: SimConfig, start_week: int, end_week: int, *,
     """
     _check_shift(shift)
     if not 0 <= start_week <= end_week:
-        raise InputError(f"need 0 <= start_week <= end_week, got start_week={start_week}, "
-                         f"end_week={end_week}")
+        raise InputError(
+            f"need 0 <= start_week <= end_week, got start_week={start_week}, end_week={end_week}"
+        )
     writer = _Writer(config)
     generate_history(config, writer)
     generate_heldout(config, writer)

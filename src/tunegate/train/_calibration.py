@@ -16,7 +16,7 @@ from tunegate.errors import InputError
 
 __all__ = ["apply_temperature", "fit_temperature", "nll_loss"]
 
-_LOG_T_BOUNDS = (np.log(0.05), np.log(20.0))
+_LOG_T_BOUNDS = (np.log(0.01), np.log(100.0))
 
 
 def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -27,12 +27,15 @@ def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if z.shape[0] == 0:
         raise InputError("cannot fit a temperature on an empty calibration split")
     if y.min() < 0 or y.max() >= z.shape[1]:
-        raise InputError(f"labels must be class indices in [0, {z.shape[1]}), got "
-                         f"[{y.min()}, {y.max()}]")
+        raise InputError(
+            f"labels must be class indices in [0, {z.shape[1]}), got [{y.min()}, {y.max()}]"
+        )
     return z, y
 
 
-def nll_loss(logits: np.ndarray, labels: np.ndarray | Sequence[int], *, temperature: float = 1.0) -> float:
+def nll_loss(
+    logits: np.ndarray, labels: np.ndarray | Sequence[int], *, temperature: float = 1.0
+) -> float:
     """Mean negative log-likelihood of ``labels`` under ``softmax(logits / temperature)``."""
     z, y = _check(np.asarray(logits), np.asarray(labels))
     logp = log_softmax(z / temperature, axis=1)
@@ -42,7 +45,7 @@ def nll_loss(logits: np.ndarray, labels: np.ndarray | Sequence[int], *, temperat
 def fit_temperature(logits: np.ndarray, labels: np.ndarray | Sequence[int]) -> float:
     """The temperature ``T > 0`` minimizing NLL of ``labels`` given ``logits`` (n, k).
 
-    Bounded to [0.05, 20]. Returns 1.0 when the split cannot inform a temperature (a single
+    Bounded to [0.01, 100]. Returns 1.0 when the split cannot inform a temperature (a single
     example, or NLL flat in T).
     """
     z, y = _check(np.asarray(logits), np.asarray(labels))
@@ -53,8 +56,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray | Sequence[int]) -> f
         logp = log_softmax(z / np.exp(log_t), axis=1)
         return float(-logp[np.arange(len(y)), y].mean())
 
-    result = minimize_scalar(objective, bounds=_LOG_T_BOUNDS, method="bounded",
-                             options={"xatol": 1e-4})
+    result = minimize_scalar(
+        objective, bounds=_LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-4}
+    )
     t = float(np.exp(result.x))
     # Never return a temperature worse than no scaling on the data it was fitted on.
     return t if objective(float(result.x)) <= objective(0.0) else 1.0

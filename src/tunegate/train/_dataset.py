@@ -64,7 +64,9 @@ def dataset_hash(examples: Iterable[Example]) -> str:
     return content_hash(sorted((normalize_text(e.text), e.label) for e in examples))
 
 
-def override_to_example(override: Override, ticket: Ticket, workflow: Workflow | None = None) -> Example:
+def override_to_example(
+    override: Override, ticket: Ticket, workflow: Workflow | None = None
+) -> Example:
     """An analyst override joined to its ticket's text, as a training :class:`Example`.
 
     The example keeps the override's review status, its analyst as reviewer (when reviewed),
@@ -215,7 +217,9 @@ def _gather_from_store(store: Any, workflow: Workflow) -> list[Example]:
         latest: dict[str, Override] = {}
         for o in sorted(overrides, key=lambda o: (o.created_at, o.id)):
             latest[o.ticket_id] = o
-        examples.extend(override_to_example(o, tickets[o.ticket_id], workflow) for o in latest.values())
+        examples.extend(
+            override_to_example(o, tickets[o.ticket_id], workflow) for o in latest.values()
+        )
     examples.extend(store.examples())
     return examples
 
@@ -236,7 +240,9 @@ def _resolve_suites(store: Any, suites: Sequence[EvalSuite | str]) -> list[EvalS
 
 
 def _tags(example: Example, workflow: Workflow) -> list[str]:
-    return sorted(set(example.slice_tags) | set(workflow.slice_tags(example.text, example.metadata)))
+    return sorted(
+        set(example.slice_tags) | set(workflow.slice_tags(example.text, example.metadata))
+    )
 
 
 def _near_pairs(
@@ -347,8 +353,16 @@ def build_dataset(
     for e in usable:
         hit = suite_text.get(normalize_text(e.text))
         if hit is not None:
-            leak_rows.append({"example_id": e.id, "suite": hit[0], "suite_example_id": hit[1],
-                              "kind": "exact", "similarity": 1.0, "text": _excerpt(e.text)})
+            leak_rows.append(
+                {
+                    "example_id": e.id,
+                    "suite": hit[0],
+                    "suite_example_id": hit[1],
+                    "kind": "exact",
+                    "similarity": 1.0,
+                    "text": _excerpt(e.text),
+                }
+            )
         else:
             kept.append(e)
 
@@ -361,9 +375,16 @@ def build_dataset(
         if first is None:
             seen[key] = e
         else:
-            exact_dups.append({"removed": e.id, "kept": first.id, "label": e.label,
-                               "kept_label": first.label, "conflict": e.label != first.label,
-                               "text": _excerpt(e.text)})
+            exact_dups.append(
+                {
+                    "removed": e.id,
+                    "kept": first.id,
+                    "label": e.label,
+                    "kept_label": first.label,
+                    "conflict": e.label != first.label,
+                    "text": _excerpt(e.text),
+                }
+            )
     kept = list(seen.values())
 
     # -- near duplicates and near leakage (one embedding pass) --------------------------------
@@ -383,10 +404,16 @@ def build_dataset(
                 if sims[i, j] >= threshold:
                     drop_leak.add(i)
                     name, se = suite_list[j]
-                    leak_rows.append({"example_id": kept[i].id, "suite": name,
-                                      "suite_example_id": se.id, "kind": "near",
-                                      "similarity": round(float(sims[i, j]), 4),
-                                      "text": _excerpt(kept[i].text)})
+                    leak_rows.append(
+                        {
+                            "example_id": kept[i].id,
+                            "suite": name,
+                            "suite_example_id": se.id,
+                            "kind": "near",
+                            "similarity": round(float(sims[i, j]), 4),
+                            "text": _excerpt(kept[i].text),
+                        }
+                    )
             keep_idx = [i for i in range(len(kept)) if i not in drop_leak]
             kept = [kept[i] for i in keep_idx]
             vecs = vecs[keep_idx]
@@ -395,10 +422,17 @@ def build_dataset(
             if i in removed or j in removed:
                 continue
             removed.add(j)  # j comes later in priority order (older / lower priority)
-            near_dups.append({"removed": kept[j].id, "kept": kept[i].id, "label": kept[j].label,
-                              "kept_label": kept[i].label, "similarity": round(sim, 4),
-                              "conflict": kept[j].label != kept[i].label,
-                              "text": _excerpt(kept[j].text)})
+            near_dups.append(
+                {
+                    "removed": kept[j].id,
+                    "kept": kept[i].id,
+                    "label": kept[j].label,
+                    "kept_label": kept[i].label,
+                    "similarity": round(sim, 4),
+                    "conflict": kept[j].label != kept[i].label,
+                    "text": _excerpt(kept[j].text),
+                }
+            )
         kept = [e for k, e in enumerate(kept) if k not in removed]
 
     if leak_rows and on_leak == "raise":
@@ -410,7 +444,9 @@ def build_dataset(
         )
 
     # -- new data vs replay pool --------------------------------------------------------------
-    overridden_tickets = {e.ticket_id for e in kept if e.source == ExampleSource.OVERRIDE and e.ticket_id}
+    overridden_tickets = {
+        e.ticket_id for e in kept if e.source == ExampleSource.OVERRIDE and e.ticket_id
+    }
 
     def correctly_handled(e: Example) -> bool:
         if e.ticket_id is not None and e.ticket_id in overridden_tickets:
@@ -532,11 +568,20 @@ def check_targets(examples: Sequence[Example], workflow: Workflow) -> list[dict[
         if t.not_slice:
             where += f" outside slice {t.not_slice!r}"
         missing = max(0, t.min - have)
-        message = (
-            f"{t.name}: {have} reviewed {t.label!r} examples{where}, need {t.min}"
-            + (f" ({missing} more needed)" if missing else " (ok)")
+        message = f"{t.name}: {have} reviewed {t.label!r} examples{where}, need {t.min}" + (
+            f" ({missing} more needed)" if missing else " (ok)"
         )
-        rows.append({"name": t.name, "label": t.label, "slice": t.slice, "not_slice": t.not_slice,
-                     "have": have, "need": t.min, "missing": missing, "ok": missing == 0,
-                     "message": message})
+        rows.append(
+            {
+                "name": t.name,
+                "label": t.label,
+                "slice": t.slice,
+                "not_slice": t.not_slice,
+                "have": have,
+                "need": t.min,
+                "missing": missing,
+                "ok": missing == 0,
+                "message": message,
+            }
+        )
     return rows

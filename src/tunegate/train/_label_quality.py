@@ -35,9 +35,13 @@ class LabelIssue:
     """Out-of-fold probability of the given label (low = likely mislabelled)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "text": self.text, "given_label": self.given_label,
-                "suggested_label": self.suggested_label,
-                "self_confidence": round(self.self_confidence, 4)}
+        return {
+            "id": self.id,
+            "text": self.text,
+            "given_label": self.given_label,
+            "suggested_label": self.suggested_label,
+            "self_confidence": round(self.self_confidence, 4),
+        }
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,20 @@ class LabelIssueReport:
             "flagged_share": round(len(self.issues) / max(1, self.n_examples), 4),
             "oof_accuracy": round(self.oof_accuracy, 4),
             "n_folds": self.n_folds,
-            "flagged_per_given_label": dict(sorted(Counter(i.given_label for i in self.issues).items())),
+            "flagged_per_given_label": dict(
+                sorted(Counter(i.given_label for i in self.issues).items())
+            ),
             "issues": [i.as_dict() for i in self.issues],
         }
 
 
 def out_of_fold_proba(
-    features: np.ndarray, y: np.ndarray, *, n_classes: int, n_folds: int = 5, seed: int = 0,
+    features: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_classes: int,
+    n_folds: int = 5,
+    seed: int = 0,
     C: float = 1.0,
 ) -> tuple[np.ndarray, int]:
     """(n, n_classes) out-of-fold probabilities of a logistic regression, and folds used.
@@ -86,8 +97,9 @@ def out_of_fold_proba(
     present = counts[counts > 0]
     folds = int(min(n_folds, max(2, present.min() if present.size else 2)))
     if len(y) < 2 * folds:
-        raise InputError(f"need at least {2 * folds} examples for {folds}-fold label checks, "
-                         f"got {len(y)}")
+        raise InputError(
+            f"need at least {2 * folds} examples for {folds}-fold label checks, got {len(y)}"
+        )
     splitter: Any
     if present.min() >= folds:
         splitter = sklearn_ms.StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -136,11 +148,14 @@ def label_issues(
     present = np.unique(y_all)
     remap = {int(c): i for i, c in enumerate(present)}
     y = np.array([remap[int(c)] for c in y_all], dtype=np.int64)
-    proba_present, folds = out_of_fold_proba(X, y, n_classes=len(present), n_folds=n_folds, seed=seed)
+    proba_present, folds = out_of_fold_proba(
+        X, y, n_classes=len(present), n_folds=n_folds, seed=seed
+    )
     proba = np.zeros((len(y), len(names)))
     proba[:, present] = proba_present
-    ranked = filt.find_label_issues(labels=y, pred_probs=proba_present,
-                                    return_indices_ranked_by="self_confidence")
+    ranked = filt.find_label_issues(
+        labels=y, pred_probs=proba_present, return_indices_ranked_by="self_confidence"
+    )
     issues = [
         LabelIssue(
             id=examples[i].id,
@@ -152,5 +167,11 @@ def label_issues(
         for i in (int(j) for j in ranked)
     ]
     oof_acc = float((proba_present.argmax(axis=1) == y).mean())
-    return LabelIssueReport(issues=issues, n_examples=len(examples), labels=names,
-                            pred_probs=proba, oof_accuracy=oof_acc, n_folds=folds)
+    return LabelIssueReport(
+        issues=issues,
+        n_examples=len(examples),
+        labels=names,
+        pred_probs=proba,
+        oof_accuracy=oof_acc,
+        n_folds=folds,
+    )

@@ -38,6 +38,7 @@ from tunegate._optional import require
 from tunegate.config import Workflow
 from tunegate.errors import InputError, ModelError
 from tunegate.models.artifact import (
+    ADAPTER_DIR,
     ARTIFACT_FORMAT,
     ArtifactManifest,
     dir_sha256,
@@ -51,18 +52,19 @@ from tunegate.train._dataset import Dataset, dataset_hash
 
 __all__ = [
     "CHECKPOINT_DIR",
-    "LoadedAdapter",
+    "HEAD_LR_MULTIPLIER",
     "Splits",
     "expected_calibration_error",
     "finetune",
-    "load_adapter",
     "macro_f1",
     "split_examples",
 ]
 
 CHECKPOINT_DIR = ".checkpoint"
-ADAPTER_DIR = "adapter"
 _WARMUP_SHARE = 0.1
+HEAD_LR_MULTIPLIER = 10.0
+"""The classification head (and every newly initialized module) learns this many times faster
+than the LoRA matrices: it starts from random weights, the adapters from the identity."""
 _BUCKET_BATCHES = 50
 
 
@@ -142,38 +144,11 @@ def split_examples(
 # -- model ------------------------------------------------------------------------------------
 
 
-def _quiet_transformers() -> None:
-    transformers = require("transformers", purpose="fine-tuning")
-    transformers.logging.set_verbosity_error()
-    with contextlib.suppress(Exception):
-        transformers.utils.logging.disable_progress_bar()
-
-
-def _base_model(base: str, labels: Sequence[str]) -> tuple[Any, list[str]]:
-    """The sequence classifier over ``base`` and the top-level modules it had to initialize."""
-    transformers = require("transformers", purpose="fine-tuning")
-    _quiet_transformers()
-    model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-        base,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-        output_loading_info=True,
-    )
-    prefix = getattr(model, "base_model_prefix", "")
-    new_modules: set[str] = set()
-    for key in info.get("missing_keys", ()):
-        parts = key.split(".")
-        if parts and parts[0] == prefix and len(parts) > 2:
-            new_modules.add(parts[1])  # e.g. bert.pooler.dense.weight -> pooler
-        else:
-            new_modules.add(parts[0])  # e.g. classifier.weight -> classifier
-    return model, sorted(new_modules)
-
-
 def _lora_model(base: str, labels: Sequence[str], workflow: Workflow) -> tuple[Any, list[str]]:
     peft = require("peft", purpose="LoRA fine-tuning")
-    model, new_modules = _base_model(base, labels)
+    from tunegate.models import load_sequence_classifier
+
+    model, new_modules = load_sequence_classifier(base, labels)
     modules_to_save = sorted({"classifier", *new_modules})
     t = workflow.training
     config = peft.LoraConfig(
@@ -187,51 +162,17 @@ def _lora_model(base: str, labels: Sequence[str], workflow: Workflow) -> tuple[A
     return peft.get_peft_model(model, config), modules_to_save
 
 
-@dataclass
-class LoadedAdapter:
-    """A reloaded LoRA artifact: PEFT model (eval mode), tokenizer and manifest."""
-
-    model: Any
-    tokenizer: Any
-    manifest: ArtifactManifest
-
-    def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """(n, k) raw logits (before temperature) in ``manifest.labels`` order."""
-        ids = _tokenize(self.tokenizer, texts, self.manifest.max_length)
-        return _predict_logits(self.model, ids, self.tokenizer.pad_token_id or 0, batch_size)
-
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """(n, k) calibrated probabilities: ``softmax(logits / temperature)``."""
-        return apply_temperature(self.logits(texts, batch_size=batch_size), self.manifest.temperature)
-
-
-def load_adapter(artifact_dir: str | Path, *, check_base_hash: bool = True) -> LoadedAdapter:
-    """Reload an artifact written by :func:`finetune` (exactly: same weights, same outputs)."""
-    peft = require("peft", purpose="loading a LoRA artifact")
-    transformers = require("transformers", purpose="loading a LoRA artifact")
-    folder = Path(artifact_dir)
-    manifest = read_manifest(folder)
-    if check_base_hash and manifest.base_model_hash:
-        found = dir_sha256(manifest.base_model)
-        if found != manifest.base_model_hash:
-            raise ModelError(
-                f"{folder}: the base model at {manifest.base_model} has weights hash "
-                f"{found[:12]}, but the adapter was trained on {manifest.base_model_hash[:12]}; "
-                f"point base_model at the original encoder"
-            )
-    base, _ = _base_model(manifest.base_model, manifest.labels)
-    model = peft.PeftModel.from_pretrained(base, str(folder / ADAPTER_DIR))
-    model.eval()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(manifest.base_model)
-    return LoadedAdapter(model=model, tokenizer=tokenizer, manifest=manifest)
-
-
 # -- tokenization and batching ----------------------------------------------------------------
 
 
 def _tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length,
-                        padding=False, return_attention_mask=False)
+    encoded = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+    )
     return [list(x) for x in encoded["input_ids"]]
 
 
@@ -247,8 +188,9 @@ def _pad(ids: list[list[int]], rows: Sequence[int], pad_id: int) -> tuple[Any, A
     return input_ids, mask
 
 
-def _epoch_batches(lengths: np.ndarray, rows: Sequence[int], batch_size: int, seed: int,
-                   epoch: int) -> list[list[int]]:
+def _epoch_batches(
+    lengths: np.ndarray, rows: Sequence[int], batch_size: int, seed: int, epoch: int
+) -> list[list[int]]:
     """Length-bucketed batches of ``rows`` for one epoch, a pure function of (seed, epoch)."""
     rng = np.random.default_rng([seed, epoch])
     order = np.asarray(rows)[rng.permutation(len(rows))]
@@ -261,8 +203,13 @@ def _epoch_batches(lengths: np.ndarray, rows: Sequence[int], batch_size: int, se
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _predict_logits(model: Any, ids: list[list[int]], pad_id: int, batch_size: int,
-                    rows: Sequence[int] | None = None) -> np.ndarray:
+def _predict_logits(
+    model: Any,
+    ids: list[list[int]],
+    pad_id: int,
+    batch_size: int,
+    rows: Sequence[int] | None = None,
+) -> np.ndarray:
     torch = require("torch")
     idx = list(range(len(ids))) if rows is None else list(rows)
     if not idx:
@@ -353,6 +300,7 @@ def _training_config(workflow: Workflow, epochs: int, modules_to_save: list[str]
         "validation_fraction": t.validation_fraction,
         "calibration_fraction": t.calibration_fraction,
         "warmup_share": _WARMUP_SHARE,
+        "head_lr_multiplier": HEAD_LR_MULTIPLIER,
         "max_length": workflow.model.max_length,
         "head": "AutoModelForSequenceClassification",
     }
@@ -420,23 +368,35 @@ def finetune(
         existing = read_manifest(out)
         if existing.config.get("fingerprint") == fingerprint:
             return out
-    if out.exists() and any(p.name != CHECKPOINT_DIR for p in out.iterdir()) and not ckpt_path.exists():
-        if (out / "manifest.json").is_file() or (out / ADAPTER_DIR).exists():
-            raise InputError(f"{out} already holds a different artifact; choose a new --out folder")
+    has_artifact = (out / "manifest.json").is_file() or (out / ADAPTER_DIR).exists()
+    if has_artifact and not ckpt_path.exists():
+        raise InputError(f"{out} already holds a different artifact; choose a new --out folder")
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(base)
     pad_id = int(tokenizer.pad_token_id or 0)
     ids = _tokenize(tokenizer, [e.text for e in examples], workflow.model.max_length)
     lengths = np.array([len(x) for x in ids])
     y = np.array([index[e.label] for e in examples], dtype=np.int64)
-    splits = split_examples([e.label for e in examples], validation_fraction=t.validation_fraction,
-                            calibration_fraction=t.calibration_fraction, seed=seed)
+    splits = split_examples(
+        [e.label for e in examples],
+        validation_fraction=t.validation_fraction,
+        calibration_fraction=t.calibration_fraction,
+        seed=seed,
+    )
     steps_per_epoch = math.ceil(len(splits.train) / t.batch_size)
     total_steps = max(1, steps_per_epoch * n_epochs)
     warmup = max(1, int(total_steps * _WARMUP_SHARE))
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=t.learning_rate)
+    head = [p for n, p in model.named_parameters() if p.requires_grad and "modules_to_save" in n]
+    lora = [
+        p for n, p in model.named_parameters() if p.requires_grad and "modules_to_save" not in n
+    ]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": lora, "lr": t.learning_rate},
+            {"params": head, "lr": t.learning_rate * HEAD_LR_MULTIPLIER},
+        ],
+    )
 
     def schedule(step: int) -> float:
         if step < warmup:
@@ -468,13 +428,18 @@ def finetune(
             bad_epochs = int(ckpt["bad_epochs"])
             history = list(ckpt["history"])
             train_seconds = float(ckpt.get("train_seconds", 0.0))
+    resumed_from = start_epoch
     stopped_early = bool(history and history[-1].get("stop"))
 
     y_t = torch.from_numpy(y)
     model.train()
     with _deterministic(), make_progress() as progress:
-        task = progress.add_task(f"fine-tune seed {seed}", total=total_steps,
-                                 completed=start_epoch * steps_per_epoch, status="")
+        task = progress.add_task(
+            f"fine-tune seed {seed}",
+            total=total_steps,
+            completed=start_epoch * steps_per_epoch,
+            status="",
+        )
         for epoch in range(start_epoch, n_epochs):
             if stopped_early:
                 break
@@ -491,8 +456,11 @@ def finetune(
                 scheduler.step()
                 running += float(loss.detach()) * len(batch)
                 seen += len(batch)
-                progress.update(task, advance=1,
-                                status=f"epoch {epoch + 1}/{n_epochs} loss {running / seen:.3f}")
+                progress.update(
+                    task,
+                    advance=1,
+                    status=f"epoch {epoch + 1}/{n_epochs} loss {running / seen:.3f}",
+                )
             row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": running / max(1, seen)}
             if splits.validation:
                 val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation)
@@ -512,21 +480,27 @@ def finetune(
             train_seconds += time.perf_counter() - began
             row["stop"] = bad_epochs >= t.patience
             history.append(row)
-            _save_checkpoint(ckpt_path, {
-                "fingerprint": fingerprint,
-                "epoch": epoch + 1,
-                "trainable": _trainable_state(model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                        "numpy": np.random.get_state()},
-                "best_state": best_state,
-                "best_score": best_score,
-                "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs,
-                "history": history,
-                "train_seconds": train_seconds,
-            })
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch + 1,
+                    "trainable": _trainable_state(model),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": {
+                        "torch": torch.get_rng_state(),
+                        "python": random.getstate(),
+                        "numpy": np.random.get_state(),
+                    },
+                    "best_state": best_state,
+                    "best_score": best_score,
+                    "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs,
+                    "history": history,
+                    "train_seconds": train_seconds,
+                },
+            )
             if on_checkpoint is not None:
                 on_checkpoint(epoch + 1)
             if row["stop"]:
@@ -543,6 +517,7 @@ def finetune(
         "stopped_early": bool(history and history[-1]["stop"] and len(history) < n_epochs),
         "history": history,
         "train_seconds": round(train_seconds, 3),
+        "resumed_from_epoch": resumed_from,
     }
     best_row = next((r for r in history if r["epoch"] == best_epoch), {})
     for key in ("val_macro_f1", "val_accuracy", "val_loss"):
@@ -556,14 +531,16 @@ def finetune(
         temperature = fit_temperature(cal_logits, y_cal)
         raw = apply_temperature(cal_logits, 1.0)
         calibrated = apply_temperature(cal_logits, temperature)
-        metrics.update({
-            "cal_accuracy": float((cal_logits.argmax(axis=1) == y_cal).mean()),
-            "cal_macro_f1": macro_f1(y_cal, cal_logits.argmax(axis=1), len(labels)),
-            "ece_uncalibrated": expected_calibration_error(y_cal, raw),
-            "ece_calibrated": expected_calibration_error(y_cal, calibrated),
-            "nll_uncalibrated": nll_loss(cal_logits, y_cal),
-            "nll_calibrated": nll_loss(cal_logits, y_cal, temperature=temperature),
-        })
+        metrics.update(
+            {
+                "cal_accuracy": float((cal_logits.argmax(axis=1) == y_cal).mean()),
+                "cal_macro_f1": macro_f1(y_cal, cal_logits.argmax(axis=1), len(labels)),
+                "ece_uncalibrated": expected_calibration_error(y_cal, raw),
+                "ece_calibrated": expected_calibration_error(y_cal, calibrated),
+                "nll_uncalibrated": nll_loss(cal_logits, y_cal),
+                "nll_calibrated": nll_loss(cal_logits, y_cal, temperature=temperature),
+            }
+        )
         if parent_proba is not None:
             parent = np.asarray(parent_proba([examples[i].text for i in splits.calibration]))
             metrics["ece_parent"] = expected_calibration_error(y_cal, parent)
@@ -583,8 +560,11 @@ def finetune(
         base_model=base,
         base_model_hash=base_hash,
         dataset_hash=data_hash,
-        config={**config, "fingerprint": fingerprint,
-                "split_sizes": [len(splits.train), len(splits.validation), len(splits.calibration)]},
+        config={
+            **config,
+            "fingerprint": fingerprint,
+            "split_sizes": [len(splits.train), len(splits.validation), len(splits.calibration)],
+        },
         metrics=json.loads(json.dumps(metrics)),
         temperature=temperature,
         max_length=workflow.model.max_length,

@@ -1,0 +1,307 @@
+"""``tunegate suite freeze|show``, ``tunegate eval``, ``tunegate compare``, ``tunegate probe``:
+thin commands over :mod:`tunegate.evaluate` and :mod:`tunegate.report`."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+from tunegate.errors import InputError, NotFoundError
+from tunegate.records import EvalRun, EvalSuite, ModelKind, SuiteSlice
+
+__all__ = ["register"]
+
+suite_app = typer.Typer(help="Freeze and inspect evaluation suites.", no_args_is_help=True)
+DEFAULT_CONFIG = Path("tunegate.yaml")
+
+
+@suite_app.command("freeze")
+def suite_freeze(
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV: text, label[, id, slice, tags].")],
+    name: Annotated[str, typer.Option("--name", help="Suite name.")],
+    training: Annotated[
+        list[Path] | None,
+        typer.Option("--training", help="Extra file(s) of training texts to check for leakage."),
+    ] = None,
+    exact_only: Annotated[
+        bool, typer.Option("--exact-only", help="Skip the embedding near-duplicate check.")
+    ] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+) -> None:
+    """Freeze a suite from a file and store it (refuses examples that overlap training data:
+    every example in the store plus --training files)."""
+    from tunegate.evaluate import freeze_suite, read_suite_examples
+
+    workflow = load(config)
+    store = store_for(workflow, config)
+    rows = read_suite_examples(file)
+    training_texts = [e.text for e in store.examples()]
+    for path in training or []:
+        training_texts += [str(r["text"]) for r in _read_texts(path)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        suite = freeze_suite(
+            name, rows, workflow, training_texts=training_texts, near_duplicates=not exact_only
+        )
+    store.save_suite(suite)
+    notes = [str(w.message) for w in caught]
+    summary = _suite_summary(suite) | {
+        "warnings": notes,
+        "training_texts_checked": len(training_texts),
+    }
+
+    def human() -> None:
+        out.print(
+            f"froze suite {suite.name!r} ({suite.hash[:12]}): "
+            + ", ".join(f"{k} {v}" for k, v in summary["slices"].items())
+        )
+        for note in notes:
+            out.print(f"[yellow]warning:[/yellow] {note}")
+
+    emit(summary, as_json=as_json, human=human)
+
+
+def _read_texts(path: Path) -> list[dict[str, Any]]:
+    from tunegate.evaluate import read_suite_examples
+
+    try:
+        return read_suite_examples(path)
+    except InputError:
+        if path.suffix.lower() in (".txt",):
+            return [{"text": t} for t in path.read_text(encoding="utf-8").splitlines() if t]
+        raise
+
+
+def _suite_summary(suite: EvalSuite) -> dict[str, Any]:
+    tags: dict[str, int] = {}
+    for e in suite.examples:
+        for t in e.tags:
+            tags[t] = tags.get(t, 0) + 1
+    return {
+        "name": suite.name,
+        "hash": suite.hash,
+        "examples": len(suite.examples),
+        "slices": {s.value: len(suite.slice_examples(s)) for s in SuiteSlice},
+        "named_slices": tags,
+        "created_at": suite.created_at.isoformat(),
+    }
+
+
+@suite_app.command("show")
+def suite_show(
+    name: Annotated[str, typer.Argument(help="Suite name or hash.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a stored suite's slices and named slices."""
+    from tunegate.evaluate import suite_size_warnings
+
+    workflow = load(config)
+    suite = store_for(workflow, config).get_suite(name)
+    summary = _suite_summary(suite) | {"warnings": suite_size_warnings(suite, workflow)}
+
+    def human() -> None:
+        out.print(f"suite {suite.name!r} {suite.hash[:12]}: {len(suite.examples)} examples")
+        for k, v in summary["slices"].items():
+            out.print(f"  {k:13s} {v}")
+        for k, v in summary["named_slices"].items():
+            out.print(f"  #{k:12s} {v}")
+        for w in summary["warnings"]:
+            out.print(f"[yellow]warning:[/yellow] {w}")
+
+    emit(summary, as_json=as_json, human=human)
+
+
+def _build_model(spec: str, workflow: Any, store: Any) -> Any:
+    from tunegate.models import backends, build_classifier
+
+    if spec == "knn":
+        return build_classifier("knn", workflow, store=store)
+    if spec in backends() or spec.startswith("lora:"):
+        return build_classifier(spec, workflow)
+    try:
+        mv = store.get_model_version(spec)
+    except NotFoundError:
+        raise InputError(
+            f"unknown model {spec!r}; use zero-shot, knn, rules, lora:PATH or a "
+            f"registered model version id (tunegate models list)"
+        ) from None
+    kind = ModelKind(mv.kind)
+    if kind == ModelKind.ZERO_SHOT:
+        return build_classifier("zero-shot", workflow)
+    if kind == ModelKind.RETRIEVAL:
+        return build_classifier("knn", workflow, store=store)
+    if kind == ModelKind.RULES:
+        return build_classifier("rules", workflow)
+    if kind == ModelKind.LORA and mv.artifact_path:
+        return build_classifier(f"lora:{mv.artifact_path}", workflow)
+    raise InputError(f"model version {spec!r} of kind {kind.value} cannot be evaluated here")
+
+
+def eval_cmd(
+    model: Annotated[str, typer.Argument(help="zero-shot | knn | rules | lora:PATH | version id")],
+    suite: Annotated[str, typer.Option("--suite", help="Stored suite name or hash.")],
+    report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the EvalRun as JSON to this file.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Bootstrap seed.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a model on a frozen suite and store the EvalRun."""
+    from tunegate.evaluate import run_eval
+    from tunegate.report import run_html
+
+    workflow = load(config)
+    store = store_for(workflow, config)
+    the_suite = store.get_suite(suite)
+    clf = _build_model(model, workflow, store)
+    run = run_eval(clf, the_suite, workflow, seed=seed)
+    store.save_eval_run(run)
+    if report is not None:
+        report.write_text(run_html(run, the_suite), encoding="utf-8")
+    if output is not None:
+        output.write_text(run.model_dump_json(indent=2), encoding="utf-8")
+    m = run.metrics
+    summary = {
+        "run": run.id,
+        "model_version": run.model_version,
+        "suite": the_suite.name,
+        "overall": {
+            k: m["overall"][k] for k in ("accuracy", "macro_f1", "expected_calibration_error")
+        },
+        "slices": {s: m["slices"][s]["accuracy"] for s in m["slices"]},
+        "report": str(report) if report else None,
+    }
+
+    def human() -> None:
+        from tunegate.report import fmt_interval
+
+        out.print(f"run {run.id}: {run.model_version} on {the_suite.name}")
+        for key in ("accuracy", "macro_f1", "expected_calibration_error"):
+            out.print(f"  {key:28s} {fmt_interval(m['overall'][key])}")
+        for s, tbl in m["slices"].items():
+            out.print(f"  {s + ' accuracy':28s} {fmt_interval(tbl['accuracy'])} (n={tbl['n']})")
+        if report:
+            out.print(f"report: {report}")
+
+    emit(summary, as_json=as_json, human=human)
+
+
+def _load_run(ref: str, store: Any) -> EvalRun:
+    path = Path(ref)
+    if path.suffix == ".json" and path.exists():
+        return EvalRun.model_validate_json(path.read_text(encoding="utf-8"))
+    return store.get_eval_run(ref)  # type: ignore[no-any-return]
+
+
+def compare_cmd(
+    baseline: Annotated[str, typer.Argument(help="Baseline EvalRun id (or .json file).")],
+    candidate: Annotated[str, typer.Argument(help="Candidate EvalRun id (or .json file).")],
+    markdown: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="Write a Markdown summary (for a pull-request comment)."),
+    ] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare two runs on the same suite; exit code 0 pass, 1 fail, 2 inconclusive."""
+    from tunegate.evaluate import compare_runs
+    from tunegate.report import comparison_html, verdict_markdown
+
+    workflow = load(config)
+    store = store_for(workflow, config)
+    base, cand = _load_run(baseline, store), _load_run(candidate, store)
+    suite = store.get_suite(base.suite_hash)
+    comparison = compare_runs(base, cand, suite, workflow)
+    verdict = comparison.verdict
+    text = verdict_markdown(verdict, comparison)
+    if markdown is not None:
+        markdown.write_text(text, encoding="utf-8")
+    if report is not None:
+        report.write_text(comparison_html(comparison, base, cand, suite), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(verdict.model_dump(mode="json"), indent=2))
+    else:
+        out.print(text, markup=False, highlight=False)
+    raise typer.Exit(verdict.exit_code)
+
+
+def probe_cmd(
+    dataset: Annotated[str, typer.Argument(help="The probe task: banking77.")] = "banking77",
+    encoder: Annotated[
+        str | None,
+        typer.Option("--encoder", help="Encoder folder to probe (default: the workflow's)."),
+    ] = None,
+    baseline_encoder: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline-encoder", help="Also probe this encoder and compare (before vs after)."
+        ),
+    ] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="BANKING77 folder.")] = Path(
+        "../shared/data/banking77"
+    ),
+    train_per_class: Annotated[int, typer.Option(help="Training texts per intent.")] = 20,
+    test_per_class: Annotated[int, typer.Option(help="Test texts per intent.")] = 10,
+    seed: Annotated[int, typer.Option(help="Subsample and bootstrap seed.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """kNN probe of an encoder on BANKING77 (external capability preservation)."""
+    from tunegate.config import ModelSettings
+    from tunegate.evaluate import compare_probes, preservation_probe
+    from tunegate.models import get_encoder
+
+    if dataset != "banking77":
+        raise InputError(f"unknown probe dataset {dataset!r}; available: banking77")
+    kw = {"train_per_class": train_per_class, "test_per_class": test_per_class, "seed": seed}
+    after = preservation_probe(get_encoder(ModelSettings(encoder=encoder)), data_dir, **kw)
+    payload: dict[str, Any] = {
+        "dataset": dataset,
+        "encoder": encoder or "default",
+        "accuracy": after.interval.as_dict(),
+        "n_test": after.n_test,
+        "n_train": after.n_train,
+        "k": after.k,
+    }
+    if baseline_encoder is not None:
+        before = preservation_probe(
+            get_encoder(ModelSettings(encoder=baseline_encoder)), data_dir, **kw
+        )
+        cmp = compare_probes(before, after, seed=seed)
+        payload |= {
+            "baseline_accuracy": before.interval.as_dict(),
+            "drop": cmp.drop.as_dict(),
+            "within_noise": cmp.within_noise,
+            "mcnemar_p": cmp.mcnemar.p_value,
+        }
+
+    def human() -> None:
+        from tunegate.report import fmt_interval
+
+        out.print(
+            f"{dataset} kNN probe ({after.n_test} test / {after.n_train} train texts): "
+            f"accuracy {fmt_interval(after.interval)}"
+        )
+        if "drop" in payload:
+            out.print(
+                f"drop vs baseline encoder: {fmt_interval(payload['drop'])}"
+                f"{' (within noise)' if payload['within_noise'] else ''}"
+            )
+
+    emit(payload, as_json=as_json, human=human)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(suite_app, name="suite")
+    app.command("eval")(eval_cmd)
+    app.command("compare")(compare_cmd)
+    app.command("probe")(probe_cmd)

@@ -1,0 +1,210 @@
+"""``tunegate monitor`` and ``tunegate shadow``: production figures, triggers, shadow scoring."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+from tunegate.errors import InputError
+
+_DEFAULT_CONFIG = Path("tunegate.yaml")
+
+
+def _when(value: str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(
+            f"{what} must be an ISO date or time such as 2025-03-01, got {value!r}"
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _embedder(workflow: Any) -> Any:
+    """The workflow's encoder as ``texts -> (n, d)``, or None when the ML extra is missing."""
+    try:
+        from tunegate.models import get_encoder
+    except ImportError:
+        return None
+    encoder = get_encoder(workflow.model)
+    return lambda texts: encoder.embed(list(texts))
+
+
+def monitor(
+    config: ConfigOpt = _DEFAULT_CONFIG,
+    period: Annotated[str, typer.Option("--period", help="week (ISO weeks) or month.")] = "week",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Start of the figures (ISO date); default: the baseline start."
+        ),
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="End (ISO date, exclusive).")] = None,
+    auto_rollback: Annotated[
+        bool, typer.Option("--auto-rollback", help="Roll the champion back when a trigger fires.")
+    ] = False,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook",
+            help="POST a JSON alert here when a trigger fires (default: rollback.webhook).",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write review.html and review.md into this folder."),
+    ] = None,
+    embeddings: Annotated[
+        bool,
+        typer.Option(
+            "--embeddings/--no-embeddings", help="Measure embedding drift (loads the encoder)."
+        ),
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Weekly/monthly figures, input drift and rollback triggers; exit 1 when a trigger fires."""
+    from tunegate.monitor import act_on, next_gap_from_store, render_alert, run_monitor
+    from tunegate.monitor import write_report as write
+
+    if period not in ("week", "month"):
+        raise InputError(f"--period must be 'week' or 'month', got {period!r}")
+    workflow = load(config)
+    store = store_for(workflow, config)
+    result = run_monitor(
+        store,
+        workflow,
+        period=period,  # type: ignore[arg-type]
+        since=_when(since, "--since"),
+        until=_when(until, "--until"),
+        embedder=_embedder(workflow) if embeddings else None,
+    )
+    alert = act_on(
+        result, store, auto_rollback=auto_rollback, webhook=webhook or workflow.rollback.webhook
+    )
+    paths: list[str] = []
+    if report is not None:
+        gap = next_gap_from_store(
+            store, workflow, model_version=result.champion, since=result.promoted_at
+        )
+        paths = [str(p) for p in write(result, report, gap=gap)]
+    payload = result.to_dict() | {"report": paths}
+
+    def human() -> None:
+        table = Table(title=f"{workflow.name}: champion {result.champion}", header_style="bold")
+        for col in (
+            "period",
+            "decisions",
+            "override",
+            "escalate",
+            "clarify",
+            "sel. acc.",
+            "p50 ms",
+            "drift",
+        ):
+            table.add_column(col)
+        for p in result.periods:
+            f = p.figures
+            drift = ", ".join(
+                f"{d.test}={d.score:.3g}{'!' if d.drifted else ''}"
+                for d in result.drift.get(p.period, [])
+            )
+            table.add_row(
+                p.period,
+                str(f.n_decisions),
+                _pct(f.override_rate),
+                _pct(f.escalation_rate),
+                _pct(f.clarify_rate),
+                _pct(f.selective_accuracy),
+                "-" if f.latency_p50 is None else f"{f.latency_p50:.1f}",
+                drift,
+            )
+        out.print(table)
+        for note in result.notes:
+            out.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        if alert is not None:
+            render_alert(alert, out)
+        else:
+            out.print("[green]no rollback trigger fired[/green]")
+        for path in paths:
+            out.print(f"wrote {path}")
+
+    emit(payload, as_json=as_json, human=human)
+    if alert is not None:
+        raise typer.Exit(1)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def shadow(
+    version: Annotated[str, typer.Argument(help="The candidate model version id.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Tickets to score (JSONL/CSV as `tunegate ingest` reads); default: the store's "
+            "tickets since --since."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Score stored tickets since.")
+    ] = None,
+    config: ConfigOpt = _DEFAULT_CONFIG,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score the live stream with a candidate beside the champion, routing nothing."""
+    from tunegate.models import load_model_version
+    from tunegate.monitor import shadow_figures, shadow_score
+
+    if (file is None) == (since is None):
+        raise InputError("give either FILE or --since (which tickets to shadow-score)")
+    workflow = load(config)
+    store = store_for(workflow, config)
+    mv = store.get_model_version(version)
+    candidate = load_model_version(mv, workflow, store=store)
+    if file is not None:
+        from tunegate.io import read_records
+        from tunegate.records import Ticket
+
+        records, problems = read_records("tickets", file, workflow=workflow)
+        if problems:
+            first = "; ".join(f"line {p.line}: {p.reason}" for p in problems[:3])
+            raise InputError(
+                f"{file}: {len(problems)} ticket row(s) are invalid ({first}); "
+                f"fix them or run `tunegate ingest tickets {file}` to quarantine"
+            )
+        tickets = [t for t in records if isinstance(t, Ticket)]
+        store.add_tickets(tickets)
+        start = min((t.created_at for t in tickets), default=None)
+    else:
+        start = _when(since, "--since")
+        tickets = store.tickets(since=start)
+    scored = shadow_score(candidate, tickets, store, workflow=workflow, version=mv.id)
+    figures = shadow_figures(store, mv.id, workflow=workflow, since=start)
+    payload = {"scored": len(scored), "tickets": len(tickets), **figures.to_dict()}
+
+    def human() -> None:
+        out.print(
+            f"shadow-scored {len(scored)} new of {len(tickets)} tickets with {mv.id} "
+            f"(nothing routed)"
+        )
+        out.print(
+            f"agreement with champion {_pct(figures.agreement)}, accuracy vs overrides "
+            f"{_pct(figures.candidate_accuracy)} (champion {_pct(figures.champion_accuracy)})"
+            f", fixes {figures.fixes}, breaks {figures.breaks}",
+            highlight=False,
+        )
+
+    emit(payload, as_json=as_json, human=human)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("monitor")(monitor)
+    app.command("shadow")(shadow)

@@ -1,0 +1,124 @@
+"""``tunegate serve`` and ``tunegate token create|list|revoke``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+
+token_app = typer.Typer(
+    help="Create, list and revoke API tokens (stored as SHA-256 hashes).", no_args_is_help=True
+)
+
+
+def serve(
+    config: ConfigOpt = Path("tunegate.yaml"),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="Uvicorn log level.")] = "info",
+    highlights: Annotated[
+        str,
+        typer.Option(
+            help="Queue word highlights: occlusion (cheap, any model), attribution "
+            "(Integrated Gradients, zero-shot/LoRA), or off."
+        ),
+    ] = "occlusion",
+) -> None:
+    """Run the service (API, review queue, dashboard) under Uvicorn.
+
+    It serves the registry's champion (zero-shot when there is none). Create a token first:
+    `tunegate token create --role analyst --name alice`, then open http://HOST:PORT/login.
+    """
+    from tunegate._optional import require
+
+    uvicorn = require("uvicorn", purpose="tunegate serve")
+    from tunegate.errors import InputError
+    from tunegate.server import ServerSettings, create_app
+
+    if highlights not in ("occlusion", "attribution", "off"):
+        raise InputError(f"--highlights must be occlusion, attribution or off; got {highlights!r}")
+    workflow = load(config)
+    settings = ServerSettings(highlights=highlights)  # type: ignore[arg-type]
+    app = create_app(workflow, store=store_for(workflow, config), settings=settings)
+    out.print(
+        f"tunegate serving {workflow.name!r} on http://{host}:{port} (log in at /login, "
+        f"API docs at /docs)"
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+
+
+def token_create(
+    role: Annotated[str, typer.Option(help="analyst (classify, override, queue) or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what holds the token (shown in audits).")],
+    config: ConfigOpt = Path("tunegate.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a token and print it ONCE (only its hash is stored)."""
+    from tunegate.server._auth import create_token
+
+    workflow = load(config)
+    store = store_for(workflow, config)
+    token, info = create_token(store, role=role, name=name)
+    store.audit(
+        "token_create", "cli", {"token_id": info.id, "name": info.name, "role": info.role.value}
+    )
+
+    def human() -> None:
+        out.print(
+            f"created {info.role.value} token {info.id} for {info.name!r}; it is shown "
+            f"only now, store it safely:",
+            highlight=False,
+        )
+        typer.echo(token)
+
+    emit({"token": token, **info.as_dict()}, as_json=as_json, human=human)
+
+
+def token_list(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = False) -> None:
+    """List tokens: id, name, role, created, revoked (never the tokens)."""
+    from tunegate.server._auth import list_tokens
+
+    workflow = load(config)
+    infos = list_tokens(store_for(workflow, config))
+
+    def human() -> None:
+        if not infos:
+            out.print("no tokens yet; create one with `tunegate token create`")
+        for info in infos:
+            state = "revoked" if info.revoked else "active"
+            out.print(
+                f"{info.id}  {info.role.value:8s} {info.name:20s} {info.created_at}  {state}",
+                highlight=False,
+            )
+
+    emit([i.as_dict() for i in infos], as_json=as_json, human=human)
+
+
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="Token id (tok_...) or name.")],
+    config: ConfigOpt = Path("tunegate.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a token by id, or every token with a name; their sessions end too."""
+    from tunegate.server._auth import revoke_token
+
+    workflow = load(config)
+    store = store_for(workflow, config)
+    revoked = revoke_token(store, token)
+    store.audit("token_revoke", "cli", {"token_ids": [t.id for t in revoked]})
+    emit(
+        [t.as_dict() for t in revoked],
+        as_json=as_json,
+        human=lambda: out.print(f"revoked {', '.join(t.id for t in revoked)}"),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    token_app.command("create")(token_create)
+    token_app.command("list")(token_list)
+    token_app.command("revoke")(token_revoke)
+    app.add_typer(token_app, name="token")

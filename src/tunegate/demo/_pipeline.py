@@ -1,0 +1,507 @@
+"""The whole loop on the simulated service desk (what ``tunegate demo`` runs).
+
+Steps (each timed and reported):
+
+1. simulate 12 weeks with the MFA rollout at week 6, served by the pre-rollout champion, and
+   ingest everything into a fresh store;
+2. the champion is the zero-shot classifier with the workflow's instructions and a temperature
+   fitted on the reviewed pre-rollout history (documented choice: it is what a team has before
+   any training, and its instructions are the prompt-engineering lever the gate asks about);
+   freeze the evaluation suite and record the champion's baseline EvalRun;
+3. (the production stream was served with routing by entropy and analysts overrode it in step 1);
+4. diagnose: R2 trend, error triage with its recommendation, attribution naming the signal;
+5. try the cheap fixes (instructions, a rule, retrieval), each with a Verdict;
+6. the gate;
+7. dataset (label-quality flags, leakage report), LoRA over several seeds, calibration,
+   evaluation against the champion, the key table;
+8. the verdict, promotion, post-deployment weeks under monitoring, the next gap;
+9. one self-contained HTML report and a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tunegate._progress import console
+from tunegate.config import Workflow, parse_workflow, starter_yaml
+from tunegate.demo._table import KeyRow, key_table, render_key_table
+from tunegate.errors import TunegateError
+from tunegate.records import (
+    Attempt,
+    AttemptKind,
+    EvalRun,
+    EvalSuite,
+    ModelKind,
+    ModelVersion,
+    Verdict,
+    VerdictOutcome,
+)
+
+__all__ = ["DemoConfig", "DemoResult", "run_demo"]
+
+T = TypeVar("T")
+
+# Instructions a team would try first when MFA lockouts are misrouted (step 5).
+FIX_INSTRUCTIONS = (
+    "IT service desk ticket; unexpected MFA push prompts, authenticator codes or sign-in "
+    "attempts the user did not make are security incidents, not routine lockouts. Ticket about"
+)
+# The rule a team would try (step 5): the policy "MFA prompts + lockout = security incident".
+FIX_RULE = {
+    "name": "mfa_lockout_is_security",
+    "label": "security_incident",
+    "all_of": [r"\b(locked|lock(ed)? ?out|lockout)\b"],
+    "any_of": [r"\b(push (prompt|notification|request)s?|authenticator|mfa|2fa)\b"],
+    "description": "MFA prompts with a lockout are treated as a possible attack.",
+}
+# Paraphrases of the champion's instructions: the zero-shot model's "seeds" are its prompt
+# configurations, so its variance is measured across these (docs/demo.md).
+INSTRUCTION_VARIANTS = (
+    "IT service desk ticket about",
+    "Support request concerning",
+    "This helpdesk ticket is about",
+)
+
+
+@dataclass
+class DemoConfig:
+    """Knobs of the demo. ``quick`` shrinks every volume for tests (under two minutes)."""
+
+    out_dir: Path = Path("tunegate-demo")
+    quick: bool = False
+    seed: int = 7
+    weeks: int = 12
+    rollout_week: int = 6
+    post_weeks: int | None = None
+    seeds: int | None = None
+    epochs: int | None = None
+    fresh: bool = True
+    """Delete ``out_dir`` first (the demo always starts from an empty store)."""
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        if self.rollout_week >= self.weeks:
+            raise TunegateError(
+                f"rollout_week ({self.rollout_week}) must be before weeks ({self.weeks})"
+            )
+
+    @property
+    def n_seeds(self) -> int:
+        return self.seeds if self.seeds is not None else (2 if self.quick else 3)
+
+    @property
+    def n_post_weeks(self) -> int:
+        return self.post_weeks if self.post_weeks is not None else (2 if self.quick else 4)
+
+
+@dataclass
+class StepTiming:
+    name: str
+    seconds: float
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo produced (also written to ``out_dir/result.json``)."""
+
+    out_dir: Path
+    champion_version: str
+    candidate_version: str | None
+    suite_hash: str
+    baseline_run: str
+    candidate_run: str | None
+    trend: dict[str, Any]
+    recommendation: dict[str, Any]
+    findings: list[dict[str, Any]]
+    attempts: list[dict[str, Any]]
+    gate: dict[str, Any]
+    dataset: dict[str, Any]
+    label_issues: dict[str, Any]
+    sweep: dict[str, Any]
+    verdict: dict[str, Any] | None
+    promoted: bool
+    monitor: dict[str, Any]
+    next_gap: dict[str, Any]
+    table: list[KeyRow]
+    timings: list[StepTiming] = field(default_factory=list)
+    report_html: Path | None = None
+    summary_md: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "champion_version": self.champion_version,
+            "candidate_version": self.candidate_version,
+            "suite_hash": self.suite_hash,
+            "baseline_run": self.baseline_run,
+            "candidate_run": self.candidate_run,
+            "trend": self.trend,
+            "recommendation": self.recommendation,
+            "findings": self.findings,
+            "attempts": self.attempts,
+            "gate": self.gate,
+            "dataset": self.dataset,
+            "label_issues": self.label_issues,
+            "sweep": self.sweep,
+            "verdict": self.verdict,
+            "promoted": self.promoted,
+            "monitor": self.monitor,
+            "next_gap": self.next_gap,
+            "table": [r.as_dict() for r in self.table],
+            "timings": [{"step": t.name, "seconds": round(t.seconds, 2)} for t in self.timings],
+            "report_html": str(self.report_html) if self.report_html else None,
+            "summary_md": str(self.summary_md) if self.summary_md else None,
+        }
+
+
+class _Steps:
+    """Prints each step's header and records its wall time."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.timings: list[StepTiming] = []
+        self.log = log
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.log(f"[bold cyan]▶ {name}[/bold cyan]")
+        start = time.perf_counter()
+        yield
+        took = time.perf_counter() - start
+        self.timings.append(StepTiming(name, took))
+        self.log(f"  [dim]done in {took:.1f} s[/dim]")
+
+
+def demo_workflow(config: DemoConfig) -> Workflow:
+    """The starter service-desk workflow with the demo's store; quick mode scales the data
+    targets down with the smaller volumes (the same proportions, documented in docs/demo.md)."""
+    wf = parse_workflow(starter_yaml())
+    updates: dict[str, Any] = {"store": wf.store.model_copy(update={"url": "sqlite:///demo.db"})}
+    if config.quick:
+        updates["data_targets"] = [
+            t.model_copy(update={"min": max(10, t.min // 5)}) for t in wf.data_targets
+        ]
+        updates["gate"] = wf.gate.model_copy(update={"min_reviewed_examples": 100})
+        updates["triage"] = wf.triage.model_copy(update={"min_failures": 40})
+        updates["regression"] = wf.regression.model_copy(update={"n_bootstrap": 300})
+        updates["training"] = wf.training.model_copy(update={"epochs": config.epochs or 2})
+    elif config.epochs:
+        updates["training"] = wf.training.model_copy(update={"epochs": config.epochs})
+    return wf.model_copy(update=updates)
+
+
+def _sim_config(config: DemoConfig) -> Any:
+    from tunegate.simulate import SimConfig
+
+    if config.quick:
+        return SimConfig(
+            weeks=config.weeks, rollout_week=config.rollout_week, seed=config.seed,
+            tickets_per_week=110, history_size=500, heldout_core=110, heldout_edge=70,
+            heldout_preservation=60,
+        )
+    return SimConfig(weeks=config.weeks, rollout_week=config.rollout_week, seed=config.seed)
+
+
+def _verdict_dict(verdict: Verdict | None) -> dict[str, Any] | None:
+    return None if verdict is None else verdict.model_dump(mode="json")
+
+
+def _attempt_dict(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "kind": attempt.kind.value,
+        "description": attempt.description,
+        "outcome": attempt.verdict.outcome.value if attempt.verdict else None,
+        "details": attempt.details,
+    }
+
+
+def run_demo(
+    config: DemoConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run the whole loop; returns the result and writes ``report.html`` and ``summary.md``."""
+    from tunegate.diagnose import (
+        attribute_overrides,
+        confirm_finding,
+        confirm_triage,
+        evaluate_gate,
+        failures_from_store,
+        override_trend_from_store,
+        recommend_from_store,
+        suggest,
+        triage_context_from_store,
+        try_instructions,
+        try_retrieval,
+        try_rules,
+    )
+    from tunegate.evaluate import compare_runs, freeze_suite, run_eval
+    from tunegate.models import LoraClassifier, ZeroShotClassifier, get_encoder
+    from tunegate.monitor import act_on, next_gap_from_store, run_monitor, set_reference
+    from tunegate.registry import Registry
+    from tunegate.simulate import (
+        generate_stream,
+        ingest_simulation,
+        make_decisions,
+        simulate,
+        simulate_analysts,
+    )
+    from tunegate.store import Store
+    from tunegate.train import build_dataset, finetune_seeds, label_issues
+
+    config = config or DemoConfig()
+    say = log or (lambda msg: console.print(msg, highlight=False))
+    steps = _Steps(say)
+    out = config.out_dir
+    if config.fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    workflow = demo_workflow(config)
+    (out / "tunegate.yaml").write_text(workflow.to_yaml(), encoding="utf-8")
+    store = Store(workflow.resolved_store_url(out.resolve()))
+    registry = Registry(store)
+    sim_config = _sim_config(config)
+    actor = "demo"
+
+    # 1-2. the champion, the simulation, the suite, the baseline ------------------------------
+    with steps.step("1. champion: zero-shot with the workflow's instructions"):
+        from tunegate.simulate import generate_history
+
+        history = generate_history(sim_config)
+        champion = ZeroShotClassifier(workflow)
+        champion.fit_temperature([t.ticket.text for t in history],
+                                 [t.truth.label for t in history])
+        champ_mv = ModelVersion(
+            id=champion.version, kind=ModelKind.ZERO_SHOT, base_model=get_encoder(
+                workflow.model).path,
+            config={"instructions": workflow.instructions, "temperature": champion.temperature},
+        )
+        registry.register(champ_mv, actor=actor, as_candidate=False)
+        registry.promote(champ_mv.id, actor=actor, reason="first champion (pre-rollout)")
+        say(f"  champion {champ_mv.id}: temperature {champion.temperature:.4f} fitted on "
+            f"{len(history)} reviewed pre-rollout tickets")
+
+    with steps.step(f"2. simulate {config.weeks} weeks (MFA rollout at week "
+                    f"{config.rollout_week}), serve with entropy routing, ingest"):
+        sim = simulate(sim_config, out / "sim", champion=champion, workflow=workflow)
+        reports = ingest_simulation(store, out / "sim", workflow=workflow)
+        quarantined = sum(getattr(r, "quarantined", 0) for r in reports)
+        if quarantined:
+            raise TunegateError(f"the simulation produced {quarantined} invalid rows; "
+                                f"see the quarantine files in {out / 'sim'}")
+        say(f"  {sim.counts}")
+
+    with steps.step("3. freeze the evaluation suite; champion baseline EvalRun"):
+        training_texts = [t.ticket.text for t in sim.history] + \
+            [t.ticket.text for t in sim.production]
+        suite: EvalSuite = freeze_suite("service-desk", sim.eval_examples, workflow,
+                                        training_texts=training_texts)
+        store.save_suite(suite)
+        baseline = run_eval(champion, suite, workflow, seed=0)
+        store.save_eval_run(baseline)
+        variants = [
+            run_eval(ZeroShotClassifier(workflow, instructions=v,
+                                        temperature=champion.temperature), suite, workflow)
+            for v in INSTRUCTION_VARIANTS
+        ]
+        champion_std = statistics.stdev(
+            [r.metrics["overall"]["accuracy"]["estimate"] for r in variants])
+        set_reference(store, champ_mv.id, [t.ticket.text for t in sim.history])
+        acc = baseline.metrics["overall"]["accuracy"]
+        say(f"  suite {suite.hash[:12]}: {len(suite.examples)} examples; champion accuracy "
+            f"{acc['estimate']:.3f} ({acc['low']:.3f}-{acc['high']:.3f})")
+
+    # 4. diagnose ---------------------------------------------------------------------------
+    with steps.step("4. diagnose: override trend, triage, attribution"):
+        trend = override_trend_from_store(store, workflow, reason_code=workflow.gate.reason_code)
+        cases = failures_from_store(store)
+        ctx = triage_context_from_store(store, workflow)
+        suggestions = suggest(cases, ctx)
+        # The simulated team lead confirms every suggestion as made (a real team edits the
+        # exported file: `tunegate triage export/import`).
+        for s in suggestions:
+            confirm_triage(store, s.failure_id, s.category, reviewer="demo-lead",
+                           suggested=s.category)
+        recommendation = recommend_from_store(store, workflow)
+        findings = attribute_overrides(
+            store, workflow, scorer=None, reason_code="R2",
+            max_per_side=25 if config.quick else 80, n_steps=8 if config.quick else 16,
+        )
+        for f in findings[:1]:
+            confirm_finding(store, f["id"], reviewer="demo-lead",
+                            note="planted MFA signal confirmed by the simulated team lead")
+        say(f"  R2 trend: {trend.decision.summary if hasattr(trend, 'decision') else trend}")
+        say(f"  triage: {recommendation.summary if hasattr(recommendation, 'summary') else ''}")
+        if findings:
+            terms = ", ".join(t["term"] for t in findings[0].get("terms", [])[:8])
+            say(f"  attribution: under-weighted for {findings[0].get('label')}: {terms}")
+
+    # 5. cheap fixes -----------------------------------------------------------------------
+    with steps.step("5. cheap fixes first: instructions, a rule, retrieval"):
+        attempts = [
+            try_instructions(workflow, FIX_INSTRUCTIONS, store, suite, champion=champion),
+            try_rules(workflow, [FIX_RULE], store, suite, champion=champion),
+            try_retrieval(workflow, store, suite, champion=champion),
+        ]
+        for a in attempts:
+            say(f"  {a.kind.value}: verdict {a.verdict.outcome.value if a.verdict else '-'}; "
+                f"missed-signal overrides fixed: "
+                f"{a.details.get('missed_signal', {}).get('fixed_share', 'n/a')}")
+
+    # 6. the gate ----------------------------------------------------------------------------
+    with steps.step("6. the fine-tuning gate"):
+        gate = evaluate_gate(store, workflow)
+        for c in gate.conditions:
+            mark = "[green]pass[/green]" if c.passed else "[red]FAIL[/red]"
+            say(f"  ({c.number}) {mark} {c.name}: {c.evidence}")
+        say(f"  gate {'OPEN' if gate.open else 'CLOSED'}: {gate.message}")
+
+    # 7. dataset, fine-tune, evaluate -----------------------------------------------------
+    dataset_info: dict[str, Any] = {}
+    issues_info: dict[str, Any] = {}
+    sweep_info: dict[str, Any] = {}
+    candidate_run: EvalRun | None = None
+    verdict: Verdict | None = None
+    candidate_mv: ModelVersion | None = None
+    rows: list[KeyRow] = []
+    promoted = False
+    comparison = None
+    seed_runs: list[EvalRun] = []
+    if gate.open:
+        with steps.step("7a. dataset: reviewed, deduplicated, leakage-free, with replay"):
+            dataset = build_dataset(store, workflow, suites=[suite], seed=config.seed)
+            encoder = get_encoder(workflow.model)
+            report = label_issues(dataset.examples, workflow.label_names, encoder=encoder,
+                                  n_folds=3 if config.quick else 5)
+            # Flagged examples go to review; the demo's simulated reviewer drops them.
+            flagged = [i.id for i in report.issues]
+            if flagged:
+                dataset = dataset.without(flagged, reason="label_issue")
+            dataset.save(store)
+            dataset_info = {"hash": dataset.hash, "manifest": dataset.manifest,
+                            "targets": dataset.target_report,
+                            "leakage": dataset.leakage_report, "dedup": dataset.dedup_report}
+            issues_info = report.summary() if hasattr(report, "summary") else {
+                "flagged": len(flagged)}
+            say(f"  dataset {dataset.hash[:12]}: {len(dataset.examples)} examples; "
+                f"{len(flagged)} flagged by confident learning and dropped; leakage excluded: "
+                f"{dataset.leakage_report.get('excluded', dataset.leakage_report)}")
+
+        with steps.step(f"7b. LoRA fine-tune over {config.n_seeds} seeds, calibrated"):
+            sweep = finetune_seeds(dataset, workflow, out / "adapters", seeds=config.n_seeds,
+                                   base_seed=0, parent_proba=champion.predict_proba)
+            sweep_info = sweep.summary()
+
+        with steps.step("7c. evaluate every seed and the candidate against the champion"):
+            chosen: LoraClassifier | None = None
+            for seed, path in zip(sweep.seeds, sweep.artifacts, strict=True):
+                clf = LoraClassifier.load(path)
+                run = run_eval(clf, suite, workflow, seed=seed)
+                seed_runs.append(run)
+                if path == sweep.chosen:
+                    chosen, candidate_run = clf, run
+            assert chosen is not None and candidate_run is not None
+            store.save_eval_run(candidate_run)
+            candidate_mv = ModelVersion(
+                id=chosen.version, kind=ModelKind.LORA, base_model=champ_mv.base_model,
+                artifact_path=str(sweep.chosen), artifact_hash=chosen.version,
+                training_data_hash=dataset.hash, parent=champ_mv.id,
+                config={"seeds": sweep.seeds, "chosen_seed": sweep.chosen_seed,
+                        "selection": sweep_info.get("selection")},
+            )
+            registry.register(candidate_mv, actor=actor)
+            comparison = compare_runs(baseline, candidate_run, suite, workflow)
+            verdict = comparison.verdict
+            store.save_attempt(Attempt(
+                kind=AttemptKind.FINETUNE, description="LoRA fine-tune (median seed)",
+                baseline_version=champ_mv.id, candidate_version=candidate_mv.id,
+                verdict=verdict, details={"dataset": dataset.hash, "sweep": sweep_info},
+            ))
+            candidate_std = statistics.stdev(
+                [r.metrics["overall"]["accuracy"]["estimate"] for r in seed_runs]
+            ) if len(seed_runs) > 1 else 0.0
+            rows = key_table(
+                comparison, workflow, champion_std=champion_std, candidate_std=candidate_std,
+                std_note=(f"overall accuracy; champion: {len(INSTRUCTION_VARIANTS)} prompt "
+                          f"configurations; candidate: {len(seed_runs)} seeds"),
+            )
+            say(f"  verdict: {verdict.outcome.value.upper()}")
+            for r in verdict.rules:
+                say(f"    {r.rule}: {r.outcome.value} {r.message}")
+
+        # 8. promote, monitor, next gap ---------------------------------------------------
+        with steps.step("8a. promote (refused unless the verdict passed)"):
+            if verdict.outcome == VerdictOutcome.PASS:
+                registry.promote(candidate_mv.id, actor=actor)
+                promoted = True
+                say(f"  promoted {candidate_mv.id}; previous champion kept for rollback")
+            else:
+                say(f"  not promoted: verdict {verdict.outcome.value}")
+
+    monitor_info: dict[str, Any] = {}
+    gap_info: dict[str, Any] = {}
+    with steps.step(f"8b. {config.n_post_weeks} weeks after deployment, under monitoring"):
+        live = LoraClassifier.load(candidate_mv.artifact_path) if promoted and candidate_mv \
+            and candidate_mv.artifact_path else champion
+        post = generate_stream(sim_config, config.weeks, config.weeks + config.n_post_weeks)
+        post_tickets = [t.ticket for t in post]
+        decisions = make_decisions(live, post_tickets, workflow, measure_latency=True)
+        analysts = simulate_analysts(post, decisions, sim_config, workflow)
+        store.add_tickets(post_tickets)
+        store.add_decisions(decisions)
+        store.add_overrides(analysts.overrides)
+        store.add_examples(analysts.confirmations)
+        result = run_monitor(store, workflow, period="week")
+        alert = act_on(result, store, auto_rollback=True, actor="demo-monitor")
+        monitor_info = result.to_dict()
+        monitor_info["alert_fired"] = alert is not None
+        gap = next_gap_from_store(store, workflow, since=post_tickets[0].created_at
+                                  if post_tickets else None)
+        gap_info = gap.to_dict() if hasattr(gap, "to_dict") else {}
+        say(f"  triggers fired: {len(result.fired)}"
+            + (f" -> rolled back ({alert.to_dict().get('rollback')})" if alert else ""))
+        say(f"  next gap: {gap_info.get('headline', gap_info.get('summary', ''))}")
+
+    demo = DemoResult(
+        out_dir=out,
+        champion_version=champ_mv.id,
+        candidate_version=candidate_mv.id if candidate_mv else None,
+        suite_hash=suite.hash,
+        baseline_run=baseline.id,
+        candidate_run=candidate_run.id if candidate_run else None,
+        trend=trend.to_dict() if hasattr(trend, "to_dict") else {},
+        recommendation=recommendation.to_dict() if hasattr(recommendation, "to_dict") else {},
+        findings=findings,
+        attempts=[_attempt_dict(a) for a in attempts],
+        gate=gate.to_dict(),
+        dataset=dataset_info,
+        label_issues=issues_info,
+        sweep=sweep_info,
+        verdict=_verdict_dict(verdict),
+        promoted=promoted,
+        monitor=monitor_info,
+        next_gap=gap_info,
+        table=rows,
+        timings=steps.timings,
+    )
+    with steps.step("9. report"):
+        from tunegate.demo._report import write_demo_report
+
+        demo.report_html, demo.summary_md = write_demo_report(
+            demo, workflow=workflow, suite=suite, baseline=baseline, candidate=candidate_run,
+            comparison=comparison, seed_runs=seed_runs, store=store,
+        )
+    (out / "result.json").write_text(json.dumps(demo.to_dict(), indent=2, default=str),
+                                     encoding="utf-8")
+    if rows:
+        say("\n" + render_key_table(rows))
+    say(f"\nreport: {demo.report_html}\nsummary: {demo.summary_md}")
+    return demo

@@ -1,0 +1,245 @@
+"""The demo's single self-contained HTML report and its Markdown summary."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunegate.config import Workflow
+from tunegate.demo._table import KeyRow, render_key_table
+from tunegate.records import EvalRun, EvalSuite
+from tunegate.report import (
+    Html,
+    Section,
+    badge,
+    bar_chart,
+    esc,
+    line_chart,
+    md_table,
+    page,
+    reliability_diagram,
+    table,
+    verdict_section,
+)
+
+if TYPE_CHECKING:
+    from tunegate.demo._pipeline import DemoResult
+    from tunegate.evaluate import Comparison
+
+__all__ = ["write_demo_report"]
+
+
+def _week(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _key_table_html(rows: Sequence[KeyRow]) -> Html:
+    body = []
+    for r in rows:
+        ci = "" if r.ci_low is None or r.ci_high is None else \
+            f" ({r.ci_low:+.3f} to {r.ci_high:+.3f})"
+        noise = " — within noise" if r.within_noise else ""
+        diff = "n/a" if r.difference is None else f"{r.difference:+.3f}"
+        body.append([r.metric, _fmt(r.before), _fmt(r.after), f"{diff}{ci}{noise}", r.note])
+    return table(["metric", "before", "after", "difference (95% CI)", "note"], body)
+
+
+def _override_trend(store: Any, workflow: Workflow) -> tuple[Html, list[str], dict[str, list[float]]]:
+    counts: dict[str, Counter[date]] = defaultdict(Counter)
+    weeks: set[date] = set()
+    for d in store.decisions(shadow=False):
+        weeks.add(_week(d.created_at.date()))
+    for o in store.overrides():
+        if o.model_label is not None and o.model_label == o.final_label:
+            continue  # a confirmation, not a correction
+        wk = _week(o.created_at.date())
+        weeks.add(wk)
+        counts[o.reason_code.value][wk] += 1
+    ordered = sorted(weeks)
+    x = [w.isoformat() for w in ordered]
+    series = {code: [float(counts[code][w]) for w in ordered] for code in sorted(counts)}
+    chart = line_chart(x, series, title="Overrides per week by reason code")
+    return chart, x, series
+
+
+def _attribution_html(findings: Sequence[dict[str, Any]]) -> Html:
+    parts: list[str] = []
+    for f in findings[:2]:
+        terms = f.get("terms", [])[:10]
+        parts.append(f"<p><b>{esc(f.get('label', ''))}</b>: {esc(f.get('summary', ''))}</p>")
+        if terms:
+            parts.append(table(
+                ["term", "weight on missed tickets", "weight on handled tickets", "gap"],
+                [[t.get("term"), _fmt(t.get("missed")), _fmt(t.get("handled")),
+                  _fmt(t.get("gap"))] for t in terms],
+            ))
+        for ex in f.get("examples", [])[:4]:
+            words = ex.get("words", [])
+            scores = ex.get("scores", [])
+            top = max((abs(s) for s in scores), default=0.0) or 1.0
+            spans = []
+            for w, s in zip(words, scores, strict=False):
+                alpha = min(1.0, abs(s) / top)
+                color = f"rgba(220,80,40,{alpha:.2f})" if s > 0 else f"rgba(40,110,220,{alpha:.2f})"
+                spans.append(f'<span class="attr" style="background:{color}">{esc(w)}</span>')
+            parts.append(
+                f"<p class='ticket'><small>model: {esc(ex.get('model_label', ''))} → analyst: "
+                f"{esc(ex.get('final_label', ''))}</small><br>{' '.join(spans)}</p>"
+            )
+    return Html("\n".join(parts) or "<p>No attribution findings.</p>")
+
+
+def _slice_bars(comparison: Comparison) -> Html:
+    boot = comparison.bootstrap
+    assert boot.b is not None
+    subsets = [s for s in boot.a if s == "overall" or s.startswith(("slice:", "tag:"))]
+    before = [boot.a[s]["accuracy"].estimate for s in subsets]
+    after = [boot.b[s]["accuracy"].estimate for s in subsets]
+    errors = {
+        "champion": [(boot.a[s]["accuracy"].low, boot.a[s]["accuracy"].high) for s in subsets],
+        "candidate": [(boot.b[s]["accuracy"].low, boot.b[s]["accuracy"].high) for s in subsets],
+    }
+    return bar_chart(subsets, {"champion": before, "candidate": after}, errors=errors,
+                     max_value=1.0, title="Accuracy per slice (95% CI)")
+
+
+def _curve(run: EvalRun) -> tuple[list[float | None], list[float | None], list[int]]:
+    c = run.metrics["reliability"]["uniform"]
+    return c["confidence"], c["accuracy"], c["count"]
+
+
+def _monitor_html(monitor: dict[str, Any]) -> Html:
+    periods = monitor.get("periods", [])
+    if not periods:
+        return Html("<p>No monitoring periods.</p>")
+    x = [str(p.get("period", p.get("key", i))) for i, p in enumerate(periods)]
+
+    def col(name: str) -> list[float | None]:
+        out: list[float | None] = []
+        for p in periods:
+            v = p.get(name)
+            if v is None:
+                v = p.get("figures", {}).get(name)
+            out.append(float(v) if isinstance(v, int | float) else None)
+        return out
+
+    chart = line_chart(x, {"override rate": col("override_rate"),
+                           "escalation rate": col("escalation_rate"),
+                           "clarify rate": col("clarify_rate")},
+                       title="Production rates per week")
+    fired = monitor.get("fired", [])
+    rows = [[f.get("trigger", f.get("name")), f.get("window", ""), f.get("message", "")]
+            for f in fired]
+    trig = table(["trigger", "window", "why"], rows) if rows else Html(
+        "<p>No rollback trigger fired.</p>")
+    return Html(chart + trig)
+
+
+def write_demo_report(
+    demo: DemoResult,
+    *,
+    workflow: Workflow,
+    suite: EvalSuite,
+    baseline: EvalRun,
+    candidate: EvalRun | None,
+    comparison: Comparison | None,
+    seed_runs: Sequence[EvalRun],
+    store: Any,
+) -> tuple[Path, Path]:
+    """Write ``report.html`` (self-contained: inline CSS and SVG, no scripts, no network) and
+    ``summary.md`` into ``demo.out_dir``."""
+    sections: list[Section] = []
+    if demo.table:
+        sections.append(Section("Before and after", _key_table_html(demo.table), "table"))
+    trend_chart, weeks, series = _override_trend(store, workflow)
+    trend = demo.trend
+    sections.append(Section("1. Override trend", Html(
+        trend_chart + f"<p>{esc(trend.get('summary', trend.get('message', '')))}</p>"), "trend"))
+    rec = demo.recommendation
+    shares = rec.get("shares", {}) or {}
+    triage_chart = bar_chart(list(shares), {"share": [float(v) for v in shares.values()]},
+                             max_value=1.0, title="Confirmed triage categories (share)") \
+        if shares else Html("")
+    sections.append(Section("2. Error triage", Html(
+        triage_chart + f"<p><b>Recommendation:</b> {esc(rec.get('action', ''))} — "
+        f"{esc(rec.get('reason', rec.get('message', '')))}</p>"), "triage"))
+    sections.append(Section("3. Attribution: the missed signal",
+                            _attribution_html(demo.findings), "attribution"))
+    sections.append(Section("4. Cheap fixes first", table(
+        ["kind", "description", "verdict", "missed-signal overrides fixed"],
+        [[a["kind"], a["description"], badge(a["outcome"] or "n/a"),
+          _fmt(a["details"].get("missed_signal", {}).get("fixed_share"))]
+         for a in demo.attempts]), "fixes"))
+    gate = demo.gate
+    sections.append(Section("5. The fine-tuning gate", Html(
+        f"<p>{badge('pass' if gate['open'] else 'fail')} {esc(gate['message'])}</p>" + table(
+            ["#", "condition", "result", "evidence", "next step"],
+            [[c.get("number"), c.get("name"), badge("pass" if c.get("passed") else "fail"),
+              c.get("evidence"), c.get("next_step", "")] for c in gate["conditions"]])),
+        "gate"))
+    if demo.dataset:
+        ds = demo.dataset
+        sections.append(Section("6. Dataset", Html(
+            f"<p>hash <code>{esc(ds['hash'][:16])}</code>; "
+            f"{esc(ds['manifest'].get('n_examples', ''))} examples; per class "
+            f"{esc(ds['manifest'].get('per_class', ''))}</p>"
+            + table(["target", "have", "need", "ok"],
+                    [[t.get("name"), t.get("have"), t.get("need"), t.get("ok")]
+                     for t in ds.get("targets", [])])
+            + f"<p>Leakage report: {esc(ds.get('leakage'))}</p>"
+            + f"<p>Label quality: {esc(demo.label_issues)}</p>"), "dataset"))
+    if comparison is not None and candidate is not None:
+        verdict = comparison.verdict
+        rel = reliability_diagram({"champion": _curve(baseline), "candidate": _curve(candidate)})
+        sections.append(verdict_section(verdict))
+        sections.append(Section("7. Calibration and slices", Html(
+            rel + _slice_bars(comparison)), "slices"))
+        if seed_runs:
+            sections.append(Section("Seeds", table(
+                ["seed", "accuracy", "ECE"],
+                [[r.seed, _fmt(r.metrics["overall"]["accuracy"]["estimate"]),
+                  _fmt(r.metrics["overall"]["expected_calibration_error"]["estimate"])]
+                 for r in seed_runs]), "seeds"))
+    sections.append(Section("8. After deployment: monitoring", _monitor_html(demo.monitor),
+                            "monitor"))
+    gap = demo.next_gap
+    sections.append(Section("9. The next gap", Html(
+        f"<p>{esc(gap.get('headline', gap.get('summary', '')))}</p>"
+        + table(["pattern", "count"], [[p.get("pattern", p.get("pair", "")), p.get("count", "")]
+                                       for p in gap.get("pairs", gap.get("patterns", []))[:10]])),
+        "gap"))
+    timings = table(["step", "seconds"], [[t.name, f"{t.seconds:.1f}"] for t in demo.timings])
+    sections.append(Section("Run", timings, "run"))
+    html = page("tunegate demo: the service desk after the MFA rollout", sections,
+                subtitle=f"suite {suite.hash[:12]} · champion {demo.champion_version} · "
+                         f"candidate {demo.candidate_version or 'none'}")
+    out_html = demo.out_dir / "report.html"
+    out_html.write_text(html, encoding="utf-8")
+
+    md = ["# tunegate demo summary", ""]
+    if demo.table:
+        md += ["## Before and after", "", render_key_table(demo.table), ""]
+    md += ["## Gate", "", f"**{'open' if gate['open'] else 'closed'}** — {gate['message']}", "",
+           md_table(["#", "condition", "passed", "evidence"],
+                    [[c.get("number"), c.get("name"), c.get("passed"), c.get("evidence")]
+                     for c in gate["conditions"]]), ""]
+    md += ["## Cheap fixes", "", md_table(["kind", "verdict"],
+                                          [[a["kind"], a["outcome"]] for a in demo.attempts]), ""]
+    if demo.verdict:
+        md += ["## Verdict", "", f"**{demo.verdict['outcome']}**; promoted: {demo.promoted}", ""]
+    md += ["## Monitoring", "", f"triggers fired: {len(demo.monitor.get('fired', []))}", ""]
+    md += ["## Next gap", "", str(gap.get("headline", gap.get("summary", ""))), ""]
+    out_md = demo.out_dir / "summary.md"
+    out_md.write_text("\n".join(md), encoding="utf-8")
+    return out_html, out_md

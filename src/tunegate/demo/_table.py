@@ -1,0 +1,125 @@
+"""The demo's key table: before / after / difference with its 95% CI, from one paired bootstrap."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tunegate.config import Workflow
+from tunegate.evaluate import Comparison
+
+__all__ = ["KeyRow", "key_table", "render_key_table"]
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """One row of the key table. ``ci_low``/``ci_high`` bound ``after - before`` (paired
+    bootstrap); they are ``None`` where no interval exists (the seed spread)."""
+
+    metric: str
+    before: float | None
+    after: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    better: str
+    """``higher`` or ``lower``: which direction is an improvement."""
+    note: str = ""
+
+    @property
+    def within_noise(self) -> bool:
+        if self.ci_low is None or self.ci_high is None:
+            return False
+        return self.ci_low <= 0.0 <= self.ci_high
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "within_noise": self.within_noise}
+
+
+def _row(
+    comparison: Comparison, metric: str, subset: str, key: str, better: str, note: str = ""
+) -> KeyRow:
+    boot = comparison.bootstrap
+    assert boot.b is not None and boot.diff is not None
+    if subset not in boot.a or key not in boot.a[subset]:
+        return KeyRow(metric, None, None, None, None, None, better, note or "subset not in suite")
+    a, b, d = boot.a[subset][key], boot.b[subset][key], boot.diff[subset][key]
+
+    def f(x: float) -> float | None:
+        return None if x is None or math.isnan(x) else float(x)
+
+    n = comparison.subset_sizes.get(subset)
+    extra = f"n={n}" if n is not None and subset != "overall" else ""
+    return KeyRow(
+        metric, f(a.estimate), f(b.estimate), f(d.estimate), f(d.low), f(d.high), better,
+        "; ".join(x for x in (note, extra) if x),
+    )
+
+
+def key_table(
+    comparison: Comparison,
+    workflow: Workflow,
+    *,
+    protected: str = "security_incident",
+    mfa_slice: str = "mfa_related",
+    night_slice: str = "night_shift",
+    champion_std: float | None = None,
+    candidate_std: float | None = None,
+    std_note: str = "",
+) -> list[KeyRow]:
+    """The rows of the demo's table from a :class:`Comparison` (champion = before).
+
+    FNR rows are the false-negative rate of the protected class ``protected`` overall, within
+    the ``mfa_slice`` and within the ``night_slice`` named slices.
+    """
+    c = workflow.label_names.index(protected)
+    rows = [
+        _row(comparison, "overall accuracy", "overall", "accuracy", "higher"),
+        _row(comparison, f"{protected} FNR", "overall", f"fnr:{c}", "lower"),
+        _row(comparison, "MFA-related FNR", f"tag:{mfa_slice}", f"fnr:{c}", "lower",
+             f"{protected} within {mfa_slice}"),
+        _row(comparison, "night-shift FNR", f"tag:{night_slice}", f"fnr:{c}", "lower",
+             f"{protected} within {night_slice}"),
+        _row(comparison, "capability-preservation accuracy", "slice:preservation", "accuracy",
+             "higher"),
+        _row(comparison, "ECE", "overall", "expected_calibration_error", "lower",
+             "15 equal-width bins"),
+    ]
+    diff = None if champion_std is None or candidate_std is None else candidate_std - champion_std
+    rows.append(KeyRow("standard deviation across seeds", champion_std, candidate_std, diff,
+                       None, None, "lower", std_note))
+    rows.append(_row(comparison, "median latency (ms)", "overall", "latency_p50_ms", "lower",
+                     "per ticket, batched"))
+    return rows
+
+
+def _fmt(x: float | None, *, pct: bool = False, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    if pct:
+        return f"{x * 100:+.1f} pp" if signed else f"{x * 100:.1f}%"
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
+def render_key_table(rows: list[KeyRow]) -> str:
+    """The table as Markdown."""
+    out = ["| metric | before | after | difference (95% CI) |", "|---|---|---|---|"]
+    for r in rows:
+        pct = "accuracy" in r.metric
+        if r.metric.startswith("median latency"):
+            before = "n/a" if r.before is None else f"{r.before:.2f}"
+            after = "n/a" if r.after is None else f"{r.after:.2f}"
+            diff = "n/a" if r.difference is None else f"{r.difference:+.2f}"
+            ci = "" if r.ci_low is None or r.ci_high is None else \
+                f" ({r.ci_low:+.2f} to {r.ci_high:+.2f})"
+        else:
+            before, after = _fmt(r.before, pct=pct), _fmt(r.after, pct=pct)
+            diff = _fmt(r.difference, pct=pct, signed=True)
+            ci = "" if r.ci_low is None or r.ci_high is None else (
+                f" ({_fmt(r.ci_low, pct=pct, signed=True)} to "
+                f"{_fmt(r.ci_high, pct=pct, signed=True)})"
+            )
+        noise = " within noise" if r.within_noise else ""
+        out.append(f"| {r.metric} | {before} | {after} | {diff}{ci}{noise} |")
+    return "\n".join(out)

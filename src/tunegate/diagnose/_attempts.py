@@ -1,0 +1,285 @@
+"""The cheap fixes, tried before any fine-tune: instructions, rules, retrieval.
+
+Each ``try_*`` builds a candidate from the champion plus one change, evaluates both on the
+frozen suite (:func:`tunegate.evaluate.run_eval` / :func:`~tunegate.evaluate.compare`) **and**
+on recent missed-signal overrides, and stores an :class:`~tunegate.records.Attempt` with the
+Verdict and these details:
+
+``missed_signal_total``
+    ``gate.reason_code`` corrections in the last ``weeks`` weeks (their tickets are scored).
+``baseline_right`` / ``candidate_right``
+    How many of those tickets the champion / the candidate now label with the analyst's label.
+``fixed``, ``fixed_share``
+    Tickets the champion gets wrong and the candidate gets right, over the tickets the champion
+    gets wrong: "the share of missed-signal overrides the change fixes". The gate's condition
+    (4) compares ``fixed_share`` with ``gate.instruction_fix_success``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import yaml
+
+from tunegate.config import RuleSpec, Workflow
+from tunegate.diagnose._overrides import is_correction
+from tunegate.errors import InputError
+from tunegate.records import (
+    Attempt,
+    AttemptKind,
+    EvalSuite,
+    ModelKind,
+    Override,
+    ReviewStatus,
+    normalize_text,
+)
+
+__all__ = [
+    "RulesFirstClassifier",
+    "champion_classifier",
+    "missed_signal_fix",
+    "parse_rules",
+    "recent_missed_signal_overrides",
+    "try_instructions",
+    "try_retrieval",
+    "try_rules",
+]
+
+
+class RulesFirstClassifier:
+    """Rules decide where they fire; the wrapped model decides elsewhere (the serving order)."""
+
+    def __init__(self, rules: Any, model: Any) -> None:
+        if list(rules.labels) != list(model.labels):
+            raise InputError(f"rules labels {rules.labels} differ from model labels {model.labels}")
+        self.rules = rules
+        self.model = model
+        self.labels = list(model.labels)
+        self.kind = ModelKind.ROUTER
+
+    @property
+    def version(self) -> str:
+        return f"{self.rules.version}+{self.model.version}"
+
+    def predict_proba(self, texts: Sequence[str], metadata: Any = None) -> np.ndarray:
+        """(n, k): rule rows where a rule fires, model rows elsewhere."""
+        hits = self.rules.hits(texts)
+        out = np.asarray(self.model.predict_proba(texts, metadata), dtype=float).copy()
+        ruled = self.rules.proba_for_hits(hits)
+        for i, h in enumerate(hits):
+            if h is not None:
+                out[i] = ruled[i]
+        return out
+
+
+def champion_classifier(workflow: Workflow, store: Any) -> tuple[Any, str | None]:
+    """(classifier, registered champion id or None) for the store's champion.
+
+    A zero-shot champion is rebuilt from its recorded config (instructions, temperature), a
+    LoRA champion is loaded from its artifact; with no champion registered, the workflow's
+    zero-shot model is the champion.
+    """
+    from tunegate.models import LoraClassifier, ZeroShotClassifier
+
+    champ_id = store.get_alias("champion") if hasattr(store, "get_alias") else None
+    if champ_id:
+        mv = store.get_model_version(champ_id)
+        if mv.kind == ModelKind.LORA and mv.artifact_path:
+            return LoraClassifier.load(mv.artifact_path), champ_id
+        if mv.kind == ModelKind.ZERO_SHOT:
+            cfg = mv.config
+            return ZeroShotClassifier(workflow, instructions=cfg.get("instructions"),
+                                      temperature=cfg.get("temperature")), champ_id
+        raise InputError(f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
+                         f"(a classifier) to try a fix against it")
+    return ZeroShotClassifier(workflow), None
+
+
+def recent_missed_signal_overrides(
+    overrides: Sequence[Override], *, reason_code: str, weeks: int, as_of: datetime | None = None
+) -> list[Override]:
+    """Corrections with ``reason_code`` in the ``weeks`` weeks before ``as_of`` (default: the
+    newest override)."""
+    picked = [o for o in overrides if is_correction(o) and str(o.reason_code.value) == reason_code]
+    if not picked:
+        return []
+    end = as_of or max(o.created_at for o in picked)
+    start = end - timedelta(weeks=weeks)
+    return [o for o in picked if start < o.created_at <= end]
+
+
+def missed_signal_fix(
+    baseline: Any, candidate: Any, texts: Sequence[str], final_labels: Sequence[str]
+) -> dict[str, Any]:
+    """How many of the overridden tickets each model now labels as the analyst did."""
+    n = len(texts)
+    if n == 0:
+        return {"missed_signal_total": 0, "baseline_right": 0, "candidate_right": 0,
+                "fixed": 0, "broken": 0, "fixed_share": None}
+    labels = list(baseline.labels)
+    b = np.asarray(baseline.predict_proba(list(texts))).argmax(axis=1)
+    c = np.asarray(candidate.predict_proba(list(texts))).argmax(axis=1)
+    y = np.array([labels.index(f) if f in labels else -1 for f in final_labels])
+    b_ok, c_ok = b == y, c == y
+    wrong = int((~b_ok).sum())
+    fixed = int((~b_ok & c_ok).sum())
+    return {
+        "missed_signal_total": n,
+        "baseline_right": int(b_ok.sum()),
+        "candidate_right": int(c_ok.sum()),
+        "fixed": fixed,
+        "broken": int((b_ok & ~c_ok).sum()),
+        "fixed_share": (fixed / wrong) if wrong else None,
+    }
+
+
+def _evaluate_change(
+    kind: AttemptKind, workflow: Workflow, store: Any, suite: EvalSuite, baseline: Any,
+    candidate: Any, champ_id: str | None, *, weeks: int, as_of: datetime | None,
+    description: str, extra: dict[str, Any], exclude_ticket_ids: set[str] | None = None,
+    save: bool = True,
+) -> Attempt:
+    from tunegate.evaluate import compare, run_eval
+
+    missed = recent_missed_signal_overrides(
+        store.overrides(), reason_code=workflow.gate.reason_code, weeks=weeks, as_of=as_of)
+    tickets = {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in missed}))} \
+        if missed else {}
+    rows = [(tickets[o.ticket_id].text, o.final_label) for o in missed if o.ticket_id in tickets]
+    fix = missed_signal_fix(baseline, candidate, [r[0] for r in rows], [r[1] for r in rows])
+    base_run = run_eval(baseline, suite, workflow)
+    if champ_id is not None:
+        base_run = base_run.model_copy(update={"model_version": champ_id})
+    cand_run = run_eval(candidate, suite, workflow)
+    verdict = compare(base_run, cand_run, suite, workflow)
+    attempt = Attempt(
+        kind=kind,
+        description=description,
+        baseline_version=champ_id or base_run.model_version,
+        candidate_version=cand_run.model_version,
+        verdict=verdict,
+        details={**fix, "weeks": weeks, "reason_code": workflow.gate.reason_code,
+                 "suite": suite.name, "suite_hash": suite.hash,
+                 "baseline_run": base_run.id, "candidate_run": cand_run.id, **extra},
+    )
+    if save:
+        store.save_eval_run(base_run)
+        store.save_eval_run(cand_run)
+        store.save_attempt(attempt)
+        store.audit(f"try.{kind.value}", "tunegate",
+                    {"attempt": attempt.id, "verdict": verdict.outcome.value,
+                     "fixed_share": fix["fixed_share"]})
+    return attempt
+
+
+def try_instructions(
+    workflow: Workflow, new_instructions: str, store: Any, suite: EvalSuite, *,
+    champion: Any = None, weeks: int = 4, as_of: datetime | None = None, save: bool = True,
+) -> Attempt:
+    """Evaluate new zero-shot instructions against the champion; store the Attempt."""
+    from tunegate.models import ZeroShotClassifier
+
+    if not new_instructions.strip():
+        raise InputError("new instructions are empty; pass the instruction text to try")
+    baseline, champ_id = (champion, None) if champion is not None else \
+        champion_classifier(workflow, store)
+    temperature = getattr(baseline, "temperature", None) if \
+        getattr(baseline, "kind", None) == ModelKind.ZERO_SHOT else None
+    candidate = ZeroShotClassifier(workflow, instructions=new_instructions,
+                                   temperature=temperature)
+    return _evaluate_change(
+        AttemptKind.INSTRUCTIONS, workflow, store, suite, baseline, candidate, champ_id,
+        weeks=weeks, as_of=as_of, save=save,
+        description=f"instructions: {new_instructions[:120]}",
+        extra={"instructions": new_instructions},
+    )
+
+
+def parse_rules(rules_yaml: str | Sequence[RuleSpec] | Sequence[dict[str, Any]]) -> list[RuleSpec]:
+    """Rules from YAML text (a list, or a mapping with a ``rules`` list) or from specs/dicts."""
+    if isinstance(rules_yaml, str):
+        try:
+            data = yaml.safe_load(rules_yaml)
+        except yaml.YAMLError as exc:
+            raise InputError(f"rules are not valid YAML: {exc}") from exc
+        if isinstance(data, dict):
+            data = data.get("rules")
+        if not isinstance(data, list) or not data:
+            raise InputError("expected a YAML list of rules (name, label, all_of/any_of), "
+                             "or a mapping with a `rules:` list")
+        items: Sequence[Any] = data
+    else:
+        items = rules_yaml
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, RuleSpec):
+            out.append(item)
+            continue
+        try:
+            out.append(RuleSpec.model_validate(item))
+        except Exception as exc:
+            raise InputError(f"rule #{i + 1}: {exc}") from exc
+    return out
+
+
+def try_rules(
+    workflow: Workflow, rules_yaml: str | Sequence[RuleSpec] | Sequence[dict[str, Any]],
+    store: Any, suite: EvalSuite, *, champion: Any = None, weeks: int = 4,
+    as_of: datetime | None = None, save: bool = True,
+) -> Attempt:
+    """Evaluate rules applied before the champion (rules decide where they fire)."""
+    from tunegate.models import RulesClassifier
+
+    rules = parse_rules(rules_yaml)
+    for r in rules:
+        if r.label not in workflow.labels:
+            raise InputError(f"rule {r.name!r} assigns unknown label {r.label!r}; "
+                             f"allowed: {workflow.label_names}")
+    baseline, champ_id = (champion, None) if champion is not None else \
+        champion_classifier(workflow, store)
+    candidate = RulesFirstClassifier(RulesClassifier(rules, baseline.labels), baseline)
+    return _evaluate_change(
+        AttemptKind.RULES, workflow, store, suite, baseline, candidate, champ_id,
+        weeks=weeks, as_of=as_of, save=save,
+        description=f"rules: {', '.join(r.name for r in rules)}",
+        extra={"rules": [r.model_dump(mode="json", by_alias=True) for r in rules]},
+    )
+
+
+def try_retrieval(
+    workflow: Workflow, store: Any, suite: EvalSuite, *, champion: Any = None, k: int = 10,
+    weeks: int = 4, as_of: datetime | None = None, save: bool = True,
+) -> Attempt:
+    """Evaluate a kNN retriever over reviewed examples against the champion.
+
+    Examples that are the measured overrides' tickets (same ticket id or same normalized text)
+    or that overlap the suite are left out, so the retriever cannot score by memorizing the
+    very tickets it is judged on.
+    """
+    from tunegate.models import KNNClassifier
+
+    baseline, champ_id = (champion, None) if champion is not None else \
+        champion_classifier(workflow, store)
+    missed = recent_missed_signal_overrides(
+        store.overrides(), reason_code=workflow.gate.reason_code, weeks=weeks, as_of=as_of)
+    ticket_ids = {o.ticket_id for o in missed}
+    texts = {normalize_text(t.text) for t in store.tickets(ids=sorted(ticket_ids))} \
+        if ticket_ids else set()
+    texts |= {normalize_text(e.text) for e in suite.examples}
+    examples = [
+        e for e in store.examples(review_status=ReviewStatus.REVIEWED)
+        if e.ticket_id not in ticket_ids and normalize_text(e.text) not in texts
+    ]
+    if not examples:
+        raise InputError("no reviewed examples left for retrieval after removing the suite and "
+                         "the measured overrides; review examples first (`tunegate review`)")
+    candidate = KNNClassifier(workflow, examples, k=k)
+    return _evaluate_change(
+        AttemptKind.RETRIEVAL, workflow, store, suite, baseline, candidate, champ_id,
+        weeks=weeks, as_of=as_of, save=save,
+        description=f"retrieval: kNN (k={k}) over {len(examples)} reviewed examples",
+        extra={"k": k, "examples": len(examples)},
+    )

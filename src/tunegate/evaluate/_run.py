@@ -1,0 +1,219 @@
+"""Run a classifier on a frozen suite: an :class:`EvalRun` with metrics overall, per slice,
+per named slice and per class (each with a bootstrap interval), per-example probabilities and
+per-example latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tunegate._progress import track
+from tunegate.config import Workflow
+from tunegate.errors import InputError, ModelError
+from tunegate.metrics import (
+    BootstrapResult,
+    Interval,
+    confusion_matrix,
+    paired_bootstrap,
+    reliability_curve,
+)
+from tunegate.records import EvalRun, EvalSuite, SuiteSlice
+
+__all__ = [
+    "SCALAR_KEYS",
+    "escalate_ids",
+    "run_eval",
+    "subset_masks",
+    "summarize_table",
+]
+
+SCALAR_KEYS = (
+    "accuracy",
+    "macro_f1",
+    "expected_calibration_error",
+    "brier_score_loss",
+    "selective_accuracy",
+    "coverage",
+)
+
+
+def subset_masks(suite: EvalSuite, example_ids: Sequence[str]) -> dict[str, npt.NDArray[np.bool_]]:
+    """Boolean row masks (in ``example_ids`` order): ``slice:<core|edge|preservation>`` and
+    ``tag:<named slice>`` for every named slice present in the suite."""
+    by_id = {e.id: e for e in suite.examples}
+    rows = [by_id[i] for i in example_ids]
+    masks = {
+        f"slice:{s.value}": np.array([e.slice == s for e in rows], dtype=np.bool_)
+        for s in SuiteSlice
+    }
+    for tag in sorted({t for e in rows for t in e.tags}):
+        masks[f"tag:{tag}"] = np.array([tag in e.tags for e in rows], dtype=np.bool_)
+    return masks
+
+
+def escalate_ids(workflow: Workflow, labels: Sequence[str]) -> dict[int, float]:
+    """The routing policy's escalate-classes as class id -> threshold."""
+    return {
+        labels.index(name): thr
+        for name, thr in workflow.routing.escalate_classes.items()
+        if name in labels
+    }
+
+
+def _jsonable(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def summarize_table(table: Mapping[str, Interval], labels: Sequence[str], n: int) -> dict[str, Any]:
+    """One subset's bootstrap intervals as a JSON-friendly mapping:
+    ``{"n", <scalar metric>: {estimate, low, high}, "per_class": {label: {...}}}``."""
+    out: dict[str, Any] = {"n": int(n)}
+    for key in (*SCALAR_KEYS, "latency_p50_ms", "latency_p95_ms"):
+        if key in table:
+            out[key] = table[key].as_dict()
+    out["per_class"] = {
+        label: {m: table[f"{m}:{c}"].as_dict() for m in ("precision", "recall", "fnr")}
+        for c, label in enumerate(labels)
+    }
+    return out
+
+
+def evaluation_metrics(
+    y_true: npt.NDArray[np.intp],
+    proba: npt.NDArray[np.float64],
+    latency_ms: Sequence[float],
+    suite: EvalSuite,
+    example_ids: Sequence[str],
+    labels: Sequence[str],
+    workflow: Workflow,
+    *,
+    seed: int,
+) -> tuple[dict[str, Any], BootstrapResult]:
+    """The ``EvalRun.metrics`` mapping for one model, and the bootstrap it came from."""
+    masks = subset_masks(suite, example_ids)
+    policy = workflow.regression
+    boot = paired_bootstrap(
+        y_true,
+        proba,
+        subsets=masks,
+        latency_a=list(latency_ms) if len(latency_ms) else None,
+        clarify_threshold=workflow.routing.clarify_threshold,
+        escalate=escalate_ids(workflow, labels),
+        n_resamples=policy.n_bootstrap,
+        confidence=policy.confidence,
+        seed=seed,
+    )
+    sizes = {name: int(m.sum()) for name, m in masks.items()}
+    k = len(labels)
+    support = np.bincount(y_true, minlength=k)
+    curves = {}
+    for strategy in ("uniform", "quantile"):
+        curve = reliability_curve(y_true, proba, n_bins=15, strategy=strategy)  # type: ignore[arg-type]
+        curves[strategy] = {
+            "edges": [float(x) for x in curve.edges],
+            "confidence": [_jsonable(x) for x in curve.confidence],
+            "accuracy": [_jsonable(x) for x in curve.accuracy],
+            "count": [int(x) for x in curve.count],
+        }
+    metrics: dict[str, Any] = {
+        "overall": summarize_table(boot.a["overall"], labels, y_true.size),
+        "slices": {
+            s.value: summarize_table(boot.a[f"slice:{s.value}"], labels, sizes[f"slice:{s.value}"])
+            for s in SuiteSlice
+        },
+        "named_slices": {
+            name[4:]: summarize_table(boot.a[name], labels, sizes[name])
+            for name in masks
+            if name.startswith("tag:")
+        },
+        "support": {label: int(support[c]) for c, label in enumerate(labels)},
+        "confusion_matrix": confusion_matrix(y_true, proba.argmax(axis=1), n_classes=k).tolist(),
+        "reliability": curves,
+        "bootstrap": {
+            "n_resamples": boot.n_resamples,
+            "confidence": boot.confidence,
+            "seed": boot.seed,
+            "method": "paired percentile",
+        },
+        "routing": {
+            "clarify_threshold": workflow.routing.clarify_threshold,
+            "escalate_classes": dict(workflow.routing.escalate_classes),
+        },
+    }
+    return metrics, boot
+
+
+def _aligned_proba(
+    classifier: Any, texts: list[str], metadata: list[dict[str, Any]], labels: list[str]
+) -> npt.NDArray[np.float64]:
+    proba = np.asarray(classifier.predict_proba(texts, metadata), dtype=np.float64)
+    clf_labels = list(classifier.labels)
+    if proba.shape != (len(texts), len(clf_labels)):
+        raise ModelError(
+            f"classifier returned shape {proba.shape}, expected {(len(texts), len(clf_labels))}"
+        )
+    if clf_labels == labels:
+        return proba
+    missing = sorted(set(labels) - set(clf_labels))
+    extra = sorted(set(clf_labels) - set(labels))
+    if missing or extra:
+        raise InputError(
+            f"classifier labels differ from the workflow's: missing {missing}, "
+            f"extra {extra}; evaluate a model built for this workflow"
+        )
+    order = [clf_labels.index(name) for name in labels]
+    return proba[:, order]
+
+
+def run_eval(
+    classifier: Any,
+    suite: EvalSuite,
+    workflow: Workflow,
+    *,
+    seed: int | None = None,
+    batch_size: int | None = None,
+) -> EvalRun:
+    """Score every suite example with ``classifier`` and compute its metrics.
+
+    Latency per example is the wall time of its batch divided by the batch size (ms).
+    ``seed`` seeds the bootstrap (default ``workflow.regression.seed``) and is recorded.
+    """
+    labels = workflow.label_names
+    unknown = sorted({e.label for e in suite.examples} - set(labels))
+    if unknown:
+        raise InputError(f"suite {suite.name!r} has labels {unknown} that the workflow lacks")
+    if not suite.examples:
+        raise InputError(f"suite {suite.name!r} is empty")
+    size = batch_size or workflow.model.batch_size
+    examples = list(suite.examples)
+    chunks = [examples[i : i + size] for i in range(0, len(examples), size)]
+    probas: list[npt.NDArray[np.float64]] = []
+    latency: list[float] = []
+    for chunk in track(chunks, description=f"eval {suite.name}"):
+        texts = [e.text for e in chunk]
+        start = time.perf_counter()
+        probas.append(_aligned_proba(classifier, texts, [dict(e.metadata) for e in chunk], labels))
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        latency.extend([elapsed_ms / len(chunk)] * len(chunk))
+    proba = np.concatenate(probas, axis=0)
+    y_true = np.array([labels.index(e.label) for e in examples], dtype=np.intp)
+    ids = [e.id for e in examples]
+    used_seed = workflow.regression.seed if seed is None else seed
+    metrics, _ = evaluation_metrics(
+        y_true, proba, latency, suite, ids, labels, workflow, seed=used_seed
+    )
+    return EvalRun(
+        model_version=str(getattr(classifier, "version", "unknown")),
+        suite_hash=suite.hash or suite.compute_hash(),
+        labels=labels,
+        metrics=metrics,
+        example_ids=ids,
+        y_true=[int(v) for v in y_true],
+        proba=proba.tolist(),
+        latency_ms=latency,
+        seed=used_seed,
+    )

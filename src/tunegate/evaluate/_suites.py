@@ -1,0 +1,364 @@
+"""Frozen evaluation suites: three slices, named slices, size warnings, leakage refusal.
+
+How an example is assigned to a slice, in this order:
+
+1. an explicit slice wins: ``SuiteExample.slice``, a ``slice`` field in the input file, or
+   ``Example.metadata["slice"]``;
+2. ``edge`` when it belongs to any named slice of the workflow (``Workflow.slice_tags`` plus
+   tags given with the example) or its metadata marks it ``ambiguous`` or ``multi_topic``;
+3. ``preservation`` when its label is a preservation label: by default every label that no
+   ``data_targets`` entry of the workflow names (the classes a fine-tune is not aimed at,
+   whose behaviour must not regress); pass ``preservation_labels`` to choose them;
+4. ``core`` otherwise.
+
+A frozen suite is content-hashed (:meth:`EvalSuite.frozen`) and never overlaps training data:
+an example whose normalized text equals a training text, or whose embedding has cosine
+similarity >= ``training.near_duplicate_threshold`` with one, is refused with a
+:class:`~tunegate.errors.LeakageError` listing the ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunegate.config import Workflow
+from tunegate.errors import InputError, LeakageError, MissingExtraError, ModelError
+from tunegate.records import (
+    EvalSuite,
+    Example,
+    SuiteExample,
+    SuiteSlice,
+    content_hash,
+    normalize_text,
+)
+
+__all__ = [
+    "LeakageCheckWarning",
+    "LeakageReport",
+    "SuiteSizeWarning",
+    "assign_slice",
+    "check_leakage",
+    "default_preservation_labels",
+    "freeze_suite",
+    "read_suite_examples",
+    "suite_from_examples",
+    "suite_size_warnings",
+]
+
+EmbedFn = Callable[[Sequence[str]], Any]
+_EDGE_FLAGS = ("ambiguous", "multi_topic")
+
+
+class SuiteSizeWarning(UserWarning):
+    """A slice of a suite is outside the workflow's recommended size range."""
+
+
+class LeakageCheckWarning(UserWarning):
+    """Only exact-duplicate leakage checks ran (no encoder for near-duplicates)."""
+
+
+def default_preservation_labels(workflow: Workflow) -> list[str]:
+    """Labels no ``data_targets`` entry names: the classes a fine-tune is not aimed at."""
+    targeted = {t.label for t in workflow.data_targets}
+    if not targeted:
+        return []
+    return [name for name in workflow.label_names if name not in targeted]
+
+
+def assign_slice(
+    label: str,
+    tags: Sequence[str],
+    metadata: Mapping[str, Any],
+    preservation_labels: Iterable[str],
+) -> SuiteSlice:
+    """The slice rule (see the module docstring) for an example without an explicit slice."""
+    if tags or any(bool(metadata.get(flag)) for flag in _EDGE_FLAGS):
+        return SuiteSlice.EDGE
+    if label in set(preservation_labels):
+        return SuiteSlice.PRESERVATION
+    return SuiteSlice.CORE
+
+
+@dataclass(frozen=True)
+class LeakageReport:
+    """What a leakage check found."""
+
+    exact: list[str] = field(default_factory=list)
+    """Ids of suite examples whose normalized text equals a training text."""
+    near: list[tuple[str, float]] = field(default_factory=list)
+    """(id, cosine) of suite examples that are near-duplicates of a training text."""
+    near_checked: bool = False
+    """False when no encoder was available and only exact checks ran."""
+    note: str = ""
+
+    @property
+    def leaked_ids(self) -> list[str]:
+        return sorted({*self.exact, *(i for i, _ in self.near)})
+
+
+def _embed_fn(encoder: Any) -> EmbedFn:
+    if hasattr(encoder, "embed"):
+        return encoder.embed  # type: ignore[no-any-return]
+    if callable(encoder):
+        return encoder  # type: ignore[no-any-return]
+    raise InputError(
+        f"encoder must have an .embed(texts) method or be a callable, got {type(encoder).__name__}"
+    )
+
+
+def _unit_rows(matrix: Any) -> np.ndarray:
+    arr = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    out: np.ndarray = arr / np.maximum(norms, 1e-12)
+    return out
+
+
+def check_leakage(
+    ids: Sequence[str],
+    texts: Sequence[str],
+    training_texts: Sequence[str],
+    *,
+    threshold: float,
+    encoder: Any = None,
+) -> LeakageReport:
+    """Find suite examples that overlap training texts, exactly or as near-duplicates.
+
+    ``encoder``: an object with ``embed(texts) -> (n, d)`` or such a callable; ``None``
+    runs exact checks only (the report says so).
+    """
+    train_norm = {normalize_text(t) for t in training_texts}
+    exact = [i for i, t in zip(ids, texts, strict=True) if normalize_text(t) in train_norm]
+    if not training_texts:
+        return LeakageReport(exact, [], True, "no training texts given")
+    if encoder is None:
+        return LeakageReport(
+            exact,
+            [],
+            False,
+            "near-duplicate check skipped: no encoder; "
+            "only exact (normalized-text) overlap was checked",
+        )
+    embed = _embed_fn(encoder)
+    suite_vec = _unit_rows(embed(list(texts)))
+    best = np.full(len(texts), -1.0, dtype=np.float32)
+    train = list(training_texts)
+    step = 2048
+    for start in range(0, len(train), step):
+        block = _unit_rows(embed(train[start : start + step]))
+        best = np.maximum(best, (suite_vec @ block.T).max(axis=1))
+    exact_set = set(exact)
+    near = [
+        (i, float(s))
+        for i, s in zip(ids, best, strict=True)
+        if s >= threshold and i not in exact_set
+    ]
+    return LeakageReport(exact, near, True, f"near-duplicate threshold {threshold}")
+
+
+def suite_size_warnings(suite: EvalSuite, workflow: Workflow) -> list[str]:
+    """One message per slice whose size is outside ``workflow.suites``."""
+    messages = []
+    for which in SuiteSlice:
+        low, high = getattr(workflow.suites, which.value)
+        n = len(suite.slice_examples(which))
+        if not low <= n <= high:
+            messages.append(
+                f"suite {suite.name!r}: slice {which.value!r} has {n} examples; "
+                f"recommended {low}-{high} (suites.{which.value} in tunegate.yaml)"
+            )
+    return messages
+
+
+def _resolve_encoder(workflow: Workflow, encoder: Any) -> tuple[Any, str]:
+    if encoder is not None:
+        return encoder, ""
+    try:
+        from tunegate.models import get_encoder
+
+        return get_encoder(workflow.model), ""
+    except (ImportError, MissingExtraError, ModelError) as exc:
+        return None, f"no encoder available ({exc})"
+
+
+def _to_suite_example(
+    item: SuiteExample | Example | Mapping[str, Any],
+    workflow: Workflow,
+    preservation_labels: Sequence[str],
+) -> SuiteExample:
+    if isinstance(item, SuiteExample):
+        tags = sorted({*item.tags, *workflow.slice_tags(item.text, item.metadata)})
+        return item.model_copy(update={"tags": tags})
+    if isinstance(item, Example):
+        data: dict[str, Any] = {
+            "id": item.id,
+            "text": item.text,
+            "label": item.label,
+            "tags": list(item.slice_tags),
+            "metadata": dict(item.metadata),
+        }
+        data["slice"] = data["metadata"].pop("slice", None)
+    else:
+        data = dict(item)
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"suite example {data.get('id', '?')!r} has no text")
+    label = data.get("label")
+    if not isinstance(label, str):
+        raise InputError(f"suite example {data.get('id', '?')!r} has no label")
+    metadata = dict(data.get("metadata") or {})
+    raw_tags = data.get("tags") or []
+    if isinstance(raw_tags, str):
+        raw_tags = [t for t in raw_tags.replace(";", ",").split(",") if t.strip()]
+    tags = sorted({*(t.strip() for t in raw_tags), *workflow.slice_tags(text, metadata)})
+    explicit = data.get("slice")
+    if explicit:
+        try:
+            which = SuiteSlice(str(explicit).strip().lower())
+        except ValueError:
+            raise InputError(
+                f"suite example {data.get('id', '?')!r}: slice {explicit!r} is not "
+                f"one of {[s.value for s in SuiteSlice]}"
+            ) from None
+    else:
+        which = assign_slice(label, tags, metadata, preservation_labels)
+    ex_id = str(data.get("id") or "sx_" + content_hash(normalize_text(text), label)[:16])
+    return SuiteExample(id=ex_id, text=text, label=label, slice=which, tags=tags, metadata=metadata)
+
+
+def freeze_suite(
+    name: str,
+    examples: Sequence[SuiteExample | Example | Mapping[str, Any]],
+    workflow: Workflow,
+    *,
+    training_texts: Sequence[str] = (),
+    encoder: Any = None,
+    preservation_labels: Sequence[str] | None = None,
+    near_duplicates: bool = True,
+) -> EvalSuite:
+    """Build a frozen, content-hashed :class:`EvalSuite`.
+
+    Examples keep an explicit slice; the others are assigned by the slice rule (module
+    docstring). Named-slice tags are added from the workflow. Labels must be workflow labels.
+    Slices outside ``workflow.suites`` give a :class:`SuiteSizeWarning`. Overlap with
+    ``training_texts`` raises :class:`LeakageError`; when ``encoder`` is None and
+    ``tunegate.models`` cannot provide one, only exact checks run and a
+    :class:`LeakageCheckWarning` says so (as it does with ``near_duplicates=False``).
+    """
+    if not examples:
+        raise InputError(f"suite {name!r} has no examples")
+    pres = (
+        list(preservation_labels)
+        if preservation_labels is not None
+        else (default_preservation_labels(workflow))
+    )
+    unknown_pres = sorted(set(pres) - set(workflow.label_names))
+    if unknown_pres:
+        raise InputError(
+            f"preservation_labels {unknown_pres} are not workflow labels; "
+            f"allowed: {workflow.label_names}"
+        )
+    items = [_to_suite_example(e, workflow, pres) for e in examples]
+    unknown = sorted({e.label for e in items} - set(workflow.label_names))
+    if unknown:
+        raise InputError(
+            f"suite {name!r}: labels {unknown} are not in the workflow; add them "
+            f"to tunegate.yaml or fix the file (allowed: {workflow.label_names})"
+        )
+    seen: set[str] = set()
+    dupes = [e.id for e in items if e.id in seen or seen.add(e.id)]  # type: ignore[func-returns-value]
+    if dupes:
+        raise InputError(f"suite {name!r}: duplicate example ids {dupes[:10]}; ids must be unique")
+    if training_texts:
+        enc, why = (
+            _resolve_encoder(workflow, encoder)
+            if near_duplicates
+            else (None, "near-duplicate check turned off")
+        )
+        report = check_leakage(
+            [e.id for e in items],
+            [e.text for e in items],
+            training_texts,
+            threshold=workflow.training.near_duplicate_threshold,
+            encoder=enc,
+        )
+        if report.leaked_ids:
+            near = ", ".join(f"{i} (cos {s:.3f})" for i, s in report.near[:20])
+            raise LeakageError(
+                f"suite {name!r} overlaps training data: {len(report.exact)} exact "
+                f"duplicates {report.exact[:20]}; {len(report.near)} near-duplicates "
+                f"[{near}]; drop these examples from the suite or from the training data"
+            )
+        if not report.near_checked:
+            warnings.warn(
+                f"suite {name!r}: {why or report.note}; only exact duplicates were checked",
+                LeakageCheckWarning,
+                stacklevel=2,
+            )
+    suite = EvalSuite(name=name, examples=items).frozen()
+    for message in suite_size_warnings(suite, workflow):
+        warnings.warn(message, SuiteSizeWarning, stacklevel=2)
+    return suite
+
+
+def suite_from_examples(
+    name: str,
+    pool: Sequence[Example],
+    workflow: Workflow,
+    *,
+    training_texts: Sequence[str] = (),
+    encoder: Any = None,
+    preservation_labels: Sequence[str] | None = None,
+) -> EvalSuite:
+    """Split a pool of reviewed :class:`Example` records into the three slices by the slice
+    rule and freeze it (see :func:`freeze_suite`)."""
+    return freeze_suite(
+        name,
+        list(pool),
+        workflow,
+        training_texts=training_texts,
+        encoder=encoder,
+        preservation_labels=preservation_labels,
+    )
+
+
+def read_suite_examples(path: str | Path) -> list[dict[str, Any]]:
+    """Read suite examples from JSONL or CSV: fields ``text``, ``label`` and optionally ``id``,
+    ``slice`` (core/edge/preservation), ``tags`` (comma-separated in CSV) and ``metadata``
+    (an object in JSONL; in CSV every other column becomes metadata)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    rows: list[dict[str, Any]] = []
+    if p.suffix.lower() in (".jsonl", ".ndjson"):
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{p}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{p}:{n}: expected a JSON object per line")
+            rows.append(row)
+    elif p.suffix.lower() == ".csv":
+        with p.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                known = {
+                    k: row.pop(k) for k in ("id", "text", "label", "slice", "tags") if k in row
+                }
+                known["metadata"] = {k: v for k, v in row.items() if k and v not in (None, "")}
+                rows.append(known)
+    else:
+        raise InputError(f"{p}: unsupported suite file type {p.suffix!r}; use .jsonl or .csv")
+    missing = [i for i, r in enumerate(rows, start=1) if "text" not in r or "label" not in r]
+    if missing:
+        raise InputError(f"{p}: rows {missing[:10]} lack a 'text' or 'label' field")
+    return rows

@@ -1,0 +1,43 @@
+"""Loaders and exporters: JSONL, CSV and Parquet; OpenAI Evals, Inspect and Hugging Face
+shapes; validation into records; quarantine of bad rows. See docs/store.md."""
+
+from __future__ import annotations
+
+from tunegate.io._export import export_file
+from tunegate.io._ingest import (
+    DEFAULT_BATCH_SIZE,
+    KINDS,
+    IngestReport,
+    Kind,
+    Problem,
+    build_record,
+    ingest_file,
+    quarantine_path,
+    read_records,
+)
+from tunegate.io._jsonl import read_jsonl, write_jsonl
+from tunegate.io._readers import RawRow, detect_format, iter_rows
+from tunegate.io._shapes import SHAPES, RowError, Shape, apply_shape, parse_column_map
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "KINDS",
+    "SHAPES",
+    "IngestReport",
+    "Kind",
+    "Problem",
+    "RawRow",
+    "RowError",
+    "Shape",
+    "apply_shape",
+    "build_record",
+    "detect_format",
+    "export_file",
+    "ingest_file",
+    "iter_rows",
+    "parse_column_map",
+    "quarantine_path",
+    "read_jsonl",
+    "read_records",
+    "write_jsonl",
+]

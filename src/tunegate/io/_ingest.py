@@ -1,0 +1,426 @@
+"""Validated ingestion: rows -> records -> store, with every bad row quarantined.
+
+Each bad row (malformed JSON/CSV, missing field, unknown label, empty text, bad timestamp,
+invalid UTF-8, a duplicate id with different content within the file or versus the store) is
+reported with file, line and reason, written to a quarantine JSONL file and counted. Good rows
+land in batches, one transaction per batch, so a crash leaves whole batches only; ingesting the
+same file again adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from tunegate._progress import make_progress
+from tunegate.config import Workflow
+from tunegate.errors import InputError
+from tunegate.io._readers import (
+    Format,
+    RawRow,
+    check_file,
+    detect_format,
+    iter_rows,
+    progress_total,
+)
+from tunegate.io._shapes import SHAPES, RowError, Shape, apply_shape, parse_column_map
+from tunegate.records import Decision, Example, Override, utcnow
+from tunegate.store import Store
+from tunegate.store._hashing import RECORD_TYPES, record_hash
+
+__all__ = [
+    "KINDS",
+    "DEFAULT_BATCH_SIZE",
+    "IngestReport",
+    "Kind",
+    "Problem",
+    "build_record",
+    "ingest_file",
+    "quarantine_path",
+    "read_records",
+]
+
+Kind = Literal["tickets", "decisions", "overrides", "examples"]
+KINDS: tuple[str, ...] = ("tickets", "decisions", "overrides", "examples")
+DEFAULT_BATCH_SIZE = 5000
+MAX_PROBLEMS = 1000
+"""Problems kept in the report (the quarantine file has all of them)."""
+
+_JSON_FIELDS = ("metadata", "probabilities", "rule_hits", "slice_tags")
+_FOLD_EXTRA = ("tickets", "examples")  # unknown columns become metadata for these kinds
+_ID_PREFIX = {"decisions": "dec", "overrides": "ovr", "examples": "ex"}
+_NEEDS_TIME = ("decisions", "overrides")
+
+
+class Problem(BaseModel):
+    """One bad row: where and why."""
+
+    file: str
+    line: int
+    """1-based line of the file (CSV: the row's first line; Parquet: the row number)."""
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+class IngestReport(BaseModel):
+    """What an ingest did."""
+
+    kind: str
+    file: str
+    format: str
+    shape: str
+    rows: int = 0
+    """Rows read (good and bad; blank lines are not rows)."""
+    added: int = 0
+    """Records inserted."""
+    existing: int = 0
+    """Records already stored (or repeated in the file) with the same content."""
+    quarantined: int = 0
+    """Bad rows written to the quarantine file."""
+    quarantine_file: str | None = None
+    batches: int = 0
+    """Transactions committed."""
+    seconds: float = 0.0
+    problems: list[Problem] = Field(default_factory=list)
+    """The first ``MAX_PROBLEMS`` bad rows (all of them are in the quarantine file)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.quarantined == 0
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _reason(exc: ValidationError) -> str:
+    parts: list[str] = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        kind = err["type"]
+        msg = err["msg"].removeprefix("Value error, ")
+        if kind == "missing":
+            parts.append(f"missing field {loc!r}")
+        elif kind.startswith(("datetime", "date", "timezone")):
+            parts.append(f"bad timestamp in {loc!r}: {msg} (got {_short(err.get('input'))})")
+        elif kind == "extra_forbidden":
+            parts.append(f"unknown field {loc!r}")
+        elif "empty" in msg:
+            parts.append(f"{loc}: {msg}" if loc else msg)
+        else:
+            where = f"{loc}: " if loc else ""
+            parts.append(f"{where}{msg} (got {_short(err.get('input'))})")
+    return "; ".join(parts)
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` is already JSON-safe (str keys, finite floats, basic types)."""
+    if value is None or isinstance(value, str | bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 20:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
+def _jsonable(value: Any, field: str) -> Any:
+    """``value`` made JSON-safe (other types via ``str``); NaN/Infinity is a row error."""
+    if _plain(value):
+        return value
+    try:
+        return json.loads(json.dumps(value, ensure_ascii=False, allow_nan=False, default=str))
+    except ValueError:
+        raise RowError(f"field {field!r} contains NaN or Infinity, which JSON cannot hold") from None
+
+
+def _derived_id(kind: str, row: Mapping[str, Any]) -> str:
+    blob = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return f"{_ID_PREFIX[kind]}_{hashlib.sha256(blob.encode('utf-8')).hexdigest()[:20]}"
+
+
+def _check_label(label: Any, workflow: Workflow, field: str) -> None:
+    if label not in workflow.labels:
+        raise RowError(f"unknown label {label!r} in {field!r}; the workflow's labels are "
+                       f"{workflow.label_names} (add it to tunegate.yaml or fix the row)")
+
+
+def build_record(kind: str, row: dict[str, Any], workflow: Workflow) -> BaseModel:
+    """Validate one native-shaped row into a record of ``kind``; :class:`RowError` if bad."""
+    model = RECORD_TYPES[kind]
+    row = dict(row)
+    for name in _JSON_FIELDS:
+        value = row.get(name)
+        if isinstance(value, str):
+            try:
+                row[name] = json.loads(value)
+            except json.JSONDecodeError:
+                raise RowError(f"field {name!r} is not valid JSON: {_short(value)}") from None
+    fields = model.model_fields
+    extra = [k for k in row if k not in fields]
+    if extra and kind in _FOLD_EXTRA:
+        meta = row.get("metadata", {})
+        if not isinstance(meta, dict):
+            raise RowError(f"field 'metadata' must be an object, got {_short(meta)}")
+        row["metadata"] = {**{k: row.pop(k) for k in extra}, **meta}
+    elif extra:
+        raise RowError(f"unknown field(s) {extra}; allowed: {sorted(fields)} "
+                       f"(rename columns with --map SRC=DST)")
+    if "metadata" in row:
+        row["metadata"] = _jsonable(row["metadata"], "metadata")
+    if kind in _NEEDS_TIME and row.get("created_at") is None:
+        raise RowError(f"missing field 'created_at' ({kind} need a timestamp: trends and "
+                       f"monitors are computed over time)")
+    if kind != "tickets" and row.get("id") in (None, ""):
+        row["id"] = _derived_id(kind, {k: v for k, v in row.items() if k != "id"})
+    elif "id" in row and isinstance(row["id"], int | float) and not isinstance(row["id"], bool):
+        row["id"] = str(row["id"])
+    try:
+        record = model.model_validate(row)
+    except ValidationError as exc:
+        raise RowError(_reason(exc)) from None
+    if isinstance(record, Example):
+        _check_label(record.label, workflow, "label")
+        tags = workflow.slice_tags(record.text, record.metadata)
+        tags += [t for t in record.slice_tags if t not in tags]
+        record = record.model_copy(update={"slice_tags": tags})
+    elif isinstance(record, Override):
+        _check_label(record.final_label, workflow, "final_label")
+    elif isinstance(record, Decision):
+        _check_label(record.label, workflow, "label")
+        for name in record.probabilities:
+            _check_label(name, workflow, "probabilities")
+    return record
+
+
+def _parse(
+    kind: str,
+    path: Path,
+    fmt: Format,
+    shape: Shape,
+    column_map: dict[str, str],
+    workflow: Workflow,
+    tick: Any = None,
+) -> Iterator[tuple[RawRow, BaseModel | None, str | None]]:
+    for raw in iter_rows(path, fmt, progress=tick):
+        if raw.error is not None or raw.data is None:
+            yield raw, None, raw.error or "unreadable row"
+            continue
+        try:
+            native = apply_shape(kind, shape, raw.data, workflow, column_map)
+            yield raw, build_record(kind, native, workflow), None
+        except RowError as exc:
+            yield raw, None, str(exc)
+
+
+def _check_args(kind: str, shape: str | None) -> Shape:
+    if kind not in KINDS:
+        raise InputError(f"unknown kind {kind!r}; expected one of {list(KINDS)}")
+    value = (shape or "native").lower().replace("_", "-")
+    if value in ("openai", "evals"):
+        value = "openai-evals"
+    if value not in SHAPES:
+        raise InputError(f"unknown shape {shape!r}; expected one of {list(SHAPES)}")
+    if value != "native" and kind != "examples":
+        raise InputError(f"shape {value!r} applies to examples only; {kind} use the native shape")
+    return value  # type: ignore[return-value]
+
+
+def read_records(
+    kind: Kind,
+    path: str | Path,
+    *,
+    workflow: Workflow,
+    fmt: str | None = None,
+    shape: str | None = None,
+    column_map: Mapping[str, str] | list[str] | None = None,
+) -> tuple[list[BaseModel], list[Problem]]:
+    """Load and validate a file without a store: (good records, problems).
+
+    Repeated ids with the same content are kept once; with different content the later row
+    is a problem.
+    """
+    source = Path(path)
+    the_shape = _check_args(kind, shape)
+    the_fmt = detect_format(source, fmt)
+    mapping = parse_column_map(column_map)
+    records: list[BaseModel] = []
+    problems: list[Problem] = []
+    seen: dict[str, tuple[str, int]] = {}
+    for raw, record, reason in _parse(kind, source, the_fmt, the_shape, mapping, workflow):
+        if record is None:
+            problems.append(Problem(file=str(source), line=raw.line, reason=reason or ""))
+            continue
+        rid: str = record.id  # type: ignore[attr-defined]
+        digest = record_hash(kind, record)
+        prev = seen.get(rid)
+        if prev is None:
+            seen[rid] = (digest, raw.line)
+            records.append(record)
+        elif prev[0] != digest:
+            problems.append(Problem(file=str(source), line=raw.line,
+                                    reason=_dup_reason(rid, prev[1])))  # fmt: skip
+    return records, problems
+
+
+def _dup_reason(rid: str, first_line: int) -> str:
+    return f"duplicate id {rid!r} with different content (first seen on line {first_line})"
+
+
+def quarantine_path(store: Store, path: str | Path, kind: str, quarantine_dir: Path | None) -> Path:
+    """Where the bad rows of ingesting ``path`` as ``kind`` go.
+
+    Default folder: ``quarantine/`` next to a SQLite store's file, else ``./quarantine``.
+    The file is ``<file name>.<kind>.quarantine.jsonl`` and is rewritten by every ingest of
+    that file (and removed when an ingest finds no bad row).
+    """
+    if quarantine_dir is None:
+        db = store.sqlite_path
+        quarantine_dir = (db.parent if db is not None else Path.cwd()) / "quarantine"
+    return Path(quarantine_dir) / f"{Path(path).name}.{kind}.quarantine.jsonl"
+
+
+class _Quarantine:
+    """Writes bad rows as JSONL: file, line, kind, reason, raw (and raw_base64 for bad bytes)."""
+
+    def __init__(self, target: Path, source: Path, kind: str) -> None:
+        self.target = target
+        self.source = source
+        self.kind = kind
+        self.count = 0
+        self.problems: list[Problem] = []
+        self._fh: Any = None
+        self._at = utcnow().isoformat()
+
+    def add(self, raw: RawRow, reason: str) -> None:
+        if self._fh is None:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.target.open("w", encoding="utf-8")
+        entry: dict[str, Any] = {
+            "file": str(self.source),
+            "line": raw.line,
+            "kind": self.kind,
+            "reason": reason,
+            "raw": raw.raw,
+            "at": self._at,
+        }
+        if raw.raw_base64 is not None:
+            entry["raw_base64"] = raw.raw_base64
+        self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(file=str(self.source), line=raw.line, reason=reason))
+
+    def __enter__(self) -> _Quarantine:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        elif et is None:
+            self.target.unlink(missing_ok=True)  # no bad rows this time: drop a stale file
+
+
+def ingest_file(
+    store: Store,
+    kind: Kind,
+    path: str | Path,
+    *,
+    workflow: Workflow,
+    fmt: str | None = None,
+    shape: str | None = None,
+    column_map: Mapping[str, str] | list[str] | None = None,
+    quarantine_dir: str | Path | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> IngestReport:
+    """Ingest a JSONL, CSV or Parquet file of ``kind`` records into ``store``.
+
+    Good rows land in batches of ``batch_size`` (one transaction each); bad rows go to the
+    quarantine file (see :func:`quarantine_path`) and into ``report.problems``. Idempotent:
+    ingesting the same file again adds nothing.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    source = Path(path)
+    the_shape = _check_args(kind, shape)
+    the_fmt = detect_format(source, fmt)
+    check_file(source)
+    mapping = parse_column_map(column_map)
+    target = quarantine_path(store, source, kind,
+                             Path(quarantine_dir) if quarantine_dir is not None else None)  # fmt: skip
+    report = IngestReport(kind=kind, file=str(source), format=the_fmt, shape=the_shape)
+    started = time.perf_counter()
+    seen: dict[str, tuple[str, int]] = {}
+    batch: list[tuple[BaseModel, RawRow, str]] = []
+
+    with _Quarantine(target, source, kind) as quarantine, make_progress() as progress:
+        task = progress.add_task(f"ingest {kind}", total=progress_total(source, the_fmt) or None,
+                                 status="")  # fmt: skip
+
+        def tick(n: int) -> None:
+            progress.advance(task, n)
+
+        def flush() -> None:
+            if not batch:
+                return
+            by_id = {rec.id: raw for rec, raw, _ in batch}  # type: ignore[attr-defined]
+            result = store.add(kind, [rec for rec, _, _ in batch], on_conflict="skip",
+                               hashes=[digest for _, _, digest in batch])  # fmt: skip
+            report.added += result.added
+            report.existing += result.existing
+            report.batches += 1
+            for rid in result.conflicts:
+                quarantine.add(by_id[rid], f"id {rid!r} is already in the store with different "
+                                           f"content")  # fmt: skip
+            batch.clear()
+            progress.update(task, status=f"{report.added} added")
+
+        for raw, record, reason in _parse(kind, source, the_fmt, the_shape, mapping, workflow,
+                                          tick):  # fmt: skip
+            report.rows += 1
+            if record is None:
+                quarantine.add(raw, reason or "unreadable row")
+                continue
+            rid: str = record.id  # type: ignore[attr-defined]
+            digest = record_hash(kind, record)
+            prev = seen.get(rid)
+            if prev is not None:
+                if prev[0] == digest:
+                    report.existing += 1
+                else:
+                    quarantine.add(raw, _dup_reason(rid, prev[1]))
+                continue
+            seen[rid] = (digest, raw.line)
+            batch.append((record, raw, digest))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+
+    report.quarantined = quarantine.count
+    report.problems = quarantine.problems
+    report.quarantine_file = str(target) if quarantine.count else None
+    report.seconds = round(time.perf_counter() - started, 6)
+    if not math.isfinite(report.seconds):  # pragma: no cover
+        report.seconds = 0.0
+    return report

@@ -1,0 +1,55 @@
+"""Build the classifier a registered :class:`~tunegate.records.ModelVersion` describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunegate.config import Workflow
+from tunegate.errors import ModelError
+from tunegate.models._base import Classifier
+from tunegate.records import ModelKind, ModelVersion, ReviewStatus
+
+__all__ = ["load_model_version"]
+
+
+def load_model_version(mv: ModelVersion, workflow: Workflow, *, store: Any = None) -> Classifier:
+    """The classifier of ``mv``.
+
+    ``lora``: ``LoraClassifier.load(mv.artifact_path)``; ``zero_shot``: config
+    ``instructions``/``temperature``; ``retrieval``: kNN over the store's reviewed examples
+    (config ``k``, ``temperature``); ``rules``: config ``rules`` (else the workflow's rules).
+    """
+    from tunegate.config import RuleSpec
+    from tunegate.models._knn import KNNClassifier
+    from tunegate.models._lora import LoraClassifier
+    from tunegate.models._rules import RulesClassifier
+    from tunegate.models._zeroshot import ZeroShotClassifier
+
+    config = mv.config
+    if mv.kind is ModelKind.LORA:
+        if not mv.artifact_path:
+            raise ModelError(
+                f"model version {mv.id} is a LoRA version without artifact_path; "
+                f"register it again with its artifact folder"
+            )
+        return LoraClassifier.load(mv.artifact_path)
+    if mv.kind is ModelKind.ZERO_SHOT:
+        return ZeroShotClassifier(
+            workflow, instructions=config.get("instructions"), temperature=config.get("temperature")
+        )
+    if mv.kind is ModelKind.RETRIEVAL:
+        if store is None:
+            raise ModelError(
+                f"model version {mv.id} is a retrieval model; it needs the store "
+                f"for its reviewed examples"
+            )
+        examples = store.examples(review_status=ReviewStatus.REVIEWED.value)
+        kwargs = {k: config[k] for k in ("k", "temperature", "floor") if k in config}
+        return KNNClassifier(workflow, examples, **kwargs)
+    if mv.kind is ModelKind.RULES:
+        rules = [RuleSpec.model_validate(r) for r in config.get("rules", [])] or workflow.rules
+        return RulesClassifier(rules, workflow.label_names)
+    raise ModelError(
+        f"model version {mv.id} has kind {mv.kind.value!r}, which tunegate cannot "
+        f"build locally; supported: lora, zero_shot, retrieval, rules"
+    )

@@ -1,0 +1,113 @@
+"""Production monitoring: figures, input drift, rollback triggers, shadow mode, the next gap.
+
+See docs/monitoring.md. The pure functions take lists of records; the ``*_from_store`` and
+``run_monitor`` helpers read them from a :class:`tunegate.store.Store`.
+"""
+
+from __future__ import annotations
+
+from tunegate.monitor._drift import (
+    DEFAULT_EMBEDDING_TESTS,
+    DEFAULT_VOCABULARY_TESTS,
+    DriftResult,
+    DriftTest,
+    drift_tests,
+    get_drift_test,
+    new_vocabulary_share,
+    psi_score,
+    register_drift_test,
+    tokenize,
+)
+from tunegate.monitor._figures import (
+    Figures,
+    Period,
+    PeriodFigures,
+    compute_figures,
+    figures_by_period,
+    match_overrides,
+    period_bounds,
+    period_key,
+)
+from tunegate.monitor._gap import (
+    Gap,
+    NgramLift,
+    aggregate_attribution,
+    next_gap,
+    next_gap_from_store,
+)
+from tunegate.monitor._report import render_html, render_markdown, write_report
+from tunegate.monitor._run import (
+    EvalPassRate,
+    MonitorResult,
+    act_on,
+    eval_pass_rate,
+    promotion_of,
+    reference_texts,
+    run_monitor,
+    set_reference,
+)
+from tunegate.monitor._shadow import (
+    ShadowFigures,
+    shadow_figures,
+    shadow_figures_from_records,
+    shadow_score,
+)
+from tunegate.monitor._triggers import (
+    Alert,
+    TriggerResult,
+    WindowTriggers,
+    check_triggers,
+    evaluate_windows,
+    one_sided_rate_increase_p,
+    post_webhook,
+    render_alert,
+)
+
+__all__ = [
+    "DEFAULT_EMBEDDING_TESTS",
+    "DEFAULT_VOCABULARY_TESTS",
+    "Alert",
+    "DriftResult",
+    "DriftTest",
+    "EvalPassRate",
+    "Figures",
+    "Gap",
+    "MonitorResult",
+    "NgramLift",
+    "Period",
+    "PeriodFigures",
+    "ShadowFigures",
+    "TriggerResult",
+    "WindowTriggers",
+    "act_on",
+    "aggregate_attribution",
+    "check_triggers",
+    "compute_figures",
+    "drift_tests",
+    "eval_pass_rate",
+    "evaluate_windows",
+    "figures_by_period",
+    "get_drift_test",
+    "match_overrides",
+    "new_vocabulary_share",
+    "next_gap",
+    "next_gap_from_store",
+    "one_sided_rate_increase_p",
+    "period_bounds",
+    "period_key",
+    "post_webhook",
+    "promotion_of",
+    "psi_score",
+    "reference_texts",
+    "register_drift_test",
+    "render_alert",
+    "render_html",
+    "render_markdown",
+    "run_monitor",
+    "set_reference",
+    "shadow_figures",
+    "shadow_figures_from_records",
+    "shadow_score",
+    "tokenize",
+    "write_report",
+]

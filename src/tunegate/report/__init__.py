@@ -1,0 +1,46 @@
+"""Reports: self-contained HTML (inline CSS and SVG, no scripts, no network at view time),
+Markdown and JSON.
+
+The toolkit (:func:`page`, :class:`Section`, :func:`table`, :func:`badge`, :func:`esc` and the
+SVG charts) is reusable by other modules' reports; the evaluation reports are built from it.
+"""
+
+from __future__ import annotations
+
+from tunegate.report._evaluation import (
+    comparison_html,
+    fmt_interval,
+    run_html,
+    verdict_markdown,
+    verdict_section,
+)
+from tunegate.report._html import Html, Section, badge, esc, page, table
+from tunegate.report._markdown import md_escape, md_table
+from tunegate.report._svg import (
+    PALETTE,
+    bar_chart,
+    confusion_heatmap,
+    line_chart,
+    reliability_diagram,
+)
+
+__all__ = [
+    "PALETTE",
+    "Html",
+    "Section",
+    "badge",
+    "bar_chart",
+    "comparison_html",
+    "confusion_heatmap",
+    "esc",
+    "fmt_interval",
+    "line_chart",
+    "md_escape",
+    "md_table",
+    "page",
+    "reliability_diagram",
+    "run_html",
+    "table",
+    "verdict_markdown",
+    "verdict_section",
+]

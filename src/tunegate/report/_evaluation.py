@@ -1,0 +1,265 @@
+"""The evaluation report: a single-run report and a baseline-vs-candidate report (HTML), and
+the verdict summary (Markdown for a pull-request comment)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from tunegate.evaluate import Comparison
+from tunegate.metrics import Interval
+from tunegate.records import EvalRun, EvalSuite, Verdict
+from tunegate.report._html import Html, Section, badge, esc, page, table
+from tunegate.report._markdown import md_table
+from tunegate.report._svg import bar_chart, confusion_heatmap, reliability_diagram
+
+__all__ = ["comparison_html", "fmt_interval", "run_html", "verdict_markdown", "verdict_section"]
+
+_SCALARS = (
+    ("accuracy", "accuracy"),
+    ("macro_f1", "macro-F1"),
+    ("expected_calibration_error", "ECE"),
+    ("brier_score_loss", "Brier"),
+    ("selective_accuracy", "selective acc."),
+    ("coverage", "coverage"),
+)
+
+
+def _num(v: Any) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def fmt_interval(d: Mapping[str, Any] | Interval | None) -> str:
+    """``0.812 [0.790, 0.833]`` (or ``n/a``)."""
+    if d is None:
+        return "n/a"
+    if isinstance(d, Interval):
+        d = d.as_dict()
+    est = d.get("estimate")
+    if est is None:
+        return "n/a"
+    if d.get("low") is None:
+        return _num(est)
+    return f"{_num(est)} [{_num(d['low'])}, {_num(d['high'])}]"
+
+
+def verdict_section(verdict: Verdict) -> Section:
+    """The verdict badge and one row per rule with its figures."""
+    rows = [
+        (
+            r.rule,
+            badge(r.outcome.value),
+            _num(r.baseline),
+            _num(r.candidate),
+            _num(r.difference),
+            "n/a" if r.ci_low is None else f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
+            _num(r.threshold),
+            r.message,
+        )
+        for r in verdict.rules
+    ]
+    body = Html(
+        f"<p>{badge(verdict.outcome.value)} baseline <code>{esc(verdict.baseline_run)}"
+        f"</code> vs candidate <code>{esc(verdict.candidate_run)}</code> (exit code "
+        f"{verdict.exit_code})</p>"
+        + table(
+            ["rule", "outcome", "baseline", "candidate", "difference", "CI", "threshold", "reason"],
+            rows,
+        )
+    )
+    return Section("Verdict", body, anchor="verdict")
+
+
+def _curve(run: EvalRun) -> tuple[list[float | None], list[float | None], list[int]]:
+    c = run.metrics["reliability"]["uniform"]
+    return c["confidence"], c["accuracy"], c["count"]
+
+
+def _slice_rows(run: EvalRun) -> list[list[object]]:
+    m = run.metrics
+    subsets = [("overall", m["overall"])]
+    subsets += [(name, m["slices"][name]) for name in ("core", "edge", "preservation")]
+    subsets += [(f"#{name}", tbl) for name, tbl in m["named_slices"].items()]
+    return [
+        [name, tbl["n"], *(fmt_interval(tbl.get(key)) for key, _ in _SCALARS)]
+        for name, tbl in subsets
+    ]
+
+
+def run_html(run: EvalRun, suite: EvalSuite) -> str:
+    """A standalone report of one EvalRun."""
+    labels = run.labels
+    per_class = run.metrics["overall"]["per_class"]
+    fnr = [per_class[name]["fnr"]["estimate"] for name in labels]
+    err = [(per_class[name]["fnr"]["low"], per_class[name]["fnr"]["high"]) for name in labels]
+    sections = [
+        Section(
+            "Metrics by slice (95% bootstrap CI)",
+            table(["slice", "n", *(h for _, h in _SCALARS)], _slice_rows(run)),
+        ),
+        Section(
+            "Calibration and errors",
+            Html(
+                '<div class="figs">'
+                + reliability_diagram({run.model_version: _curve(run)})
+                + confusion_heatmap(run.metrics["confusion_matrix"], labels)
+                + "</div>"
+            ),
+        ),
+        Section(
+            "False-negative rate per class",
+            bar_chart(
+                labels,
+                {run.model_version: fnr},
+                errors={run.model_version: err},
+                title="FNR (lower is better)",
+                max_value=1.0,
+            ),
+        ),
+    ]
+    return page(
+        f"Evaluation: {run.model_version} on {suite.name}",
+        sections,
+        subtitle=f"run {run.id} - suite {suite.hash[:12]} - {len(run.example_ids)} "
+        f"examples - seed {run.seed}",
+    )
+
+
+def comparison_html(
+    comparison: Comparison, baseline: EvalRun, candidate: EvalRun, suite: EvalSuite
+) -> str:
+    """A standalone baseline-vs-candidate report: verdict, per-slice table with CIs,
+    reliability diagrams of both models, confusion matrices, per-class FNR bars."""
+    boot = comparison.bootstrap
+    assert boot.b is not None and boot.diff is not None
+    labels = comparison.labels
+    rows = []
+    for subset, size in comparison.subset_sizes.items():
+        if size == 0:
+            continue
+        for key, name in _SCALARS[:4]:
+            d = boot.diff[subset][key]
+            rows.append(
+                [
+                    subset.replace("slice:", "").replace("tag:", "#"),
+                    size,
+                    name,
+                    fmt_interval(boot.a[subset][key]),
+                    fmt_interval(boot.b[subset][key]),
+                    fmt_interval(d),
+                    "within noise" if d.within_noise else "beyond noise",
+                ]
+            )
+    fnr_a = [boot.a["overall"][f"fnr:{c}"] for c in range(len(labels))]
+    fnr_b = [boot.b["overall"][f"fnr:{c}"] for c in range(len(labels))]
+    mc_rows = [
+        [name, r.only_a, r.only_b, f"{r.p_value:.3g}"] for name, r in comparison.mcnemar.items()
+    ]
+    sections = [
+        verdict_section(comparison.verdict),
+        Section(
+            "Metrics by slice: baseline, candidate, difference (95% paired bootstrap CI)",
+            table(
+                ["slice", "n", "metric", "baseline", "candidate", "candidate - baseline", ""], rows
+            ),
+        ),
+        Section(
+            "McNemar exact test (accuracy)",
+            table(["subset", "only baseline right", "only candidate right", "p"], mc_rows),
+        ),
+        Section(
+            "Calibration",
+            reliability_diagram(
+                {
+                    f"baseline {baseline.model_version}": _curve(baseline),
+                    f"candidate {candidate.model_version}": _curve(candidate),
+                }
+            ),
+        ),
+        Section(
+            "Confusion matrices",
+            Html(
+                '<div class="figs">'
+                + confusion_heatmap(
+                    baseline.metrics["confusion_matrix"],
+                    labels,
+                    title=f"baseline {baseline.model_version}",
+                )
+                + confusion_heatmap(
+                    candidate.metrics["confusion_matrix"],
+                    labels,
+                    title=f"candidate {candidate.model_version}",
+                )
+                + "</div>"
+            ),
+        ),
+        Section(
+            "False-negative rate per class",
+            bar_chart(
+                labels,
+                {"baseline": [i.estimate for i in fnr_a], "candidate": [i.estimate for i in fnr_b]},
+                errors={
+                    "baseline": [(i.low, i.high) for i in fnr_a],
+                    "candidate": [(i.low, i.high) for i in fnr_b],
+                },
+                title="FNR with 95% CI (lower is better)",
+                max_value=1.0,
+            ),
+        ),
+    ]
+    return page(
+        f"Verdict: {comparison.verdict.outcome.value}",
+        sections,
+        subtitle=f"suite {suite.name} ({suite.hash[:12]}), {len(suite.examples)} "
+        f"examples, {boot.n_resamples} paired bootstrap resamples",
+    )
+
+
+def verdict_markdown(verdict: Verdict, comparison: Comparison | None = None) -> str:
+    """A Markdown summary for a pull-request comment."""
+    icon = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}[verdict.outcome.value]
+    lines = [
+        f"### {icon} tunegate verdict: **{verdict.outcome.value.upper()}**",
+        "",
+        f"baseline `{verdict.baseline_run}` vs candidate `{verdict.candidate_run}` "
+        f"(exit code {verdict.exit_code})",
+        "",
+        md_table(
+            ["rule", "outcome", "baseline", "candidate", "diff", "CI", "reason"],
+            [
+                [
+                    r.rule,
+                    r.outcome.value,
+                    _num(r.baseline),
+                    _num(r.candidate),
+                    _num(r.difference),
+                    "" if r.ci_low is None else f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
+                    r.message,
+                ]
+                for r in verdict.rules
+            ],
+        ),
+    ]
+    if comparison is not None:
+        boot = comparison.bootstrap
+        assert boot.diff is not None
+        rows = [
+            [
+                s.replace("slice:", "").replace("tag:", "#"),
+                n,
+                fmt_interval(boot.diff[s]["accuracy"]),
+                "within noise" if boot.diff[s]["accuracy"].within_noise else "beyond noise",
+            ]
+            for s, n in comparison.subset_sizes.items()
+            if n
+        ]
+        lines += [
+            "",
+            "<details><summary>accuracy difference by slice</summary>",
+            "",
+            md_table(["slice", "n", "candidate - baseline [95% CI]", ""], rows),
+            "",
+            "</details>",
+        ]
+    return "\n".join(lines) + "\n"

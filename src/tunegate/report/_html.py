@@ -1,0 +1,84 @@
+"""A tiny toolkit for self-contained HTML reports: no scripts, no network, inline SVG.
+
+Every piece of text goes through :func:`esc`; only the toolkit's own markup is trusted.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Html", "Section", "badge", "esc", "page", "table"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1100px;color:#1f2328;line-height:1.45;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
+border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
+.sub{color:#57606a;margin-top:0}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
+th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:right}
+th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
+caption{caption-side:top;text-align:left;color:#57606a;padding-bottom:.3rem}
+.badge{display:inline-block;border-radius:1rem;padding:.1rem .7rem;font-weight:600;color:#fff}
+.pass{background:#1a7f37}.fail{background:#cf222e}.inconclusive{background:#9a6700}
+.figs{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}
+figcaption{font-size:.85rem;color:#57606a}
+"""
+
+
+class Html(str):
+    """Markup that is already safe (produced by this toolkit)."""
+
+    __slots__ = ()
+
+
+def esc(value: object) -> Html:
+    """Escape any value for HTML text or attribute context."""
+    if isinstance(value, Html):
+        return value
+    return Html(html.escape(str(value), quote=True))
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled block of a page; ``body`` is trusted markup (build it from this toolkit)."""
+
+    title: str
+    body: Html
+    anchor: str = ""
+
+
+def badge(outcome: str) -> Html:
+    """A coloured pass / fail / inconclusive badge."""
+    cls = outcome if outcome in ("pass", "fail", "inconclusive") else ""
+    return Html(f'<span class="badge {cls}">{esc(outcome.upper())}</span>')
+
+
+def table(
+    headers: Sequence[object], rows: Sequence[Sequence[object]], *, caption: str = ""
+) -> Html:
+    """An HTML table; cells that are :class:`Html` are kept, everything else escaped."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return Html(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def page(title: str, sections: Sequence[Section], *, subtitle: str = "") -> str:
+    """A complete standalone HTML document (inline CSS, no scripts, no external resources)."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if subtitle:
+        parts.append(f'<p class="sub">{esc(subtitle)}</p>')
+    for s in sections:
+        anchor = f' id="{esc(s.anchor)}"' if s.anchor else ""
+        parts.append(f"<section{anchor}><h2>{esc(s.title)}</h2>{s.body}</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

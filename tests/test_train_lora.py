@@ -1,0 +1,191 @@
+"""LoRA fine-tuning on a tiny random BERT: artifact, exact reload, resume after kill,
+calibration, seeds. Real-weight checks are marked slow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _tiny_models import make_tiny_encoder, toy_examples
+
+from tunegate.config import Workflow
+from tunegate.errors import InputError
+from tunegate.models import LoraClassifier
+from tunegate.models.artifact import read_manifest
+from tunegate.train import (
+    apply_temperature,
+    expected_calibration_error,
+    finetune,
+    finetune_seeds,
+    fit_temperature,
+    split_examples,
+)
+from tunegate.train._lora import CHECKPOINT_DIR
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_tiny_encoder(tmp_path_factory.mktemp("enc") / "tiny-bert")
+
+
+@pytest.fixture
+def wf(workflow: Workflow) -> Workflow:
+    training = workflow.training.model_copy(update={"learning_rate": 5e-3, "patience": 10,
+                                                    "batch_size": 16})
+    return workflow.model_copy(update={"training": training, "data_targets": []})
+
+
+def test_split_is_stratified_seeded_and_keeps_a_train_row_per_class() -> None:
+    labels = ["a"] * 20 + ["b"] * 10 + ["c"] * 1
+    s = split_examples(labels, validation_fraction=0.2, calibration_fraction=0.2, seed=0)
+    assert sorted(s.train + s.validation + s.calibration) == list(range(31))
+    assert sum(labels[i] == "a" for i in s.validation) == 4
+    assert any(labels[i] == "c" for i in s.train)
+    again = split_examples(labels, validation_fraction=0.2, calibration_fraction=0.2, seed=0)
+    assert again == s
+
+
+def test_temperature_fit_recovers_a_known_temperature() -> None:
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, size=(4000, 5))
+    p = apply_temperature(true_logits, 1.0)
+    y = np.array([rng.choice(5, p=row) for row in p])
+    assert fit_temperature(true_logits * 3.0, y) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(true_logits / 2.0, y) == pytest.approx(0.5, rel=0.1)
+
+
+def test_artifact_reloads_exactly_and_records_provenance(tiny: str, wf: Workflow,
+                                                         tmp_path: Path) -> None:
+    data = toy_examples(12)
+    out = finetune(data, wf, tmp_path / "a", seed=1, base_model=tiny, epochs=2)
+    m = read_manifest(out)
+    assert m.labels == wf.label_names and m.seed == 1 and m.base_model == tiny
+    assert len(m.base_model_hash) == 64 and len(m.dataset_hash) == 64
+    assert m.config["lora_r"] == wf.training.lora_r and "classifier" in m.config["modules_to_save"]
+    assert {"torch", "transformers", "peft"} <= set(m.library_versions)
+    assert m.metrics["epochs_run"] == 2 and "val_macro_f1" in m.metrics
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (out / CHECKPOINT_DIR).exists()
+    texts = [e.text for e in data[:10]]
+    first = LoraClassifier.load(out).logits(texts)
+    second = LoraClassifier.load(out).logits(texts)
+    assert first.tobytes() == second.tobytes()
+    # same inputs, same seed -> same artifact is returned as is; a different seed refuses
+    assert finetune(data, wf, out, seed=1, base_model=tiny, epochs=2) == out
+    with pytest.raises(InputError, match="already holds a different artifact"):
+        finetune(data, wf, out, seed=2, base_model=tiny, epochs=2)
+
+
+def test_training_is_deterministic_for_a_seed(tiny: str, wf: Workflow, tmp_path: Path) -> None:
+    data = toy_examples(10)
+    a = finetune(data, wf, tmp_path / "a", seed=4, base_model=tiny, epochs=2)
+    b = finetune(data, wf, tmp_path / "b", seed=4, base_model=tiny, epochs=2)
+    texts = [e.text for e in data]
+    assert LoraClassifier.load(a).logits(texts).tobytes() == \
+        LoraClassifier.load(b).logits(texts).tobytes()
+
+
+_CHILD = textwrap.dedent("""
+    import json, sys, time
+    sys.path.insert(0, {tests!r})
+    from _tiny_models import toy_examples
+    from tunegate.config import parse_workflow
+    from tunegate.train import finetune
+    wf = parse_workflow(open({wf!r}).read())
+    def hang(epoch):
+        if epoch == 1:
+            time.sleep(120)  # killed here, after the first checkpoint
+    finetune(toy_examples(12), wf, {out!r}, seed=3, base_model={enc!r}, epochs=4,
+             on_checkpoint=hang)
+""")
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny: str, wf: Workflow,
+                                                            tmp_path: Path) -> None:
+    wf_file = tmp_path / "wf.yaml"
+    wf_file.write_text(wf.to_yaml(), encoding="utf-8")
+    out = tmp_path / "killed"
+    script = _CHILD.format(tests=str(TESTS), wf=str(wf_file), out=str(out), enc=tiny)
+    env = {**os.environ, "TUNEGATE_PROGRESS": "0"}
+    child = subprocess.Popen([sys.executable, "-c", script], env=env)
+    ckpt = out / CHECKPOINT_DIR / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.1)
+    assert ckpt.exists(), "the child never wrote its first checkpoint"
+    time.sleep(0.5)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert not (out / "manifest.json").exists()
+
+    resumed = finetune(toy_examples(12), wf, out, seed=3, base_model=tiny, epochs=4)
+    straight = finetune(toy_examples(12), wf, tmp_path / "straight", seed=3, base_model=tiny,
+                        epochs=4)
+    m_resumed, m_straight = read_manifest(resumed), read_manifest(straight)
+    assert m_resumed.metrics["resumed_from_epoch"] == 1
+    assert m_straight.metrics["resumed_from_epoch"] == 0
+    assert [r["train_loss"] for r in m_resumed.metrics["history"]] == pytest.approx(
+        [r["train_loss"] for r in m_straight.metrics["history"]], abs=1e-6)
+    texts = [e.text for e in toy_examples(4, seed=99)]
+    np.testing.assert_allclose(LoraClassifier.load(resumed).logits(texts),
+                               LoraClassifier.load(straight).logits(texts), atol=1e-5)
+
+
+def test_calibrated_ece_on_held_out_data_is_not_worse(tiny: str, wf: Workflow,
+                                                      tmp_path: Path) -> None:
+    train = toy_examples(40, seed=0)
+    test = toy_examples(40, seed=123, prefix="test")
+    out = finetune(train, wf, tmp_path / "cal", seed=0, base_model=tiny, epochs=8,
+                   parent_proba=lambda texts: np.full((len(texts), 8), 1 / 8))
+    m = read_manifest(out)
+    assert m.temperature != 1.0 and "ece_parent" in m.metrics
+    clf = LoraClassifier.load(out)
+    texts = [e.text for e in test]
+    y = np.array([wf.label_names.index(e.label) for e in test])
+    logits = clf.logits(texts)
+    raw = apply_temperature(logits, 1.0)
+    calibrated = clf.predict_proba(texts)
+    assert (raw.argmax(1) == calibrated.argmax(1)).all()  # scaling never changes a decision
+    ece_raw = expected_calibration_error(y, raw)
+    ece_cal = expected_calibration_error(y, calibrated)
+    assert ece_cal <= ece_raw + 1e-9, (ece_raw, ece_cal)
+
+
+def test_seed_sweep_reports_spread_and_picks_the_median(tiny: str, wf: Workflow,
+                                                       tmp_path: Path) -> None:
+    sweep = finetune_seeds(toy_examples(8), wf, tmp_path / "sweep", seeds=3, base_model=tiny,
+                           epochs=2)
+    assert sweep.seeds == [0, 1, 2] and len(sweep.artifacts) == 3
+    scores = [row["val_macro_f1"] for row in sweep.metrics]
+    chosen = scores[sweep.seeds.index(sweep.chosen_seed)]
+    assert sorted(scores)[1] == chosen
+    assert sweep.spread["val_macro_f1"]["std"] == pytest.approx(np.std(scores, ddof=1))
+    saved = json.loads((tmp_path / "sweep" / "seeds.json").read_text())
+    assert saved["chosen_seed"] == sweep.chosen_seed
+
+
+@pytest.mark.slow
+def test_real_encoder_learns_toy_tickets_fast(encoder_path: str, workflow: Workflow,
+                                              tmp_path: Path) -> None:
+    wf = workflow.model_copy(update={"data_targets": []})
+    train = toy_examples(44)[:350]
+    began = time.perf_counter()
+    out = finetune(train, wf, tmp_path / "real", seed=0, base_model=encoder_path, epochs=3)
+    assert time.perf_counter() - began < 60
+    clf = LoraClassifier.load(out)
+    test = toy_examples(10, seed=77, prefix="t")
+    proba = clf.predict_proba([e.text for e in test])
+    acc = float(np.mean([wf.label_names[i] == e.label for i, e in zip(proba.argmax(1), test,
+                                                                        strict=True)]))
+    assert acc >= 0.8
