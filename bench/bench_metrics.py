@@ -51,11 +51,17 @@ def machine() -> dict[str, Any]:
         torch_v = None
     import sklearn
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": ram,
-            "python": platform.python_version(), "numpy": np.__version__,
-            "sklearn": sklearn.__version__, "torch": torch_v,
-            "load_avg_at_start": os.getloadavg()[0],
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": ram,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "torch": torch_v,
+        "load_avg_at_start": os.getloadavg()[0],
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -123,38 +129,57 @@ def main() -> None:
     o = r.a["overall"]
     result = {
         "task": f"all metrics, {B} bootstrap resamples, {N} predictions x {K} classes",
-        "metrics": ["accuracy", "macro_f1", "precision/recall/FNR per class",
-                    "ECE (15 uniform bins)", "Brier", "selective accuracy", "coverage",
-                    "latency p50/p95"],
+        "metrics": [
+            "accuracy",
+            "macro_f1",
+            "precision/recall/FNR per class",
+            "ECE (15 uniform bins)",
+            "Brier",
+            "selective accuracy",
+            "coverage",
+            "latency p50/p95",
+        ],
         "vectorized_single_model_s": {"best": min(single), "all": single},
         "vectorized_paired_two_models_plus_differences_s": {"best": min(paired), "all": paired},
-        "sklearn_loop": {"resamples_run": args.loop_resamples, "seconds": loop_s,
-                         "per_resample_s": per, "extrapolated_1000_s": per * B},
+        "sklearn_loop": {
+            "resamples_run": args.loop_resamples,
+            "seconds": loop_s,
+            "per_resample_s": per,
+            "extrapolated_1000_s": per * B,
+        },
         "speedup_single_vs_loop": per * B / min(single),
         "target_s": 3.0,
         "meets_target": min(single) < 3.0,
-        "sanity": {"accuracy": o["accuracy"].as_dict(),
-                   "ece": o["expected_calibration_error"].as_dict(),
-                   "accuracy_diff_b_minus_a": rp.diff["overall"]["accuracy"].as_dict()
-                   if rp.diff else None},
+        "sanity": {
+            "accuracy": o["accuracy"].as_dict(),
+            "ece": o["expected_calibration_error"].as_dict(),
+            "accuracy_diff_b_minus_a": rp.diff["overall"]["accuracy"].as_dict()
+            if rp.diff
+            else None,
+        },
         "machine": info,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [
-        "# bench_metrics", "",
+        "# bench_metrics",
+        "",
         f"{result['task']} on {info['cpu']} ({info['cores']} cores, {info['ram_gb']} GB RAM, "
         f"load average {info['load_avg_at_start']:.2f} at start), Python {info['python']}, "
-        f"numpy {info['numpy']}, {info['date']}.", "",
-        "| path | seconds |", "|---|---|",
+        f"numpy {info['numpy']}, {info['date']}.",
+        "",
+        "| path | seconds |",
+        "|---|---|",
         f"| vectorized, one model (best of {args.repeats}) | {min(single):.2f} |",
         f"| vectorized, two models + paired differences (best of {args.repeats}) | "
         f"{min(paired):.2f} |",
         f"| scikit-learn per-resample loop, {args.loop_resamples} resamples measured | "
         f"{loop_s:.2f} |",
-        f"| scikit-learn loop extrapolated to {B} resamples | {per * B:.1f} |", "",
+        f"| scikit-learn loop extrapolated to {B} resamples | {per * B:.1f} |",
+        "",
         f"Speed-up (one model): {result['speedup_single_vs_loop']:.0f}x. Target < 3 s: "
-        f"{'met' if result['meets_target'] else 'NOT met'}.", "",
+        f"{'met' if result['meets_target'] else 'NOT met'}.",
+        "",
     ]
     (RESULTS / "metrics.md").write_text("\n".join(md))
     print("\n".join(md))

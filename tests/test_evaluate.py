@@ -73,8 +73,13 @@ def test_slice_rule(workflow: Workflow) -> None:
         warnings.simplefilter("ignore", SuiteSizeWarning)
         suite = freeze_suite("s", rows, workflow)
     got = {e.id: (e.slice.value, e.tags) for e in suite.examples}
-    assert got == {"a": ("edge", ["mfa_related"]), "b": ("edge", []),
-                   "c": ("preservation", []), "d": ("core", []), "e": ("core", [])}
+    assert got == {
+        "a": ("edge", ["mfa_related"]),
+        "b": ("edge", []),
+        "c": ("preservation", []),
+        "d": ("core", []),
+        "e": ("core", []),
+    }
     assert suite.hash == suite.compute_hash() and len(suite.hash) == 64
 
 
@@ -96,9 +101,11 @@ def test_suite_rejects_unknown_labels_and_slices(workflow: Workflow) -> None:
 
 
 def test_leakage_exact_and_near(workflow: Workflow) -> None:
-    rows = [{"id": "dup", "text": "  The VPN   keeps DROPPING ", "label": "vpn_issue"},
-            {"id": "near", "text": "send cannot outlook mailbox full", "label": "email_issue"},
-            {"id": "ok", "text": "need access to finance share", "label": "access_request"}]
+    rows = [
+        {"id": "dup", "text": "  The VPN   keeps DROPPING ", "label": "vpn_issue"},
+        {"id": "near", "text": "send cannot outlook mailbox full", "label": "email_issue"},
+        {"id": "ok", "text": "need access to finance share", "label": "access_request"},
+    ]
     training = ["the vpn keeps dropping", "outlook mailbox full cannot send"]
     with pytest.raises(LeakageError) as info:
         freeze_suite("s", rows, workflow, training_texts=training, encoder=_bow)
@@ -108,25 +115,35 @@ def test_leakage_exact_and_near(workflow: Workflow) -> None:
     with pytest.raises(LeakageError, match=r"1 exact duplicates \['dup'\]; 0 near"):
         freeze_suite("s", rows, workflow, training_texts=training, near_duplicates=False)
     with pytest.warns(LeakageCheckWarning, match="only exact"):
-        freeze_suite("s", rows[1:], workflow, training_texts=training[:1],
-                     near_duplicates=False)
+        freeze_suite("s", rows[1:], workflow, training_texts=training[:1], near_duplicates=False)
 
 
 def test_suite_from_examples_and_file_reading(workflow: Workflow, tmp_path: Path) -> None:
-    pool = [Example(id="e1", text="laptop screen cracked", label="hardware"),
-            Example(id="e2", text="locked account", label="account_unlock",
-                    metadata={"slice": "edge"})]
+    pool = [
+        Example(id="e1", text="laptop screen cracked", label="hardware"),
+        Example(id="e2", text="locked account", label="account_unlock", metadata={"slice": "edge"}),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SuiteSizeWarning)
         suite = suite_from_examples("p", pool, workflow)
-    assert {e.id: e.slice for e in suite.examples} == {"e1": SuiteSlice.PRESERVATION,
-                                                      "e2": SuiteSlice.EDGE}
+    assert {e.id: e.slice for e in suite.examples} == {
+        "e1": SuiteSlice.PRESERVATION,
+        "e2": SuiteSlice.EDGE,
+    }
     csv_path = tmp_path / "s.csv"
-    csv_path.write_text("id,text,label,slice,tags,shift\n1,hello,hardware,edge,\"a,b\",night\n",
-                        encoding="utf-8")
-    assert read_suite_examples(csv_path) == [{"id": "1", "text": "hello", "label": "hardware",
-                                              "slice": "edge", "tags": "a,b",
-                                              "metadata": {"shift": "night"}}]
+    csv_path.write_text(
+        'id,text,label,slice,tags,shift\n1,hello,hardware,edge,"a,b",night\n', encoding="utf-8"
+    )
+    assert read_suite_examples(csv_path) == [
+        {
+            "id": "1",
+            "text": "hello",
+            "label": "hardware",
+            "slice": "edge",
+            "tags": "a,b",
+            "metadata": {"shift": "night"},
+        }
+    ]
     jl = tmp_path / "s.jsonl"
     jl.write_text('{"text": "a", "label": "hardware"}\n{"bad json\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"s.jsonl:2: not valid JSON"):
@@ -138,14 +155,21 @@ def test_suite_from_examples_and_file_reading(workflow: Workflow, tmp_path: Path
 
 def test_run_eval_keyword_classifier(workflow: Workflow) -> None:
     labels = workflow.label_names
-    rows = [{"id": f"r{i}", "text": f"ticket about {labels[i % 8]}" if i % 4 else "something",
-             "label": labels[i % 8], "metadata": {"shift": "night" if i % 2 else "day"}}
-            for i in range(80)]
+    rows = [
+        {
+            "id": f"r{i}",
+            "text": f"ticket about {labels[i % 8]}" if i % 4 else "something",
+            "label": labels[i % 8],
+            "metadata": {"shift": "night" if i % 2 else "day"},
+        }
+        for i in range(80)
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SuiteSizeWarning)
         suite = freeze_suite("kw", rows, workflow)
-    wf = workflow.model_copy(update={"regression": workflow.regression.model_copy(
-        update={"n_bootstrap": 200})})
+    wf = workflow.model_copy(
+        update={"regression": workflow.regression.model_copy(update={"n_bootstrap": 200})}
+    )
     run = run_eval(KeywordClassifier(wf), suite, wf, seed=3, batch_size=16)
     assert run.labels == labels and run.seed == 3 and run.suite_hash == suite.hash
     proba = np.array(run.proba)
@@ -154,7 +178,8 @@ def test_run_eval_keyword_classifier(workflow: Workflow) -> None:
     assert len(run.latency_ms) == 80 and all(v > 0 for v in run.latency_ms)
     m = run.metrics
     assert m["overall"]["accuracy"]["estimate"] == pytest.approx(
-        np.mean(proba.argmax(1) == np.array(run.y_true)))
+        np.mean(proba.argmax(1) == np.array(run.y_true))
+    )
     assert m["named_slices"]["night_shift"]["n"] == 40
     assert sum(m["slices"][s]["n"] for s in ("core", "edge", "preservation")) == 80
     assert set(m["overall"]["per_class"]) == set(labels)
@@ -169,15 +194,22 @@ SEC = 3  # index of security_incident (protected) in the starter workflow
 
 def _suite(workflow: Workflow) -> EvalSuite:
     labels = workflow.label_names
-    ex = [SuiteExample(id=f"{s.value}{i}", text=f"{s.value} text {i}", label=labels[i % 8],
-                       slice=s)
-          for s, n in ((SuiteSlice.CORE, 200), (SuiteSlice.EDGE, 60),
-                       (SuiteSlice.PRESERVATION, 100)) for i in range(n)]
+    ex = [
+        SuiteExample(id=f"{s.value}{i}", text=f"{s.value} text {i}", label=labels[i % 8], slice=s)
+        for s, n in ((SuiteSlice.CORE, 200), (SuiteSlice.EDGE, 60), (SuiteSlice.PRESERVATION, 100))
+        for i in range(n)
+    ]
     return EvalSuite(name="table", examples=ex).frozen()
 
 
-def _run(suite: EvalSuite, workflow: Workflow, wrong: set[str], *, conf: float | None = None,
-         latency: float = 1.0) -> EvalRun:
+def _run(
+    suite: EvalSuite,
+    workflow: Workflow,
+    wrong: set[str],
+    *,
+    conf: float | None = None,
+    latency: float = 1.0,
+) -> EvalRun:
     labels = workflow.label_names
     k = len(labels)
     y = [labels.index(e.label) for e in suite.examples]
@@ -188,46 +220,99 @@ def _run(suite: EvalSuite, workflow: Workflow, wrong: set[str], *, conf: float |
         row = [(1 - c) / (k - 1)] * k
         row[yi if ok else (yi + 1) % k] = c
         proba.append(row)
-    return EvalRun(model_version="m", suite_hash=suite.hash, labels=labels, metrics={},
-                   example_ids=[e.id for e in suite.examples], y_true=y, proba=proba,
-                   latency_ms=[latency] * len(y))
+    return EvalRun(
+        model_version="m",
+        suite_hash=suite.hash,
+        labels=labels,
+        metrics={},
+        example_ids=[e.id for e in suite.examples],
+        y_true=y,
+        proba=proba,
+        latency_ms=[latency] * len(y),
+    )
 
 
-BASE_WRONG = {f"core{i}" for i in range(40)} | {f"preservation{i}" for i in range(10)} | {
-    f"edge{i}" for i in range(6)}
+BASE_WRONG = (
+    {f"core{i}" for i in range(40)}
+    | {f"preservation{i}" for i in range(10)}
+    | {f"edge{i}" for i in range(6)}
+)
 NON_SEC_WRONG = [f"core{i}" for i in range(40) if i % 8 != SEC]
 SEC_RIGHT = [f"core{i}" for i in range(40, 200) if i % 8 == SEC]
 CORE_RIGHT = [f"core{i}" for i in range(40, 200) if i % 8 != SEC]
 
 CASES: list[tuple[str, set[str], Mapping[str, Any], str, dict[str, str]]] = [
-    ("core +5% with preservation -15% fails",
-     (BASE_WRONG - set(NON_SEC_WRONG[:10])) | {f"preservation{i}" for i in range(25)}, {},
-     "fail", {"core_improvement": "pass", "preservation": "fail"}),
-    ("a clear core gain with nothing lost passes",
-     BASE_WRONG - set(NON_SEC_WRONG[:20]), {}, "pass", {"core_improvement": "pass"}),
-    ("a core difference inside the bootstrap interval is inconclusive",
-     (BASE_WRONG - set(NON_SEC_WRONG[:3])) | set(CORE_RIGHT[:2]), {}, "inconclusive",
-     {"core_improvement": "inconclusive", "preservation": "pass"}),
-    ("a rise in the protected class's FNR fails",
-     (BASE_WRONG - set(NON_SEC_WRONG[:8])) | set(SEC_RIGHT[:8]), {}, "fail",
-     {"protected_fnr:security_incident": "fail"}),
-    ("an ECE rise above 0.01 fails", BASE_WRONG - set(NON_SEC_WRONG[:20]), {"conf": 0.99},
-     "fail", {"ece": "fail", "core_improvement": "pass"}),
-    ("a 30% median-latency rise fails", BASE_WRONG - set(NON_SEC_WRONG[:20]),
-     {"latency": 1.3}, "fail", {"latency_p50": "fail"}),
-    ("a significant core regression fails", BASE_WRONG | set(CORE_RIGHT[:25]), {}, "fail",
-     {"core_improvement": "fail"}),
-    ("a small preservation change that cannot be told from noise is inconclusive",
-     (BASE_WRONG - set(NON_SEC_WRONG[:20]) - {"preservation0"}) | {
-         "preservation50", "preservation51"}, {}, "inconclusive",
-     {"preservation": "inconclusive", "core_improvement": "pass"}),
+    (
+        "core +5% with preservation -15% fails",
+        (BASE_WRONG - set(NON_SEC_WRONG[:10])) | {f"preservation{i}" for i in range(25)},
+        {},
+        "fail",
+        {"core_improvement": "pass", "preservation": "fail"},
+    ),
+    (
+        "a clear core gain with nothing lost passes",
+        BASE_WRONG - set(NON_SEC_WRONG[:20]),
+        {},
+        "pass",
+        {"core_improvement": "pass"},
+    ),
+    (
+        "a core difference inside the bootstrap interval is inconclusive",
+        (BASE_WRONG - set(NON_SEC_WRONG[:3])) | set(CORE_RIGHT[:2]),
+        {},
+        "inconclusive",
+        {"core_improvement": "inconclusive", "preservation": "pass"},
+    ),
+    (
+        "a rise in the protected class's FNR fails",
+        (BASE_WRONG - set(NON_SEC_WRONG[:8])) | set(SEC_RIGHT[:8]),
+        {},
+        "fail",
+        {"protected_fnr:security_incident": "fail"},
+    ),
+    (
+        "an ECE rise above 0.01 fails",
+        BASE_WRONG - set(NON_SEC_WRONG[:20]),
+        {"conf": 0.99},
+        "fail",
+        {"ece": "fail", "core_improvement": "pass"},
+    ),
+    (
+        "a 30% median-latency rise fails",
+        BASE_WRONG - set(NON_SEC_WRONG[:20]),
+        {"latency": 1.3},
+        "fail",
+        {"latency_p50": "fail"},
+    ),
+    (
+        "a significant core regression fails",
+        BASE_WRONG | set(CORE_RIGHT[:25]),
+        {},
+        "fail",
+        {"core_improvement": "fail"},
+    ),
+    (
+        "a small preservation change that cannot be told from noise is inconclusive",
+        (BASE_WRONG - set(NON_SEC_WRONG[:20]) - {"preservation0"})
+        | {"preservation50", "preservation51"},
+        {},
+        "inconclusive",
+        {"preservation": "inconclusive", "core_improvement": "pass"},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("title", "cand_wrong", "kw", "outcome", "rules"), CASES,
-                         ids=[c[0] for c in CASES])
-def test_verdict_table(workflow: Workflow, title: str, cand_wrong: set[str],
-                       kw: Mapping[str, Any], outcome: str, rules: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("title", "cand_wrong", "kw", "outcome", "rules"), CASES, ids=[c[0] for c in CASES]
+)
+def test_verdict_table(
+    workflow: Workflow,
+    title: str,
+    cand_wrong: set[str],
+    kw: Mapping[str, Any],
+    outcome: str,
+    rules: dict[str, str],
+) -> None:
     suite = _suite(workflow)
     base = _run(suite, workflow, BASE_WRONG)
     cand = _run(suite, workflow, cand_wrong, **kw)
@@ -257,10 +342,18 @@ def test_compare_refuses_other_suite(workflow: Workflow) -> None:
 
 
 def test_seed_variance(workflow: Workflow) -> None:
-    runs = [EvalRun(model_version="m", suite_hash="h", labels=["a", "b"], example_ids=[],
-                    y_true=[], proba=[],
-                    metrics={"overall": {"accuracy": {"estimate": v}}, "slices": {},
-                             "named_slices": {}}) for v in (0.7, 0.8, 0.9)]
+    runs = [
+        EvalRun(
+            model_version="m",
+            suite_hash="h",
+            labels=["a", "b"],
+            example_ids=[],
+            y_true=[],
+            proba=[],
+            metrics={"overall": {"accuracy": {"estimate": v}}, "slices": {}, "named_slices": {}},
+        )
+        for v in (0.7, 0.8, 0.9)
+    ]
     s = seed_variance(runs)
     assert s.mean == pytest.approx(0.8) and s.std == pytest.approx(0.1) and s.k == 3
 
@@ -269,8 +362,11 @@ def test_seed_variance(workflow: Workflow) -> None:
 
 
 def test_probe_before_after(tmp_path: Path) -> None:
-    cats = {"card_arrival": "card arrive post delivery", "top_up": "top up balance money add",
-            "pin_blocked": "pin blocked locked code"}
+    cats = {
+        "card_arrival": "card arrive post delivery",
+        "top_up": "top up balance money add",
+        "pin_blocked": "pin blocked locked code",
+    }
     rng = np.random.default_rng(0)
     for split, n in (("train", 12), ("test", 8)):
         lines = ["text,category"]

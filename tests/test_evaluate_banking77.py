@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 
 from tunegate.config import LabelSpec, Workflow
-from tunegate.evaluate import SuiteSizeWarning, freeze_suite, load_banking77, preservation_probe
-from tunegate.evaluate import run_eval
+from tunegate.evaluate import (
+    SuiteSizeWarning,
+    freeze_suite,
+    load_banking77,
+    preservation_probe,
+    run_eval,
+)
 from tunegate.report import run_html
 
 pytestmark = pytest.mark.slow
@@ -25,8 +30,9 @@ def test_zero_shot_banking77_report(shared_data: Path, tmp_path: Path) -> None:
     models = pytest.importorskip("tunegate.models")
     rows = load_banking77(shared_data / "banking77", "test")
     cats = sorted({c for _, c in rows})
-    workflow = Workflow(name="banking77", labels={
-        c: LabelSpec(description=c.replace("_", " ")) for c in cats})
+    workflow = Workflow(
+        name="banking77", labels={c: LabelSpec(description=c.replace("_", " ")) for c in cats}
+    )
     picked: dict[str, int] = {}
     examples = []
     for i, (text, cat) in enumerate(rows):
@@ -36,9 +42,14 @@ def test_zero_shot_banking77_report(shared_data: Path, tmp_path: Path) -> None:
     train_texts = [t for t, _ in load_banking77(shared_data / "banking77", "train")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SuiteSizeWarning)
-        suite = freeze_suite("banking77-zero-shot", examples, workflow,
-                             training_texts=train_texts, near_duplicates=False,
-                             preservation_labels=cats[::2])
+        suite = freeze_suite(
+            "banking77-zero-shot",
+            examples,
+            workflow,
+            training_texts=train_texts,
+            near_duplicates=False,
+            preservation_labels=cats[::2],
+        )
     clf = models.ZeroShotClassifier(workflow)
     run = run_eval(clf, suite, workflow, seed=0)
     acc = run.metrics["overall"]["accuracy"]

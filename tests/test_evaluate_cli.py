@@ -47,13 +47,33 @@ def test_suite_eval_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     cfg = tmp_path / "tunegate.yaml"
     cfg.write_text(starter_yaml(), encoding="utf-8")
     wf = parse_workflow(starter_yaml())
-    rows = [{"id": f"s{i}", "text": f"ticket {i}: {wf.label_names[i % 8]} problem",
-             "label": wf.label_names[i % 8]} for i in range(160)]
+    rows = [
+        {
+            "id": f"s{i}",
+            "text": f"ticket {i}: {wf.label_names[i % 8]} problem",
+            "label": wf.label_names[i % 8],
+        }
+        for i in range(160)
+    ]
     suite_file = tmp_path / "suite.jsonl"
     suite_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
 
-    assert main(["suite", "freeze", str(suite_file), "--name", "s1", "-c", str(cfg),
-                 "--exact-only", "--json"]) == 0
+    assert (
+        main(
+            [
+                "suite",
+                "freeze",
+                str(suite_file),
+                "--name",
+                "s1",
+                "-c",
+                str(cfg),
+                "--exact-only",
+                "--json",
+            ]
+        )
+        == 0
+    )
     frozen = json.loads(capsys.readouterr().out)
     assert frozen["examples"] == 160 and len(frozen["hash"]) == 64
     assert frozen["slices"]["preservation"] == 100  # the 5 labels no data target names
@@ -66,8 +86,24 @@ def test_suite_eval_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     for model in ("test-kw", "test-kw-missing-hardware"):
         out = tmp_path / f"{model}.json"
         report = tmp_path / f"{model}.html"
-        assert main(["eval", model, "--suite", "s1", "-c", str(cfg), "--output", str(out),
-                     "--report", str(report), "--json"]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    model,
+                    "--suite",
+                    "s1",
+                    "-c",
+                    str(cfg),
+                    "--output",
+                    str(out),
+                    "--report",
+                    str(report),
+                    "--json",
+                ]
+            )
+            == 0
+        )
         summary = json.loads(capsys.readouterr().out)
         assert summary["run"] and report.read_text().startswith("<!DOCTYPE html>")
         runs.append(EvalRun.model_validate_json(out.read_text()))
@@ -76,8 +112,20 @@ def test_suite_eval_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     md = tmp_path / "verdict.md"
     html = tmp_path / "verdict.html"
     # stored run ids work as well as files; hardware is a preservation label -> fail
-    code = main(["compare", runs[0].id, str(tmp_path / "test-kw-missing-hardware.json"),
-                 "-c", str(cfg), "--markdown", str(md), "--report", str(html), "--json"])
+    code = main(
+        [
+            "compare",
+            runs[0].id,
+            str(tmp_path / "test-kw-missing-hardware.json"),
+            "-c",
+            str(cfg),
+            "--markdown",
+            str(md),
+            "--report",
+            str(html),
+            "--json",
+        ]
+    )
     verdict = json.loads(capsys.readouterr().out)
     assert code == 1 and verdict["outcome"] == "fail"
     assert {r["rule"]: r["outcome"] for r in verdict["rules"]}["preservation"] == "fail"

@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _store_fixtures import store, store_url  # noqa: F401  (fixtures)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import _store_fixtures
 from tunegate.cli import main
 from tunegate.config import Workflow, parse_workflow, starter_yaml
 from tunegate.errors import InputError
@@ -22,31 +22,67 @@ from tunegate.io import export_file, ingest_file, read_jsonl, read_records, writ
 from tunegate.records import Decision, Example, Override, Route, Ticket
 from tunegate.store import Store
 
+store = _store_fixtures.store
+store_url = _store_fixtures.store_url  # fixtures
+
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 
 def tickets(n: int) -> list[Ticket]:
-    return [Ticket(id=f"t{i}", text=f"VPN drops, MFA push {i}" if i % 2 else f"printer {i}",
-                   created_at=T0 + timedelta(minutes=i), metadata={"shift": "night", "i": i})
-            for i in range(n)]  # fmt: skip
+    return [
+        Ticket(
+            id=f"t{i}",
+            text=f"VPN drops, MFA push {i}" if i % 2 else f"printer {i}",
+            created_at=T0 + timedelta(minutes=i),
+            metadata={"shift": "night", "i": i},
+        )
+        for i in range(n)
+    ]
 
 
 def decisions(n: int) -> list[Decision]:
-    return [Decision(id=f"d{i}", ticket_id=f"t{i}", model_version="zs-1",
-                     probabilities={"vpn_issue": 0.3, "hardware": 0.7}, label="hardware",
-                     h_norm=0.88, route=Route.CLARIFY, latency_ms=3.25, shadow=bool(i % 2),
-                     created_at=T0 + timedelta(minutes=i)) for i in range(n)]  # fmt: skip
+    return [
+        Decision(
+            id=f"d{i}",
+            ticket_id=f"t{i}",
+            model_version="zs-1",
+            probabilities={"vpn_issue": 0.3, "hardware": 0.7},
+            label="hardware",
+            h_norm=0.88,
+            route=Route.CLARIFY,
+            latency_ms=3.25,
+            shadow=bool(i % 2),
+            created_at=T0 + timedelta(minutes=i),
+        )
+        for i in range(n)
+    ]
 
 
 def overrides(n: int) -> list[Override]:
-    return [Override(id=f"o{i}", ticket_id=f"t{i}", final_label="vpn_issue", reason_code="R2",
-                     note="multi\nline, \"quoted\" note", created_at=T0 + timedelta(hours=i))
-            for i in range(n)]  # fmt: skip
+    return [
+        Override(
+            id=f"o{i}",
+            ticket_id=f"t{i}",
+            final_label="vpn_issue",
+            reason_code="R2",
+            note='multi\nline, "quoted" note',
+            created_at=T0 + timedelta(hours=i),
+        )
+        for i in range(n)
+    ]
 
 
 def examples(n: int) -> list[Example]:
-    return [Example(id=f"e{i}", text=f"authenticator push spam {i}", label="security_incident",
-                    metadata={"shift": "night"}, created_at=T0) for i in range(n)]  # fmt: skip
+    return [
+        Example(
+            id=f"e{i}",
+            text=f"authenticator push spam {i}",
+            label="security_incident",
+            metadata={"shift": "night"},
+            created_at=T0,
+        )
+        for i in range(n)
+    ]
 
 
 MAKERS = {"tickets": tickets, "decisions": decisions, "overrides": overrides, "examples": examples}
@@ -66,14 +102,12 @@ def jsonl(path: Path, rows: list[Any]) -> Path:
     return path
 
 
-# -- formats -------------------------------------------------------------------------------------
+# -- formats ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", list(MAKERS))
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
-def test_every_format_round_trips(
-    kind: str, fmt: str, tmp_path: Path, workflow: Workflow
-) -> None:
+def test_every_format_round_trips(kind: str, fmt: str, tmp_path: Path, workflow: Workflow) -> None:
     source = Store(f"sqlite:///{tmp_path / 'a.db'}")
     records = MAKERS[kind](7)
     source.add(kind, records)  # type: ignore[arg-type]
@@ -95,8 +129,9 @@ def test_every_format_round_trips(
 def test_ingest_on_both_databases(store: Store, tmp_path: Path, workflow: Workflow) -> None:
     path = tmp_path / "t.jsonl"
     write_jsonl(path, tickets(30))
-    report = ingest_file(store, "tickets", path, workflow=workflow, batch_size=7,
-                         quarantine_dir=tmp_path / "q")  # fmt: skip
+    report = ingest_file(
+        store, "tickets", path, workflow=workflow, batch_size=7, quarantine_dir=tmp_path / "q"
+    )
     assert (report.added, report.batches) == (30, 5)
     assert store.tickets() == tickets(30)
 
@@ -106,8 +141,12 @@ def test_format_flag_and_unknown_suffix(tmp_path: Path, workflow: Workflow) -> N
     path = jsonl(tmp_path / "t.txt", [t.model_dump(mode="json") for t in tickets(2)])
     with pytest.raises(InputError, match="--format"):
         ingest_file(st_, "tickets", path, workflow=workflow)
-    assert ingest_file(st_, "tickets", path, workflow=workflow, fmt="jsonl",
-                       quarantine_dir=tmp_path).added == 2  # fmt: skip
+    assert (
+        ingest_file(
+            st_, "tickets", path, workflow=workflow, fmt="jsonl", quarantine_dir=tmp_path
+        ).added
+        == 2
+    )
 
 
 def test_jsonl_helpers(tmp_path: Path) -> None:
@@ -123,30 +162,54 @@ def test_jsonl_helpers(tmp_path: Path) -> None:
 
 
 def test_openai_evals_shape(tmp_path: Path, workflow: Workflow) -> None:
-    path = jsonl(tmp_path / "evals.jsonl", [
-        {"input": "my laptop screen is cracked", "ideal": "hardware"},
-        {"input": [{"role": "system", "content": "Classify the ticket."},
-                   {"role": "user", "content": "old"}, {"role": "assistant", "content": "x"},
-                   {"role": "user", "content": "VPN refuses to connect"}],
-         "ideal": ["vpn_issue", "network"]},
-        {"input": [{"role": "user", "content": [{"type": "text", "text": "install Excel"}]}],
-         "ideal": "software_install", "difficulty": "easy"},
-    ])  # fmt: skip
+    path = jsonl(
+        tmp_path / "evals.jsonl",
+        [
+            {"input": "my laptop screen is cracked", "ideal": "hardware"},
+            {
+                "input": [
+                    {"role": "system", "content": "Classify the ticket."},
+                    {"role": "user", "content": "old"},
+                    {"role": "assistant", "content": "x"},
+                    {"role": "user", "content": "VPN refuses to connect"},
+                ],
+                "ideal": ["vpn_issue", "network"],
+            },
+            {
+                "input": [{"role": "user", "content": [{"type": "text", "text": "install Excel"}]}],
+                "ideal": "software_install",
+                "difficulty": "easy",
+            },
+        ],
+    )
     recs, problems = read_records("examples", path, workflow=workflow, shape="openai-evals")
     assert problems == []
     got = [(r.text, r.label) for r in recs]  # type: ignore[attr-defined]
-    assert got == [("my laptop screen is cracked", "hardware"),
-                   ("VPN refuses to connect", "vpn_issue"), ("install Excel", "software_install")]
+    assert got == [
+        ("my laptop screen is cracked", "hardware"),
+        ("VPN refuses to connect", "vpn_issue"),
+        ("install Excel", "software_install"),
+    ]
     assert recs[2].metadata == {"difficulty": "easy"}  # type: ignore[attr-defined]
 
 
 def test_inspect_shape(tmp_path: Path, workflow: Workflow) -> None:
-    path = jsonl(tmp_path / "inspect.jsonl", [
-        {"id": 17, "input": "phishing email asking for my password", "target": "security_incident",
-         "metadata": {"shift": "night"}},
-        {"id": "b", "input": [{"role": "user", "content": "mailbox full"}],
-         "target": ["email_issue"]},
-    ])  # fmt: skip
+    path = jsonl(
+        tmp_path / "inspect.jsonl",
+        [
+            {
+                "id": 17,
+                "input": "phishing email asking for my password",
+                "target": "security_incident",
+                "metadata": {"shift": "night"},
+            },
+            {
+                "id": "b",
+                "input": [{"role": "user", "content": "mailbox full"}],
+                "target": ["email_issue"],
+            },
+        ],
+    )
     recs, problems = read_records("examples", path, workflow=workflow, shape="inspect")
     assert problems == []
     assert [r.id for r in recs] == ["17", "b"]  # type: ignore[attr-defined]
@@ -156,11 +219,14 @@ def test_inspect_shape(tmp_path: Path, workflow: Workflow) -> None:
 
 def test_hf_shape_with_index_labels(tmp_path: Path, workflow: Workflow) -> None:
     names = workflow.label_names
-    path = jsonl(tmp_path / "hf.jsonl", [
-        {"text": "need access to the finance share", "label": names.index("access_request")},
-        {"text": "printer jam", "label": "hardware"},
-        {"text": "out of range", "label": 99},
-    ])  # fmt: skip
+    path = jsonl(
+        tmp_path / "hf.jsonl",
+        [
+            {"text": "need access to the finance share", "label": names.index("access_request")},
+            {"text": "printer jam", "label": "hardware"},
+            {"text": "out of range", "label": 99},
+        ],
+    )
     recs, problems = read_records("examples", path, workflow=workflow, shape="hf")
     assert [r.label for r in recs] == ["access_request", "hardware"]  # type: ignore[attr-defined]
     assert [(p.line, "out of range" in p.reason) for p in problems] == [(3, True)]
@@ -174,17 +240,32 @@ def test_column_map_via_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.chdir(tmp_path)
     assert main(["init"]) == 0
     (tmp_path / "docs.csv").write_text(
-        "Document,Topic_group,Extra\n\"VPN drops, again\",vpn_issue,x\nlaptop dead,hardware,y\n"
+        'Document,Topic_group,Extra\n"VPN drops, again",vpn_issue,x\nlaptop dead,hardware,y\n'
     )
-    code = main(["ingest", "examples", "docs.csv", "--map", "Document=text",
-                 "--map", "Topic_group=label", "--shape", "hf"])  # fmt: skip
+    code = main(
+        [
+            "ingest",
+            "examples",
+            "docs.csv",
+            "--map",
+            "Document=text",
+            "--map",
+            "Topic_group=label",
+            "--shape",
+            "hf",
+        ]
+    )
     assert code == 0
     with Store(f"sqlite:///{tmp_path / 'tunegate.db'}") as st_:
         got = {(e.text, e.label, e.metadata.get("Extra")) for e in st_.examples()}
     assert got == {("VPN drops, again", "vpn_issue", "x"), ("laptop dead", "hardware", "y")}
     with pytest.raises(InputError, match="SOURCE=DESTINATION"):
-        read_records("examples", tmp_path / "docs.csv", workflow=parse_workflow(starter_yaml()),
-                     column_map=["Document"])  # fmt: skip
+        read_records(
+            "examples",
+            tmp_path / "docs.csv",
+            workflow=parse_workflow(starter_yaml()),
+            column_map=["Document"],
+        )
 
 
 def test_shapes_apply_to_examples_only(tmp_path: Path, workflow: Workflow) -> None:
@@ -192,7 +273,7 @@ def test_shapes_apply_to_examples_only(tmp_path: Path, workflow: Workflow) -> No
         read_records("tickets", tmp_path / "x.jsonl", workflow=workflow, shape="hf")
 
 
-# -- bad rows ----------------------------------------------------------------------------------------
+# -- bad rows --------------------------------------------------------------------------------------
 
 GOOD = {"id": "g1", "text": "vpn down", "label": "vpn_issue"}
 
@@ -205,26 +286,53 @@ GOOD = {"id": "g1", "text": "vpn down", "label": "vpn_issue"}
         ("examples", '{"id": "x", "label": "vpn_issue"}', "missing field 'text'"),
         ("examples", '{"id": "x", "text": "hi", "label": "weather"}', "unknown label 'weather'"),
         ("examples", '{"id": "x", "text": "   ", "label": "vpn_issue"}', "empty"),
-        ("examples", '{"id": "x", "text": "a", "label": "vpn_issue", "created_at": "13/13/13"}',
-         "bad timestamp in 'created_at'"),
+        (
+            "examples",
+            '{"id": "x", "text": "a", "label": "vpn_issue", "created_at": "13/13/13"}',
+            "bad timestamp in 'created_at'",
+        ),
         ("examples", b'{"id": "x", "text": "caf\xe9", "label": "vpn_issue"}', "invalid UTF-8"),
-        ("examples", '{"id": "g1", "text": "other text", "label": "vpn_issue"}',
-         "duplicate id 'g1' with different content (first seen on line 1)"),
-        ("examples", '{"id": "x", "text": "a", "label": "vpn_issue", "metadata": "{oops"}',
-         "'metadata' is not valid JSON"),
+        (
+            "examples",
+            '{"id": "g1", "text": "other text", "label": "vpn_issue"}',
+            "duplicate id 'g1' with different content (first seen on line 1)",
+        ),
+        (
+            "examples",
+            '{"id": "x", "text": "a", "label": "vpn_issue", "metadata": "{oops"}',
+            "'metadata' is not valid JSON",
+        ),
         ("tickets", '{"id": "x", "text": "a"}', "missing field 'created_at'"),
-        ("overrides", '{"ticket_id": "t", "final_label": "hardware", "reason_code": "R2"}',
-         "missing field 'created_at'"),
-        ("overrides", '{"ticket_id": "t", "final_label": "hardware", "reason_code": "R9", '
-                      '"created_at": "2024-01-01T00:00:00Z"}', "reason_code"),
-        ("decisions", '{"ticket_id": "t", "model_version": "m", "label": "hardware", '
-                      '"probabilities": {"hardware": 0.2}, "h_norm": 0.1, "route": "auto", '
-                      '"created_at": "2024-01-01T00:00:00Z"}', "distribution"),
-        ("decisions", '{"ticket_id": "t", "model_version": "m", "label": "hardware", '
-                      '"probabilities": {"hardware": NaN}, "h_norm": 0.1, "route": "auto", '
-                      '"created_at": "2024-01-01T00:00:00Z"}', "malformed JSON"),
-        ("decisions", '{"ticket_id": "t", "model_version": "m", "label": "hardware", "x": 1}',
-         "unknown field"),
+        (
+            "overrides",
+            '{"ticket_id": "t", "final_label": "hardware", "reason_code": "R2"}',
+            "missing field 'created_at'",
+        ),
+        (
+            "overrides",
+            '{"ticket_id": "t", "final_label": "hardware", "reason_code": "R9", '
+            '"created_at": "2024-01-01T00:00:00Z"}',
+            "reason_code",
+        ),
+        (
+            "decisions",
+            '{"ticket_id": "t", "model_version": "m", "label": "hardware", '
+            '"probabilities": {"hardware": 0.2}, "h_norm": 0.1, "route": "auto", '
+            '"created_at": "2024-01-01T00:00:00Z"}',
+            "distribution",
+        ),
+        (
+            "decisions",
+            '{"ticket_id": "t", "model_version": "m", "label": "hardware", '
+            '"probabilities": {"hardware": NaN}, "h_norm": 0.1, "route": "auto", '
+            '"created_at": "2024-01-01T00:00:00Z"}',
+            "malformed JSON",
+        ),
+        (
+            "decisions",
+            '{"ticket_id": "t", "model_version": "m", "label": "hardware", "x": 1}',
+            "unknown field",
+        ),
     ],
 )
 def test_each_bad_row_kind_is_quarantined(
@@ -233,12 +341,24 @@ def test_each_bad_row_kind_is_quarantined(
     good: dict[str, Any] = {
         "examples": GOOD,
         "tickets": {"id": "g1", "text": "vpn down", "created_at": "2024-01-01T00:00:00Z"},
-        "overrides": {"id": "g1", "ticket_id": "t", "final_label": "hardware",
-                      "reason_code": "R2", "created_at": "2024-01-01T00:00:00Z"},
-        "decisions": {"id": "g1", "ticket_id": "t", "model_version": "m", "label": "hardware",
-                      "probabilities": {"hardware": 1.0}, "h_norm": 0.0, "route": "auto",
-                      "created_at": "2024-01-01T00:00:00Z"},
-    }[kind]  # fmt: skip
+        "overrides": {
+            "id": "g1",
+            "ticket_id": "t",
+            "final_label": "hardware",
+            "reason_code": "R2",
+            "created_at": "2024-01-01T00:00:00Z",
+        },
+        "decisions": {
+            "id": "g1",
+            "ticket_id": "t",
+            "model_version": "m",
+            "label": "hardware",
+            "probabilities": {"hardware": 1.0},
+            "h_norm": 0.0,
+            "route": "auto",
+            "created_at": "2024-01-01T00:00:00Z",
+        },
+    }[kind]
     raw = bad if isinstance(bad, bytes) else bad.encode()
     path = tmp_path / "rows.jsonl"
     path.write_bytes(json.dumps(good).encode() + b"\n" + raw + b"\n\n" + b'{"id": "g1"}'[:0])
@@ -295,17 +415,21 @@ def test_malformed_csv_rows(tmp_path: Path, workflow: Workflow) -> None:
 
 def test_parquet_bad_rows(tmp_path: Path, workflow: Workflow) -> None:
     path = tmp_path / "e.parquet"
-    pq.write_table(pa.table({"text": ["vpn", "", "x"], "label": ["vpn_issue", "hardware", "nope"]}),
-                   path)  # fmt: skip
-    report = ingest_file(Store("sqlite://"), "examples", path, workflow=workflow,
-                         quarantine_dir=tmp_path)  # fmt: skip
+    pq.write_table(
+        pa.table({"text": ["vpn", "", "x"], "label": ["vpn_issue", "hardware", "nope"]}), path
+    )
+    report = ingest_file(
+        Store("sqlite://"), "examples", path, workflow=workflow, quarantine_dir=tmp_path
+    )
     assert report.added == 1
-    assert [(p.line, "empty" in p.reason or "unknown label" in p.reason)
-            for p in report.problems] == [(2, True), (3, True)]  # fmt: skip
+    assert [
+        (p.line, "empty" in p.reason or "unknown label" in p.reason) for p in report.problems
+    ] == [(2, True), (3, True)]
 
 
-def test_cli_exit_codes_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_exit_codes_and_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     main(["init"])
     jsonl(tmp_path / "e.jsonl", [GOOD, "{broken"])
@@ -321,7 +445,7 @@ def test_cli_exit_codes_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert json.loads(capsys.readouterr().out)["records"] == 1
 
 
-# -- property: garbage never crashes the loader and never costs a good row --------------------------
+# -- property: garbage never crashes the loader and never costs a good row -------------------------
 
 _garbage_json = st.dictionaries(
     st.sampled_from(["id", "text", "created_at", "metadata", "x"]),
@@ -335,7 +459,9 @@ _garbage = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.tuples(st.booleans(), _garbage), min_size=1, max_size=25))
 def test_garbage_never_crashes_or_loses_good_rows(
     tmp_path: Path, rows: list[tuple[bool, bytes]]

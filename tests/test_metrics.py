@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from tunegate import metrics as M
+from tunegate.config import Workflow
 from tunegate.errors import InputError
 
 sk = pytest.importorskip("sklearn.metrics")
@@ -76,7 +77,8 @@ def test_ece_and_reliability_hand() -> None:
     # 10 bins: bin 0.9 -> acc 0.5 conf 0.9; bin 0.6 -> acc 0.5 conf 0.6; ECE = .5*.4 + .5*.1
     assert M.expected_calibration_error(y, proba, n_bins=10) == pytest.approx(0.25)
     assert M.expected_calibration_error(y, proba, n_bins=2, strategy="quantile") == (
-        pytest.approx(0.5 * 0.4 + 0.5 * 0.1))
+        pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
+    )
 
 
 def test_brier_hand() -> None:
@@ -86,16 +88,20 @@ def test_brier_hand() -> None:
 
 
 def test_selective_and_coverage_hand() -> None:
-    proba = np.array([[0.98, 0.01, 0.01], [1 / 3, 1 / 3, 1 / 3], [0.01, 0.98, 0.01],
-                      [0.01, 0.01, 0.98]])
+    proba = np.array(
+        [[0.98, 0.01, 0.01], [1 / 3, 1 / 3, 1 / 3], [0.01, 0.98, 0.01], [0.01, 0.01, 0.98]]
+    )
     y = [0, 0, 0, 2]
     # row 1 is uniform (H_norm = 1) -> clarified; the rest auto; of those rows 0 and 3 right
     assert M.coverage_score(y, proba, clarify_threshold=0.5) == pytest.approx(0.75)
     assert M.selective_accuracy_score(y, proba, clarify_threshold=0.5) == pytest.approx(2 / 3)
     # escalate class 2 at >= 0.9 removes row 3 from auto
     assert M.selective_accuracy_score(y, proba, escalate={2: 0.9}) == pytest.approx(1 / 2)
-    assert math.isnan(M.selective_accuracy_score(y, proba, clarify_threshold=1e-6,
-                                                 escalate={0: 0.5, 1: 0.5, 2: 0.5}))
+    assert math.isnan(
+        M.selective_accuracy_score(
+            y, proba, clarify_threshold=1e-6, escalate={0: 0.5, 1: 0.5, 2: 0.5}
+        )
+    )
 
 
 def test_latency_hand() -> None:
@@ -103,23 +109,25 @@ def test_latency_hand() -> None:
     assert M.latency_p95_ms(list(range(1, 101))) == pytest.approx(95.05)
 
 
-def test_auto_mask_agrees_with_routing_module(workflow) -> None:  # type: ignore[no-untyped-def]
+def test_auto_mask_agrees_with_routing_module(workflow: Workflow) -> None:
     routing = pytest.importorskip("tunegate.routing")
-    y, p = _random(300, len(workflow.label_names), 3)
+    _y, p = _random(300, len(workflow.label_names), 3)
     labels = workflow.label_names
     esc = {labels.index(n): t for n, t in workflow.routing.escalate_classes.items()}
-    mask = M.auto_route_mask(p, clarify_threshold=workflow.routing.clarify_threshold,
-                             escalate=esc)
+    mask = M.auto_route_mask(p, clarify_threshold=workflow.routing.clarify_threshold, escalate=esc)
     routes = [r[2].value for r in routing.route_many(p, labels, workflow.routing)]
     assert mask.tolist() == [r == "auto" for r in routes]
 
 
-@pytest.mark.parametrize(("bad", "match"), [
-    (([0, 1], [0]), "aligned"),
-    (([0, -1], [0, 1]), "negative"),
-    (([0.5, 1], [0, 1]), "integer"),
-    (([], []), "empty"),
-])
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (([0, 1], [0]), "aligned"),
+        (([0, -1], [0, 1]), "negative"),
+        (([0.5, 1], [0, 1]), "integer"),
+        (([], []), "empty"),
+    ],
+)
 def test_label_validation(bad: tuple[list[float], list[float]], match: str) -> None:
     with pytest.raises(InputError, match=match):
         M.accuracy_score(*bad)
@@ -142,21 +150,24 @@ def test_against_sklearn(seed: int) -> None:
     assert M.accuracy_score(y, pred) == pytest.approx(sk.accuracy_score(y, pred))
     assert M.macro_f1_score(y, pred) == pytest.approx(sk.f1_score(y, pred, average="macro"))
     assert M.confusion_matrix(y, pred, n_classes=7).tolist() == (
-        sk.confusion_matrix(y, pred, labels=range(7)).tolist())
+        sk.confusion_matrix(y, pred, labels=range(7)).tolist()
+    )
     r = M.per_class_report(y, pred, n_classes=7)
     assert r.precision == pytest.approx(sk.precision_score(y, pred, average=None))
     assert r.recall == pytest.approx(sk.recall_score(y, pred, average=None))
     assert r.f1 == pytest.approx(sk.f1_score(y, pred, average=None))
     # scikit-learn's multiclass Brier is the unscaled sum over classes
     assert M.brier_score_loss(y, p) == pytest.approx(
-        sk.brier_score_loss(y, p, labels=list(range(7)), scale_by_half=False))
+        sk.brier_score_loss(y, p, labels=list(range(7)), scale_by_half=False)
+    )
 
 
 def test_macro_f1_absent_class_like_sklearn() -> None:
     y = [0, 0, 1, 1]
     pred = [0, 0, 0, 3]
     assert M.macro_f1_score(y, pred) == pytest.approx(
-        sk.f1_score(y, pred, average="macro", zero_division=0))
+        sk.f1_score(y, pred, average="macro", zero_division=0)
+    )
 
 
 def _reference_ece(y: np.ndarray, p: np.ndarray, n_bins: int) -> float:
@@ -176,7 +187,8 @@ def _reference_ece(y: np.ndarray, p: np.ndarray, n_bins: int) -> float:
 def test_ece_against_reference(seed: int, n_bins: int) -> None:
     y, p = _random(3000, 5, seed)
     assert M.expected_calibration_error(y, p, n_bins=n_bins) == pytest.approx(
-        _reference_ece(y, p, n_bins))
+        _reference_ece(y, p, n_bins)
+    )
 
 
 def test_ece_quantile_bins_have_equal_mass() -> None:
@@ -252,15 +264,15 @@ def test_bootstrap_point_estimates_equal_metric_functions() -> None:
     assert o["accuracy"].estimate == pytest.approx(M.accuracy_score(y, pred))
     assert o["macro_f1"].estimate == pytest.approx(M.macro_f1_score(y, pred))
     assert o["expected_calibration_error"].estimate == pytest.approx(
-        M.expected_calibration_error(y, p))
+        M.expected_calibration_error(y, p)
+    )
     assert o["brier_score_loss"].estimate == pytest.approx(M.brier_score_loss(y, p))
     assert o["selective_accuracy"].estimate == pytest.approx(M.selective_accuracy_score(y, p))
     assert o["coverage"].estimate == pytest.approx(M.coverage_score(y, p))
     assert o["latency_p50_ms"].estimate == pytest.approx(M.latency_p50_ms(lat))
     assert o["latency_p95_ms"].estimate == pytest.approx(M.latency_p95_ms(lat))
     assert r.a["s"]["accuracy"].estimate == pytest.approx(M.accuracy_score(y[mask], pred[mask]))
-    assert r.a["s"]["fnr:1"].estimate == pytest.approx(
-        M.false_negative_rate(y, pred, 1, mask=mask))
+    assert r.a["s"]["fnr:1"].estimate == pytest.approx(M.false_negative_rate(y, pred, 1, mask=mask))
 
 
 def test_bootstrap_equals_per_resample_loop() -> None:
@@ -269,8 +281,9 @@ def test_bootstrap_equals_per_resample_loop() -> None:
     q = np.roll(p, 1, axis=1)
     lat = np.random.default_rng(1).lognormal(size=120)
     b = 40
-    r = M.paired_bootstrap(y, p, q, latency_a=lat, latency_b=lat * 2, n_resamples=b, seed=5,
-                           keep_samples=True)
+    r = M.paired_bootstrap(
+        y, p, q, latency_a=lat, latency_b=lat * 2, n_resamples=b, seed=5, keep_samples=True
+    )
     rng = np.random.Generator(np.random.SFC64(5))
     idx = rng.integers(0, 120, size=(b, 120), dtype=np.intp)
     for row, ix in enumerate(idx):
@@ -280,7 +293,8 @@ def test_bootstrap_equals_per_resample_loop() -> None:
             assert s["accuracy"][row] == pytest.approx(M.accuracy_score(yy, pp.argmax(1)))
             assert s["macro_f1"][row] == pytest.approx(M.macro_f1_score(yy, pp.argmax(1)))
             assert s["expected_calibration_error"][row] == pytest.approx(
-                M.expected_calibration_error(yy, pp))
+                M.expected_calibration_error(yy, pp)
+            )
             assert s["brier_score_loss"][row] == pytest.approx(M.brier_score_loss(yy, pp))
             assert s["latency_p50_ms"][row] == pytest.approx(M.latency_p50_ms(latency[ix]))
             assert s["latency_p95_ms"][row] == pytest.approx(M.latency_p95_ms(latency[ix]))

@@ -19,9 +19,19 @@ REGISTRY = dict(metric_registry())
 
 
 def test_registry_is_complete() -> None:
-    expected = {"accuracy_score", "macro_f1_score", "precision_per_class", "recall_per_class",
-                "false_negative_rate", "expected_calibration_error", "brier_score_loss",
-                "selective_accuracy_score", "coverage_score", "latency_p50_ms", "latency_p95_ms"}
+    expected = {
+        "accuracy_score",
+        "macro_f1_score",
+        "precision_per_class",
+        "recall_per_class",
+        "false_negative_rate",
+        "expected_calibration_error",
+        "brier_score_loss",
+        "selective_accuracy_score",
+        "coverage_score",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    }
     assert expected <= set(REGISTRY)
     for spec in REGISTRY.values():
         if spec.name.endswith("_score"):
@@ -53,8 +63,13 @@ def _call(spec: MetricSpec, y: np.ndarray, p: np.ndarray, lat: np.ndarray) -> An
 
 
 def _same(a: Any, b: Any) -> None:
-    np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
-                               rtol=1e-9, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(
+        np.asarray(a, dtype=float),
+        np.asarray(b, dtype=float),
+        rtol=1e-9,
+        atol=1e-12,
+        equal_nan=True,
+    )
 
 
 @st.composite
@@ -73,8 +88,9 @@ def dataset(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 @given(data=dataset())
 @settings(max_examples=25, deadline=None)
-def test_row_order_invariance(name: str, data: tuple[np.ndarray, np.ndarray, np.ndarray, int]
-                              ) -> None:
+def test_row_order_invariance(
+    name: str, data: tuple[np.ndarray, np.ndarray, np.ndarray, int]
+) -> None:
     y, p, lat, seed = data
     spec = REGISTRY[name]
     perm = np.random.default_rng(seed + 1).permutation(len(y))
@@ -84,8 +100,7 @@ def test_row_order_invariance(name: str, data: tuple[np.ndarray, np.ndarray, np.
 @pytest.mark.parametrize("name", sorted(n for n, s in REGISTRY.items() if s.input != "latency"))
 @given(data=dataset())
 @settings(max_examples=25, deadline=None)
-def test_label_permutation(name: str, data: tuple[np.ndarray, np.ndarray, np.ndarray, int]
-                           ) -> None:
+def test_label_permutation(name: str, data: tuple[np.ndarray, np.ndarray, np.ndarray, int]) -> None:
     y, p, lat, seed = data
     spec = REGISTRY[name]
     k = p.shape[1]

@@ -314,11 +314,15 @@ def test_one_sided_p_value_direction() -> None:
 def test_evaluate_windows_judges_escalation_over_post_promotion_weeks() -> None:
     base = figs(4000, escalated=200)  # 5%: the previous champion
     # A new champion that escalates more, but steadily: a level, not a rising trend.
-    level = [PeriodFigures(f"2025-W{10 + i}", T0, T0, f)
-             for i, f in enumerate(_series([0.09, 0.091, 0.092]))]
+    level = [
+        PeriodFigures(f"2025-W{10 + i}", T0, T0, f)
+        for i, f in enumerate(_series([0.09, 0.091, 0.092]))
+    ]
     assert not any(w.fired for w in evaluate_windows(level, base, POLICY))
-    rising = [PeriodFigures(f"2025-W{10 + i}", T0, T0, f)
-              for i, f in enumerate(_series([0.05, 0.07, 0.09]))]
+    rising = [
+        PeriodFigures(f"2025-W{10 + i}", T0, T0, f)
+        for i, f in enumerate(_series([0.05, 0.07, 0.09]))
+    ]
     out = evaluate_windows(rising, base, POLICY)
     assert [bool(w.fired) for w in out] == [False, False, True]
     assert [r.trigger for r in out[2].fired] == ["escalation_rising"]
@@ -330,3 +334,35 @@ def test_figures_roundtrip_to_dict(workflow: Workflow) -> None:
     d = f.to_dict()
     assert "latencies_ms" not in d and d["breakdown"]["class"]["hardware"]["n_decisions"] == 1
     assert replace(f, n_decisions=2).n_decisions == 2
+
+
+def test_next_gap_finds_the_remaining_r2_signal(workflow: Workflow) -> None:
+    from tunegate.monitor import next_gap
+
+    labels = workflow.label_names
+    tickets, ds, ovs = {}, [], []
+    for i in range(40):
+        mfa = i % 4 == 0  # 10 tickets mention push prompts; the model calls them lockouts
+        text = ("locked out, push prompts I did not send" if mfa else "locked out again") + f" {i}"
+        tickets[f"t{i}"] = Ticket(id=f"t{i}", text=text, created_at=T0)
+        ds.append(decision(f"t{i}", "account_unlock", labels=labels))
+        if mfa:
+            ovs.append(override(f"t{i}", "account_unlock", "security_incident", "R2"))
+    ovs.append(override("t1", "account_unlock", "password_reset", "R1"))
+    gap = next_gap(ds, ovs, workflow, tickets=tickets)
+    assert gap.n_overridden == 11 and gap.by_reason == {"R2": 10, "R1": 1}
+    assert gap.top_pairs[0] == ("account_unlock", "security_incident", 10)
+    assert gap.by_slice == {"mfa_related": 10}
+    assert any("push prompts" in g.ngram for g in gap.r2_ngrams)
+    assert all(g.in_r2 == 10 and g.in_rest == 0 for g in gap.r2_ngrams)
+    assert all("locked" not in g.ngram or "push" in g.ngram for g in gap.r2_ngrams)
+
+
+def test_public_api_is_explicit_and_complete() -> None:
+    import tunegate.monitor as monitor
+
+    assert sorted(monitor.__all__) == sorted(set(monitor.__all__))
+    public = {n for n in dir(monitor) if not n.startswith("_") and n != "annotations"}
+    assert public - set(monitor.__all__) <= {"_drift", "_figures"}  # submodules are private
+    for name in monitor.__all__:
+        assert getattr(monitor, name) is not None

@@ -332,12 +332,24 @@ def test_baseline_is_the_champions_shadow_figures_when_it_shadowed(
     populate(store, workflow, weeks=[("v1", 0.30)] * 4 + [("v2", 0.12)] * 2)
     live = store.decisions(shadow=False)
     truth = {o.ticket_id: o.final_label for o in store.overrides()}
-    store.add_decisions([
-        Decision(id=f"s-{d.ticket_id}", ticket_id=d.ticket_id, model_version="v2",
-                 probabilities=_probs(workflow.label_names, truth.get(d.ticket_id, d.label), 0.8),
-                 label=truth.get(d.ticket_id, d.label), h_norm=0.3, route=Route.AUTO,
-                 latency_ms=d.latency_ms, created_at=d.created_at, shadow=True)
-        for d in live if d.model_version == "v1"])
+    store.add_decisions(
+        [
+            Decision(
+                id=f"s-{d.ticket_id}",
+                ticket_id=d.ticket_id,
+                model_version="v2",
+                probabilities=_probs(workflow.label_names, truth.get(d.ticket_id, d.label), 0.8),
+                label=truth.get(d.ticket_id, d.label),
+                h_norm=0.3,
+                route=Route.AUTO,
+                latency_ms=d.latency_ms,
+                created_at=d.created_at,
+                shadow=True,
+            )
+            for d in live
+            if d.model_version == "v1"
+        ]
+    )
     register(store, "v1", "v2")
     result = run_monitor(store, workflow, drift=False)
     assert result.baseline_source == "shadow"

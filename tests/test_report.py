@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from test_evaluate import BASE_WRONG, NON_SEC_WRONG, _run, _suite
 from tunegate.config import Workflow
 from tunegate.evaluate import compare_runs
 from tunegate.report import (
@@ -22,7 +23,6 @@ from tunegate.report import (
     verdict_markdown,
 )
 from tunegate.report import md_table as mdt
-from tests.test_evaluate import BASE_WRONG, NON_SEC_WRONG, _run, _suite
 
 EVIL = '<script>alert("x")</script>&'
 
@@ -42,13 +42,17 @@ def test_escaping_everywhere() -> None:
     assert esc(esc("<")) == "&lt;"  # escaping is idempotent on trusted markup
 
 
-@pytest.mark.parametrize("svg", [
-    reliability_diagram({EVIL: ([0.1, None, 0.9], [0.2, None, 0.7], [5, 0, 10])}),
-    bar_chart(["a", EVIL], {"m": [0.5, None]}, errors={"m": [(0.4, 0.6), (None, None)]},
-              title=EVIL),
-    line_chart(["w1", "w2", "w3"], {EVIL: [1.0, None, 2.0]}, title=EVIL),
-    confusion_heatmap([[3, 1], [0, 4]], ["a", EVIL]),
-])
+@pytest.mark.parametrize(
+    "svg",
+    [
+        reliability_diagram({EVIL: ([0.1, None, 0.9], [0.2, None, 0.7], [5, 0, 10])}),
+        bar_chart(
+            ["a", EVIL], {"m": [0.5, None]}, errors={"m": [(0.4, 0.6), (None, None)]}, title=EVIL
+        ),
+        line_chart(["w1", "w2", "w3"], {EVIL: [1.0, None, 2.0]}, title=EVIL),
+        confusion_heatmap([[3, 1], [0, 4]], ["a", EVIL]),
+    ],
+)
 def test_svg_charts_are_well_formed(svg: str) -> None:
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg")
@@ -58,22 +62,42 @@ def test_svg_charts_are_well_formed(svg: str) -> None:
 def test_comparison_report_and_markdown(workflow: Workflow) -> None:
     suite = _suite(workflow)
     base = _run(suite, workflow, BASE_WRONG)
-    cand = _run(suite, workflow, (BASE_WRONG - set(NON_SEC_WRONG[:10])) | {
-        f"preservation{i}" for i in range(25)})
+    cand = _run(
+        suite,
+        workflow,
+        (BASE_WRONG - set(NON_SEC_WRONG[:10])) | {f"preservation{i}" for i in range(25)},
+    )
     # the report reads the runs' metrics (reliability, confusion): compute them like run_eval
-    from tunegate.evaluate._run import evaluation_metrics
     import numpy as np
+
+    from tunegate.evaluate._run import evaluation_metrics
 
     runs = []
     for r in (base, cand):
-        m, _ = evaluation_metrics(np.array(r.y_true), np.array(r.proba), r.latency_ms, suite,
-                                  r.example_ids, r.labels, workflow, seed=0)
+        m, _ = evaluation_metrics(
+            np.array(r.y_true),
+            np.array(r.proba),
+            r.latency_ms,
+            suite,
+            r.example_ids,
+            r.labels,
+            workflow,
+            seed=0,
+        )
         runs.append(r.model_copy(update={"metrics": m}))
     cmp = compare_runs(runs[0], runs[1], suite, workflow)
     html = comparison_html(cmp, runs[0], runs[1], suite)
     _no_external(html)
-    for needle in ("Verdict", "FAIL", "preservation", "Reliability", "Confusion",
-                   "False-negative rate per class", "McNemar", "within noise"):
+    for needle in (
+        "Verdict",
+        "FAIL",
+        "preservation",
+        "Reliability",
+        "Confusion",
+        "False-negative rate per class",
+        "McNemar",
+        "within noise",
+    ):
         assert needle.lower() in html.lower(), needle
     assert html.count("<svg") >= 4
     md = verdict_markdown(cmp.verdict, cmp)

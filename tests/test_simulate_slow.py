@@ -39,6 +39,7 @@ def test_r2_overrides_rise_after_the_rollout_and_do_not_fall_four_weeks_running(
     result, _, _ = run
     config = result.config
     r2 = [w["overrides"]["R2"] for w in result.summary["weekly"]]
+    print({k: v for k, v in result.summary.items() if k != "weekly"}, "weekly R2:", r2)
     pre, post = r2[: config.rollout_week], r2[config.rollout_week :]
     assert np.mean(post) > 1.3 * np.mean(pre), r2
     assert max(post) > max(pre), r2
@@ -75,6 +76,8 @@ def test_reviewed_data_meets_the_starter_targets(run: tuple[SimResult, Any, Work
             and ("mfa_related" in workflow.slice_tags(t.text, t.metadata)) == mfa
         )
 
+    print("reviewed MFA security incidents", count("security_incident", True),
+          "MFA VPN issues", count("vpn_issue", True))
     assert count("security_incident", True) >= 150
     assert count("vpn_issue", True) >= 50
     assert sum(1 for lab, _ in rows if lab == "account_unlock") >= 150

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from _store_fixtures import store, store_url  # noqa: F401  (fixtures)
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import _store_fixtures
 from tunegate.errors import InputError, NotFoundError, StoreError
 from tunegate.records import (
     Attempt,
@@ -34,6 +34,9 @@ from tunegate.records import (
 from tunegate.store import AddResult, Store
 from tunegate.store._schema import metadata
 from tunegate.store.migrate import head_revision
+
+store = _store_fixtures.store
+store_url = _store_fixtures.store_url  # fixtures
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -95,7 +98,7 @@ def example(i: int, **kw: object) -> Example:
     return Example.model_validate(data)
 
 
-# -- migrations -------------------------------------------------------------------------------
+# -- migrations ------------------------------------------------------------------------------------
 
 
 def test_migrated_database_matches_schema(store: Store) -> None:
@@ -137,13 +140,13 @@ def test_bad_url_is_an_input_error() -> None:
         Store("mysql://x/y")
 
 
-# -- tickets -------------------------------------------------------------------------------------
+# -- tickets ---------------------------------------------------------------------------------------
 
 
 def test_tickets_round_trip_and_idempotence(store: Store) -> None:
     batch = [ticket(i) for i in range(50)]
     assert store.add_tickets(batch) == AddResult(added=50, existing=0)
-    assert store.add_tickets(batch[:10] + [ticket(50)]) == AddResult(added=1, existing=10)
+    assert store.add_tickets([*batch[:10], ticket(50)]) == AddResult(added=1, existing=10)
     got = store.tickets()
     assert got == [*batch, ticket(50)]
     assert all(t.created_at.tzinfo is UTC for t in got)
@@ -165,8 +168,9 @@ def test_same_id_different_content_raises_and_writes_nothing(store: Store) -> No
 
 def test_on_conflict_skip_reports_conflicts(store: Store) -> None:
     store.add_tickets([ticket(1)])
-    result = store.add("tickets", [ticket(1, text="changed"), ticket(2), ticket(2)],
-                       on_conflict="skip")  # fmt: skip
+    result = store.add(
+        "tickets", [ticket(1, text="changed"), ticket(2), ticket(2)], on_conflict="skip"
+    )
     assert result == AddResult(added=1, existing=1, conflicts=("t00001",))
     assert store.get_ticket("t00001") == ticket(1)
 
@@ -178,22 +182,26 @@ def test_wrong_record_type_is_rejected(store: Store) -> None:
 
 def test_timestamps_are_utc_in_and_out(store: Store) -> None:
     plus2 = timezone(timedelta(hours=2))
-    store.add_tickets([
-        ticket(1, created_at=datetime(2024, 3, 1, 12, 0, tzinfo=plus2)),  # 10:00 UTC
-        ticket(2, created_at=datetime(2024, 3, 1, 11, 0)),  # naive -> UTC
-        ticket(3, created_at="2024-03-01T09:30:00-01:00"),  # 10:30 UTC
-    ])  # fmt: skip
+    store.add_tickets(
+        [
+            ticket(1, created_at=datetime(2024, 3, 1, 12, 0, tzinfo=plus2)),  # 10:00 UTC
+            ticket(2, created_at=datetime(2024, 3, 1, 11, 0)),  # naive -> UTC
+            ticket(3, created_at="2024-03-01T09:30:00-01:00"),  # 10:30 UTC
+        ]
+    )
     got = store.tickets()
     assert [t.id for t in got] == ["t00001", "t00003", "t00002"]
     assert got[0].created_at == datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
     assert all(t.created_at.utcoffset() == timedelta(0) for t in got)
-    window = store.tickets(since=datetime(2024, 3, 1, 12, 15, tzinfo=plus2),
-                           until=datetime(2024, 3, 1, 11, 0, tzinfo=UTC))  # fmt: skip
+    window = store.tickets(
+        since=datetime(2024, 3, 1, 12, 15, tzinfo=plus2),
+        until=datetime(2024, 3, 1, 11, 0, tzinfo=UTC),
+    )
     assert [t.id for t in window] == ["t00003"]
     assert [t.id for t in store.tickets(ids=["t00002", "t00001", "nope"])] == ["t00001", "t00002"]
 
 
-# -- decisions, overrides, examples ---------------------------------------------------------------
+# -- decisions, overrides, examples ----------------------------------------------------------------
 
 
 def test_decisions_filters_and_exact_floats(store: Store) -> None:
@@ -218,8 +226,10 @@ def test_overrides_review_and_reingest(store: Store) -> None:
     store.add_overrides(ovs)
     assert [o.id for o in store.overrides(reason_code="R1")] == ["o00001", "o00003", "o00005"]
     assert [o.id for o in store.overrides(until=T0 + timedelta(hours=2))] == ["o00000", "o00001"]
-    assert store.set_review_status("override", ["o00001", "o00002", "zzz"], "reviewed",
-                                   reviewer="rev") == 2  # fmt: skip
+    assert (
+        store.set_review_status("override", ["o00001", "o00002", "zzz"], "reviewed", reviewer="rev")
+        == 2
+    )
     assert store.overrides()[1].review_status == "reviewed"
     # the original file ingested again after review is not a conflict
     assert store.add_overrides(ovs) == AddResult(added=0, existing=6)
@@ -243,15 +253,23 @@ def test_examples_filters_and_review(store: Store) -> None:
     assert store.examples()[0].metadata == {"k": [1, 2]}
 
 
-# -- suites, models, aliases, attempts, runs ---------------------------------------------------------
+# -- suites, models, aliases, attempts, runs -------------------------------------------------------
 
 
 def _suite(name: str = "core-v1", n: int = 3) -> EvalSuite:
     return EvalSuite(
         name=name,
-        examples=[SuiteExample(id=f"s{i}", text=f"text {i}", label="vpn_issue",
-                               slice=SuiteSlice.CORE, tags=["mfa_related"]) for i in range(n)],
-    )  # fmt: skip
+        examples=[
+            SuiteExample(
+                id=f"s{i}",
+                text=f"text {i}",
+                label="vpn_issue",
+                slice=SuiteSlice.CORE,
+                tags=["mfa_related"],
+            )
+            for i in range(n)
+        ],
+    )
 
 
 def test_suites(store: Store) -> None:
@@ -290,7 +308,10 @@ def test_model_versions_and_aliases(store: Store) -> None:
     assert store.get_alias("champion") == "zs-1"
     history = store.alias_history("champion")
     assert [(h.version_id, h.previous) for h in history] == [
-        ("zs-1", None), ("lora-2", "zs-1"), ("zs-1", "lora-2")]  # fmt: skip
+        ("zs-1", None),
+        ("lora-2", "zs-1"),
+        ("zs-1", "lora-2"),
+    ]
     assert history[1].reason == "verdict pass" and history[1].at.tzinfo is UTC
     with pytest.raises(NotFoundError, match="register it first"):
         store.set_alias("champion", "ghost", actor="x")
@@ -309,10 +330,17 @@ def test_attempts_upsert(store: Store) -> None:
 def test_eval_runs_large_payload(store: Store) -> None:
     n, k = 3000, 8
     proba = [[(i * 7 + j) % 11 / 55 + 1e-9 for j in range(k)] for i in range(n)]
-    run = EvalRun(model_version="zs-1", suite_hash="h" * 64, labels=[f"l{j}" for j in range(k)],
-                  metrics={"overall": {"accuracy": 0.81}, "per_class": {"l0": {"f1": 0.5}}},
-                  example_ids=[f"x{i}" for i in range(n)], y_true=[i % k for i in range(n)],
-                  proba=proba, latency_ms=[1.5] * n, seed=3)  # fmt: skip
+    run = EvalRun(
+        model_version="zs-1",
+        suite_hash="h" * 64,
+        labels=[f"l{j}" for j in range(k)],
+        metrics={"overall": {"accuracy": 0.81}, "per_class": {"l0": {"f1": 0.5}}},
+        example_ids=[f"x{i}" for i in range(n)],
+        y_true=[i % k for i in range(n)],
+        proba=proba,
+        latency_ms=[1.5] * n,
+        seed=3,
+    )
     store.save_eval_run(run)
     store.save_eval_run(run)
     assert store.get_eval_run(run.id) == run

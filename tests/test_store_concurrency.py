@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _store_fixtures import store_url  # noqa: F401  (fixture)
 
+import _store_fixtures
 from tunegate.config import Workflow
 from tunegate.io import ingest_file
 from tunegate.records import Override, ReasonCode
 from tunegate.store import Store
+
+store_url = _store_fixtures.store_url  # fixtures
 
 WRITERS = 8
 PER_WRITER = 1000
@@ -29,19 +31,29 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 def make_overrides(writer: int) -> list[Override]:
     return [
-        Override(id=f"w{writer}-{i:04d}", ticket_id=f"t{writer}-{i}", final_label="vpn_issue",
-                 reason_code=ReasonCode.R2, analyst=f"a{writer}",
-                 created_at=T0 + timedelta(seconds=writer * PER_WRITER + i))
+        Override(
+            id=f"w{writer}-{i:04d}",
+            ticket_id=f"t{writer}-{i}",
+            final_label="vpn_issue",
+            reason_code=ReasonCode.R2,
+            analyst=f"a{writer}",
+            created_at=T0 + timedelta(seconds=writer * PER_WRITER + i),
+        )
         for i in range(PER_WRITER)
-    ]  # fmt: skip
+    ]
 
 
 def make_shared() -> list[Override]:
     return [
-        Override(id=f"shared-{i:03d}", ticket_id=f"s{i}", final_label="hardware",
-                 reason_code=ReasonCode.R1, created_at=T0 + timedelta(days=1, seconds=i))
+        Override(
+            id=f"shared-{i:03d}",
+            ticket_id=f"s{i}",
+            final_label="hardware",
+            reason_code=ReasonCode.R1,
+            created_at=T0 + timedelta(days=1, seconds=i),
+        )
         for i in range(SHARED)
-    ]  # fmt: skip
+    ]
 
 
 def write_all(store: Store, writer: int) -> tuple[int, int]:
@@ -108,10 +120,14 @@ with Store({url!r}) as store:
 def test_processes_lose_nothing(store_url: str) -> None:
     tests = str(Path(__file__).parent)
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER.format(tests=tests, url=store_url, w=w)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER.format(tests=tests, url=store_url, w=w)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(WRITERS)
-    ]  # fmt: skip
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-2000:]
@@ -140,8 +156,16 @@ def test_killed_ingest_leaves_whole_batches(
     path = tmp_path / "tickets.jsonl"
     with path.open("w") as fh:
         for i in range(total):
-            fh.write(json.dumps({"id": f"k{i:06d}", "text": f"printer {i} jams",
-                                 "created_at": (T0 + timedelta(seconds=i)).isoformat()}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"k{i:06d}",
+                        "text": f"printer {i} jams",
+                        "created_at": (T0 + timedelta(seconds=i)).isoformat(),
+                    }
+                )
+                + "\n"
+            )
     store = Store(store_url)
     code = _INGEST.format(url=store_url, path=str(path), batch=batch, qdir=str(tmp_path / "q"))
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
@@ -166,8 +190,9 @@ def test_killed_ingest_leaves_whole_batches(
     if store.dialect == "sqlite":
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
-    report = ingest_file(store, "tickets", path, workflow=workflow, batch_size=batch,
-                         quarantine_dir=tmp_path / "q")  # fmt: skip
+    report = ingest_file(
+        store, "tickets", path, workflow=workflow, batch_size=batch, quarantine_dir=tmp_path / "q"
+    )
     assert (report.added, report.existing, report.quarantined) == (total - landed, landed, 0)
     assert store.count("tickets") == total
     store.close()

@@ -100,8 +100,9 @@ def ingest(
         if report.quarantined > _SHOWN_PROBLEMS:
             err.print(f"  ... and {report.quarantined - _SHOWN_PROBLEMS} more", highlight=False)
         if report.quarantine_file:
-            err.print(f"bad rows written to {report.quarantine_file}", highlight=False,
-                      soft_wrap=True)
+            err.print(
+                f"bad rows written to {report.quarantine_file}", highlight=False, soft_wrap=True
+            )
 
     payload = report.model_dump(mode="json")
     payload["rows_per_s"] = round(report.rows_per_s, 1)
@@ -128,8 +129,11 @@ def export(
         count = export_file(store, kind.value, file, fmt=fmt.value if fmt else None)
     finally:
         store.close()
-    emit({"kind": kind.value, "file": str(file), "records": count}, as_json=as_json,
-         human=lambda: out.print(f"wrote {count} {kind.value} to {file}", highlight=False))
+    emit(
+        {"kind": kind.value, "file": str(file), "records": count},
+        as_json=as_json,
+        human=lambda: out.print(f"wrote {count} {kind.value} to {file}", highlight=False),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -37,8 +37,8 @@ from tunegate.store import Store
 from tunegate.store._hashing import RECORD_TYPES, record_hash
 
 __all__ = [
-    "KINDS",
     "DEFAULT_BATCH_SIZE",
+    "KINDS",
     "IngestReport",
     "Kind",
     "Problem",
@@ -150,7 +150,9 @@ def _jsonable(value: Any, field: str) -> Any:
     try:
         return json.loads(json.dumps(value, ensure_ascii=False, allow_nan=False, default=str))
     except ValueError:
-        raise RowError(f"field {field!r} contains NaN or Infinity, which JSON cannot hold") from None
+        raise RowError(
+            f"field {field!r} contains NaN or Infinity, which JSON cannot hold"
+        ) from None
 
 
 def _derived_id(kind: str, row: Mapping[str, Any]) -> str:
@@ -160,8 +162,10 @@ def _derived_id(kind: str, row: Mapping[str, Any]) -> str:
 
 def _check_label(label: Any, workflow: Workflow, field: str) -> None:
     if label not in workflow.labels:
-        raise RowError(f"unknown label {label!r} in {field!r}; the workflow's labels are "
-                       f"{workflow.label_names} (add it to tunegate.yaml or fix the row)")
+        raise RowError(
+            f"unknown label {label!r} in {field!r}; the workflow's labels are "
+            f"{workflow.label_names} (add it to tunegate.yaml or fix the row)"
+        )
 
 
 def build_record(kind: str, row: dict[str, Any], workflow: Workflow) -> BaseModel:
@@ -183,13 +187,17 @@ def build_record(kind: str, row: dict[str, Any], workflow: Workflow) -> BaseMode
             raise RowError(f"field 'metadata' must be an object, got {_short(meta)}")
         row["metadata"] = {**{k: row.pop(k) for k in extra}, **meta}
     elif extra:
-        raise RowError(f"unknown field(s) {extra}; allowed: {sorted(fields)} "
-                       f"(rename columns with --map SRC=DST)")
+        raise RowError(
+            f"unknown field(s) {extra}; allowed: {sorted(fields)} "
+            f"(rename columns with --map SRC=DST)"
+        )
     if "metadata" in row:
         row["metadata"] = _jsonable(row["metadata"], "metadata")
     if kind in _NEEDS_TIME and row.get("created_at") is None:
-        raise RowError(f"missing field 'created_at' ({kind} need a timestamp: trends and "
-                       f"monitors are computed over time)")
+        raise RowError(
+            f"missing field 'created_at' ({kind} need a timestamp: trends and "
+            f"monitors are computed over time)"
+        )
     if kind != "tickets" and row.get("id") in (None, ""):
         row["id"] = _derived_id(kind, {k: v for k, v in row.items() if k != "id"})
     elif "id" in row and isinstance(row["id"], int | float) and not isinstance(row["id"], bool):
@@ -277,8 +285,9 @@ def read_records(
             seen[rid] = (digest, raw.line)
             records.append(record)
         elif prev[0] != digest:
-            problems.append(Problem(file=str(source), line=raw.line,
-                                    reason=_dup_reason(rid, prev[1])))  # fmt: skip
+            problems.append(
+                Problem(file=str(source), line=raw.line, reason=_dup_reason(rid, prev[1]))
+            )
     return records, problems
 
 
@@ -367,37 +376,50 @@ def ingest_file(
     the_fmt = detect_format(source, fmt)
     check_file(source)
     mapping = parse_column_map(column_map)
-    target = quarantine_path(store, source, kind,
-                             Path(quarantine_dir) if quarantine_dir is not None else None)  # fmt: skip
+    target = quarantine_path(
+        store, source, kind, Path(quarantine_dir) if quarantine_dir is not None else None
+    )
     report = IngestReport(kind=kind, file=str(source), format=the_fmt, shape=the_shape)
     started = time.perf_counter()
     seen: dict[str, tuple[str, int]] = {}
     batch: list[tuple[BaseModel, RawRow, str]] = []
 
     with _Quarantine(target, source, kind) as quarantine, make_progress() as progress:
-        task = progress.add_task(f"ingest {kind}", total=progress_total(source, the_fmt) or None,
-                                 status="")  # fmt: skip
+        task = progress.add_task(
+            f"ingest {kind}", total=progress_total(source, the_fmt) or None, status=""
+        )
 
-        def tick(n: int) -> None:
-            progress.advance(task, n)
+        pending = [0]
+
+        def tick(n: int) -> None:  # the bar is redrawn per ~64 KB, not per row
+            pending[0] += n
+            if pending[0] >= 65536:
+                progress.advance(task, pending[0])
+                pending[0] = 0
 
         def flush() -> None:
             if not batch:
                 return
             by_id = {rec.id: raw for rec, raw, _ in batch}  # type: ignore[attr-defined]
-            result = store.add(kind, [rec for rec, _, _ in batch], on_conflict="skip",
-                               hashes=[digest for _, _, digest in batch])  # fmt: skip
+            result = store.add(
+                kind,
+                [rec for rec, _, _ in batch],
+                on_conflict="skip",
+                hashes=[digest for _, _, digest in batch],
+            )
             report.added += result.added
             report.existing += result.existing
             report.batches += 1
             for rid in result.conflicts:
-                quarantine.add(by_id[rid], f"id {rid!r} is already in the store with different "
-                                           f"content")  # fmt: skip
+                quarantine.add(
+                    by_id[rid], f"id {rid!r} is already in the store with different content"
+                )
             batch.clear()
             progress.update(task, status=f"{report.added} added")
 
-        for raw, record, reason in _parse(kind, source, the_fmt, the_shape, mapping, workflow,
-                                          tick):  # fmt: skip
+        for raw, record, reason in _parse(
+            kind, source, the_fmt, the_shape, mapping, workflow, tick
+        ):
             report.rows += 1
             if record is None:
                 quarantine.add(raw, reason or "unreadable row")
@@ -416,6 +438,7 @@ def ingest_file(
             if len(batch) >= batch_size:
                 flush()
         flush()
+        progress.advance(task, pending[0])
 
     report.quarantined = quarantine.count
     report.problems = quarantine.problems

@@ -18,7 +18,15 @@ from typing import Any, Literal
 
 from tunegate.errors import InputError
 
-__all__ = ["FORMATS", "Format", "RawRow", "check_file", "detect_format", "iter_rows", "progress_total"]
+__all__ = [
+    "FORMATS",
+    "Format",
+    "RawRow",
+    "check_file",
+    "detect_format",
+    "iter_rows",
+    "progress_total",
+]
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: dict[str, Format] = {
@@ -73,8 +81,12 @@ def _invalid_utf8(raw: bytes, number: int) -> RawRow | None:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         shown = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-        return RawRow(number, shown, error=f"invalid UTF-8 at byte {exc.start}",
-                      raw_base64=base64.b64encode(raw).decode("ascii"))  # fmt: skip
+        return RawRow(
+            number,
+            shown,
+            error=f"invalid UTF-8 at byte {exc.start}",
+            raw_base64=base64.b64encode(raw).decode("ascii"),
+        )
     return None
 
 
@@ -101,8 +113,11 @@ def _jsonl(path: Path, progress: Progress) -> Iterator[RawRow]:
                 yield RawRow(number, text, error=f"malformed JSON: {exc}")
                 continue
             if not isinstance(data, dict):
-                yield RawRow(number, text,
-                             error=f"expected a JSON object per line, got {type(data).__name__}")
+                yield RawRow(
+                    number,
+                    text,
+                    error=f"expected a JSON object per line, got {type(data).__name__}",
+                )
                 continue
             yield RawRow(number, text, data=data)
 
@@ -152,20 +167,27 @@ def _csv(path: Path, progress: Progress) -> Iterator[RawRow]:
             header = [f.strip() for f in fields]
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes or any(not h for h in header):
-                raise InputError(f"{path}:{line}: the CSV header has duplicate or empty column "
-                                 f"names {dupes or ['']}; fix the header row")
+                raise InputError(
+                    f"{path}:{line}: the CSV header has duplicate or empty column "
+                    f"names {dupes or ['']}; fix the header row"
+                )
             continue
         if len(fields) != len(header):
-            yield RawRow(line, raw,
-                         error=f"malformed CSV: expected {len(header)} fields (as in the header), "
-                               f"got {len(fields)}")  # fmt: skip
+            yield RawRow(
+                line,
+                raw,
+                error=f"malformed CSV: expected {len(header)} fields (as in the header), "
+                f"got {len(fields)}",
+            )
             continue
         data = {name: value for name, value in zip(header, fields, strict=True) if value != ""}
         yield RawRow(line, raw, data=data)
     yield from pending
     if header is None:
-        raise InputError(f"{path}: the CSV file has no header row; the first row must name the "
-                         f"columns (e.g. id,text,created_at)")
+        raise InputError(
+            f"{path}: the CSV file has no header row; the first row must name the "
+            f"columns (e.g. id,text,created_at)"
+        )
 
 
 def _parquet(path: Path, progress: Progress) -> Iterator[RawRow]:
@@ -192,9 +214,7 @@ def check_file(path: Path) -> None:
         raise InputError(f"{path}: is a directory, expected a file")
 
 
-def iter_rows(
-    path: Path, fmt: Format, *, progress: Progress | None = None
-) -> Iterator[RawRow]:
+def iter_rows(path: Path, fmt: Format, *, progress: Progress | None = None) -> Iterator[RawRow]:
     """Every row of ``path`` (bad ones carry ``error``). ``progress`` receives bytes (JSONL,
     CSV) or rows (Parquet) as they are consumed."""
     check_file(path)

@@ -91,8 +91,10 @@ def _label_from_index(value: Any, workflow: Workflow) -> Any:
         value = int(value.strip())
     if isinstance(value, int):
         if not 0 <= value < len(names):
-            raise RowError(f"label index {value} is out of range for the workflow's "
-                           f"{len(names)} labels (0..{len(names) - 1})")
+            raise RowError(
+                f"label index {value} is out of range for the workflow's "
+                f"{len(names)} labels (0..{len(names) - 1})"
+            )
         return names[value]
     return value
 

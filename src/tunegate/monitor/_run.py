@@ -216,8 +216,11 @@ def _baseline(
     live = [d for d in store.decisions(since=start, until=end, shadow=False) if d.created_at < end]
     overrides = store.overrides(since=start)
     if champion is not None:
-        shadow = [d for d in store.decisions(model_version=champion, since=start, until=end,
-                                             shadow=True) if d.created_at < end]
+        shadow = [
+            d
+            for d in store.decisions(model_version=champion, since=start, until=end, shadow=True)
+            if d.created_at < end
+        ]
         if len(shadow) >= workflow.rollback.min_decisions:
             figures = shadow_figures_from_records(champion, shadow, live, overrides, workflow)
             if figures.candidate_figures is not None and (
@@ -254,8 +257,7 @@ def run_monitor(
     if promoted_at is None or base_start is None:
         notes.append("no champion promotion in the alias history: triggers not judged")
     else:
-        baseline, baseline_source = _baseline(store, workflow, champion, base_start,
-                                              promoted_at)
+        baseline, baseline_source = _baseline(store, workflow, champion, base_start, promoted_at)
         after = [d for d in decisions if d.created_at >= promoted_at]
         if since is not None and since > promoted_at:
             after = [d for d in after if d.created_at >= since]
@@ -268,7 +270,14 @@ def run_monitor(
                 f"{policy.min_decisions}): triggers not judged"
             )
     result = MonitorResult(
-        workflow.name, period, champion, promoted_at, baseline, periods, windows, notes=notes,
+        workflow.name,
+        period,
+        champion,
+        promoted_at,
+        baseline,
+        periods,
+        windows,
+        notes=notes,
         baseline_source=baseline_source,
     )
     if champion is not None:

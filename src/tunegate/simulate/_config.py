@@ -79,7 +79,7 @@ class SimConfig(BaseModel):
     admin-rights installs are access requests)."""
     mfa_incident_start: float = Field(default=0.09, ge=0.0, le=1.0)
     """Share of tickets that are MFA-related security incidents in the first rollout week."""
-    mfa_incident_growth: float = Field(default=0.035, ge=0.0, le=1.0)
+    mfa_incident_growth: float = Field(default=0.04, ge=0.0, le=1.0)
     """Weekly increase of that share (push-fatigue attacks grow as attackers notice)."""
     mfa_incident_max: float = Field(default=0.30, ge=0.0, le=1.0)
     """Cap on that share."""

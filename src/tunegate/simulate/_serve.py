@@ -15,9 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tunegate.config import RoutingPolicy, Workflow
+from tunegate.config import Workflow
 from tunegate.errors import InputError, ModelError
-from tunegate.records import Decision, Route, Ticket
+from tunegate.records import Decision, Ticket
+from tunegate.routing import route as route_row
 
 __all__ = ["Champion", "default_champion", "make_decisions", "model_version_of"]
 
@@ -46,23 +47,6 @@ def model_version_of(champion: object) -> str:
     """The champion's ``version`` attribute, or its class name."""
     version = getattr(champion, "version", None)
     return str(version) if version else type(champion).__name__
-
-
-def _route(row: np.ndarray, labels: list[str], policy: RoutingPolicy) -> tuple[str, float, Route]:
-    """Entropy routing as documented in docs/concepts.md (escalate, then clarify, then auto)."""
-    k = len(labels)
-    p = np.clip(row, 0.0, 1.0)
-    nz = p[p > 0]
-    h = float(-(nz * np.log(nz)).sum() / math.log(k)) if k > 1 else 0.0
-    h = min(1.0, max(0.0, h))
-    top = int(np.argmax(row))
-    label = labels[top]
-    threshold = policy.escalate_classes.get(label)
-    if threshold is not None and float(row[top]) >= threshold:
-        return label, h, Route.ESCALATE
-    if h > policy.clarify_threshold:
-        return label, h, Route.CLARIFY
-    return label, h, Route.AUTO
 
 
 def _rounded(row: np.ndarray) -> np.ndarray:
@@ -109,7 +93,8 @@ def make_decisions(
             )
         for ticket, raw in zip(batch, proba, strict=True):
             row = _rounded(raw)
-            label, h, route = _route(row, labels, workflow.routing)
+            label, h, route = route_row(row, labels, workflow.routing)
+            h = min(1.0, max(0.0, h))
             latency = elapsed_ms / len(batch) if measure_latency else 2.0 + 0.05 * len(ticket.text)
             latency = round(latency, 3)
             out.append(

@@ -55,11 +55,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # defensive: SQLite rows written by other tools
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        stamp: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if stamp.tzinfo is None:
+            return stamp.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC)
 
 
 metadata = sa.MetaData(
@@ -162,9 +161,7 @@ aliases = sa.Table(
     metadata,
     sa.Column("seq", sa.Integer, sa.Identity(), primary_key=True),
     sa.Column("alias", sa.String(100), nullable=False, index=True),
-    sa.Column(
-        "version_id", _ID, sa.ForeignKey("model_versions.id"), nullable=False
-    ),
+    sa.Column("version_id", _ID, sa.ForeignKey("model_versions.id"), nullable=False),
     sa.Column("previous", _ID, nullable=True),
     sa.Column("actor", sa.String(200), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),

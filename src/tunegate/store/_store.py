@@ -10,6 +10,7 @@ writers adding the same id never duplicate it and never lose a row.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import time
@@ -141,18 +142,43 @@ def _to_row(kind: str, rec: Any, digest: str) -> dict[str, Any]:
 _FIELDS: dict[str, tuple[str, ...]] = {
     "tickets": ("id", "text", "created_at", "metadata"),
     "decisions": (
-        "id", "ticket_id", "model_version", "label", "probabilities", "h_norm", "route",
-        "latency_ms", "created_at", "rule_hits", "shadow",
+        "id",
+        "ticket_id",
+        "model_version",
+        "label",
+        "probabilities",
+        "h_norm",
+        "route",
+        "latency_ms",
+        "created_at",
+        "rule_hits",
+        "shadow",
     ),
     "overrides": (
-        "id", "ticket_id", "decision_id", "model_label", "final_label", "reason_code", "note",
-        "analyst", "created_at", "review_status",
+        "id",
+        "ticket_id",
+        "decision_id",
+        "model_label",
+        "final_label",
+        "reason_code",
+        "note",
+        "analyst",
+        "created_at",
+        "review_status",
     ),
     "examples": (
-        "id", "text", "label", "source", "reviewer", "review_status", "slice_tags", "metadata",
-        "ticket_id", "created_at",
+        "id",
+        "text",
+        "label",
+        "source",
+        "reviewer",
+        "review_status",
+        "slice_tags",
+        "metadata",
+        "ticket_id",
+        "created_at",
     ),
-}  # fmt: skip
+}
 
 
 def _sqlite_converter(column: sa.Column[Any]) -> Any:
@@ -169,8 +195,10 @@ def _sqlite_converter(column: sa.Column[Any]) -> Any:
 def _sqlite_datetime(value: datetime) -> str:
     v = value.astimezone(UTC) if value.tzinfo is not None else value
     # exactly SQLAlchemy's SQLite DATETIME storage format, so comparisons and ordering agree
-    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:"
-            f"{v.second:02d}.{v.microsecond:06d}")
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:"
+        f"{v.second:02d}.{v.microsecond:06d}"
+    )
 
 
 def _json_text(value: Any) -> str:
@@ -241,9 +269,11 @@ class Store:
     def _write(self) -> Iterator[sa.Connection]:
         """One write transaction: commits on success, rolls back on any exception."""
         try:
-            with self.engine.connect().execution_options(tunegate_write=True) as conn:
-                with conn.begin():
-                    yield conn
+            with (
+                self.engine.connect().execution_options(tunegate_write=True) as conn,
+                conn.begin(),
+            ):
+                yield conn
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"writing to {self._safe_url} failed: {exc.orig}") from exc
 
@@ -291,7 +321,9 @@ class Store:
         """
         model = RECORD_TYPES.get(kind)
         if model is None:
-            raise InputError(f"unknown record kind {kind!r}; expected one of {sorted(RECORD_TYPES)}")
+            raise InputError(
+                f"unknown record kind {kind!r}; expected one of {sorted(RECORD_TYPES)}"
+            )
         items = list(records)
         if hashes is not None and len(hashes) != len(items):
             raise InputError(f"add({kind!r}): {len(items)} records but {len(hashes)} hashes")
@@ -334,11 +366,15 @@ class Store:
             # The DB-API's executemany in C: several times faster than per-row bind processing.
             columns = [c.name for c in table.columns]
             convert = [_sqlite_converter(c) for c in table.columns]
-            sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-                   f"({', '.join('?' for _ in columns)}) ON CONFLICT (id) DO NOTHING")  # fmt: skip
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+                f"({', '.join('?' for _ in columns)}) ON CONFLICT (id) DO NOTHING"
+            )
             params = [tuple(f(r[c]) for c, f in zip(columns, convert, strict=True)) for r in rows]
             return int(conn.exec_driver_sql(sql, params).rowcount)
-        stmt = self._insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        stmt = (
+            self._insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        )
         inserted = 0
         for chunk in _chunks(rows, 5000):
             inserted += len(conn.execute(stmt, list(chunk)).all())
@@ -514,10 +550,16 @@ class Store:
         reviewer: str | None = None,
     ) -> int:
         """Set the review status (and reviewer) of examples or overrides; returns rows changed."""
-        table = {"example": s.examples, "examples": s.examples,
-                 "override": s.overrides, "overrides": s.overrides}.get(kind)  # fmt: skip
+        table = {
+            "example": s.examples,
+            "examples": s.examples,
+            "override": s.overrides,
+            "overrides": s.overrides,
+        }.get(kind)
         if table is None:
-            raise InputError(f"set_review_status: kind must be 'example' or 'override', got {kind!r}")
+            raise InputError(
+                f"set_review_status: kind must be 'example' or 'override', got {kind!r}"
+            )
         try:
             value = ReviewStatus(status).value
         except ValueError:
@@ -547,10 +589,12 @@ class Store:
             "payload": frozen.model_dump_json(),
         }
         with self._write() as conn:
-            conn.execute(self._insert(s.suites).on_conflict_do_nothing(index_elements=["hash"]), row)
+            conn.execute(
+                self._insert(s.suites).on_conflict_do_nothing(index_elements=["hash"]), row
+            )
 
     def get_suite(self, name_or_hash: str) -> EvalSuite:
-        """A suite by full hash, by a unique hash prefix (>= 8 characters), or the newest by name."""
+        """A suite by full hash, by a unique hash prefix (>= 8 chars), or the newest by name."""
         t = s.suites
         with self._read() as conn:
             payload = conn.execute(sa.select(t.c.payload).where(t.c.hash == name_or_hash)).scalar()
@@ -562,9 +606,13 @@ class Store:
                     .limit(1)
                 ).scalar()
             if payload is None and len(name_or_hash) >= 8:
-                found = conn.execute(
-                    sa.select(t.c.payload).where(t.c.hash.startswith(name_or_hash)).limit(2)
-                ).scalars().all()
+                found = (
+                    conn.execute(
+                        sa.select(t.c.payload).where(t.c.hash.startswith(name_or_hash)).limit(2)
+                    )
+                    .scalars()
+                    .all()
+                )
                 if len(found) == 1:
                     payload = found[0]
             names = sorted(set(conn.execute(sa.select(t.c.name)).scalars()))
@@ -602,15 +650,20 @@ class Store:
             stmt = self._insert(t).on_conflict_do_nothing(index_elements=["id"]).returning(t.c.id)
             if conn.execute(stmt, row).first() is not None:
                 return
-            stored = conn.execute(sa.select(t.c.record_hash, t.c.status).where(t.c.id == mv.id)).one()
+            stored = conn.execute(
+                sa.select(t.c.record_hash, t.c.status).where(t.c.id == mv.id)
+            ).one()
             if stored.record_hash != digest:
                 raise InputError(
                     f"model version {mv.id!r} is already registered with different content; "
                     f"register the new model under a new id"
                 )
             if stored.status != mv.status.value:
-                conn.execute(sa.update(t).where(t.c.id == mv.id).values(status=mv.status.value,
-                                                                        payload=payload))
+                conn.execute(
+                    sa.update(t)
+                    .where(t.c.id == mv.id)
+                    .values(status=mv.status.value, payload=payload)
+                )
 
     def get_model_version(self, version_id: str) -> ModelVersion:
         """One model version; :class:`NotFoundError` when absent."""
@@ -660,21 +713,31 @@ class Store:
                     f"register it first (Store.save_model_version / Registry.register)"
                 )
             previous = conn.execute(
-                sa.select(t.c.version_id).where(t.c.alias == alias).order_by(t.c.seq.desc()).limit(1)
+                sa.select(t.c.version_id)
+                .where(t.c.alias == alias)
+                .order_by(t.c.seq.desc())
+                .limit(1)
             ).scalar()
             conn.execute(
                 sa.insert(t).values(
-                    alias=alias, version_id=version_id, previous=previous, actor=actor,
-                    reason=reason, at=utcnow(),
+                    alias=alias,
+                    version_id=version_id,
+                    previous=previous,
+                    actor=actor,
+                    reason=reason,
+                    at=utcnow(),
                 )
-            )  # fmt: skip
+            )
 
     def get_alias(self, alias: str) -> str | None:
         """The version an alias points at now (``None`` when never set)."""
         t = s.aliases
         with self._read() as conn:
             value: str | None = conn.execute(
-                sa.select(t.c.version_id).where(t.c.alias == alias).order_by(t.c.seq.desc()).limit(1)
+                sa.select(t.c.version_id)
+                .where(t.c.alias == alias)
+                .order_by(t.c.seq.desc())
+                .limit(1)
             ).scalar()
         return value
 
@@ -688,11 +751,15 @@ class Store:
             rows = conn.execute(query).mappings().all()
         return [
             AliasEvent(
-                alias=r["alias"], version_id=r["version_id"], previous=r["previous"],
-                actor=r["actor"], reason=r["reason"], at=r["at"],
+                alias=r["alias"],
+                version_id=r["version_id"],
+                previous=r["previous"],
+                actor=r["actor"],
+                reason=r["reason"],
+                at=r["at"],
             )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     # -- attempts and evaluation runs ------------------------------------------------------------
 
@@ -708,9 +775,12 @@ class Store:
         stmt = self._insert(t)
         stmt = stmt.on_conflict_do_update(
             index_elements=["id"],
-            set_={"kind": stmt.excluded.kind, "created_at": stmt.excluded.created_at,
-                  "payload": stmt.excluded.payload},
-        )  # fmt: skip
+            set_={
+                "kind": stmt.excluded.kind,
+                "created_at": stmt.excluded.created_at,
+                "payload": stmt.excluded.payload,
+            },
+        )
         with self._write() as conn:
             conn.execute(stmt, row)
 
@@ -742,8 +812,10 @@ class Store:
                 return
             stored = conn.execute(sa.select(t.c.record_hash).where(t.c.id == run.id)).scalar()
             if stored != digest:
-                raise InputError(f"evaluation run {run.id!r} is already stored with different "
-                                 f"content; runs are immutable, save the new one under a new id")
+                raise InputError(
+                    f"evaluation run {run.id!r} is already stored with different "
+                    f"content; runs are immutable, save the new one under a new id"
+                )
 
     def get_eval_run(self, run_id: str) -> EvalRun:
         """One evaluation run; :class:`NotFoundError` when absent."""
@@ -772,13 +844,15 @@ class Store:
     def put(self, kind: str, key: str, payload: dict[str, Any]) -> None:
         """Upsert a JSON document under ``(kind, key)``."""
         if not isinstance(payload, dict):
-            raise InputError(f"put({kind!r}, {key!r}): payload must be a dict, got "
-                             f"{type(payload).__name__}")
+            raise InputError(
+                f"put({kind!r}, {key!r}): payload must be a dict, got {type(payload).__name__}"
+            )
         try:
             json.dumps(payload)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"put({kind!r}, {key!r}): payload is not JSON-serializable: {exc}") \
-                from exc
+            raise InputError(
+                f"put({kind!r}, {key!r}): payload is not JSON-serializable: {exc}"
+            ) from exc
         t = s.documents
         stmt = self._insert(t)
         stmt = stmt.on_conflict_do_update(
@@ -786,7 +860,9 @@ class Store:
             set_={"payload": stmt.excluded.payload, "updated_at": stmt.excluded.updated_at},
         )
         with self._write() as conn:
-            conn.execute(stmt, {"kind": kind, "key": key, "payload": payload, "updated_at": utcnow()})
+            conn.execute(
+                stmt, {"kind": kind, "key": key, "payload": payload, "updated_at": utcnow()}
+            )
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The document under ``(kind, key)``, or ``None``."""
@@ -820,7 +896,7 @@ class Store:
                 sa.insert(s.audit).values(action=action, actor=actor, details=details, at=utcnow())
             )
 
-    def audit_log(self, action: str | None = None) -> list[dict[str, Any]]:
+    def audit_log(self, action: str | None = None) -> builtins.list[dict[str, Any]]:
         """Audit entries, oldest first: dicts with seq, action, actor, details, at."""
         t = s.audit
         query = sa.select(t).order_by(t.c.seq)

@@ -69,22 +69,21 @@ def upgrade(engine: sa.Engine) -> str:
         conn.rollback()
         if at == head:
             return head
-    with engine.connect().execution_options(tunegate_write=True) as conn:
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
-            at = current_revision(conn)
-            if at is not None and at not in known:
-                raise StoreError(
-                    f"database {engine.url.render_as_string(hide_password=True)} is at schema "
-                    f"revision {at!r}, which this tunegate version does not know (it knows up to "
-                    f"{head!r}); upgrade tunegate (pip install -U tunegate) or use another store"
-                )
-            if at != head:
-                try:
-                    command.upgrade(_config(conn), "head")
-                except CommandError as exc:  # pragma: no cover - guarded above
-                    raise StoreError(f"migrating the store failed: {exc}") from exc
+    with engine.connect().execution_options(tunegate_write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+        at = current_revision(conn)
+        if at is not None and at not in known:
+            raise StoreError(
+                f"database {engine.url.render_as_string(hide_password=True)} is at schema "
+                f"revision {at!r}, which this tunegate version does not know (it knows up to "
+                f"{head!r}); upgrade tunegate (pip install -U tunegate) or use another store"
+            )
+        if at != head:
+            try:
+                command.upgrade(_config(conn), "head")
+            except CommandError as exc:  # pragma: no cover - guarded above
+                raise StoreError(f"migrating the store failed: {exc}") from exc
     return head
 
 

@@ -35,6 +35,12 @@ from tunegate.train._lora import (
     macro_f1,
     split_examples,
 )
+from tunegate.train._pipeline import (
+    adapter_version_id,
+    ensure_champion,
+    evaluate_candidate,
+    register_adapter,
+)
 from tunegate.train._seeds import SeedSweep, finetune_seeds, metric_spread
 
 __all__ = [
@@ -45,10 +51,13 @@ __all__ = [
     "LabelIssueReport",
     "SeedSweep",
     "Splits",
+    "adapter_version_id",
     "apply_temperature",
     "build_dataset",
     "check_targets",
     "dataset_hash",
+    "ensure_champion",
+    "evaluate_candidate",
     "expected_calibration_error",
     "finetune",
     "finetune_seeds",
@@ -60,5 +69,6 @@ __all__ = [
     "nll_loss",
     "out_of_fold_proba",
     "override_to_example",
+    "register_adapter",
     "split_examples",
 ]
