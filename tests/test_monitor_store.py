@@ -365,3 +365,18 @@ def test_without_shadow_rows_the_previous_champion_is_the_baseline(
     result = run_monitor(store, workflow, drift=False)
     assert result.baseline_source == "previous champion"
     assert not result.fired
+
+
+def test_cli_shadow_scores_stored_tickets(store: Store, workflow: Workflow, tmp_path: Path) -> None:
+    populate(store, workflow, weeks=[("v1", 0.2)], per_week=60)
+    register(store, "v1")
+    rules = [{"name": "vpn", "label": "vpn_issue", "any_of": ["\\bvpn\\b"]}]
+    store.save_model_version(
+        ModelVersion(id="rules-1", kind=ModelKind.RULES, config={"rules": rules})
+    )
+    config = tmp_path / "tunegate.yaml"
+    config.write_text(workflow.to_yaml().replace("sqlite:///tunegate.db", "sqlite:///m.db"))
+    assert main(["shadow", "rules-1", "--since", "2025-01-01", "-c", str(config), "--json"]) == 0
+    shadow = store.decisions(shadow=True, model_version="rules-1")
+    assert len(shadow) == 60 and store.get_alias("champion") == "v1"
+    assert main(["shadow", "rules-1", "-c", str(config)]) == 2  # neither FILE nor --since

@@ -21,7 +21,7 @@ name               kind        score     drifted when
 ``js_tokens``      vocabulary  p-value   p < 0.05, permutation test (over documents) of the
                                          Jensen-Shannon distance between token distributions
 ``new_vocabulary`` vocabulary  excess    share of tokens never seen in the build data, minus the
-                                         same share for held-out build texts, >= 0.05
+                                         same share for held-out build texts, >= 0.02
 =================  ==========  ========  =========================================================
 """
 
@@ -409,7 +409,7 @@ def new_vocabulary_share(reference: Sequence[str], current: Sequence[str]) -> fl
 
 
 @register_drift_test(
-    "new_vocabulary", kind="vocabulary", direction="distance", default_threshold=0.05
+    "new_vocabulary", kind="vocabulary", direction="distance", default_threshold=0.02
 )
 def _new_vocabulary(ref: list[str], cur: list[str], rng: np.random.Generator) -> _RawResult:
     """Share of tokens never seen in the build data, in excess of the build data's own rate.

@@ -1,0 +1,173 @@
+"""``tunegate dataset build``, ``tunegate label-issues`` and ``tunegate finetune``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+
+__all__ = ["register"]
+
+dataset_app = typer.Typer(help="Build training datasets from reviewed data.", no_args_is_help=True)
+
+
+@dataset_app.command("build")
+def dataset_build(
+    config: ConfigOpt = Path("tunegate.yaml"),
+    suite: Annotated[
+        list[str] | None,
+        typer.Option("--suite", help="Frozen suite to exclude (repeatable; default: all stored)."),
+    ] = None,
+    include_unreviewed: Annotated[
+        bool, typer.Option("--include-unreviewed", help="Train on pending examples too.")
+    ] = False,
+    allow_shortfall: Annotated[
+        bool, typer.Option("--allow-shortfall", help="Report unmet data targets, do not fail.")
+    ] = False,
+    replay_ratio: Annotated[
+        float | None, typer.Option("--replay-ratio", min=0.0, help="Replayed per new example.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the replay sample.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build, hash and store the training dataset from reviewed overrides and examples."""
+    from tunegate.train import build_dataset
+
+    workflow = load(config)
+    store = store_for(workflow, config)
+    ds = build_dataset(store, workflow, suites=tuple(suite or ()),
+                       include_unreviewed=include_unreviewed, replay_ratio=replay_ratio,
+                       seed=seed, allow_shortfall=allow_shortfall)
+    ds.save(store)
+    payload = {"hash": ds.hash, "manifest": ds.manifest, "targets": ds.target_report,
+               "leakage": {k: v for k, v in ds.leakage_report.items() if k != "examples"},
+               "dedup": {k: v for k, v in ds.dedup_report.items() if k not in ("exact", "near")}}
+
+    def human() -> None:
+        m = ds.manifest
+        out.print(f"dataset [bold]{ds.hash[:12]}[/bold]: {m['n_examples']} examples "
+                  f"({m['n_new']} new, {m['n_replay']} replayed)")
+        out.print(f"  per class: {m['per_class']}")
+        for row in ds.target_report:
+            out.print(f"  target {row['message']}")
+        lk, dd = ds.leakage_report, ds.dedup_report
+        out.print(f"  excluded for suite overlap: {lk['excluded']} ({lk['exact']} exact, "
+                  f"{lk['near']} near); duplicates removed: {dd['exact_removed']} exact, "
+                  f"{dd['near_removed']} near")
+        out.print(f"next: tunegate label-issues {ds.hash[:12]}   or   "
+                  f"tunegate finetune {ds.hash[:12]} --out adapters/NAME")
+
+    emit(payload, as_json=as_json, human=human)
+
+
+def label_issues_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset hash (or a unique prefix).")],
+    config: ConfigOpt = Path("tunegate.yaml"),
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
+    drop_flagged: Annotated[
+        bool, typer.Option("--drop-flagged", help="Store a new dataset without flagged examples.")
+    ] = False,
+    show: Annotated[int, typer.Option("--show", min=0, help="Flagged examples to print.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Flag likely mislabelled examples (confident learning on out-of-fold probabilities)."""
+    from tunegate.models import get_encoder
+    from tunegate.train import label_issues, load_dataset
+
+    workflow = load(config)
+    store = store_for(workflow, config)
+    ds = load_dataset(store, dataset)
+    report = label_issues(ds.examples, workflow.label_names, encoder=get_encoder(workflow.model),
+                          n_folds=folds)
+    summary = report.summary()
+    store.put("label_issues", ds.hash, summary)
+    if drop_flagged:
+        clean = ds.without(report.flagged_ids, reason="label_issues")
+        clean.save(store)
+        summary["clean_dataset"] = clean.hash
+
+    def human() -> None:
+        out.print(f"{len(report.issues)} of {report.n_examples} examples flagged "
+                  f"(out-of-fold accuracy {report.oof_accuracy:.3f}, {report.n_folds} folds)")
+        for issue in report.issues[:show]:
+            out.print(f"  {issue.id}: given {issue.given_label!r}, suggested "
+                      f"{issue.suggested_label!r} (p={issue.self_confidence:.2f}) "
+                      f"{issue.text[:70]!r}")
+        if drop_flagged:
+            out.print(f"stored dataset without them: {summary['clean_dataset'][:12]}")
+
+    emit(summary, as_json=as_json, human=human)
+
+
+def finetune_cmd(
+    dataset: Annotated[str, typer.Argument(help="Dataset hash (or a unique prefix).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the adapter(s).")],
+    config: ConfigOpt = Path("tunegate.yaml"),
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", min=1, help="Adapters to train (default: workflow).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Max epochs.")] = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume checkpoints.")] = True,
+    suite: Annotated[
+        str | None,
+        typer.Option("--suite", help="Evaluate the candidate against the champion on this suite."),
+    ] = None,
+    actor: Annotated[str, typer.Option("--actor", help="Who is training (audit log).")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Train LoRA adapter(s), register the candidate, optionally evaluate it (Verdict)."""
+    from tunegate.train import (
+        evaluate_candidate,
+        finetune_seeds,
+        load_dataset,
+        register_adapter,
+    )
+
+    workflow = load(config)
+    store = store_for(workflow, config)
+    ds = load_dataset(store, dataset)
+    parent_id = store.get_alias("champion")
+    sweep = finetune_seeds(ds, workflow, out_dir, seeds=seeds, base_seed=seed, resume=resume,
+                           epochs=epochs)
+    mv = register_adapter(store, sweep.chosen, actor=actor, parent=parent_id)
+    payload: dict[str, Any] = {"candidate": mv.id, "artifact": str(sweep.chosen),
+                               "dataset": ds.hash, **sweep.summary()}
+    if workflow.mlflow_tracking_uri:
+        from tunegate.mlflow_export import export_training
+
+        stds = {f"{k}_std": v["std"] for k, v in sweep.spread.items()}
+        exported = export_training(workflow, sweep.chosen, model_version=mv, extra_metrics=stds)
+        store.put("mlflow_run", mv.id, exported.as_dict())
+        payload["mlflow"] = exported.as_dict()
+    if suite is not None:
+        attempt = evaluate_candidate(store, workflow, mv.id, store.get_suite(suite), actor=actor)
+        assert attempt.verdict is not None
+        payload["verdict"] = attempt.verdict.outcome.value
+        payload["attempt"] = attempt.id
+        payload["champion"] = attempt.baseline_version
+
+    def human() -> None:
+        out.print(f"trained {len(sweep.artifacts)} adapter(s); candidate [bold]{mv.id}[/bold] "
+                  f"= seed {sweep.chosen_seed} (median validation macro-F1) at {sweep.chosen}")
+        for key in ("val_macro_f1", "val_accuracy", "ece_uncalibrated", "ece_calibrated"):
+            if key in sweep.spread:
+                s = sweep.spread[key]
+                out.print(f"  {key}: mean {s['mean']:.4f}  std {s['std']:.4f}")
+        if "verdict" in payload:
+            out.print(f"verdict against champion {payload['champion']}: "
+                      f"[bold]{payload['verdict']}[/bold] (attempt {payload['attempt']})")
+            out.print(f"next: tunegate promote {mv.id}")
+
+    emit(payload, as_json=as_json, human=human)
+    if "verdict" in payload and payload["verdict"] != "pass":
+        raise typer.Exit(1 if payload["verdict"] == "fail" else 2)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dataset_app, name="dataset")
+    app.command("label-issues")(label_issues_cmd)
+    app.command("finetune")(finetune_cmd)
