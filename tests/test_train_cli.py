@@ -32,7 +32,8 @@ def project(tmp_path: Path, workflow: Workflow) -> Path:
     enc = make_tiny_encoder(tmp_path / "enc")
     model = workflow.model.model_copy(update={"encoder": enc, "backend": "torch"})
     training = workflow.training.model_copy(update={"learning_rate": 5e-3, "seeds": 1,
-                                                    "epochs": 2})
+                                                    "epochs": 2,
+                                                    "near_duplicate_threshold": 1.0})
     wf = workflow.model_copy(update={"model": model, "training": training, "data_targets": [],
                                      "store": workflow.store.model_copy(
                                          update={"url": "sqlite:///tg.db"})})
