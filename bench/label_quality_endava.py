@@ -44,14 +44,24 @@ def machine() -> dict[str, object]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
-                          if x.startswith("MemTotal")).split()[1])
+        mem_kb = int(
+            next(
+                x
+                for x in Path("/proc/meminfo").read_text().splitlines()
+                if x.startswith("MemTotal")
+            ).split()[1]
+        )
     except (OSError, StopIteration):
         mem_kb = 0
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gb": round(mem_kb / 1e6, 1),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "load_avg_1m": os.getloadavg()[0]}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(mem_kb / 1e6, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_avg_1m": os.getloadavg()[0],
+    }
 
 
 def main() -> int:
@@ -77,8 +87,12 @@ def main() -> int:
     X = np.asarray(enc.embed(texts))
     embed_s = time.perf_counter() - t0
     tr, te = np.arange(N_TRAIN), np.arange(N_TRAIN, N_TRAIN + N_TEST)
-    ex = [Example(id=f"endava_{i}", text=texts[i], label=labels[y[i]],
-                  review_status=ReviewStatus.REVIEWED) for i in range(len(texts))]
+    ex = [
+        Example(
+            id=f"endava_{i}", text=texts[i], label=labels[y[i]], review_status=ReviewStatus.REVIEWED
+        )
+        for i in range(len(texts))
+    ]
 
     t0 = time.perf_counter()
     train_report = label_issues([ex[i] for i in tr], labels, encoder=enc, features=X[tr], seed=SEED)
@@ -113,7 +127,7 @@ def main() -> int:
         "data": str(DATA.relative_to(ROOT.parent)),
         "sample": {"train": N_TRAIN, "heldout": N_TEST, "seed": SEED, "labels": labels},
         "model": "logistic regression (C=1) on all-MiniLM-L6-v2 embeddings; "
-                 "5-fold out-of-fold probabilities -> cleanlab.filter.find_label_issues",
+        "5-fold out-of-fold probabilities -> cleanlab.filter.find_label_issues",
         "flagged_train": len(flagged),
         "flagged_train_share": round(len(flagged) / N_TRAIN, 4),
         "flagged_per_given_label": per_label,
@@ -122,8 +136,11 @@ def main() -> int:
         "clean_heldout_size": len(clean_te),
         "results": results,
         "examples_flagged": shown,
-        "seconds": {"embed": round(embed_s, 1), "label_issues_6000": round(cl_s, 1),
-                    "total": round(time.perf_counter() - began, 1)},
+        "seconds": {
+            "embed": round(embed_s, 1),
+            "label_issues_6000": round(cl_s, 1),
+            "total": round(time.perf_counter() - began, 1),
+        },
         "machine": machine(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -144,14 +161,23 @@ def main() -> int:
         "|---|---|---|---|",
     ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['n_train']} | {r['acc_all_heldout']:.4f} | "
-                     f"{r['acc_clean_heldout']:.4f} |")
-    lines += ["", "Flagged examples (most suspicious first):", "",
-              "| given | suggested | p(given) | text |", "|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {r['n_train']} | {r['acc_all_heldout']:.4f} | "
+            f"{r['acc_clean_heldout']:.4f} |"
+        )
+    lines += [
+        "",
+        "Flagged examples (most suspicious first):",
+        "",
+        "| given | suggested | p(given) | text |",
+        "|---|---|---|---|",
+    ]
     for row in shown[:8]:
         text = row["text"][:90].replace("|", "/")
-        lines.append(f"| {row['given_label']} | {row['suggested_label']} | "
-                     f"{row['self_confidence']:.3f} | {text} |")
+        lines.append(
+            f"| {row['given_label']} | {row['suggested_label']} | "
+            f"{row['self_confidence']:.3f} | {text} |"
+        )
     lines += ["", f"Machine: {payload['machine']}", ""]
     (RESULTS / "label_quality_endava.md").write_text("\n".join(lines))
     print("\n".join(lines))

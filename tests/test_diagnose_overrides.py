@@ -22,18 +22,38 @@ MONDAY = datetime(2025, 1, 6, 9, tzinfo=UTC)
 
 
 def _dec(tid: str, at: datetime, label: str = "account_unlock") -> Decision:
-    return Decision(id=f"d-{tid}", ticket_id=tid, model_version="m", label=label,
-                    probabilities={label: 1.0}, h_norm=0.0, route=Route.AUTO, created_at=at)
+    return Decision(
+        id=f"d-{tid}",
+        ticket_id=tid,
+        model_version="m",
+        label=label,
+        probabilities={label: 1.0},
+        h_norm=0.0,
+        route=Route.AUTO,
+        created_at=at,
+    )
 
 
-def _ovr(tid: str, at: datetime, code: str = "R2", model: str | None = "account_unlock",
-         final: str = "security_incident") -> Override:
-    return Override(id=f"o-{tid}", ticket_id=tid, model_label=model, final_label=final,
-                    reason_code=ReasonCode(code), created_at=at)
+def _ovr(
+    tid: str,
+    at: datetime,
+    code: str = "R2",
+    model: str | None = "account_unlock",
+    final: str = "security_incident",
+) -> Override:
+    return Override(
+        id=f"o-{tid}",
+        ticket_id=tid,
+        model_label=model,
+        final_label=final,
+        reason_code=ReasonCode(code),
+        created_at=at,
+    )
 
 
-def _weeks(counts: list[int], *, per_week: int = 50, code: str = "R2", full_last: bool = True
-           ) -> tuple[list[Decision], list[Override]]:
+def _weeks(
+    counts: list[int], *, per_week: int = 50, code: str = "R2", full_last: bool = True
+) -> tuple[list[Decision], list[Override]]:
     decisions, overrides = [], []
     for w, c in enumerate(counts):
         for i in range(per_week):
@@ -70,13 +90,17 @@ def test_confirmations_are_not_overrides() -> None:
 
 def test_by_class_and_by_slice(workflow: Workflow) -> None:
     at = MONDAY
-    tickets = [Ticket(id="a", text="authenticator push prompts I did not ask for", created_at=at),
-               Ticket(id="b", text="printer jammed", created_at=at)]
+    tickets = [
+        Ticket(id="a", text="authenticator push prompts I did not ask for", created_at=at),
+        Ticket(id="b", text="printer jammed", created_at=at),
+    ]
     overrides = [_ovr("a", at), _ovr("b", at, final="hardware", model="software_install")]
     by_class = {r.key: r.overrides for r in weekly_override_counts(overrides, by="class")}
     assert by_class == {"hardware": 1, "security_incident": 1}
-    by_slice = {r.key: r.overrides for r in weekly_override_counts(
-        overrides, by="slice", tickets=tickets, workflow=workflow)}
+    by_slice = {
+        r.key: r.overrides
+        for r in weekly_override_counts(overrides, by="slice", tickets=tickets, workflow=workflow)
+    }
     assert by_slice == {"mfa_related": 1, "(none)": 1}
     with pytest.raises(ValueError, match="tickets= and workflow="):
         weekly_override_counts(overrides, by="slice")
@@ -121,8 +145,14 @@ def test_log_odds_ranks_the_over_represented_term() -> None:
 
 
 def test_missed_signal_patterns_find_the_planted_phrase() -> None:
-    overrides = [(f"got authenticator push prompts at night {i}, now locked out",
-                  "account_unlock", "security_incident") for i in range(20)]
+    overrides = [
+        (
+            f"got authenticator push prompts at night {i}, now locked out",
+            "account_unlock",
+            "security_incident",
+        )
+        for i in range(20)
+    ]
     overrides += [("printer is broken again", "hardware", "software_install")] * 2
     reference = [f"my account is locked out after wrong password {i}" for i in range(60)]
     reference += [f"printer broken on floor {i}" for i in range(20)]
@@ -133,3 +163,14 @@ def test_missed_signal_patterns_find_the_planted_phrase() -> None:
     top = next(p for p in found if p.ngram == "authenticator push")
     assert top.label_pairs[0] == ("account_unlock", "security_incident", 20)
     assert top.overrides_with == 20 and top.reference_with == 0
+
+
+def test_diagnose_all_is_sorted_and_complete() -> None:
+    import tunegate.diagnose as diag
+
+    assert diag.__all__ == sorted(diag.__all__)
+    for name in diag.__all__:
+        assert hasattr(diag, name), name
+    public = {n for n in dir(diag) if not n.startswith("_") and n not in {"annotations"}}
+    modules = {n for n in public if type(getattr(diag, n)).__name__ == "module"}
+    assert public - modules <= set(diag.__all__), sorted(public - modules - set(diag.__all__))

@@ -138,5 +138,6 @@ def test_require_rise_separates_a_new_problem_from_the_standing_floor() -> None:
     d = stable_or_increasing(emerged, min_weeks=4, alpha=0.05, min_mean=5, require_rise=True)
     assert d.passed and d.rise is not None and d.rise.p_increase < 0.01
     plateau = [5, 6, 5, 6, 40, 42, 39, 41, 40, 41]  # appeared, then held steady
-    assert stable_or_increasing(plateau, min_weeks=4, alpha=0.05, min_mean=5,
-                                require_rise=True).passed
+    assert stable_or_increasing(
+        plateau, min_weeks=4, alpha=0.05, min_mean=5, require_rise=True
+    ).passed

@@ -27,24 +27,45 @@ from tunegate.errors import InputError
 LABELS = ["account_unlock", "security_incident", "hardware", "access_request"]
 
 
-def _case(text: str, model: str | None = "account_unlock", final: str = "security_incident",
-          code: str | None = "R2", **meta: object) -> FailureCase:
-    return FailureCase(id=f"f{abs(hash((text, model, code))) % 10**8}", text=text,
-                       model_label=model, final_label=final, reason_code=code,
-                       metadata=dict(meta))
+def _case(
+    text: str,
+    model: str | None = "account_unlock",
+    final: str = "security_incident",
+    code: str | None = "R2",
+    **meta: object,
+) -> FailureCase:
+    return FailureCase(
+        id=f"f{abs(hash((text, model, code))) % 10**8}",
+        text=text,
+        model_label=model,
+        final_label=final,
+        reason_code=code,
+        metadata=dict(meta),
+    )
 
 
 @pytest.fixture
 def ctx() -> TriageContext:
     build = ["my account is locked after too many attempts"] * 10 + [
-        "laptop screen broken", "need access to the finance share", "running windows 10"] * 5
-    recent = ["my account is locked"] * 12 + ["laptop screen broken"] * 60 + [
-        "need access to the finance share"] * 3
+        "laptop screen broken",
+        "need access to the finance share",
+        "running windows 10",
+    ] * 5
+    recent = (
+        ["my account is locked"] * 12
+        + ["laptop screen broken"] * 60
+        + ["need access to the finance share"] * 3
+    )
     failures = ["authenticator push prompts, locked out"] * 4
-    rule = RuleSpec(name="contractor_lockout", label="access_request",
-                    all_of=[r"\bcontractor\b"], any_of=[r"\blocked\b"])
-    return TriageContext.build(LABELS, build_texts=build, recent_texts=recent,
-                               failure_texts=failures, rules=[rule])
+    rule = RuleSpec(
+        name="contractor_lockout",
+        label="access_request",
+        all_of=[r"\bcontractor\b"],
+        any_of=[r"\blocked\b"],
+    )
+    return TriageContext.build(
+        LABELS, build_texts=build, recent_texts=recent, failure_texts=failures, rules=[rule]
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,8 +73,7 @@ def ctx() -> TriageContext:
     [
         (_case("whatever", model="ACCOUNT UNLOCK!!"), "formatting_failure", "unparseable_output"),
         (_case("whatever", model=None), "formatting_failure", "unparseable_output"),
-        (_case("lookup failed", tool_error="directory timeout"), "tool_use_failure",
-         "tool_error"),
+        (_case("lookup failed", tool_error="directory timeout"), "tool_use_failure", "tool_error"),
         (_case("contractor here, account locked"), "policy_violation", "contradicts_rule"),
         (_case("it does not work", code="R1"), "prompt_misunderstanding", "ambiguous_input"),
         (_case("laptop screen broken again"), "stale_facts", "changed_fact"),
@@ -62,16 +82,18 @@ def ctx() -> TriageContext:
         (_case("my account is locked after attempts"), "reasoning_failure", "fallback"),
     ],
 )
-def test_each_suggestion_rule(ctx: TriageContext, case: FailureCase, category: str,
-                              rule: str) -> None:
+def test_each_suggestion_rule(
+    ctx: TriageContext, case: FailureCase, category: str, rule: str
+) -> None:
     [s] = suggest([case], ctx)
     assert (s.category.value, s.rule) == (category, rule)
     assert s.evidence
 
 
 def test_rule_that_agrees_with_the_model_is_no_violation(ctx: TriageContext) -> None:
-    [s] = suggest([_case("contractor here, account locked", model="access_request",
-                         final="hardware")], ctx)
+    [s] = suggest(
+        [_case("contractor here, account locked", model="access_request", final="hardware")], ctx
+    )
     assert s.category != TriageCategory.POLICY_VIOLATION
 
 
@@ -79,8 +101,7 @@ def test_registry_order_and_duplicates() -> None:
     names = [r.name for r in registered_rules()]
     assert names[0] == "unparseable_output" and names[-1] == "unknown_vocabulary"
     with pytest.raises(ValueError, match="already registered"):
-        triage_rule("tool_error", TriageCategory.TOOL_USE_FAILURE, priority=1)(
-            lambda c, x: None)
+        triage_rule("tool_error", TriageCategory.TOOL_USE_FAILURE, priority=1)(lambda c, x: None)
 
 
 def test_context_build_recurrence_and_shift(ctx: TriageContext) -> None:
@@ -111,8 +132,11 @@ class MemoryStore:
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_file_round_trip(tmp_path: Path, ctx: TriageContext, suffix: str) -> None:
-    cases = [_case("authenticator push prompts all night"), _case("it fails", code="R1"),
-             _case("my account is locked after attempts")]
+    cases = [
+        _case("authenticator push prompts all night"),
+        _case("it fails", code="R1"),
+        _case("my account is locked after attempts"),
+    ]
     path = tmp_path / f"triage{suffix}"
     assert export_triage(path, cases, suggest(cases, ctx)) == 3
     if suffix == ".csv":
@@ -131,15 +155,19 @@ def test_file_round_trip(tmp_path: Path, ctx: TriageContext, suffix: str) -> Non
     store = MemoryStore()
     report = import_triage(path, store, reviewer="ana")
     assert (report.confirmed, report.corrected, report.skipped) == (2, 1, 1)
-    assert confirmed_triage(store) == {cases[0].id: "missing_facts",
-                                       cases[1].id: "reasoning_failure"}
+    assert confirmed_triage(store) == {
+        cases[0].id: "missing_facts",
+        cases[1].id: "reasoning_failure",
+    }
     assert store.log[-1][0] == "triage.import"
 
 
 def test_import_reports_every_bad_line_and_stores_nothing(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_text("failure_id,category\nf1,missing_facts\nf2,nonsense\n,policy_violation\n"
-                    "f1,stale_facts\n", encoding="utf-8")
+    path.write_text(
+        "failure_id,category\nf1,missing_facts\nf2,nonsense\n,policy_violation\nf1,stale_facts\n",
+        encoding="utf-8",
+    )
     store = MemoryStore()
     with pytest.raises(InputError) as exc:
         import_triage(path, store)
@@ -188,13 +216,13 @@ def test_insufficient_data_says_how_many_more() -> None:
 @pytest.mark.parametrize(
     ("mix", "action"),
     [
-        ({"missing_facts": 40, "stale_facts": 40}, "instructions"),      # exactly 40%: not more
-        ({"missing_facts": 41, "stale_facts": 40}, "retrieval"),         # 40.5%
+        ({"missing_facts": 40, "stale_facts": 40}, "instructions"),  # exactly 40%: not more
+        ({"missing_facts": 41, "stale_facts": 40}, "retrieval"),  # 40.5%
         ({"stale_facts": 81}, "retrieval"),
-        ({"policy_violation": 50}, "instructions"),                      # exactly 25%
-        ({"policy_violation": 51}, "rules"),                             # 25.5%
-        ({"formatting_failure": 100}, "instructions"),                   # exactly 50%
-        ({"formatting_failure": 101}, "constrained_output"),             # 50.5%
+        ({"policy_violation": 50}, "instructions"),  # exactly 25%
+        ({"policy_violation": 51}, "rules"),  # 25.5%
+        ({"formatting_failure": 100}, "instructions"),  # exactly 50%
+        ({"formatting_failure": 101}, "constrained_output"),  # 50.5%
     ],
 )
 def test_thresholds_at_the_boundary(mix: dict[str, int], action: str) -> None:
@@ -210,15 +238,12 @@ def test_fine_tune_only_for_stable_repetitive_reasoning() -> None:
     cats = _mix(200, missing_facts=20)
     assert recommend(cats, POLICY, recurring_share=0.8, trend_stable=True).action == "fine_tune"
     assert recommend(cats, POLICY, recurring_share=0.5, trend_stable=True).action == "fine_tune"
-    assert recommend(cats, POLICY, recurring_share=0.49, trend_stable=True).action == \
-        "instructions"
-    assert recommend(cats, POLICY, recurring_share=0.8, trend_stable=False).action == \
-        "instructions"
+    assert recommend(cats, POLICY, recurring_share=0.49, trend_stable=True).action == "instructions"
+    assert recommend(cats, POLICY, recurring_share=0.8, trend_stable=False).action == "instructions"
     assert recommend(cats, POLICY).action == "instructions"
     # reasoning is not the largest category
     cats = _mix(200, prompt_misunderstanding=120)
-    assert recommend(cats, POLICY, recurring_share=0.9, trend_stable=True).action == \
-        "instructions"
+    assert recommend(cats, POLICY, recurring_share=0.9, trend_stable=True).action == "instructions"
 
 
 def test_thresholds_come_from_the_policy(workflow: Workflow) -> None:

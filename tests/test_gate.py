@@ -39,27 +39,58 @@ def _records(counts: list[int]) -> tuple[list[Decision], list[Override]]:
         for i in range(60):
             at = MONDAY + timedelta(weeks=w, days=i % 7)
             tid = f"t{w}_{i}"
-            decisions.append(Decision(id=f"d{tid}", ticket_id=tid, model_version=CHAMP,
-                                      label="account_unlock", probabilities={"account_unlock": 1},
-                                      h_norm=0, route=Route.AUTO, created_at=at))
+            decisions.append(
+                Decision(
+                    id=f"d{tid}",
+                    ticket_id=tid,
+                    model_version=CHAMP,
+                    label="account_unlock",
+                    probabilities={"account_unlock": 1},
+                    h_norm=0,
+                    route=Route.AUTO,
+                    created_at=at,
+                )
+            )
             if i < c:
-                overrides.append(Override(id=f"o{tid}", ticket_id=tid, model_label="account_unlock",
-                                          final_label="security_incident",
-                                          reason_code=ReasonCode.R2, created_at=at))
+                overrides.append(
+                    Override(
+                        id=f"o{tid}",
+                        ticket_id=tid,
+                        model_label="account_unlock",
+                        final_label="security_incident",
+                        reason_code=ReasonCode.R2,
+                        created_at=at,
+                    )
+                )
     return decisions, overrides
 
 
 def _examples(workflow: Workflow) -> list[Example]:
     out = []
     for i in range(160):
-        out.append(Example(text=f"authenticator push prompts I did not request {i}",
-                           label="security_incident", review_status=ReviewStatus.REVIEWED))
+        out.append(
+            Example(
+                text=f"authenticator push prompts I did not request {i}",
+                label="security_incident",
+                review_status=ReviewStatus.REVIEWED,
+            )
+        )
     for i in range(160):
-        out.append(Example(text=f"locked out after wrong password {i}", label="account_unlock",
-                           review_status=ReviewStatus.REVIEWED))
+        out.append(
+            Example(
+                text=f"locked out after wrong password {i}",
+                label="account_unlock",
+                review_status=ReviewStatus.REVIEWED,
+            )
+        )
     for i in range(60):
-        out.append(Example(text=f"vpn drops after the mfa code {i}", label="vpn_issue",
-                           review_status=ReviewStatus.REVIEWED))
+        out.append(
+            Example(
+                text=f"vpn drops after the mfa code {i}",
+                label="vpn_issue",
+                review_status=ReviewStatus.REVIEWED,
+            )
+        )
     return out
 
 
@@ -67,25 +98,46 @@ def _verdict(outcome: VerdictOutcome = VerdictOutcome.PASS) -> Verdict:
     return Verdict(outcome=outcome, baseline_run="r1", candidate_run="r2", rules=[])
 
 
-def _attempt(share: float | None, outcome: VerdictOutcome = VerdictOutcome.PASS,
-             at: datetime | None = None) -> Attempt:
+def _attempt(
+    share: float | None, outcome: VerdictOutcome = VerdictOutcome.PASS, at: datetime | None = None
+) -> Attempt:
     details = {} if share is None else {"fixed_share": share, "missed_signal_total": 40}
-    return Attempt(kind=AttemptKind.INSTRUCTIONS, baseline_version=CHAMP,
-                   candidate_version="zs-new", verdict=_verdict(outcome), details=details,
-                   created_at=at or MONDAY + timedelta(weeks=9))
+    return Attempt(
+        kind=AttemptKind.INSTRUCTIONS,
+        baseline_version=CHAMP,
+        candidate_version="zs-new",
+        verdict=_verdict(outcome),
+        details=details,
+        created_at=at or MONDAY + timedelta(weeks=9),
+    )
 
 
 def _run() -> EvalRun:
-    return EvalRun(model_version=CHAMP, suite_hash="abc" * 10, labels=["a", "b"], metrics={},
-                   example_ids=[], y_true=[], proba=[])
+    return EvalRun(
+        model_version=CHAMP,
+        suite_hash="abc" * 10,
+        labels=["a", "b"],
+        metrics={},
+        example_ids=[],
+        y_true=[],
+        proba=[],
+    )
 
 
 def _evidence(workflow: Workflow, counts: list[int], **kw: object) -> GateEvidence:
     decisions, overrides = _records(counts)
     base: dict[str, object] = {
         "trend": override_trend(overrides, decisions, workflow),
-        "findings": [("fnd_1", {"confirmed": True, "label": "security_incident",
-                                "tokens": [{"term": "authenticator"}]})],
+        "findings": [
+            (
+                "fnd_1",
+                {
+                    "confirmed": True,
+                    "label": "security_incident",
+                    "tokens": [{"term": "authenticator"}],
+                },
+            )
+        ],
         "reviewed_examples": _examples(workflow),
         "attempts": [_attempt(0.1)],
         "champion": CHAMP,
@@ -119,8 +171,9 @@ def test_open_when_all_five_hold(workflow: Workflow) -> None:
         ({"eval_runs": []}, "baseline"),
     ],
 )
-def test_each_condition_can_close_the_gate(workflow: Workflow, change: dict[str, object],
-                                           failed: str) -> None:
+def test_each_condition_can_close_the_gate(
+    workflow: Workflow, change: dict[str, object], failed: str
+) -> None:
     counts = change.pop("counts", RISING)
     report = decide_gate(_evidence(workflow, counts, **change), workflow)  # type: ignore[arg-type]
     assert not report.open and report.exit_code == 1
@@ -139,22 +192,30 @@ def test_instruction_fix_boundary_and_not_needed(workflow: Workflow) -> None:
     fixed = decide_gate(_evidence(workflow, RISING, attempts=[_attempt(threshold)]), workflow)
     assert not fixed.open and fixed.fine_tuning_needed is False
     assert "not needed" in fixed.message and "not needed" in fixed.conditions[3].summary
-    almost = decide_gate(_evidence(workflow, RISING, attempts=[_attempt(threshold - 0.01)]),
-                         workflow)
+    almost = decide_gate(
+        _evidence(workflow, RISING, attempts=[_attempt(threshold - 0.01)]), workflow
+    )
     assert almost.open
     # a fix that breaks the suite is not a fix
-    broke = decide_gate(_evidence(workflow, RISING,
-                                  attempts=[_attempt(0.9, VerdictOutcome.FAIL)]), workflow)
+    broke = decide_gate(
+        _evidence(workflow, RISING, attempts=[_attempt(0.9, VerdictOutcome.FAIL)]), workflow
+    )
     assert broke.open and "verdict failed" in broke.conditions[3].summary
 
 
 def test_latest_instruction_attempt_counts(workflow: Workflow) -> None:
     old = _attempt(0.1, at=MONDAY)
     new = _attempt(0.8, at=MONDAY + timedelta(weeks=10))
-    assert decide_gate(_evidence(workflow, RISING, attempts=[old, new]), workflow
-                       ).fine_tuning_needed is False
-    other_kind = Attempt(kind=AttemptKind.RULES, baseline_version=CHAMP, candidate_version="r",
-                         details={"fixed_share": 0.1})
+    assert (
+        decide_gate(_evidence(workflow, RISING, attempts=[old, new]), workflow).fine_tuning_needed
+        is False
+    )
+    other_kind = Attempt(
+        kind=AttemptKind.RULES,
+        baseline_version=CHAMP,
+        candidate_version="r",
+        details={"fixed_share": 0.1},
+    )
     report = decide_gate(_evidence(workflow, RISING, attempts=[other_kind]), workflow)
     assert not report.conditions[3].passed
 
@@ -164,12 +225,16 @@ def test_data_targets_are_checked(workflow: Workflow) -> None:
     assert data_shortfalls(exs, workflow) == []
     fewer = [e for e in exs if e.label != "vpn_issue"]
     assert data_shortfalls(fewer, workflow) == [
-        {"name": "mfa_vpn_issues", "label": "vpn_issue", "have": 0, "need": 50}]
+        {"name": "mfa_vpn_issues", "label": "vpn_issue", "have": 0, "need": 50}
+    ]
     report = decide_gate(_evidence(workflow, RISING, reviewed_examples=fewer), workflow)
     assert "mfa_vpn_issues: 0/50" in report.conditions[2].summary
     pending = [e.model_copy(update={"review_status": ReviewStatus.PENDING}) for e in exs]
-    assert not decide_gate(_evidence(workflow, RISING, reviewed_examples=pending),
-                           workflow).conditions[2].passed
+    assert (
+        not decide_gate(_evidence(workflow, RISING, reviewed_examples=pending), workflow)
+        .conditions[2]
+        .passed
+    )
 
 
 def test_baseline_falls_back_to_the_attempts_baseline(workflow: Workflow) -> None:
@@ -185,20 +250,24 @@ def test_evaluate_gate_over_a_store(tmp_path: Path, workflow: Workflow) -> None:
 
     store = Store(f"sqlite:///{tmp_path / 'g.db'}")
     decisions, overrides = _records(RISING)
-    store.add_tickets(Ticket(id=d.ticket_id, text=f"ticket {d.ticket_id}", created_at=d.created_at)
-                      for d in decisions)
+    store.add_tickets(
+        Ticket(id=d.ticket_id, text=f"ticket {d.ticket_id}", created_at=d.created_at)
+        for d in decisions
+    )
     store.add_decisions(decisions)
     store.add_overrides(overrides)
     store.add_examples(_examples(workflow))
-    store.save_model_version(ModelVersion(id=CHAMP, kind=ModelKind.ZERO_SHOT,
-                                          status=ModelStatus.CHAMPION))
+    store.save_model_version(
+        ModelVersion(id=CHAMP, kind=ModelKind.ZERO_SHOT, status=ModelStatus.CHAMPION)
+    )
     store.set_alias("champion", CHAMP, actor="test")
     store.save_eval_run(_run())
-    store.put("finding", "fnd_1", {"confirmed": False, "label": "security_incident",
-                                   "tokens": []})
+    store.put("finding", "fnd_1", {"confirmed": False, "label": "security_incident", "tokens": []})
     report = evaluate_gate(store, workflow)
     assert [c.name for c in report.conditions if not c.passed] == [
-        "root_cause", "instructions_tried"]
+        "root_cause",
+        "instructions_tried",
+    ]
     from tunegate.diagnose import confirm_finding
 
     confirm_finding(store, "fnd_1", reviewer="lead")

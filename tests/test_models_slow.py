@@ -56,7 +56,11 @@ def _banking(shared_data: Path, split: str, n: int) -> tuple[list[str], list[str
     return [rows[i]["text"] for i in picked], [rows[i]["category"] for i in picked]
 
 
-def _banking_workflow(labels: list[str]) -> Workflow:
+def _banking_workflow(shared_data: Path) -> Workflow:
+    """All 77 BANKING77 intents as labels; the description is the intent name in words."""
+    import json
+
+    labels = json.loads((shared_data / "banking77" / "categories.json").read_text())
     body = "\n".join(
         f'  {y}:\n    description: "{y.replace("_", " ")}"' for y in sorted(set(labels))
     )
@@ -97,7 +101,7 @@ def test_zero_shot_real_weights_is_accurate_and_instructions_matter(
 
 def test_zero_shot_temperature_fit_improves_nll(shared_data: Path) -> None:
     texts, labels = _banking(shared_data, "train", 400)
-    wf = _banking_workflow(labels)
+    wf = _banking_workflow(shared_data)
     clf = ZeroShotClassifier(wf)
     test_texts, test_labels = _banking(shared_data, "test", 300)
     y = np.array([clf.labels.index(t) for t in test_labels])
@@ -121,7 +125,7 @@ def test_onnx_int8_agrees_with_pytorch(shared_data: Path, encoder_path: str) -> 
     assert cos.mean() >= 0.99
     assert np.quantile(cos, 0.01) >= 0.97
     train, train_labels = _banking(shared_data, "train", 2000)
-    wf = _banking_workflow(train_labels)
+    wf = _banking_workflow(shared_data)
     examples = [Example(text=t, label=y) for t, y in zip(train, train_labels, strict=True)]
     knn_ref = KNNClassifier(wf, examples, encoder=TorchEncoder(encoder_path))
     knn_fast = KNNClassifier(wf, examples, encoder=OnnxEncoder(encoder_path))
@@ -138,7 +142,7 @@ def test_auto_backend_picks_onnx(encoder_path: str) -> None:
 
 def test_knn_real_weights(shared_data: Path) -> None:
     train, train_labels = _banking(shared_data, "train", 3000)
-    wf = _banking_workflow(train_labels)
+    wf = _banking_workflow(shared_data)
     examples = [
         Example(text=t, label=y, review_status=ReviewStatus.REVIEWED)
         for t, y in zip(train, train_labels, strict=True)

@@ -27,16 +27,23 @@ def store(tmp_path: Path) -> Store:
 
 
 def _mv(vid: str, parent: str | None = None) -> ModelVersion:
-    return ModelVersion(id=vid, kind=ModelKind.ZERO_SHOT, parent=parent,
-                        training_data_hash=f"data-{vid}", config={"v": vid})
+    return ModelVersion(
+        id=vid,
+        kind=ModelKind.ZERO_SHOT,
+        parent=parent,
+        training_data_hash=f"data-{vid}",
+        config={"v": vid},
+    )
 
 
 def _verdict(store: Store, candidate: str, baseline: str, outcome: VerdictOutcome) -> Attempt:
     rule = RuleResult(rule="preservation_accuracy", outcome=outcome, message="dropped 3 pp")
-    attempt = Attempt(kind=AttemptKind.FINETUNE, baseline_version=baseline,
-                      candidate_version=candidate,
-                      verdict=Verdict(outcome=outcome, baseline_run="r1", candidate_run="r2",
-                                      rules=[rule]))
+    attempt = Attempt(
+        kind=AttemptKind.FINETUNE,
+        baseline_version=baseline,
+        candidate_version=candidate,
+        verdict=Verdict(outcome=outcome, baseline_run="r1", candidate_run="r2", rules=[rule]),
+    )
     store.save_attempt(attempt)
     return attempt
 
@@ -68,7 +75,7 @@ def test_promote_refused_without_or_with_failing_verdict(store: Store) -> None:
     with pytest.raises(RegistryError, match="no Verdict"):
         reg.promote("v2", actor="alice")
     _verdict(store, "v2", "v1", VerdictOutcome.FAIL)
-    with pytest.raises(RegistryError, match="'fail'.*preservation_accuracy"):
+    with pytest.raises(RegistryError, match=r"'fail'.*preservation_accuracy"):
         reg.promote("v2", actor="alice")
     assert reg.champion() == "v1"
     # a verdict against a different baseline does not count

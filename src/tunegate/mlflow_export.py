@@ -78,8 +78,11 @@ def export_training(
     manifest = read_manifest(artifact_dir)
     experiment_name = f"tunegate/{workflow.name}"
     experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = (experiment.experiment_id if experiment is not None
-                     else client.create_experiment(experiment_name))
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else client.create_experiment(experiment_name)
+    )
     tags = {
         "tunegate.dataset_hash": manifest.dataset_hash,
         "tunegate.base_model": manifest.base_model,
@@ -89,16 +92,20 @@ def export_training(
     if model_version is not None:
         tags["tunegate.version"] = model_version.id
         tags["tunegate.parent"] = model_version.parent or ""
-    run = client.create_run(experiment_id, tags=tags,
-                            run_name=model_version.id if model_version else None)
+    run = client.create_run(
+        experiment_id, tags=tags, run_name=model_version.id if model_version else None
+    )
     run_id = run.info.run_id
     params: dict[str, Any] = {}
     _flat("", {k: v for k, v in manifest.config.items() if k != "fingerprint"}, params)
     params["temperature"] = manifest.temperature
     for key, value in sorted(params.items()):
         client.log_param(run_id, key, str(value)[:500])
-    metrics = {k: float(v) for k, v in manifest.metrics.items()
-               if isinstance(v, int | float) and not isinstance(v, bool)}
+    metrics = {
+        k: float(v)
+        for k, v in manifest.metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     metrics.update({k: float(v) for k, v in (extra_metrics or {}).items()})
     for key, value in sorted(metrics.items()):
         client.log_metric(run_id, key, value)
@@ -114,18 +121,29 @@ def export_training(
         try:
             client.get_registered_model(name)
         except Exception:
-            client.create_registered_model(name, description=f"tunegate adapters of {workflow.name}")
+            client.create_registered_model(
+                name, description=f"tunegate adapters of {workflow.name}"
+            )
         source = f"{run.info.artifact_uri}/artifact"
         version = client.create_model_version(name, source, run_id=run_id, tags=tags)
         for alias in aliases:
             client.set_registered_model_alias(name, alias, version.version)
     except Exception as exc:  # file stores have no model registry
-        return MlflowExport(uri, experiment_name, run_id, None, None, [],
-                            note=f"model registry unavailable at {uri}: {exc}")
+        return MlflowExport(
+            uri,
+            experiment_name,
+            run_id,
+            None,
+            None,
+            [],
+            note=f"model registry unavailable at {uri}: {exc}",
+        )
     return MlflowExport(uri, experiment_name, run_id, name, str(version.version), list(aliases))
 
 
-def set_alias(workflow: Workflow, alias: str, run_id: str, *, tracking_uri: str | None = None) -> None:
+def set_alias(
+    workflow: Workflow, alias: str, run_id: str, *, tracking_uri: str | None = None
+) -> None:
     """Point an MLflow alias at the registered version logged by ``run_id`` (promote/rollback)."""
     uri = tracking_uri or workflow.mlflow_tracking_uri
     if not uri:

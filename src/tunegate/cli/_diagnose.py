@@ -14,12 +14,15 @@ from tunegate.errors import GateClosedError, InputError
 
 _DEFAULT_CONFIG = Path("tunegate.yaml")
 
-overrides_app = typer.Typer(help="Override analytics: weekly counts, rates and the trend.",
-                            no_args_is_help=True)
-triage_app = typer.Typer(help="Error triage: suggest, export, import, confirm, recommend.",
-                         no_args_is_help=True)
-try_app = typer.Typer(help="Try a cheap fix against the champion (suite + recent overrides).",
-                      no_args_is_help=True)
+overrides_app = typer.Typer(
+    help="Override analytics: weekly counts, rates and the trend.", no_args_is_help=True
+)
+triage_app = typer.Typer(
+    help="Error triage: suggest, export, import, confirm, recommend.", no_args_is_help=True
+)
+try_app = typer.Typer(
+    help="Try a cheap fix against the champion (suite + recent overrides).", no_args_is_help=True
+)
 
 ReviewerOpt = Annotated[str, typer.Option("--reviewer", help="Who confirms (audit log).")]
 SuiteOpt = Annotated[
@@ -46,14 +49,19 @@ def _when(value: str | None) -> datetime | None:
 @overrides_app.command("trend")
 def overrides_trend(
     config: ConfigOpt = _DEFAULT_CONFIG,
-    reason: Annotated[str | None, typer.Option("--reason", help="Reason code "
-                                               "(default: gate.reason_code).")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Reason code (default: gate.reason_code).")
+    ] = None,
     by: Annotated[str, typer.Option("--by", help="reason_code | class | slice")] = "reason_code",
-    window: Annotated[int | None, typer.Option("--window", min=2, help="Weeks tested "
-                                               "(default: gate.trend_weeks).")] = None,
+    window: Annotated[
+        int | None,
+        typer.Option("--window", min=2, help="Weeks tested (default: gate.trend_weeks)."),
+    ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Judge as of this date.")] = None,
-    patterns: Annotated[int, typer.Option("--patterns", min=0, help="Show this many recurring "
-                                          "missed-signal n-grams.")] = 10,
+    patterns: Annotated[
+        int,
+        typer.Option("--patterns", min=0, help="Show this many recurring missed-signal n-grams."),
+    ] = 10,
     as_json: JsonOpt = False,
 ) -> None:
     """Weekly override counts and rates, the stable-or-increasing test, recurring patterns."""
@@ -68,17 +76,28 @@ def overrides_trend(
     workflow = load(config)
     store = store_for(workflow, config)
     when = _when(as_of)
-    trend = override_trend_from_store(store, workflow, reason_code=reason, window=window,
-                                      as_of=when)
+    trend = override_trend_from_store(
+        store, workflow, reason_code=reason, window=window, as_of=when
+    )
     overrides = store.overrides(until=when)
-    tickets = store.tickets(ids=sorted({o.ticket_id for o in overrides})) if by == "slice" \
+    tickets = store.tickets(ids=sorted({o.ticket_id for o in overrides})) if by == "slice" else []
+    rows = weekly_override_counts(
+        overrides,
+        store.decisions(until=when),
+        by=by,  # type: ignore[arg-type]
+        tickets=tickets,
+        workflow=workflow,
+    )
+    found = (
+        patterns_from_store(store, workflow, reason_code=reason, until=when, top=patterns)
+        if patterns
         else []
-    rows = weekly_override_counts(overrides, store.decisions(until=when), by=by,  # type: ignore[arg-type]
-                                  tickets=tickets, workflow=workflow)
-    found = patterns_from_store(store, workflow, reason_code=reason, until=when,
-                                top=patterns) if patterns else []
-    payload = {"trend": trend.to_dict(), "weekly": [r.to_dict() for r in rows],
-               "patterns": [p.to_dict() for p in found]}
+    )
+    payload = {
+        "trend": trend.to_dict(),
+        "weekly": [r.to_dict() for r in rows],
+        "patterns": [p.to_dict() for p in found],
+    }
 
     def human() -> None:
         keys = sorted({r.key for r in rows})
@@ -98,10 +117,12 @@ def overrides_trend(
         out.print(table)
         d = trend.decision
         verdict = "[green]stable or increasing[/green]" if d.passed else "[red]not shown[/red]"
-        out.print(f"{trend.reason_code} over the last {d.weeks} complete weeks "
-                  f"{d.window}: {verdict}; Mann-Kendall S={d.test.s}, p(decrease)="
-                  f"{d.test.p_decrease:.3f}, Sen's slope {d.test.slope:+.2f}/week, "
-                  f"mean {d.mean:.1f}/week")
+        out.print(
+            f"{trend.reason_code} over the last {d.weeks} complete weeks "
+            f"{d.window}: {verdict}; Mann-Kendall S={d.test.s}, p(decrease)="
+            f"{d.test.p_decrease:.3f}, Sen's slope {d.test.slope:+.2f}/week, "
+            f"mean {d.mean:.1f}/week"
+        )
         for reason_line in d.reasons:
             out.print(f"  - {reason_line}")
         if found:
@@ -110,8 +131,9 @@ def overrides_trend(
                 pt.add_column(col)
             for p in found:
                 pairs = ", ".join(f"{m}->{f} ({c})" for m, f, c in p.label_pairs[:2])
-                pt.add_row(p.ngram, f"{p.z:.1f}", str(p.overrides_with), str(p.reference_with),
-                           pairs)
+                pt.add_row(
+                    p.ngram, f"{p.z:.1f}", str(p.overrides_with), str(p.reference_with), pairs
+                )
             out.print(pt)
 
     emit(payload, as_json=as_json, human=human)
@@ -138,10 +160,20 @@ def triage_suggest(config: ConfigOpt = _DEFAULT_CONFIG, as_json: JsonOpt = False
     _, store, cases, sugg = _suggestions(config)
     confirmed = {k for k, v in store.list("triage") if v.get("confirmed")}
     counts = Counter(s.category.value for s in sugg)
-    payload = {"failures": len(cases), "confirmed": len(confirmed & {c.id for c in cases}),
-               "suggested": dict(counts),
-               "suggestions": [{"failure_id": s.failure_id, "category": s.category.value,
-                                "rule": s.rule, "evidence": s.evidence} for s in sugg]}
+    payload = {
+        "failures": len(cases),
+        "confirmed": len(confirmed & {c.id for c in cases}),
+        "suggested": dict(counts),
+        "suggestions": [
+            {
+                "failure_id": s.failure_id,
+                "category": s.category.value,
+                "rule": s.rule,
+                "evidence": s.evidence,
+            }
+            for s in sugg
+        ],
+    }
 
     def human() -> None:
         table = Table(title=f"{len(cases)} failures, suggested categories")
@@ -150,8 +182,10 @@ def triage_suggest(config: ConfigOpt = _DEFAULT_CONFIG, as_json: JsonOpt = False
         for cat, n in counts.most_common():
             table.add_row(cat, str(n))
         out.print(table)
-        out.print(f"{payload['confirmed']} already confirmed; review the rest with "
-                  f"`tunegate triage export triage.csv` and `tunegate triage import triage.csv`")
+        out.print(
+            f"{payload['confirmed']} already confirmed; review the rest with "
+            f"`tunegate triage export triage.csv` and `tunegate triage import triage.csv`"
+        )
 
     emit(payload, as_json=as_json, human=human)
 
@@ -160,8 +194,9 @@ def triage_suggest(config: ConfigOpt = _DEFAULT_CONFIG, as_json: JsonOpt = False
 def triage_export(
     path: Annotated[Path, typer.Argument(help="CSV (or .jsonl) file to write.")],
     config: ConfigOpt = _DEFAULT_CONFIG,
-    include_confirmed: Annotated[bool, typer.Option("--include-confirmed", help="Also export "
-                                                    "failures already confirmed.")] = False,
+    include_confirmed: Annotated[
+        bool, typer.Option("--include-confirmed", help="Also export failures already confirmed.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write failures with suggested categories for a person to confirm or correct."""
@@ -172,9 +207,14 @@ def triage_export(
         done = {k for k, v in store.list("triage") if v.get("confirmed")}
         cases = [c for c in cases if c.id not in done]
     n = export_triage(path, cases, sugg)
-    emit({"written": str(path), "rows": n}, as_json=as_json, human=lambda: out.print(
-        f"wrote {n} rows to {path}; fill the `category` column, then "
-        f"`tunegate triage import {path}`"))
+    emit(
+        {"written": str(path), "rows": n},
+        as_json=as_json,
+        human=lambda: out.print(
+            f"wrote {n} rows to {path}; fill the `category` column, then "
+            f"`tunegate triage import {path}`"
+        ),
+    )
 
 
 @triage_app.command("import")
@@ -191,9 +231,14 @@ def triage_import(
     store = store_for(workflow, config)
     known = {c.id for c in failures_from_store(store)}
     report = import_triage(path, store, reviewer=reviewer, known_ids=known)
-    emit(report.to_dict(), as_json=as_json, human=lambda: out.print(
-        f"confirmed {report.confirmed} ({report.corrected} corrected), skipped "
-        f"{report.skipped} rows without a category"))
+    emit(
+        report.to_dict(),
+        as_json=as_json,
+        human=lambda: out.print(
+            f"confirmed {report.confirmed} ({report.corrected} corrected), skipped "
+            f"{report.skipped} rows without a category"
+        ),
+    )
 
 
 @triage_app.command("confirm")
@@ -211,8 +256,11 @@ def triage_confirm(
     workflow = load(config)
     store = store_for(workflow, config)
     payload = confirm_triage(store, failure_id, category, reviewer=reviewer, note=note)
-    emit({"failure_id": failure_id, **payload}, as_json=as_json,
-         human=lambda: out.print(f"{failure_id}: {payload['category']} (confirmed)"))
+    emit(
+        {"failure_id": failure_id, **payload},
+        as_json=as_json,
+        human=lambda: out.print(f"{failure_id}: {payload['category']} (confirmed)"),
+    )
 
 
 @triage_app.command("recommend")
@@ -239,17 +287,21 @@ def triage_recommend(config: ConfigOpt = _DEFAULT_CONFIG, as_json: JsonOpt = Fal
 
 def attribute(
     config: ConfigOpt = _DEFAULT_CONFIG,
-    confirm: Annotated[str | None, typer.Option("--confirm", help="Confirm this finding id "
-                                                "(gate condition 2) instead of attributing.")]
-    = None,
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm", help="Confirm this finding id (gate condition 2) instead of attributing."
+        ),
+    ] = None,
     reviewer: ReviewerOpt = "unknown",
     method: Annotated[str, typer.Option("--method", help="ig | occlusion")] = "ig",
-    steps: Annotated[int, typer.Option("--steps", min=2, help="Integrated-gradients steps.")]
-    = 20,
-    max_per_side: Annotated[int, typer.Option("--max", min=1, help="Tickets per side "
-                                              "(overrides, correct).")] = 100,
-    reason: Annotated[str | None, typer.Option("--reason", help="Reason code "
-                                               "(default: gate.reason_code).")] = None,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Integrated-gradients steps.")] = 20,
+    max_per_side: Annotated[
+        int, typer.Option("--max", min=1, help="Tickets per side (overrides, correct).")
+    ] = 100,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Reason code (default: gate.reason_code).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Name the words the champion under-weights on missed-signal overrides; record findings."""
@@ -259,21 +311,34 @@ def attribute(
     store = store_for(workflow, config)
     if confirm is not None:
         payload = confirm_finding(store, confirm, reviewer=reviewer)
-        emit(payload, as_json=as_json, human=lambda: out.print(
-            f"finding {confirm} confirmed by {reviewer}; gate condition (2) holds"))
+        emit(
+            payload,
+            as_json=as_json,
+            human=lambda: out.print(
+                f"finding {confirm} confirmed by {reviewer}; gate condition (2) holds"
+            ),
+        )
         return
     if method not in ("ig", "occlusion"):
         raise InputError(f"--method must be ig or occlusion, got {method!r}")
-    findings = attribute_overrides(store, workflow, method=method,  # type: ignore[arg-type]
-                                   n_steps=steps, max_per_side=max_per_side, reason_code=reason)
+    findings = attribute_overrides(
+        store,
+        workflow,
+        method=method,  # type: ignore[arg-type]
+        n_steps=steps,
+        max_per_side=max_per_side,
+        reason_code=reason,
+    )
 
     def human() -> None:
         if not findings:
             out.print("no under-weighted terms found")
         for f in findings:
             terms = ", ".join(t["term"] for t in f["tokens"][:10])
-            out.print(f"[bold]{f['id']}[/bold] {f['label']} ({f['n_overrides']} overrides; "
-                      f"model said {f['model_labels']}): under-weighted {terms}")
+            out.print(
+                f"[bold]{f['id']}[/bold] {f['label']} ({f['n_overrides']} overrides; "
+                f"model said {f['model_labels']}): under-weighted {terms}"
+            )
         if findings:
             out.print(f"confirm after review: `tunegate attribute --confirm {findings[0]['id']}`")
 
@@ -288,8 +353,9 @@ def _suite(store: Any, name: str | None) -> Any:
         return store.get_suite(name)
     suites = store.suites()
     if not suites:
-        raise InputError("no evaluation suite in the store; freeze one first "
-                         "(`tunegate suite freeze ...`)")
+        raise InputError(
+            "no evaluation suite in the store; freeze one first (`tunegate suite freeze ...`)"
+        )
     return max(suites, key=lambda s: s.created_at)
 
 
@@ -299,10 +365,12 @@ def _print_attempt(attempt: Any) -> None:
     out.print(f"[bold]{attempt.id}[/bold] {attempt.description}")
     out.print(f"  suite verdict vs champion: {verdict}")
     share = d.get("fixed_share")
-    out.print(f"  missed-signal overrides (last {d.get('weeks')} weeks): "
-              f"{d.get('missed_signal_total')}; champion right {d.get('baseline_right')}, "
-              f"candidate right {d.get('candidate_right')}, fixed {d.get('fixed')} "
-              f"({'n/a' if share is None else f'{share:.0%}'})")
+    out.print(
+        f"  missed-signal overrides (last {d.get('weeks')} weeks): "
+        f"{d.get('missed_signal_total')}; champion right {d.get('baseline_right')}, "
+        f"candidate right {d.get('candidate_right')}, fixed {d.get('fixed')} "
+        f"({'n/a' if share is None else f'{share:.0%}'})"
+    )
     if attempt.verdict:
         for r in attempt.verdict.rules:
             if r.outcome.value != "pass":
@@ -345,8 +413,9 @@ def try_rules_cmd(
         raise InputError(f"{rules_file}: no such file")
     workflow = load(config)
     store = store_for(workflow, config)
-    attempt = try_rules(workflow, rules_file.read_text(encoding="utf-8"), store,
-                        _suite(store, suite), weeks=weeks)
+    attempt = try_rules(
+        workflow, rules_file.read_text(encoding="utf-8"), store, _suite(store, suite), weeks=weeks
+    )
     emit(attempt, as_json=as_json, human=lambda: _print_attempt(attempt))
 
 

@@ -11,8 +11,7 @@ from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
 
 __all__ = ["register"]
 
-models_app = typer.Typer(help="Registered model versions and their lineage.",
-                         no_args_is_help=True)
+models_app = typer.Typer(help="Registered model versions and their lineage.", no_args_is_help=True)
 
 
 def _registry(config: Path) -> tuple[Any, Any]:
@@ -27,10 +26,18 @@ def models_list(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = Fa
     """Every registered version, oldest first, with its aliases."""
     _, reg = _registry(config)
     aliases = reg.aliases()
-    rows = [{"id": mv.id, "kind": mv.kind.value, "status": mv.status.value, "parent": mv.parent,
-             "dataset": mv.training_data_hash,
-             "aliases": [a for a, v in aliases.items() if v == mv.id],
-             "created_at": mv.created_at.isoformat()} for mv in reg.versions()]
+    rows = [
+        {
+            "id": mv.id,
+            "kind": mv.kind.value,
+            "status": mv.status.value,
+            "parent": mv.parent,
+            "dataset": mv.training_data_hash,
+            "aliases": [a for a, v in aliases.items() if v == mv.id],
+            "created_at": mv.created_at.isoformat(),
+        }
+        for mv in reg.versions()
+    ]
 
     def human() -> None:
         for r in rows:
@@ -49,8 +56,7 @@ def models_show(
     """One version with its lineage (parent chain) and configuration."""
     _, reg = _registry(config)
     chain = reg.lineage(version)
-    payload = {"version": chain[0].model_dump(mode="json"),
-               "lineage": [mv.id for mv in chain]}
+    payload = {"version": chain[0].model_dump(mode="json"), "lineage": [mv.id for mv in chain]}
 
     def human() -> None:
         mv = chain[0]
@@ -69,13 +75,24 @@ def models_history(
 ) -> None:
     """The full alias history: who pointed which alias where, when and why."""
     _, reg = _registry(config)
-    rows = [{"alias": e.alias, "version": e.version_id, "previous": e.previous, "actor": e.actor,
-             "reason": e.reason, "at": e.at.isoformat()} for e in reg.history(alias)]
+    rows = [
+        {
+            "alias": e.alias,
+            "version": e.version_id,
+            "previous": e.previous,
+            "actor": e.actor,
+            "reason": e.reason,
+            "at": e.at.isoformat(),
+        }
+        for e in reg.history(alias)
+    ]
 
     def human() -> None:
         for r in rows:
-            out.print(f"{r['at']}  {r['alias']}: {r['previous']} -> {r['version']}  "
-                      f"by {r['actor']}  {r['reason']}")
+            out.print(
+                f"{r['at']}  {r['alias']}: {r['previous']} -> {r['version']}  "
+                f"by {r['actor']}  {r['reason']}"
+            )
 
     emit(rows, as_json=as_json, human=human)
 
@@ -84,8 +101,12 @@ def aliases_cmd(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = Fa
     """Where champion and candidate point now."""
     _, reg = _registry(config)
     aliases = reg.aliases()
-    emit(aliases, as_json=as_json,
-         human=lambda: [out.print(f"{k}: {v}") for k, v in aliases.items()] and None)
+
+    def human() -> None:
+        for name, version in aliases.items():
+            out.print(f"{name}: {version}")
+
+    emit(aliases, as_json=as_json, human=human)
 
 
 def _mlflow_alias(workflow: Any, store: Any, version: str) -> None:
@@ -110,9 +131,13 @@ def promote_cmd(
     workflow, reg = _registry(config)
     result = reg.promote(version, actor=actor, force=force, reason=reason)
     _mlflow_alias(workflow, reg.store, version)
-    emit(result.as_dict(), as_json=as_json,
-         human=lambda: out.print(f"champion: {result.previous} -> [bold]{result.version_id}"
-                                 f"[/bold] ({result.reason})"))
+    emit(
+        result.as_dict(),
+        as_json=as_json,
+        human=lambda: out.print(
+            f"champion: {result.previous} -> [bold]{result.version_id}[/bold] ({result.reason})"
+        ),
+    )
 
 
 def rollback_cmd(
@@ -125,9 +150,13 @@ def rollback_cmd(
     workflow, reg = _registry(config)
     result = reg.rollback(actor=actor, reason=reason)
     _mlflow_alias(workflow, reg.store, result.version_id)
-    emit(result.as_dict(), as_json=as_json,
-         human=lambda: out.print(f"champion rolled back: {result.previous} -> "
-                                 f"[bold]{result.version_id}[/bold]"))
+    emit(
+        result.as_dict(),
+        as_json=as_json,
+        human=lambda: out.print(
+            f"champion rolled back: {result.previous} -> [bold]{result.version_id}[/bold]"
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -38,27 +38,43 @@ def dataset_build(
 
     workflow = load(config)
     store = store_for(workflow, config)
-    ds = build_dataset(store, workflow, suites=tuple(suite or ()),
-                       include_unreviewed=include_unreviewed, replay_ratio=replay_ratio,
-                       seed=seed, allow_shortfall=allow_shortfall)
+    ds = build_dataset(
+        store,
+        workflow,
+        suites=tuple(suite or ()),
+        include_unreviewed=include_unreviewed,
+        replay_ratio=replay_ratio,
+        seed=seed,
+        allow_shortfall=allow_shortfall,
+    )
     ds.save(store)
-    payload = {"hash": ds.hash, "manifest": ds.manifest, "targets": ds.target_report,
-               "leakage": {k: v for k, v in ds.leakage_report.items() if k != "examples"},
-               "dedup": {k: v for k, v in ds.dedup_report.items() if k not in ("exact", "near")}}
+    payload = {
+        "hash": ds.hash,
+        "manifest": ds.manifest,
+        "targets": ds.target_report,
+        "leakage": {k: v for k, v in ds.leakage_report.items() if k != "examples"},
+        "dedup": {k: v for k, v in ds.dedup_report.items() if k not in ("exact", "near")},
+    }
 
     def human() -> None:
         m = ds.manifest
-        out.print(f"dataset [bold]{ds.hash[:12]}[/bold]: {m['n_examples']} examples "
-                  f"({m['n_new']} new, {m['n_replay']} replayed)")
+        out.print(
+            f"dataset [bold]{ds.hash[:12]}[/bold]: {m['n_examples']} examples "
+            f"({m['n_new']} new, {m['n_replay']} replayed)"
+        )
         out.print(f"  per class: {m['per_class']}")
         for row in ds.target_report:
             out.print(f"  target {row['message']}")
         lk, dd = ds.leakage_report, ds.dedup_report
-        out.print(f"  excluded for suite overlap: {lk['excluded']} ({lk['exact']} exact, "
-                  f"{lk['near']} near); duplicates removed: {dd['exact_removed']} exact, "
-                  f"{dd['near_removed']} near")
-        out.print(f"next: tunegate label-issues {ds.hash[:12]}   or   "
-                  f"tunegate finetune {ds.hash[:12]} --out adapters/NAME")
+        out.print(
+            f"  excluded for suite overlap: {lk['excluded']} ({lk['exact']} exact, "
+            f"{lk['near']} near); duplicates removed: {dd['exact_removed']} exact, "
+            f"{dd['near_removed']} near"
+        )
+        out.print(
+            f"next: tunegate label-issues {ds.hash[:12]}   or   "
+            f"tunegate finetune {ds.hash[:12]} --out adapters/NAME"
+        )
 
     emit(payload, as_json=as_json, human=human)
 
@@ -80,8 +96,9 @@ def label_issues_cmd(
     workflow = load(config)
     store = store_for(workflow, config)
     ds = load_dataset(store, dataset)
-    report = label_issues(ds.examples, workflow.label_names, encoder=get_encoder(workflow.model),
-                          n_folds=folds)
+    report = label_issues(
+        ds.examples, workflow.label_names, encoder=get_encoder(workflow.model), n_folds=folds
+    )
     summary = report.summary()
     store.put("label_issues", ds.hash, summary)
     if drop_flagged:
@@ -90,12 +107,16 @@ def label_issues_cmd(
         summary["clean_dataset"] = clean.hash
 
     def human() -> None:
-        out.print(f"{len(report.issues)} of {report.n_examples} examples flagged "
-                  f"(out-of-fold accuracy {report.oof_accuracy:.3f}, {report.n_folds} folds)")
+        out.print(
+            f"{len(report.issues)} of {report.n_examples} examples flagged "
+            f"(out-of-fold accuracy {report.oof_accuracy:.3f}, {report.n_folds} folds)"
+        )
         for issue in report.issues[:show]:
-            out.print(f"  {issue.id}: given {issue.given_label!r}, suggested "
-                      f"{issue.suggested_label!r} (p={issue.self_confidence:.2f}) "
-                      f"{issue.text[:70]!r}")
+            out.print(
+                f"  {issue.id}: given {issue.given_label!r}, suggested "
+                f"{issue.suggested_label!r} (p={issue.self_confidence:.2f}) "
+                f"{issue.text[:70]!r}"
+            )
         if drop_flagged:
             out.print(f"stored dataset without them: {summary['clean_dataset'][:12]}")
 
@@ -111,7 +132,9 @@ def finetune_cmd(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="First seed.")] = 0,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Max epochs.")] = None,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume checkpoints.")] = True,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Resume checkpoints.")
+    ] = True,
     suite: Annotated[
         str | None,
         typer.Option("--suite", help="Evaluate the candidate against the champion on this suite."),
@@ -121,6 +144,7 @@ def finetune_cmd(
 ) -> None:
     """Train LoRA adapter(s), register the candidate, optionally evaluate it (Verdict)."""
     from tunegate.train import (
+        ensure_champion,
         evaluate_candidate,
         finetune_seeds,
         load_dataset,
@@ -130,12 +154,23 @@ def finetune_cmd(
     workflow = load(config)
     store = store_for(workflow, config)
     ds = load_dataset(store, dataset)
-    parent_id = store.get_alias("champion")
-    sweep = finetune_seeds(ds, workflow, out_dir, seeds=seeds, base_seed=seed, resume=resume,
-                           epochs=epochs)
+    # With --suite the candidate is judged against a champion, so one must exist (the
+    # workflow's zero-shot model becomes the first champion when none is registered).
+    parent_id = (
+        ensure_champion(store, workflow, actor=actor)
+        if suite is not None
+        else store.get_alias("champion")
+    )
+    sweep = finetune_seeds(
+        ds, workflow, out_dir, seeds=seeds, base_seed=seed, resume=resume, epochs=epochs
+    )
     mv = register_adapter(store, sweep.chosen, actor=actor, parent=parent_id)
-    payload: dict[str, Any] = {"candidate": mv.id, "artifact": str(sweep.chosen),
-                               "dataset": ds.hash, **sweep.summary()}
+    payload: dict[str, Any] = {
+        "candidate": mv.id,
+        "artifact": str(sweep.chosen),
+        "dataset": ds.hash,
+        **sweep.summary(),
+    }
     if workflow.mlflow_tracking_uri:
         from tunegate.mlflow_export import export_training
 
@@ -151,15 +186,19 @@ def finetune_cmd(
         payload["champion"] = attempt.baseline_version
 
     def human() -> None:
-        out.print(f"trained {len(sweep.artifacts)} adapter(s); candidate [bold]{mv.id}[/bold] "
-                  f"= seed {sweep.chosen_seed} (median validation macro-F1) at {sweep.chosen}")
+        out.print(
+            f"trained {len(sweep.artifacts)} adapter(s); candidate [bold]{mv.id}[/bold] "
+            f"= seed {sweep.chosen_seed} (median validation macro-F1) at {sweep.chosen}"
+        )
         for key in ("val_macro_f1", "val_accuracy", "ece_uncalibrated", "ece_calibrated"):
             if key in sweep.spread:
                 s = sweep.spread[key]
                 out.print(f"  {key}: mean {s['mean']:.4f}  std {s['std']:.4f}")
         if "verdict" in payload:
-            out.print(f"verdict against champion {payload['champion']}: "
-                      f"[bold]{payload['verdict']}[/bold] (attempt {payload['attempt']})")
+            out.print(
+                f"verdict against champion {payload['champion']}: "
+                f"[bold]{payload['verdict']}[/bold] (attempt {payload['attempt']})"
+            )
             out.print(f"next: tunegate promote {mv.id}")
 
     emit(payload, as_json=as_json, human=human)

@@ -33,6 +33,7 @@ from tunegate.diagnose._attribution import (
     confirm_finding,
     scorer_for,
     underweighted_terms,
+    word_lists,
 )
 from tunegate.diagnose._gate import (
     GateCondition,
@@ -42,6 +43,7 @@ from tunegate.diagnose._gate import (
     data_shortfalls,
     decide_gate,
     evaluate_gate,
+    reviewed_examples,
 )
 from tunegate.diagnose._overrides import (
     MissedSignalPattern,
@@ -139,6 +141,7 @@ __all__ = [
     "recommend",
     "recommend_from_store",
     "registered_rules",
+    "reviewed_examples",
     "scorer_for",
     "sens_slope",
     "stable_or_increasing",
@@ -152,4 +155,5 @@ __all__ = [
     "week_start",
     "weekly_override_counts",
     "weekly_series",
+    "word_lists",
 ]

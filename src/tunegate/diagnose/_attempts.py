@@ -91,10 +91,13 @@ def champion_classifier(workflow: Workflow, store: Any) -> tuple[Any, str | None
             return LoraClassifier.load(mv.artifact_path), champ_id
         if mv.kind == ModelKind.ZERO_SHOT:
             cfg = mv.config
-            return ZeroShotClassifier(workflow, instructions=cfg.get("instructions"),
-                                      temperature=cfg.get("temperature")), champ_id
-        raise InputError(f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
-                         f"(a classifier) to try a fix against it")
+            return ZeroShotClassifier(
+                workflow, instructions=cfg.get("instructions"), temperature=cfg.get("temperature")
+            ), champ_id
+        raise InputError(
+            f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
+            f"(a classifier) to try a fix against it"
+        )
     return ZeroShotClassifier(workflow), None
 
 
@@ -117,8 +120,14 @@ def missed_signal_fix(
     """How many of the overridden tickets each model now labels as the analyst did."""
     n = len(texts)
     if n == 0:
-        return {"missed_signal_total": 0, "baseline_right": 0, "candidate_right": 0,
-                "fixed": 0, "broken": 0, "fixed_share": None}
+        return {
+            "missed_signal_total": 0,
+            "baseline_right": 0,
+            "candidate_right": 0,
+            "fixed": 0,
+            "broken": 0,
+            "fixed_share": None,
+        }
     labels = list(baseline.labels)
     b = np.asarray(baseline.predict_proba(list(texts))).argmax(axis=1)
     c = np.asarray(candidate.predict_proba(list(texts))).argmax(axis=1)
@@ -137,17 +146,31 @@ def missed_signal_fix(
 
 
 def _evaluate_change(
-    kind: AttemptKind, workflow: Workflow, store: Any, suite: EvalSuite, baseline: Any,
-    candidate: Any, champ_id: str | None, *, weeks: int, as_of: datetime | None,
-    description: str, extra: dict[str, Any], exclude_ticket_ids: set[str] | None = None,
+    kind: AttemptKind,
+    workflow: Workflow,
+    store: Any,
+    suite: EvalSuite,
+    baseline: Any,
+    candidate: Any,
+    champ_id: str | None,
+    *,
+    weeks: int,
+    as_of: datetime | None,
+    description: str,
+    extra: dict[str, Any],
+    exclude_ticket_ids: set[str] | None = None,
     save: bool = True,
 ) -> Attempt:
     from tunegate.evaluate import compare, run_eval
 
     missed = recent_missed_signal_overrides(
-        store.overrides(), reason_code=workflow.gate.reason_code, weeks=weeks, as_of=as_of)
-    tickets = {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in missed}))} \
-        if missed else {}
+        store.overrides(), reason_code=workflow.gate.reason_code, weeks=weeks, as_of=as_of
+    )
+    tickets = (
+        {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in missed}))}
+        if missed
+        else {}
+    )
     rows = [(tickets[o.ticket_id].text, o.final_label) for o in missed if o.ticket_id in tickets]
     fix = missed_signal_fix(baseline, candidate, [r[0] for r in rows], [r[1] for r in rows])
     base_run = run_eval(baseline, suite, workflow)
@@ -161,38 +184,69 @@ def _evaluate_change(
         baseline_version=champ_id or base_run.model_version,
         candidate_version=cand_run.model_version,
         verdict=verdict,
-        details={**fix, "weeks": weeks, "reason_code": workflow.gate.reason_code,
-                 "suite": suite.name, "suite_hash": suite.hash,
-                 "baseline_run": base_run.id, "candidate_run": cand_run.id, **extra},
+        details={
+            **fix,
+            "weeks": weeks,
+            "reason_code": workflow.gate.reason_code,
+            "suite": suite.name,
+            "suite_hash": suite.hash,
+            "baseline_run": base_run.id,
+            "candidate_run": cand_run.id,
+            **extra,
+        },
     )
     if save:
         store.save_eval_run(base_run)
         store.save_eval_run(cand_run)
         store.save_attempt(attempt)
-        store.audit(f"try.{kind.value}", "tunegate",
-                    {"attempt": attempt.id, "verdict": verdict.outcome.value,
-                     "fixed_share": fix["fixed_share"]})
+        store.audit(
+            f"try.{kind.value}",
+            "tunegate",
+            {
+                "attempt": attempt.id,
+                "verdict": verdict.outcome.value,
+                "fixed_share": fix["fixed_share"],
+            },
+        )
     return attempt
 
 
 def try_instructions(
-    workflow: Workflow, new_instructions: str, store: Any, suite: EvalSuite, *,
-    champion: Any = None, weeks: int = 4, as_of: datetime | None = None, save: bool = True,
+    workflow: Workflow,
+    new_instructions: str,
+    store: Any,
+    suite: EvalSuite,
+    *,
+    champion: Any = None,
+    weeks: int = 4,
+    as_of: datetime | None = None,
+    save: bool = True,
 ) -> Attempt:
     """Evaluate new zero-shot instructions against the champion; store the Attempt."""
     from tunegate.models import ZeroShotClassifier
 
     if not new_instructions.strip():
         raise InputError("new instructions are empty; pass the instruction text to try")
-    baseline, champ_id = (champion, None) if champion is not None else \
-        champion_classifier(workflow, store)
-    temperature = getattr(baseline, "temperature", None) if \
-        getattr(baseline, "kind", None) == ModelKind.ZERO_SHOT else None
-    candidate = ZeroShotClassifier(workflow, instructions=new_instructions,
-                                   temperature=temperature)
+    baseline, champ_id = (
+        (champion, None) if champion is not None else champion_classifier(workflow, store)
+    )
+    temperature = (
+        getattr(baseline, "temperature", None)
+        if getattr(baseline, "kind", None) == ModelKind.ZERO_SHOT
+        else None
+    )
+    candidate = ZeroShotClassifier(workflow, instructions=new_instructions, temperature=temperature)
     return _evaluate_change(
-        AttemptKind.INSTRUCTIONS, workflow, store, suite, baseline, candidate, champ_id,
-        weeks=weeks, as_of=as_of, save=save,
+        AttemptKind.INSTRUCTIONS,
+        workflow,
+        store,
+        suite,
+        baseline,
+        candidate,
+        champ_id,
+        weeks=weeks,
+        as_of=as_of,
+        save=save,
         description=f"instructions: {new_instructions[:120]}",
         extra={"instructions": new_instructions},
     )
@@ -208,8 +262,10 @@ def parse_rules(rules_yaml: str | Sequence[RuleSpec] | Sequence[dict[str, Any]])
         if isinstance(data, dict):
             data = data.get("rules")
         if not isinstance(data, list) or not data:
-            raise InputError("expected a YAML list of rules (name, label, all_of/any_of), "
-                             "or a mapping with a `rules:` list")
+            raise InputError(
+                "expected a YAML list of rules (name, label, all_of/any_of), "
+                "or a mapping with a `rules:` list"
+            )
         items: Sequence[Any] = data
     else:
         items = rules_yaml
@@ -226,9 +282,15 @@ def parse_rules(rules_yaml: str | Sequence[RuleSpec] | Sequence[dict[str, Any]])
 
 
 def try_rules(
-    workflow: Workflow, rules_yaml: str | Sequence[RuleSpec] | Sequence[dict[str, Any]],
-    store: Any, suite: EvalSuite, *, champion: Any = None, weeks: int = 4,
-    as_of: datetime | None = None, save: bool = True,
+    workflow: Workflow,
+    rules_yaml: str | Sequence[RuleSpec] | Sequence[dict[str, Any]],
+    store: Any,
+    suite: EvalSuite,
+    *,
+    champion: Any = None,
+    weeks: int = 4,
+    as_of: datetime | None = None,
+    save: bool = True,
 ) -> Attempt:
     """Evaluate rules applied before the champion (rules decide where they fire)."""
     from tunegate.models import RulesClassifier
@@ -236,22 +298,40 @@ def try_rules(
     rules = parse_rules(rules_yaml)
     for r in rules:
         if r.label not in workflow.labels:
-            raise InputError(f"rule {r.name!r} assigns unknown label {r.label!r}; "
-                             f"allowed: {workflow.label_names}")
-    baseline, champ_id = (champion, None) if champion is not None else \
-        champion_classifier(workflow, store)
+            raise InputError(
+                f"rule {r.name!r} assigns unknown label {r.label!r}; "
+                f"allowed: {workflow.label_names}"
+            )
+    baseline, champ_id = (
+        (champion, None) if champion is not None else champion_classifier(workflow, store)
+    )
     candidate = RulesFirstClassifier(RulesClassifier(rules, baseline.labels), baseline)
     return _evaluate_change(
-        AttemptKind.RULES, workflow, store, suite, baseline, candidate, champ_id,
-        weeks=weeks, as_of=as_of, save=save,
+        AttemptKind.RULES,
+        workflow,
+        store,
+        suite,
+        baseline,
+        candidate,
+        champ_id,
+        weeks=weeks,
+        as_of=as_of,
+        save=save,
         description=f"rules: {', '.join(r.name for r in rules)}",
         extra={"rules": [r.model_dump(mode="json", by_alias=True) for r in rules]},
     )
 
 
 def try_retrieval(
-    workflow: Workflow, store: Any, suite: EvalSuite, *, champion: Any = None, k: int = 10,
-    weeks: int = 4, as_of: datetime | None = None, save: bool = True,
+    workflow: Workflow,
+    store: Any,
+    suite: EvalSuite,
+    *,
+    champion: Any = None,
+    k: int = 10,
+    weeks: int = 4,
+    as_of: datetime | None = None,
+    save: bool = True,
 ) -> Attempt:
     """Evaluate a kNN retriever over reviewed examples against the champion.
 
@@ -261,25 +341,41 @@ def try_retrieval(
     """
     from tunegate.models import KNNClassifier
 
-    baseline, champ_id = (champion, None) if champion is not None else \
-        champion_classifier(workflow, store)
+    baseline, champ_id = (
+        (champion, None) if champion is not None else champion_classifier(workflow, store)
+    )
     missed = recent_missed_signal_overrides(
-        store.overrides(), reason_code=workflow.gate.reason_code, weeks=weeks, as_of=as_of)
+        store.overrides(), reason_code=workflow.gate.reason_code, weeks=weeks, as_of=as_of
+    )
     ticket_ids = {o.ticket_id for o in missed}
-    texts = {normalize_text(t.text) for t in store.tickets(ids=sorted(ticket_ids))} \
-        if ticket_ids else set()
+    texts = (
+        {normalize_text(t.text) for t in store.tickets(ids=sorted(ticket_ids))}
+        if ticket_ids
+        else set()
+    )
     texts |= {normalize_text(e.text) for e in suite.examples}
     examples = [
-        e for e in store.examples(review_status=ReviewStatus.REVIEWED)
+        e
+        for e in store.examples(review_status=ReviewStatus.REVIEWED)
         if e.ticket_id not in ticket_ids and normalize_text(e.text) not in texts
     ]
     if not examples:
-        raise InputError("no reviewed examples left for retrieval after removing the suite and "
-                         "the measured overrides; review examples first (`tunegate review`)")
+        raise InputError(
+            "no reviewed examples left for retrieval after removing the suite and "
+            "the measured overrides; review examples first (`tunegate review`)"
+        )
     candidate = KNNClassifier(workflow, examples, k=k)
     return _evaluate_change(
-        AttemptKind.RETRIEVAL, workflow, store, suite, baseline, candidate, champ_id,
-        weeks=weeks, as_of=as_of, save=save,
+        AttemptKind.RETRIEVAL,
+        workflow,
+        store,
+        suite,
+        baseline,
+        candidate,
+        champ_id,
+        weeks=weeks,
+        as_of=as_of,
+        save=save,
         description=f"retrieval: kNN (k={k}) over {len(examples)} reviewed examples",
         extra={"k": k, "examples": len(examples)},
     )

@@ -29,7 +29,12 @@ import numpy as np
 
 from tunegate._optional import require
 from tunegate.config import Workflow
-from tunegate.diagnose._overrides import _correct_ticket_ids, is_correction, log_odds_dirichlet
+from tunegate.diagnose._overrides import (
+    _STOPWORDS,
+    _correct_ticket_ids,
+    is_correction,
+    log_odds_dirichlet,
+)
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import new_id, utcnow
 
@@ -44,6 +49,7 @@ __all__ = [
     "confirm_finding",
     "scorer_for",
     "underweighted_terms",
+    "word_lists",
 ]
 
 Method = Literal["ig", "occlusion"]
@@ -71,8 +77,14 @@ def _torch() -> Any:
 class ZeroShotScorer:
     """Cosine similarity of the mean-pooled text embedding to each class prompt's embedding."""
 
-    def __init__(self, workflow: Workflow, *, instructions: str | None = None,
-                 encoder_path: str | None = None, max_length: int | None = None) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        instructions: str | None = None,
+        encoder_path: str | None = None,
+        max_length: int | None = None,
+    ) -> None:
         torch = _torch()
         transformers = require("transformers", purpose="attribution")
         from tunegate.models._encoder import resolve_encoder_path
@@ -82,11 +94,19 @@ class ZeroShotScorer:
         self.max_length = max_length or workflow.model.max_length
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         self.model = transformers.AutoModel.from_pretrained(path).eval()
-        wf = workflow if instructions is None else workflow.model_copy(
-            update={"instructions": instructions})
+        wf = (
+            workflow
+            if instructions is None
+            else workflow.model_copy(update={"instructions": instructions})
+        )
         prompts = wf.label_prompts()
-        enc = self.tokenizer([prompts[y] for y in self.labels], padding=True, truncation=True,
-                             max_length=self.max_length, return_tensors="pt")
+        enc = self.tokenizer(
+            [prompts[y] for y in self.labels],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         with torch.no_grad():
             emb = self._pooled(enc["input_ids"], enc["attention_mask"])
         self.class_embeddings = torch.nn.functional.normalize(emb, dim=-1)
@@ -109,8 +129,9 @@ class ZeroShotScorer:
 class LogitScorer:
     """The class logit of a Hugging Face sequence-classification model (e.g. a LoRA adapter)."""
 
-    def __init__(self, model: Any, tokenizer: Any, labels: Sequence[str], *,
-                 max_length: int = 128) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, labels: Sequence[str], *, max_length: int = 128
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.labels = list(labels)
@@ -131,14 +152,20 @@ def scorer_for(classifier: Any, workflow: Workflow) -> Scorer:
     from tunegate.models import ZeroShotClassifier
 
     if isinstance(classifier, ZeroShotClassifier):
-        return ZeroShotScorer(workflow, instructions=classifier.instructions,
-                              encoder_path=str(classifier.encoder.path))
+        return ZeroShotScorer(
+            workflow,
+            instructions=classifier.instructions,
+            encoder_path=str(classifier.encoder.path),
+        )
     if hasattr(classifier, "model") and hasattr(classifier, "base_model"):
         tok = transformers.AutoTokenizer.from_pretrained(classifier.base_model)
-        return LogitScorer(classifier.model, tok, classifier.labels,
-                           max_length=workflow.model.max_length)
-    raise InputError(f"no attribution scorer for {type(classifier).__name__}; attribution "
-                     "needs a zero-shot or a LoRA model")
+        return LogitScorer(
+            classifier.model, tok, classifier.labels, max_length=workflow.model.max_length
+        )
+    raise InputError(
+        f"no attribution scorer for {type(classifier).__name__}; attribution "
+        "needs a zero-shot or a LoRA model"
+    )
 
 
 @dataclass(frozen=True)
@@ -154,10 +181,17 @@ class TextAttribution:
     analyst: str | None = None
 
 
-def _words(tokenizer: Any, enc: Any, row: int, text: str, n_tokens: int
-           ) -> tuple[list[int | None], list[str]]:
-    word_ids = enc.word_ids(row)[:n_tokens]
-    offsets = enc["offset_mapping"][row][:n_tokens].tolist()
+def _words(
+    tokenizer: Any, enc: Any, row: int, text: str, n_tokens: int
+) -> tuple[list[int | None], list[str]]:
+    return _words_from(
+        enc.word_ids(row)[:n_tokens], enc["offset_mapping"][row][:n_tokens].tolist(), text
+    )
+
+
+def _words_from(
+    word_ids: list[int | None], offsets: Any, text: str
+) -> tuple[list[int | None], list[str]]:
     spans: dict[int, list[int]] = {}
     for wid, (start, end) in zip(word_ids, offsets, strict=True):
         if wid is None:
@@ -166,7 +200,7 @@ def _words(tokenizer: Any, enc: Any, row: int, text: str, n_tokens: int
         span[0], span[1] = min(span[0], start), max(span[1], end)
     order = sorted(spans)
     remap = {wid: i for i, wid in enumerate(order)}
-    words = [text[spans[w][0]:spans[w][1]].lower() for w in order]
+    words = [text[spans[w][0] : spans[w][1]].lower() for w in order]
     return [remap.get(w) if w is not None else None for w in word_ids], words
 
 
@@ -215,8 +249,14 @@ def attribute_texts(
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
         chunk_texts = [texts[i] for i, _ in chunk]
-        enc = tok(chunk_texts, padding=True, truncation=True, max_length=scorer.max_length,
-                  return_tensors="pt", return_offsets_mapping=True)
+        enc = tok(
+            chunk_texts,
+            padding=True,
+            truncation=True,
+            max_length=scorer.max_length,
+            return_tensors="pt",
+            return_offsets_mapping=True,
+        )
         ids, mask = enc["input_ids"], enc["attention_mask"]
         target = torch.tensor([scorer.labels.index(c) for _, c in chunk], dtype=torch.long)
         if method == "ig":
@@ -230,8 +270,12 @@ def attribute_texts(
                 return scorer.score(input_ids, attention_mask, tgt)
 
             lig = captum_attr.LayerIntegratedGradients(forward, scorer.embedding_layer())
-            attr = lig.attribute(inputs=ids, baselines=baseline,
-                                 additional_forward_args=(mask, target), n_steps=n_steps)
+            attr = lig.attribute(
+                inputs=ids,
+                baselines=baseline,
+                additional_forward_args=(mask, target),
+                n_steps=n_steps,
+            )
             token_scores = attr.sum(-1).detach().cpu().numpy()
         else:
             token_scores = _occlusion(scorer, ids, mask, target)
@@ -240,8 +284,10 @@ def attribute_texts(
             token_words, words = _words(tok, enc, row, texts[i], n_tok)
             word_lists[i] = words
             results[i][c] = _merge(token_scores[row][:n_tok], token_words, len(words))
-    return [TextAttribution(texts[i], word_lists.get(i, []), dict(results.get(i, {})))
-            for i in range(len(texts))]
+    return [
+        TextAttribution(texts[i], word_lists.get(i, []), dict(results.get(i, {})))
+        for i in range(len(texts))
+    ]
 
 
 def _occlusion(scorer: Scorer, ids: Any, mask: Any, target: Any) -> np.ndarray:
@@ -296,6 +342,8 @@ def underweighted_terms(
     z_min: float = 1.96,
     min_count: int = 3,
     top: int = 15,
+    prior_strength: float | None = None,
+    reference_words: Sequence[Sequence[str]] | None = None,
 ) -> tuple[list[TermWeight], float]:
     """Words the model under-weights on missed overrides, and the reference weight level.
 
@@ -305,13 +353,20 @@ def underweighted_terms(
     class — the weight the model gives its main cue when it is right. A term is under-weighted
     when it is distinctive of the overrides (log-odds z >= ``z_min``, in >= ``min_count``
     overrides) and its mean attribution toward the analyst's class is below that level.
-    Sorted by z, largest first.
+    Stopwords and words of fewer than three characters are skipped. ``reference_words`` (word
+    lists of correctly handled tickets) replaces the reference texts' words for the document
+    frequencies, so a large reference can be counted without attributing it. Sorted by z,
+    largest first.
     """
     df_o: Counter[str] = Counter(w for a in overrides for w in set(a.words))
-    df_r: Counter[str] = Counter(w for a in reference for w in set(a.words))
-    scores = log_odds_dirichlet(df_o, df_r)
-    peaks = [max(a.scores[a.analyst]) for a in reference
-             if a.analyst is not None and a.scores.get(a.analyst)]
+    ref_docs = reference_words if reference_words is not None else [a.words for a in reference]
+    df_r: Counter[str] = Counter(w for words in ref_docs for w in set(words))
+    scores = log_odds_dirichlet(df_o, df_r, prior_strength=prior_strength)
+    peaks = [
+        max(a.scores[a.analyst])
+        for a in reference
+        if a.analyst is not None and a.scores.get(a.analyst)
+    ]
     level = float(np.mean(peaks)) if peaks else float("inf")
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     labels: dict[str, Counter[str]] = defaultdict(Counter)
@@ -331,18 +386,46 @@ def underweighted_terms(
     out = []
     for w, (delta, z) in scores.items():
         del delta
-        if df_o[w] < min_count or z < z_min or w not in sums or not any(c.isalnum() for c in w):
+        if df_o[w] < min_count or z < z_min or w not in sums or not _content(w):
             continue
         s_a, s_p, n = sums[w]
         mean_a, mean_p = s_a / n, s_p / n
         if mean_a >= level:
             continue
         margin = mean_a - mean_p
-        out.append(TermWeight(w, labels[w].most_common(1)[0][0], float(z), df_o[w],
-                              df_r.get(w, 0), mean_a, mean_p, margin,
-                              "weak" if margin >= 0 else "misleading"))
+        out.append(
+            TermWeight(
+                w,
+                labels[w].most_common(1)[0][0],
+                float(z),
+                df_o[w],
+                df_r.get(w, 0),
+                mean_a,
+                mean_p,
+                margin,
+                "weak" if margin >= 0 else "misleading",
+            )
+        )
     out.sort(key=lambda t: (-t.z, t.term))
     return out[:top], level
+
+
+def _content(word: str) -> bool:
+    return len(word) >= 3 and word.isalpha() and word not in _STOPWORDS
+
+
+def word_lists(
+    tokenizer: Any, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 256
+) -> list[list[str]]:
+    """The words (lowercased, word pieces merged) the tokenizer sees in each text."""
+    out: list[list[str]] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start : start + batch_size])
+        enc = tokenizer(chunk, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        for row, text in enumerate(chunk):
+            n_tok = len(enc["input_ids"][row])
+            out.append(_words_from(enc.word_ids(row)[:n_tok], enc["offset_mapping"][row], text)[1])
+    return out
 
 
 @dataclass
@@ -361,6 +444,8 @@ def attribute_overrides(
     method: Method = "ig",
     n_steps: int = 20,
     max_per_side: int = 100,
+    max_reference_count: int = 5000,
+    reference_attributed: int | None = None,
     seed: int = 0,
     save: bool = True,
     **kwargs: Any,
@@ -369,26 +454,40 @@ def attribute_overrides(
 
     Up to ``max_per_side`` of the newest ``reason_code`` (default ``gate.reason_code``)
     corrections, attributed toward the model's and the analyst's class, and up to
-    ``max_per_side`` correctly handled tickets (seeded sample), attributed toward their class.
+    ``max_per_side`` correctly handled tickets (seeded sample), attributed toward their class
+    (for the reference weight level; ``reference_attributed`` of them when given). Document
+    frequencies of the reference side are counted over up to ``max_reference_count`` correctly
+    handled tickets (no model run needed).
     One finding per analyst class with terms, stored unconfirmed as ``("finding", id)``.
     ``kwargs`` go to :func:`underweighted_terms`. Returns the findings (``id`` included).
     """
     code = reason_code or workflow.gate.reason_code
     overrides = store.overrides()
-    missed = sorted((o for o in overrides if is_correction(o) and o.model_label
-                     and str(o.reason_code.value) == code), key=lambda o: o.created_at)
-    missed = [o for o in missed if o.model_label in workflow.labels
-              and o.final_label in workflow.labels][-max_per_side:]
+    missed = sorted(
+        (
+            o
+            for o in overrides
+            if is_correction(o) and o.model_label and str(o.reason_code.value) == code
+        ),
+        key=lambda o: o.created_at,
+    )
+    missed = [
+        o for o in missed if o.model_label in workflow.labels and o.final_label in workflow.labels
+    ][-max_per_side:]
     if not missed:
-        raise NotFoundError(f"no {code} overrides with known model and final labels to "
-                            f"attribute; ingest overrides first")
+        raise NotFoundError(
+            f"no {code} overrides with known model and final labels to "
+            f"attribute; ingest overrides first"
+        )
     decisions = [d for d in store.decisions() if not d.shadow]
     by_ticket = {d.ticket_id: d for d in decisions}
-    ok_ids = _correct_ticket_ids(decisions, overrides)
+    all_ok = _correct_ticket_ids(decisions, overrides)
     rng = random.Random(seed)
-    ok_ids = rng.sample(ok_ids, min(max_per_side, len(ok_ids)))
-    tickets = {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in missed}
-                                                          | set(ok_ids)))}
+    count_ids = rng.sample(all_ok, min(max_reference_count, len(all_ok)))
+    ok_ids = count_ids[: reference_attributed or max_per_side]
+    tickets = {
+        t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in missed} | set(count_ids)))
+    }
     if scorer is None:
         from tunegate.diagnose._attempts import champion_classifier
 
@@ -404,17 +503,30 @@ def attribute_overrides(
             side_r.texts.append(tickets[tid].text)
             side_r.predicted.append(by_ticket[tid].label)
             side_r.analyst.append(by_ticket[tid].label)
-    attr_o = attribute_texts(scorer, side_o.texts,
-                             [[p, a] for p, a in zip(side_o.predicted, side_o.analyst,
-                                                     strict=True)],
-                             method=method, n_steps=n_steps)
-    attr_r = attribute_texts(scorer, side_r.texts, [[a] for a in side_r.analyst],
-                             method=method, n_steps=n_steps)
-    attr_o = [TextAttribution(a.text, a.words, a.scores, p, y) for a, p, y in
-              zip(attr_o, side_o.predicted, side_o.analyst, strict=True)]
-    attr_r = [TextAttribution(a.text, a.words, a.scores, y, y) for a, y in
-              zip(attr_r, side_r.analyst, strict=True)]
-    terms, level = underweighted_terms(attr_o, attr_r, **kwargs)
+    attr_o = attribute_texts(
+        scorer,
+        side_o.texts,
+        [[p, a] for p, a in zip(side_o.predicted, side_o.analyst, strict=True)],
+        method=method,
+        n_steps=n_steps,
+    )
+    attr_r = attribute_texts(
+        scorer, side_r.texts, [[a] for a in side_r.analyst], method=method, n_steps=n_steps
+    )
+    attr_o = [
+        TextAttribution(a.text, a.words, a.scores, p, y)
+        for a, p, y in zip(attr_o, side_o.predicted, side_o.analyst, strict=True)
+    ]
+    attr_r = [
+        TextAttribution(a.text, a.words, a.scores, y, y)
+        for a, y in zip(attr_r, side_r.analyst, strict=True)
+    ]
+    ref_words = word_lists(
+        scorer.tokenizer,
+        [tickets[i].text for i in count_ids if i in tickets],
+        max_length=scorer.max_length,
+    )
+    terms, level = underweighted_terms(attr_o, attr_r, reference_words=ref_words, **kwargs)
     findings = []
     pairs = Counter(zip(side_o.predicted, side_o.analyst, strict=True))
     for label, n in Counter(side_o.analyst).most_common():
@@ -422,11 +534,20 @@ def attribute_overrides(
         if not mine:
             continue
         finding = {
-            "id": new_id("fnd"), "kind": "attribution", "reason_code": code, "label": label,
+            "id": new_id("fnd"),
+            "kind": "attribution",
+            "reason_code": code,
+            "label": label,
             "model_labels": {p: c for (p, a), c in pairs.items() if a == label},
-            "tokens": [t.to_dict() for t in mine], "reference_level": level,
-            "method": method, "n_steps": n_steps, "n_overrides": n,
-            "n_reference": len(attr_r), "confirmed": False, "confirmed_by": None,
+            "tokens": [t.to_dict() for t in mine],
+            "reference_level": level,
+            "method": method,
+            "n_steps": n_steps,
+            "n_overrides": n,
+            "n_reference": len(attr_r),
+            "n_reference_counted": len(ref_words),
+            "confirmed": False,
+            "confirmed_by": None,
             "created_at": utcnow().isoformat(),
         }
         findings.append(finding)
@@ -437,16 +558,24 @@ def attribute_overrides(
     return findings
 
 
-def confirm_finding(store: Any, finding_id: str, *, reviewer: str = "unknown",
-                    note: str = "") -> dict[str, Any]:
+def confirm_finding(
+    store: Any, finding_id: str, *, reviewer: str = "unknown", note: str = ""
+) -> dict[str, Any]:
     """Mark a finding as confirmed by a person (the gate's condition 2)."""
     payload = store.get("finding", finding_id)
     if payload is None:
         known = [k for k, _ in store.list("finding")]
-        raise NotFoundError(f"no finding {finding_id!r}; known findings: {known[:10]} "
-                            f"(run `tunegate attribute` to record one)")
-    payload = {**payload, "confirmed": True, "confirmed_by": reviewer,
-               "confirmed_at": utcnow().isoformat(), "note": note}
+        raise NotFoundError(
+            f"no finding {finding_id!r}; known findings: {known[:10]} "
+            f"(run `tunegate attribute` to record one)"
+        )
+    payload = {
+        **payload,
+        "confirmed": True,
+        "confirmed_by": reviewer,
+        "confirmed_at": utcnow().isoformat(),
+        "note": note,
+    }
     store.put("finding", finding_id, payload)
     store.audit("finding.confirm", reviewer, {"finding": finding_id})
     return payload

@@ -110,11 +110,13 @@ def data_shortfalls(examples: list[Example], workflow: Workflow) -> list[dict[st
     its ``slice_tags`` name the slice.
     """
     out = []
-    tagged = [(e, set(e.slice_tags) | set(workflow.slice_tags(e.text, e.metadata)))
-              for e in examples]
+    tagged = [
+        (e, set(e.slice_tags) | set(workflow.slice_tags(e.text, e.metadata))) for e in examples
+    ]
     for t in workflow.data_targets:
         have = sum(
-            1 for e, tags in tagged
+            1
+            for e, tags in tagged
             if e.label == t.label
             and (t.slice is None or t.slice in tags)
             and (t.not_slice is None or t.not_slice not in tags)
@@ -138,106 +140,190 @@ def decide_gate(evidence: GateEvidence, workflow: Workflow) -> GateReport:
 
     # (1) trend
     td = evidence.trend.decision
-    trend_ev = {"reason_code": evidence.trend.reason_code, "window": td.window,
-                "mean": td.mean, "p_decrease": td.test.p_decrease, "sen_slope": td.test.slope,
-                "weeks": [w.isoformat() for w in evidence.trend.weeks[-td.weeks:]]
-                if td.weeks else []}
+    trend_ev = {
+        "reason_code": evidence.trend.reason_code,
+        "window": td.window,
+        "mean": td.mean,
+        "p_decrease": td.test.p_decrease,
+        "sen_slope": td.test.slope,
+        "weeks": [w.isoformat() for w in evidence.trend.weeks[-td.weeks :]] if td.weeks else [],
+    }
     if td.passed:
-        conds.append(GateCondition(
-            1, "trend", True,
-            f"{evidence.trend.reason_code} overrides stable or increasing over {td.weeks} weeks "
-            f"(mean {td.mean:.1f}/week, Sen's slope {td.test.slope:+.2f}/week, "
-            f"p(decrease)={td.test.p_decrease:.3f})",
-            "the problem persists on its own; find its root cause (`tunegate attribute`)",
-            trend_ev))
+        conds.append(
+            GateCondition(
+                1,
+                "trend",
+                True,
+                f"{evidence.trend.reason_code} overrides stable or increasing over "
+                f"{td.weeks} weeks "
+                f"(mean {td.mean:.1f}/week, Sen's slope {td.test.slope:+.2f}/week, "
+                f"p(decrease)={td.test.p_decrease:.3f})",
+                "the problem persists on its own; find its root cause (`tunegate attribute`)",
+                trend_ev,
+            )
+        )
     else:
-        conds.append(GateCondition(
-            1, "trend", False, "; ".join(td.reasons),
-            "keep collecting overrides and re-run `tunegate gate`; a falling or small override "
-            "count is not a reason to fine-tune", trend_ev))
+        conds.append(
+            GateCondition(
+                1,
+                "trend",
+                False,
+                "; ".join(td.reasons),
+                "keep collecting overrides and re-run `tunegate gate`; a falling or small override "
+                "count is not a reason to fine-tune",
+                trend_ev,
+            )
+        )
 
     # (2) root cause
     confirmed = [(k, v) for k, v in evidence.findings if v.get("confirmed")]
     if confirmed:
         fid, f = confirmed[-1]
         terms = [t.get("term") if isinstance(t, dict) else t for t in f.get("tokens", [])][:8]
-        conds.append(GateCondition(
-            2, "root_cause", True,
-            f"confirmed finding {fid}: under-weighted {terms} for {f.get('label')!r}",
-            "use the finding to target the data (reviewed examples in the affected slice)",
-            {"finding": fid, "confirmed_findings": len(confirmed),
-             "findings": len(evidence.findings)}))
+        conds.append(
+            GateCondition(
+                2,
+                "root_cause",
+                True,
+                f"confirmed finding {fid}: under-weighted {terms} for {f.get('label')!r}",
+                "use the finding to target the data (reviewed examples in the affected slice)",
+                {
+                    "finding": fid,
+                    "confirmed_findings": len(confirmed),
+                    "findings": len(evidence.findings),
+                },
+            )
+        )
     elif evidence.findings:
         fid = evidence.findings[-1][0]
-        conds.append(GateCondition(
-            2, "root_cause", False,
-            f"{len(evidence.findings)} attribution finding(s), none confirmed",
-            f"review the finding and confirm it: `tunegate attribute --confirm {fid}`",
-            {"findings": len(evidence.findings)}))
+        conds.append(
+            GateCondition(
+                2,
+                "root_cause",
+                False,
+                f"{len(evidence.findings)} attribution finding(s), none confirmed",
+                f"review the finding and confirm it: `tunegate attribute --confirm {fid}`",
+                {"findings": len(evidence.findings)},
+            )
+        )
     else:
-        conds.append(GateCondition(
-            2, "root_cause", False, "no attribution finding recorded",
-            "run `tunegate attribute` on the missed-signal overrides, then confirm the finding",
-            {"findings": 0}))
+        conds.append(
+            GateCondition(
+                2,
+                "root_cause",
+                False,
+                "no attribution finding recorded",
+                "run `tunegate attribute` on the missed-signal overrides, then confirm the finding",
+                {"findings": 0},
+            )
+        )
 
     # (3) data
     reviewed = [e for e in evidence.reviewed_examples if e.review_status == ReviewStatus.REVIEWED]
     short = data_shortfalls(reviewed, workflow)
     enough = len(reviewed) >= gate.min_reviewed_examples
-    data_ev = {"reviewed": len(reviewed), "min_reviewed": gate.min_reviewed_examples,
-               "shortfalls": short}
+    data_ev = {
+        "reviewed": len(reviewed),
+        "min_reviewed": gate.min_reviewed_examples,
+        "shortfalls": short,
+    }
     if enough and not short:
-        conds.append(GateCondition(3, "data", True,
-                                   f"{len(reviewed)} reviewed examples; every data target met",
-                                   "build the dataset (`tunegate dataset build`)", data_ev))
+        conds.append(
+            GateCondition(
+                3,
+                "data",
+                True,
+                f"{len(reviewed)} reviewed examples; every data target met",
+                "build the dataset (`tunegate dataset build`)",
+                data_ev,
+            )
+        )
     else:
         parts = []
         if not enough:
             more = gate.min_reviewed_examples - len(reviewed)
-            parts.append(f"{len(reviewed)} reviewed examples, need "
-                         f"{gate.min_reviewed_examples} ({more} more)")
+            parts.append(
+                f"{len(reviewed)} reviewed examples, need "
+                f"{gate.min_reviewed_examples} ({more} more)"
+            )
         parts += [f"target {s['name']}: {s['have']}/{s['need']} {s['label']}" for s in short]
-        conds.append(GateCondition(3, "data", False, "; ".join(parts),
-                                   "review more overrides/examples in the review queue",
-                                   data_ev))
+        conds.append(
+            GateCondition(
+                3,
+                "data",
+                False,
+                "; ".join(parts),
+                "review more overrides/examples in the review queue",
+                data_ev,
+            )
+        )
 
     # (4) instructions tried and not enough
     attempt = _latest_instruction_attempt(evidence.attempts, evidence.champion)
     fine_tuning_needed: bool | None = None
     if attempt is None:
-        conds.append(GateCondition(
-            4, "instructions_tried", False, "no instructions attempt recorded",
-            "try the cheapest fix first: `tunegate try instructions \"...\"`",
-            {"attempts": len(evidence.attempts)}))
+        conds.append(
+            GateCondition(
+                4,
+                "instructions_tried",
+                False,
+                "no instructions attempt recorded",
+                'try the cheapest fix first: `tunegate try instructions "..."`',
+                {"attempts": len(evidence.attempts)},
+            )
+        )
     else:
         share = attempt.details.get("fixed_share")
         outcome = attempt.verdict.outcome.value if attempt.verdict else None
-        att_ev = {"attempt": attempt.id, "fixed_share": share,
-                  "threshold": gate.instruction_fix_success, "verdict": outcome,
-                  "missed_signal_overrides": attempt.details.get("missed_signal_total")}
+        att_ev = {
+            "attempt": attempt.id,
+            "fixed_share": share,
+            "threshold": gate.instruction_fix_success,
+            "verdict": outcome,
+            "missed_signal_overrides": attempt.details.get("missed_signal_total"),
+        }
         if share is None:
-            conds.append(GateCondition(
-                4, "instructions_tried", False,
-                f"attempt {attempt.id} has no missed-signal measurement (details.fixed_share)",
-                "re-run `tunegate try instructions` so it is measured on recent overrides",
-                att_ev))
+            conds.append(
+                GateCondition(
+                    4,
+                    "instructions_tried",
+                    False,
+                    f"attempt {attempt.id} has no missed-signal measurement (details.fixed_share)",
+                    "re-run `tunegate try instructions` so it is measured on recent overrides",
+                    att_ev,
+                )
+            )
         elif share >= gate.instruction_fix_success and outcome != VerdictOutcome.FAIL.value:
             fine_tuning_needed = False
-            conds.append(GateCondition(
-                4, "instructions_tried", False,
-                f"attempt {attempt.id} fixed {share:.0%} of the missed-signal overrides "
-                f"(>= {gate.instruction_fix_success:.0%}) with verdict {outcome}: "
-                "fine-tuning is not needed",
-                "ship the instructions change (promote it) instead of fine-tuning", att_ev))
+            conds.append(
+                GateCondition(
+                    4,
+                    "instructions_tried",
+                    False,
+                    f"attempt {attempt.id} fixed {share:.0%} of the missed-signal overrides "
+                    f"(>= {gate.instruction_fix_success:.0%}) with verdict {outcome}: "
+                    "fine-tuning is not needed",
+                    "ship the instructions change (promote it) instead of fine-tuning",
+                    att_ev,
+                )
+            )
         else:
-            why = (f"fixed only {share:.0%} of the missed-signal overrides "
-                   f"(< {gate.instruction_fix_success:.0%})"
-                   if share < gate.instruction_fix_success
-                   else f"fixed {share:.0%} but its verdict failed (it regresses elsewhere)")
-            conds.append(GateCondition(
-                4, "instructions_tried", True, f"attempt {attempt.id} {why}",
-                "the cheap fix was not enough; fine-tuning is justified if the rest holds",
-                att_ev))
+            why = (
+                f"fixed only {share:.0%} of the missed-signal overrides "
+                f"(< {gate.instruction_fix_success:.0%})"
+                if share < gate.instruction_fix_success
+                else f"fixed {share:.0%} but its verdict failed (it regresses elsewhere)"
+            )
+            conds.append(
+                GateCondition(
+                    4,
+                    "instructions_tried",
+                    True,
+                    f"attempt {attempt.id} {why}",
+                    "the cheap fix was not enough; fine-tuning is justified if the rest holds",
+                    att_ev,
+                )
+            )
 
     # (5) baseline
     champ = evidence.champion
@@ -246,24 +332,37 @@ def decide_gate(evidence: GateEvidence, workflow: Workflow) -> GateReport:
     runs = [r for r in evidence.eval_runs if champ is not None and r.model_version == champ]
     if runs:
         run = max(runs, key=lambda r: r.created_at)
-        conds.append(GateCondition(
-            5, "baseline", True, f"champion {champ} evaluated (run {run.id}, suite "
-            f"{run.suite_hash[:12]})", "a fine-tuned candidate will be compared with this run",
-            {"champion": champ, "run": run.id, "suite_hash": run.suite_hash}))
+        conds.append(
+            GateCondition(
+                5,
+                "baseline",
+                True,
+                f"champion {champ} evaluated (run {run.id}, suite {run.suite_hash[:12]})",
+                "a fine-tuned candidate will be compared with this run",
+                {"champion": champ, "run": run.id, "suite_hash": run.suite_hash},
+            )
+        )
     else:
-        conds.append(GateCondition(
-            5, "baseline", False,
-            "no champion registered" if champ is None else f"no EvalRun for champion {champ}",
-            "evaluate the champion on the frozen suite (`tunegate eval`)",
-            {"champion": champ}))
+        conds.append(
+            GateCondition(
+                5,
+                "baseline",
+                False,
+                "no champion registered" if champ is None else f"no EvalRun for champion {champ}",
+                "evaluate the champion on the frozen suite (`tunegate eval`)",
+                {"champion": champ},
+            )
+        )
 
     is_open = all(c.passed for c in conds)
     if is_open:
         fine_tuning_needed = True
         message = "gate OPEN: all five conditions hold; fine-tuning is justified"
     elif fine_tuning_needed is False:
-        message = ("gate CLOSED: fine-tuning is not needed — the instructions change fixed the "
-                   "missed-signal overrides; ship it")
+        message = (
+            "gate CLOSED: fine-tuning is not needed — the instructions change fixed the "
+            "missed-signal overrides; ship it"
+        )
     else:
         failed = [f"({c.number}) {c.name}" for c in conds if not c.passed]
         message = f"gate CLOSED: {', '.join(failed)} not met"
@@ -278,35 +377,55 @@ def _champion_id(store: Any) -> str | None:
     return max(versions, key=lambda v: v.created_at).id if versions else None
 
 
-def reviewed_examples(store: Any, workflow: Workflow, *, as_of: datetime | None = None
-                      ) -> list[Example]:
+def reviewed_examples(
+    store: Any, workflow: Workflow, *, as_of: datetime | None = None
+) -> list[Example]:
     """Reviewed labelled examples: the store's reviewed examples plus reviewed overrides (the
     latest per ticket, text joined from the ticket) whose ticket no example already covers —
     the same pool the dataset builder draws from."""
-    examples = [e for e in store.examples(review_status=ReviewStatus.REVIEWED)
-                if as_of is None or e.created_at <= as_of]
+    examples = [
+        e
+        for e in store.examples(review_status=ReviewStatus.REVIEWED)
+        if as_of is None or e.created_at <= as_of
+    ]
     covered = {e.ticket_id for e in examples if e.ticket_id}
     latest: dict[str, Override] = {}
     for o in sorted(store.overrides(until=as_of), key=lambda o: (o.created_at, o.id)):
         latest[o.ticket_id] = o
-    picked = [o for tid, o in latest.items()
-              if o.review_status == ReviewStatus.REVIEWED and tid not in covered]
-    tickets = {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in picked}))} \
-        if picked else {}
+    picked = [
+        o
+        for tid, o in latest.items()
+        if o.review_status == ReviewStatus.REVIEWED and tid not in covered
+    ]
+    tickets = (
+        {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in picked}))}
+        if picked
+        else {}
+    )
     for o in picked:
         t = tickets.get(o.ticket_id)
         if t is None:
             continue
-        examples.append(Example(
-            id=f"ex_{o.id}", text=t.text, label=o.final_label, source=ExampleSource.OVERRIDE,
-            reviewer=o.analyst, review_status=ReviewStatus.REVIEWED,
-            slice_tags=workflow.slice_tags(t.text, t.metadata), metadata=dict(t.metadata),
-            ticket_id=t.id, created_at=o.created_at))
+        examples.append(
+            Example(
+                id=f"ex_{o.id}",
+                text=t.text,
+                label=o.final_label,
+                source=ExampleSource.OVERRIDE,
+                reviewer=o.analyst,
+                review_status=ReviewStatus.REVIEWED,
+                slice_tags=workflow.slice_tags(t.text, t.metadata),
+                metadata=dict(t.metadata),
+                ticket_id=t.id,
+                created_at=o.created_at,
+            )
+        )
     return examples
 
 
-def collect_evidence(store: Any, workflow: Workflow, *, as_of: datetime | None = None
-                     ) -> GateEvidence:
+def collect_evidence(
+    store: Any, workflow: Workflow, *, as_of: datetime | None = None
+) -> GateEvidence:
     """Read the gate's evidence from ``store``."""
     champion = _champion_id(store)
     attempts = list(store.attempts())

@@ -51,13 +51,13 @@ __all__ = [
 GroupBy = Literal["reason_code", "class", "slice", "all"]
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
-_STOPWORDS_TEXT = (
-    """a an the and or but if of to in on at by for with from as is are was were be been being
+_STOPWORDS_TEXT = """
+    a an the and or but if of to in on at by for with from as is are was were be been being
     it its this that these those i me my we our you your he she they them their his her not no
     do does did have has had can could will would should may might must so than then there
     here what which who when where why how all any some just also very too up out about into
-    over again please hi hello thanks thank regards am pm"""
-)
+    over again please hi hello thanks thank regards am pm now still didn wasn isn don doesn
+    won couldn can't don't didn't wasn't isn't i'm i've im ive"""
 _STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
@@ -251,8 +251,12 @@ def override_trend(
         overrides, decisions, reason_code=code, as_of=as_of
     )
     decision = stable_or_increasing(
-        counts, min_weeks=gate.trend_weeks, alpha=gate.trend_alpha,
-        min_mean=gate.min_weekly_overrides, window=window, require_rise=gate.require_rise,
+        counts,
+        min_weeks=gate.trend_weeks,
+        alpha=gate.trend_alpha,
+        min_mean=gate.min_weekly_overrides,
+        window=window,
+        require_rise=gate.require_rise,
     )
     rates: list[float | None] = [(c / d) if d else None for c, d in zip(counts, decs, strict=True)]
     return OverrideTrend(code, weeks, counts, decs, rates, decision, dropped)
@@ -268,8 +272,12 @@ def override_trend_from_store(
 ) -> OverrideTrend:
     """:func:`override_trend` over every override and non-shadow decision in ``store``."""
     return override_trend(
-        store.overrides(until=as_of), store.decisions(until=as_of), workflow,
-        reason_code=reason_code, window=window, as_of=as_of,
+        store.overrides(until=as_of),
+        store.decisions(until=as_of),
+        workflow,
+        reason_code=reason_code,
+        window=window,
+        as_of=as_of,
     )
 
 
@@ -381,8 +389,13 @@ def missed_signal_patterns(
         )
         found.append(
             MissedSignalPattern(
-                ngram=gram, z=float(z), log_odds=float(delta), overrides_with=yo,
-                reference_with=yr, n_overrides=len(overrides), n_reference=len(reference_texts),
+                ngram=gram,
+                z=float(z),
+                log_odds=float(delta),
+                overrides_with=yo,
+                reference_with=yr,
+                n_overrides=len(overrides),
+                n_reference=len(reference_texts),
                 label_pairs=[(m, f, c) for (m, f), c in pairs.most_common()],
             )
         )
@@ -390,9 +403,7 @@ def missed_signal_patterns(
     return found[:top]
 
 
-def _correct_ticket_ids(
-    decisions: Iterable[Decision], overrides: Iterable[Override]
-) -> list[str]:
+def _correct_ticket_ids(decisions: Iterable[Decision], overrides: Iterable[Override]) -> list[str]:
     corrected = {o.ticket_id for o in overrides if is_correction(o)}
     seen: dict[str, None] = {}
     for d in decisions:

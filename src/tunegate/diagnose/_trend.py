@@ -128,8 +128,16 @@ def mann_kendall(series: Sequence[float] | np.ndarray) -> TrendResult:
         p_inc = 1.0 - _normal_cdf(z)
         p_two = min(1.0, 2.0 * min(p_dec, p_inc))
     return TrendResult(
-        n=n, s=s, var_s=float(var_s), z=float(z), tau=float(tau), p_decrease=p_dec,
-        p_increase=p_inc, p_two_sided=p_two, slope=sens_slope(x), exact=exact,
+        n=n,
+        s=s,
+        var_s=float(var_s),
+        z=float(z),
+        tau=float(tau),
+        p_decrease=p_dec,
+        p_increase=p_inc,
+        p_two_sided=p_two,
+        slope=sens_slope(x),
+        exact=exact,
     )
 
 
@@ -207,6 +215,11 @@ def stable_or_increasing(
                 f"standing error floor, not a new or growing problem"
             )
     return TrendDecision(
-        passed=not reasons, weeks=len(tail), mean=mean, test=test, reasons=reasons,
-        window=[float(v) for v in tail], rise=rise,
+        passed=not reasons,
+        weeks=len(tail),
+        mean=mean,
+        test=test,
+        reasons=reasons,
+        window=[float(v) for v in tail],
+        rise=rise,
     )

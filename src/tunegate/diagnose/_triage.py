@@ -69,14 +69,18 @@ _NAMED_VERSION = re.compile(r"\b([a-z][a-z]+)\s+v?(\d+(?:\.\d+)*)\b", re.IGNOREC
 
 def named_versions(text: str) -> set[tuple[str, str]]:
     """(name, number) pairs such as ("windows", "11") or ("office", "2019")."""
-    return {(m.group(1).lower(), m.group(2)) for m in _NAMED_VERSION.finditer(text)
-            if m.group(1).lower() not in _STOP}
-_STOP_TEXT = (
-    """the and for with from that this have has had not but are was were been being you your
+    return {
+        (m.group(1).lower(), m.group(2))
+        for m in _NAMED_VERSION.finditer(text)
+        if m.group(1).lower() not in _STOP
+    }
+
+
+_STOP_TEXT = """
+    the and for with from that this have has had not but are was were been being you your
     our they them their its can could will would should please thanks thank hello since when
     what which who where why how all any some just also very too out about into over again
     get got getting keep keeps still now today yesterday morning every"""
-)
 _STOP = frozenset(_STOP_TEXT.split())
 
 
@@ -252,9 +256,11 @@ def _changed_fact(case: FailureCase, ctx: TriageContext) -> str | None:
     if shifted:
         detail = ", ".join(f"{w} (x{ctx.shifted_terms[w]:.1f})" for w in shifted[:5])
         return f"terms whose frequency shifted since the build period: {detail}"
-    changed = sorted(f"{name} {num} (build data: {', '.join(sorted(ctx.build_versions[name]))})"
-                     for name, num in named_versions(case.text)
-                     if name in ctx.build_versions and num not in ctx.build_versions[name])
+    changed = sorted(
+        f"{name} {num} (build data: {', '.join(sorted(ctx.build_versions[name]))})"
+        for name, num in named_versions(case.text)
+        if name in ctx.build_versions and num not in ctx.build_versions[name]
+    )
     if changed:
         return f"a changed version: {'; '.join(changed[:3])}"
     if ctx.build_vocabulary:
@@ -293,10 +299,15 @@ def suggest(cases: Iterable[FailureCase], ctx: TriageContext) -> list[TriageSugg
                 out.append(TriageSuggestion(case.id, rule.category, rule.name, evidence))
                 break
         else:
-            out.append(TriageSuggestion(
-                case.id, TriageCategory.REASONING_FAILURE, "fallback",
-                "no rule fired: the facts and rules were available, the model weighed them wrong",
-            ))
+            out.append(
+                TriageSuggestion(
+                    case.id,
+                    TriageCategory.REASONING_FAILURE,
+                    "fallback",
+                    "no rule fired: the facts and rules were available, the model weighed "
+                    "them wrong",
+                )
+            )
     return out
 
 
@@ -313,11 +324,18 @@ def failures_from_overrides(
         t = by_id.get(o.ticket_id)
         if t is None or not is_correction(o):
             continue
-        out.append(FailureCase(
-            id=o.id, text=t.text, model_label=o.model_label, final_label=o.final_label,
-            source="override", reason_code=str(o.reason_code.value), ticket_id=o.ticket_id,
-            metadata=dict(t.metadata),
-        ))
+        out.append(
+            FailureCase(
+                id=o.id,
+                text=t.text,
+                model_label=o.model_label,
+                final_label=o.final_label,
+                source="override",
+                reason_code=str(o.reason_code.value),
+                ticket_id=o.ticket_id,
+                metadata=dict(t.metadata),
+            )
+        )
     return out
 
 
@@ -330,11 +348,16 @@ def failures_from_eval_run(run: EvalRun, suite: EvalSuite) -> list[FailureCase]:
         if pred == y or ex_id not in by_id:
             continue
         ex = by_id[ex_id]
-        out.append(FailureCase(
-            id=f"{run.id}:{ex_id}", text=ex.text,
-            model_label=run.labels[pred] if pred is not None else None,
-            final_label=run.labels[y], source="eval", metadata=dict(ex.metadata),
-        ))
+        out.append(
+            FailureCase(
+                id=f"{run.id}:{ex_id}",
+                text=ex.text,
+                model_label=run.labels[pred] if pred is not None else None,
+                final_label=run.labels[y],
+                source="eval",
+                metadata=dict(ex.metadata),
+            )
+        )
     return out
 
 
@@ -347,7 +370,10 @@ def failures_from_store(store: Any, *, since: Any = None) -> list[FailureCase]:
 
 
 def triage_context_from_store(
-    store: Any, workflow: Workflow, cases: Sequence[FailureCase], *,
+    store: Any,
+    workflow: Workflow,
+    cases: Sequence[FailureCase],
+    *,
     rules: Sequence[RuleSpec] | None = None,
 ) -> TriageContext:
     """Build data = historical examples + the label prompts; recent texts = the tickets since
@@ -357,7 +383,9 @@ def triage_context_from_store(
     cutoff = max((e.created_at for e in historical), default=None)
     recent = [t.text for t in store.tickets(since=cutoff)]
     return TriageContext.build(
-        workflow.label_names, build_texts=build_texts, recent_texts=recent,
+        workflow.label_names,
+        build_texts=build_texts,
+        recent_texts=recent,
         failure_texts=[c.text for c in cases],
         rules=list(rules) if rules is not None else workflow.rules,
     )
@@ -366,8 +394,17 @@ def triage_context_from_store(
 # -- the file round trip -----------------------------------------------------------------------
 
 _COLUMNS = [
-    "failure_id", "source", "reason_code", "model_label", "final_label", "suggested_category",
-    "rule", "evidence", "category", "note", "text",
+    "failure_id",
+    "source",
+    "reason_code",
+    "model_label",
+    "final_label",
+    "suggested_category",
+    "rule",
+    "evidence",
+    "category",
+    "note",
+    "text",
 ]
 
 
@@ -384,12 +421,21 @@ def export_triage(
     rows = []
     for c in cases:
         s = sug.get(c.id)
-        rows.append({
-            "failure_id": c.id, "source": c.source, "reason_code": c.reason_code or "",
-            "model_label": c.model_label or "", "final_label": c.final_label,
-            "suggested_category": s.category.value if s else "", "rule": s.rule if s else "",
-            "evidence": s.evidence if s else "", "category": "", "note": "", "text": c.text,
-        })
+        rows.append(
+            {
+                "failure_id": c.id,
+                "source": c.source,
+                "reason_code": c.reason_code or "",
+                "model_label": c.model_label or "",
+                "final_label": c.final_label,
+                "suggested_category": s.category.value if s else "",
+                "rule": s.rule if s else "",
+                "evidence": s.evidence if s else "",
+                "category": "",
+                "note": "",
+                "text": c.text,
+            }
+        )
     if p.suffix.lower() == ".jsonl":
         with p.open("w", encoding="utf-8") as fh:
             for row in rows:
@@ -432,15 +478,21 @@ def _read_rows(p: Path) -> list[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError as exc:
                 rows.append((lineno, {"__error__": f"not valid JSON: {exc.msg}"}))
                 continue
-            rows.append((lineno, value if isinstance(value, dict)
-                         else {"__error__": "expected a JSON object"}))
+            rows.append(
+                (
+                    lineno,
+                    value if isinstance(value, dict) else {"__error__": "expected a JSON object"},
+                )
+            )
         return rows
     with p.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"failure_id", "category"} - set(reader.fieldnames or [])
         if missing:
-            raise InputError(f"{p}:1: missing column(s) {sorted(missing)}; expected the columns "
-                             f"written by `tunegate triage export`: {_COLUMNS}")
+            raise InputError(
+                f"{p}:1: missing column(s) {sorted(missing)}; expected the columns "
+                f"written by `tunegate triage export`: {_COLUMNS}"
+            )
         return [(i, dict(row)) for i, row in enumerate(reader, start=2)]
 
 
@@ -483,31 +535,55 @@ def import_triage(
         suggested = str(row.get("suggested_category") or "").strip() or None
         if suggested and suggested != category:
             report.corrected += 1
-        staged.append((fid, _triage_payload(
-            category, reviewer=reviewer, suggested=suggested, rule=row.get("rule") or None,
-            note=str(row.get("note") or ""), row=row,
-        )))
+        staged.append(
+            (
+                fid,
+                _triage_payload(
+                    category,
+                    reviewer=reviewer,
+                    suggested=suggested,
+                    rule=row.get("rule") or None,
+                    note=str(row.get("note") or ""),
+                    row=row,
+                ),
+            )
+        )
     if report.errors:
-        raise InputError(f"{len(report.errors)} bad row(s), nothing imported; fix them and "
-                         f"import again:\n" + "\n".join(report.errors))
+        raise InputError(
+            f"{len(report.errors)} bad row(s), nothing imported; fix them and "
+            f"import again:\n" + "\n".join(report.errors)
+        )
     for fid, payload in staged:
         store.put("triage", fid, payload)
         report.confirmed += 1
     if staged:
-        store.audit("triage.import", reviewer, {"file": str(p), "confirmed": report.confirmed,
-                                                "corrected": report.corrected})
+        store.audit(
+            "triage.import",
+            reviewer,
+            {"file": str(p), "confirmed": report.confirmed, "corrected": report.corrected},
+        )
     return report
 
 
 def _triage_payload(
-    category: str, *, reviewer: str, suggested: str | None = None, rule: Any = None,
-    note: str = "", row: Mapping[str, Any] | None = None,
+    category: str,
+    *,
+    reviewer: str,
+    suggested: str | None = None,
+    rule: Any = None,
+    note: str = "",
+    row: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     row = row or {}
     return {
-        "category": category, "suggested_category": suggested, "rule": rule,
-        "confirmed": True, "reviewer": reviewer, "confirmed_at": utcnow().isoformat(),
-        "note": note, "source": row.get("source") or None,
+        "category": category,
+        "suggested_category": suggested,
+        "rule": rule,
+        "confirmed": True,
+        "reviewer": reviewer,
+        "confirmed_at": utcnow().isoformat(),
+        "note": note,
+        "source": row.get("source") or None,
         "reason_code": row.get("reason_code") or None,
         "model_label": row.get("model_label") or None,
         "final_label": row.get("final_label") or None,
@@ -523,9 +599,14 @@ def confirm_triage(
     if value not in allowed:
         raise InputError(f"category {category!r} is not one of {allowed}")
     previous = store.get("triage", failure_id) or {}
-    payload = _triage_payload(value, reviewer=reviewer, note=note,
-                              suggested=previous.get("suggested_category"),
-                              rule=previous.get("rule"), row=previous)
+    payload = _triage_payload(
+        value,
+        reviewer=reviewer,
+        note=note,
+        suggested=previous.get("suggested_category"),
+        rule=previous.get("rule"),
+        row=previous,
+    )
     store.put("triage", failure_id, payload)
     store.audit("triage.confirm", reviewer, {"failure_id": failure_id, "category": value})
     return payload
@@ -588,52 +669,85 @@ def recommend(
         need = policy.min_failures - total
         return Recommendation(
             "insufficient_data",
-            [f"{total} confirmed triaged failures; a recommendation needs {policy.min_failures}: "
-             f"triage {need} more (`tunegate triage export` / `triage confirm`)"],
-            shares, all_counts, total, needed=need,
+            [
+                f"{total} confirmed triaged failures; a recommendation needs "
+                f"{policy.min_failures}: "
+                f"triage {need} more (`tunegate triage export` / `triage confirm`)"
+            ],
+            shares,
+            all_counts,
+            total,
+            needed=need,
         )
     facts = shares["missing_facts"] + shares["stale_facts"]
     crossed: list[tuple[float, str, str]] = []
     if facts > policy.facts_share:
-        crossed.append((facts, "retrieval",
-                        f"missing/stale facts are {facts:.0%} of failures "
-                        f"(> {policy.facts_share:.0%}): give the model the facts at inference time "
-                        "(retrieval over reviewed "
-                        "examples or documents) instead of baking them into weights"))
+        crossed.append(
+            (
+                facts,
+                "retrieval",
+                f"missing/stale facts are {facts:.0%} of failures "
+                f"(> {policy.facts_share:.0%}): give the model the facts at inference time "
+                "(retrieval over reviewed "
+                "examples or documents) instead of baking them into weights",
+            )
+        )
     if shares["policy_violation"] > policy.policy_share:
-        crossed.append((shares["policy_violation"], "rules",
-                        f"policy violations are {shares['policy_violation']:.0%} of failures "
-                        f"(> {policy.policy_share:.0%}): move the policy into deterministic rules"))
+        crossed.append(
+            (
+                shares["policy_violation"],
+                "rules",
+                f"policy violations are {shares['policy_violation']:.0%} of failures "
+                f"(> {policy.policy_share:.0%}): move the policy into deterministic rules",
+            )
+        )
     if shares["formatting_failure"] > policy.formatting_share:
-        crossed.append((shares["formatting_failure"], "constrained_output",
-                        f"formatting failures are {shares['formatting_failure']:.0%} of failures "
-                        f"(> {policy.formatting_share:.0%}): constrain the output to the "
-                        "label set"))
+        crossed.append(
+            (
+                shares["formatting_failure"],
+                "constrained_output",
+                f"formatting failures are {shares['formatting_failure']:.0%} of failures "
+                f"(> {policy.formatting_share:.0%}): constrain the output to the "
+                "label set",
+            )
+        )
     if crossed:
         crossed.sort(key=lambda t: -t[0])
-        return Recommendation(crossed[0][1], [t[2] for t in crossed], shares, all_counts, total,
-                              also=[t[1] for t in crossed[1:]])
+        return Recommendation(
+            crossed[0][1],
+            [t[2] for t in crossed],
+            shares,
+            all_counts,
+            total,
+            also=[t[1] for t in crossed[1:]],
+        )
     reasoning = shares["reasoning_failure"]
     largest = max(shares, key=lambda k: shares[k])
-    reasons = [f"no cheap-fix threshold crossed (facts {facts:.0%}, policy "
-               f"{shares['policy_violation']:.0%}, formatting {shares['formatting_failure']:.0%})"]
+    reasons = [
+        f"no cheap-fix threshold crossed (facts {facts:.0%}, policy "
+        f"{shares['policy_violation']:.0%}, formatting {shares['formatting_failure']:.0%})"
+    ]
     repetitive = recurring_share is not None and recurring_share >= min_recurring_share
     if largest == "reasoning_failure" and repetitive and trend_stable:
         reasons.append(
             f"reasoning failures lead ({reasoning:.0%}), {recurring_share:.0%} of them fall in "
             f"recurring missed-signal patterns and the trend is stable or increasing: stable, "
-            f"repetitive behaviour that fine-tuning can learn (subject to the gate)")
+            f"repetitive behaviour that fine-tuning can learn (subject to the gate)"
+        )
         return Recommendation("fine_tune", reasons, shares, all_counts, total)
     if largest != "reasoning_failure":
         reasons.append(f"the largest category is {largest} ({shares[largest]:.0%}), not reasoning")
     if not repetitive:
         shown = "unknown" if recurring_share is None else f"{recurring_share:.0%}"
-        reasons.append(f"reasoning failures are not concentrated in recurring patterns "
-                       f"({shown} < {min_recurring_share:.0%})")
+        reasons.append(
+            f"reasoning failures are not concentrated in recurring patterns "
+            f"({shown} < {min_recurring_share:.0%})"
+        )
     if not trend_stable:
         reasons.append("the override trend is not shown to be stable or increasing")
-    reasons.append("improve the instructions / label descriptions first (`tunegate try "
-                   "instructions`)")
+    reasons.append(
+        "improve the instructions / label descriptions first (`tunegate try instructions`)"
+    )
     return Recommendation("instructions", reasons, shares, all_counts, total)
 
 
@@ -651,5 +765,9 @@ def recommend_from_store(store: Any, workflow: Workflow) -> Recommendation:
     cases = {c.id: c for c in failures_from_store(store)}
     texts = [cases[i].text for i in reasoning_ids if i in cases]
     share = (sum(1 for t in texts if ngrams(t) & patterns) / len(texts)) if texts else None
-    return recommend(confirmed.values(), workflow.triage, recurring_share=share,
-                     trend_stable=trend.decision.passed)
+    return recommend(
+        confirmed.values(),
+        workflow.triage,
+        recurring_share=share,
+        trend_stable=trend.decision.passed,
+    )

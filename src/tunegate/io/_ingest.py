@@ -29,12 +29,14 @@ from tunegate.io._readers import (
     check_file,
     detect_format,
     iter_rows,
+    jsonl_lines,
+    jsonl_row,
     progress_total,
 )
 from tunegate.io._shapes import SHAPES, RowError, Shape, apply_shape, parse_column_map
 from tunegate.records import Decision, Example, Override, utcnow
 from tunegate.store import Store
-from tunegate.store._hashing import RECORD_TYPES, record_hash
+from tunegate.store._hashing import RECORD_TYPES, record_hash, record_hash_plain
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -206,6 +208,11 @@ def build_record(kind: str, row: dict[str, Any], workflow: Workflow) -> BaseMode
         record = model.model_validate(row)
     except ValidationError as exc:
         raise RowError(_reason(exc)) from None
+    return _finish(record, workflow)
+
+
+def _finish(record: BaseModel, workflow: Workflow) -> BaseModel:
+    """Workflow checks on a validated record: known labels; an example's slice tags."""
     if isinstance(record, Example):
         _check_label(record.label, workflow, "label")
         tags = workflow.slice_tags(record.text, record.metadata)
@@ -220,6 +227,67 @@ def build_record(kind: str, row: dict[str, Any], workflow: Workflow) -> BaseMode
     return record
 
 
+def _fast_record(kind: str, line: bytes, workflow: Workflow) -> tuple[BaseModel, str] | None:
+    """``(record, identity hash)`` of a native-shaped JSONL line, validated by pydantic straight
+    from the bytes — or ``None`` when the line needs the general path.
+
+    Only a line that the general path (:func:`~tunegate.io._readers.jsonl_row`, then
+    :func:`build_record`) would turn into the very same record is accepted here; anything else
+    (bad JSON or UTF-8, ``NaN``/``Infinity``, extra columns, JSON-string fields, numeric or
+    missing ids, a missing ``created_at``, non-finite metadata, unknown labels, any validation
+    error) returns ``None`` and goes the general way, which accepts it identically or says
+    exactly why not. ``None`` is never a verdict.
+    """
+    if b"NaN" in line or b"Infinity" in line:  # json.loads rejects these constants; pydantic not
+        return None
+    try:
+        record = RECORD_TYPES[kind].model_validate_json(line)
+    except ValidationError:
+        return None
+    if kind != "tickets":
+        given = record.model_fields_set
+        if "id" not in given or not record.id:  # type: ignore[attr-defined]
+            return None  # the general path derives the id from the content
+        if kind in _NEEDS_TIME and "created_at" not in given:
+            return None
+    try:
+        record = _finish(record, workflow)
+        # metadata is parsed JSON (str keys); a float overflowing to inf raises ValueError
+        return record, record_hash_plain(kind, record)
+    except (RowError, ValueError):
+        return None
+
+
+Parsed = tuple[int, "RawRow | bytes", "BaseModel | None", str]
+"""``(line, raw, record, digest)`` of a good row, ``(line, raw, None, reason)`` of a bad one;
+``raw`` is the line's bytes when the fast path took it (valid UTF-8)."""
+
+
+def _general(
+    kind: str, raw: RawRow, shape: Shape, column_map: dict[str, str], workflow: Workflow
+) -> Parsed:
+    if raw.error is not None or raw.data is None:
+        return raw.line, raw, None, raw.error or "unreadable row"
+    try:
+        native = apply_shape(kind, shape, raw.data, workflow, column_map)
+        record = build_record(kind, native, workflow)
+    except RowError as exc:
+        return raw.line, raw, None, str(exc)
+    try:
+        return raw.line, raw, record, record_hash(kind, record)
+    except UnicodeEncodeError as exc:  # json.loads accepts "\ud800"; no database stores it
+        return raw.line, raw, None, _surrogate_reason(exc)
+
+
+def _surrogate_reason(exc: UnicodeEncodeError) -> str:
+    bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else ""
+    code = f"\\u{ord(bad[0]):04x}" if bad else "a surrogate"
+    return (
+        f"a string holds an unpaired surrogate escape ({code}), which is not valid Unicode; "
+        f"fix the JSON escape (surrogates must come in high/low pairs)"
+    )
+
+
 def _parse(
     kind: str,
     path: Path,
@@ -228,16 +296,22 @@ def _parse(
     column_map: dict[str, str],
     workflow: Workflow,
     tick: Any = None,
-) -> Iterator[tuple[RawRow, BaseModel | None, str | None]]:
+) -> Iterator[Parsed]:
+    if fmt == "jsonl" and shape == "native" and not column_map:
+        check_file(path)
+        for number, line in jsonl_lines(path, tick or (lambda _n: None)):
+            fast = _fast_record(kind, line, workflow)
+            if fast is not None:
+                yield number, line, fast[0], fast[1]
+            else:
+                yield _general(kind, jsonl_row(number, line), shape, column_map, workflow)
+        return
     for raw in iter_rows(path, fmt, progress=tick):
-        if raw.error is not None or raw.data is None:
-            yield raw, None, raw.error or "unreadable row"
-            continue
-        try:
-            native = apply_shape(kind, shape, raw.data, workflow, column_map)
-            yield raw, build_record(kind, native, workflow), None
-        except RowError as exc:
-            yield raw, None, str(exc)
+        yield _general(kind, raw, shape, column_map, workflow)
+
+
+def _raw_row(line: int, raw: RawRow | bytes) -> RawRow:
+    return raw if isinstance(raw, RawRow) else RawRow(line, raw.decode("utf-8"))
 
 
 def _check_args(kind: str, shape: str | None) -> Shape:
@@ -274,20 +348,17 @@ def read_records(
     records: list[BaseModel] = []
     problems: list[Problem] = []
     seen: dict[str, tuple[str, int]] = {}
-    for raw, record, reason in _parse(kind, source, the_fmt, the_shape, mapping, workflow):
+    for line, _raw, record, digest in _parse(kind, source, the_fmt, the_shape, mapping, workflow):
         if record is None:
-            problems.append(Problem(file=str(source), line=raw.line, reason=reason or ""))
+            problems.append(Problem(file=str(source), line=line, reason=digest))
             continue
         rid: str = record.id  # type: ignore[attr-defined]
-        digest = record_hash(kind, record)
         prev = seen.get(rid)
         if prev is None:
-            seen[rid] = (digest, raw.line)
+            seen[rid] = (digest, line)
             records.append(record)
         elif prev[0] != digest:
-            problems.append(
-                Problem(file=str(source), line=raw.line, reason=_dup_reason(rid, prev[1]))
-            )
+            problems.append(Problem(file=str(source), line=line, reason=_dup_reason(rid, prev[1])))
     return records, problems
 
 
@@ -382,7 +453,8 @@ def ingest_file(
     report = IngestReport(kind=kind, file=str(source), format=the_fmt, shape=the_shape)
     started = time.perf_counter()
     seen: dict[str, tuple[str, int]] = {}
-    batch: list[tuple[BaseModel, RawRow, str]] = []
+    batch: list[tuple[BaseModel, int, RawRow | bytes, str]] = []
+    counts = {"rows": 0, "added": 0, "existing": 0, "batches": 0}  # the report's, set at the end
 
     with _Quarantine(target, source, kind) as quarantine, make_progress() as progress:
         task = progress.add_task(
@@ -400,46 +472,49 @@ def ingest_file(
         def flush() -> None:
             if not batch:
                 return
-            by_id = {rec.id: raw for rec, raw, _ in batch}  # type: ignore[attr-defined]
             result = store.add(
                 kind,
-                [rec for rec, _, _ in batch],
+                [entry[0] for entry in batch],
                 on_conflict="skip",
-                hashes=[digest for _, _, digest in batch],
+                hashes=[entry[3] for entry in batch],
             )
-            report.added += result.added
-            report.existing += result.existing
-            report.batches += 1
-            for rid in result.conflicts:
-                quarantine.add(
-                    by_id[rid], f"id {rid!r} is already in the store with different content"
-                )
+            counts["added"] += result.added
+            counts["existing"] += result.existing
+            counts["batches"] += 1
+            if result.conflicts:
+                by_id = {rec.id: (line, raw) for rec, line, raw, _ in batch}  # type: ignore[attr-defined]
+                for rid in result.conflicts:
+                    quarantine.add(
+                        _raw_row(*by_id[rid]),
+                        f"id {rid!r} is already in the store with different content",
+                    )
             batch.clear()
-            progress.update(task, status=f"{report.added} added")
+            progress.update(task, status=f"{counts['added']} added")
 
-        for raw, record, reason in _parse(
+        for line, raw, record, digest in _parse(
             kind, source, the_fmt, the_shape, mapping, workflow, tick
         ):
-            report.rows += 1
+            counts["rows"] += 1
             if record is None:
-                quarantine.add(raw, reason or "unreadable row")
+                quarantine.add(_raw_row(line, raw), digest)
                 continue
             rid: str = record.id  # type: ignore[attr-defined]
-            digest = record_hash(kind, record)
             prev = seen.get(rid)
             if prev is not None:
                 if prev[0] == digest:
-                    report.existing += 1
+                    counts["existing"] += 1
                 else:
-                    quarantine.add(raw, _dup_reason(rid, prev[1]))
+                    quarantine.add(_raw_row(line, raw), _dup_reason(rid, prev[1]))
                 continue
-            seen[rid] = (digest, raw.line)
-            batch.append((record, raw, digest))
+            seen[rid] = (digest, line)
+            batch.append((record, line, raw, digest))
             if len(batch) >= batch_size:
                 flush()
         flush()
         progress.advance(task, pending[0])
 
+    report.rows, report.added = counts["rows"], counts["added"]
+    report.existing, report.batches = counts["existing"], counts["batches"]
     report.quarantined = quarantine.count
     report.problems = quarantine.problems
     report.quarantine_file = str(target) if quarantine.count else None

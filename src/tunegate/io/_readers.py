@@ -25,6 +25,8 @@ __all__ = [
     "check_file",
     "detect_format",
     "iter_rows",
+    "jsonl_lines",
+    "jsonl_row",
     "progress_total",
 ]
 
@@ -90,36 +92,48 @@ def _invalid_utf8(raw: bytes, number: int) -> RawRow | None:
     return None
 
 
-def _jsonl(path: Path, progress: Progress) -> Iterator[RawRow]:
+def jsonl_lines(path: Path, progress: Progress) -> Iterator[tuple[int, bytes]]:
+    """``(line number, bytes)`` of every non-blank line of a JSONL file, without the line end
+    (and without a UTF-8 BOM on line 1). ``progress`` receives bytes read, about every 64 KB."""
+    pending = 0
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, 1):
-            progress(len(raw))
+            pending += len(raw)
+            if pending >= 65536:
+                progress(pending)
+                pending = 0
             if number == 1:
                 raw = raw.removeprefix(_BOM)
             raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            bad = _invalid_utf8(raw, number)
-            if bad is not None:
-                yield bad
-                continue
-            text = raw.decode("utf-8")
-            try:
-                data = json.loads(text, parse_constant=_bad_constant)
-            except json.JSONDecodeError as exc:
-                yield RawRow(number, text, error=f"malformed JSON: {exc.msg} at column {exc.colno}")
-                continue
-            except (ValueError, RecursionError) as exc:
-                yield RawRow(number, text, error=f"malformed JSON: {exc}")
-                continue
-            if not isinstance(data, dict):
-                yield RawRow(
-                    number,
-                    text,
-                    error=f"expected a JSON object per line, got {type(data).__name__}",
-                )
-                continue
-            yield RawRow(number, text, data=data)
+            if raw.strip():
+                yield number, raw
+    progress(pending)
+
+
+def jsonl_row(number: int, raw: bytes) -> RawRow:
+    """One JSONL line (see :func:`jsonl_lines`) parsed into a :class:`RawRow`."""
+    bad = _invalid_utf8(raw, number)
+    if bad is not None:
+        return bad
+    text = raw.decode("utf-8")
+    try:
+        data = json.loads(text, parse_constant=_bad_constant)
+    except json.JSONDecodeError as exc:
+        return RawRow(number, text, error=f"malformed JSON: {exc.msg} at column {exc.colno}")
+    except (ValueError, RecursionError) as exc:
+        return RawRow(number, text, error=f"malformed JSON: {exc}")
+    if not isinstance(data, dict):
+        return RawRow(
+            number,
+            text,
+            error=f"expected a JSON object per line, got {type(data).__name__}",
+        )
+    return RawRow(number, text, data=data)
+
+
+def _jsonl(path: Path, progress: Progress) -> Iterator[RawRow]:
+    for number, raw in jsonl_lines(path, progress):
+        yield jsonl_row(number, raw)
 
 
 def _csv(path: Path, progress: Progress) -> Iterator[RawRow]:

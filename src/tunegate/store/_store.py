@@ -40,7 +40,7 @@ from tunegate.records import (
 )
 from tunegate.store import _schema as s
 from tunegate.store._engine import make_engine
-from tunegate.store._hashing import RECORD_TYPES, RecordKind, record_hash
+from tunegate.store._hashing import RECORD_TYPES, RecordKind, json_encoder, record_hash
 from tunegate.store.migrate import upgrade
 
 __all__ = ["AddResult", "AliasEvent", "Store"]
@@ -193,16 +193,45 @@ def _sqlite_converter(column: sa.Column[Any]) -> Any:
 
 
 def _sqlite_datetime(value: datetime) -> str:
-    v = value.astimezone(UTC) if value.tzinfo is not None else value
-    # exactly SQLAlchemy's SQLite DATETIME storage format, so comparisons and ordering agree
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:"
-        f"{v.second:02d}.{v.microsecond:06d}"
-    )
+    """Exactly SQLAlchemy's SQLite DATETIME storage format (UTC, naive, microseconds), so
+    comparisons and ordering agree: ``2024-05-01 08:00:00.000000``."""
+    if value.tzinfo is not None and value.utcoffset():  # a zero offset needs no conversion
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_json_text = json_encoder(sort_keys=False)
+"""``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, the engine's serializer."""
+
+_Entry = tuple[str, str, Any]
+"""``(id, record_hash, record)`` of one record to insert."""
+
+
+def _sqlite_params_generic(
+    kind: str, table: sa.Table, entries: list[_Entry]
+) -> list[tuple[Any, ...]]:
+    columns = [c.name for c in table.columns]
+    convert = [_sqlite_converter(c) for c in table.columns]
+    out: list[tuple[Any, ...]] = []
+    for _rid, digest, rec in entries:
+        row = _to_row(kind, rec, digest)
+        out.append(tuple(f(row[c]) for c, f in zip(columns, convert, strict=True)))
+    return out
+
+
+def _sqlite_params(kind: str, table: sa.Table, entries: list[_Entry]) -> list[tuple[Any, ...]]:
+    """SQLite parameter tuples in ``table``'s column order, as SQLAlchemy would bind them."""
+    if kind == "tickets":  # the hot path of ingestion; equal to the generic form (tested)
+        dt, js = _sqlite_datetime, _json_text
+        return [
+            (rec.id, rec.text, dt(rec.created_at), js(rec.metadata), digest)
+            for _, digest, rec in entries
+        ]
+    return _sqlite_params_generic(kind, table, entries)
+
+
+def _entry_id(entry: _Entry) -> str:
+    return entry[0]
 
 
 def _from_row(kind: str, row: sa.RowMapping) -> Any:
@@ -328,7 +357,7 @@ class Store:
         if hashes is not None and len(hashes) != len(items):
             raise InputError(f"add({kind!r}): {len(items)} records but {len(hashes)} hashes")
         first: dict[str, str] = {}
-        rows: list[dict[str, Any]] = []
+        entries: list[_Entry] = []
         duplicates = 0
         batch_conflicts: list[str] = []
         for n, rec in enumerate(items):
@@ -342,7 +371,7 @@ class Store:
             seen = first.get(rid)
             if seen is None:
                 first[rid] = digest
-                rows.append(_to_row(kind, rec, digest))
+                entries.append((rid, digest, rec))
             elif seen == digest:
                 duplicates += 1
             else:
@@ -352,38 +381,55 @@ class Store:
                 f"{kind}: id(s) {_show(batch_conflicts)} appear twice in the batch with different "
                 f"content; give each record its own id or drop the stale copy"
             )
-        rows.sort(key=lambda r: r["id"])  # one lock order for every writer: no deadlocks
+        entries.sort(key=_entry_id)  # one lock order for every writer: no deadlocks
         result: AddResult = self._retrying(
-            lambda: self._add_rows(kind, rows, on_conflict, duplicates, batch_conflicts)
+            lambda: self._add_rows(kind, entries, on_conflict, duplicates, batch_conflicts)
         )
         return result
 
-    def _insert_new(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+    def _insert_new(
+        self, conn: sa.Connection, kind: str, table: sa.Table, entries: list[_Entry]
+    ) -> int:
         """INSERT ... ON CONFLICT DO NOTHING; returns how many rows were inserted."""
-        if not rows:
+        if not entries:
             return 0
         if self.dialect == "sqlite":
             # The DB-API's executemany in C: several times faster than per-row bind processing.
             columns = [c.name for c in table.columns]
-            convert = [_sqlite_converter(c) for c in table.columns]
             sql = (
                 f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
                 f"({', '.join('?' for _ in columns)}) ON CONFLICT (id) DO NOTHING"
             )
-            params = [tuple(f(r[c]) for c, f in zip(columns, convert, strict=True)) for r in rows]
+            params = _sqlite_params(kind, table, entries)
             return int(conn.exec_driver_sql(sql, params).rowcount)
         stmt = (
             self._insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
         )
+        rows = [_to_row(kind, rec, digest) for _, digest, rec in entries]
         inserted = 0
         for chunk in _chunks(rows, 5000):
             inserted += len(conn.execute(stmt, list(chunk)).all())
         return inserted
 
+    def _stored_hashes(
+        self, conn: sa.Connection, table: sa.Table, ids: list[str]
+    ) -> Iterator[tuple[str, str]]:
+        """``(id, record_hash)`` of the stored rows among ``ids`` (one query per 900 ids)."""
+        for chunk in _chunks(ids):
+            if self.dialect == "sqlite":  # plain driver SQL: no per-chunk compile, C fetchall
+                sql = (
+                    f"SELECT id, record_hash FROM {table.name} "
+                    f"WHERE id IN ({', '.join('?' for _ in chunk)})"
+                )
+                yield from conn.exec_driver_sql(sql, tuple(chunk)).cursor.fetchall()  # type: ignore[union-attr]
+            else:
+                query = sa.select(table.c.id, table.c.record_hash).where(table.c.id.in_(chunk))
+                yield from conn.execute(query).tuples()
+
     def _add_rows(
         self,
         kind: str,
-        rows: list[dict[str, Any]],
+        entries: list[_Entry],
         on_conflict: str,
         duplicates: int,
         batch_conflicts: list[str],
@@ -391,15 +437,13 @@ class Store:
         table = s.TABLES[kind]
         conflicts: list[str] = []
         with self._write() as conn:
-            added = self._insert_new(conn, table, rows)
-            if added < len(rows):  # some ids were there already: same content or not?
-                mine = {r["id"]: r["record_hash"] for r in rows}
+            added = self._insert_new(conn, kind, table, entries)
+            if added < len(entries):  # some ids were there already: same content or not?
+                mine = {rid: digest for rid, digest, _ in entries}
                 ids = list(mine)
-                for chunk in _chunks(ids):
-                    query = sa.select(table.c.id, table.c.record_hash).where(table.c.id.in_(chunk))
-                    for rid, stored in conn.execute(query):
-                        if stored != mine[rid]:
-                            conflicts.append(rid)
+                for rid, stored in self._stored_hashes(conn, table, ids):
+                    if stored != mine[rid]:
+                        conflicts.append(rid)
             if conflicts and on_conflict == "raise":
                 raise InputError(
                     f"{kind}: id(s) {_show(conflicts)} are already stored with different content; "
@@ -408,7 +452,7 @@ class Store:
                 )
         return AddResult(
             added=added,
-            existing=duplicates + len(rows) - added - len(conflicts),
+            existing=duplicates + len(entries) - added - len(conflicts),
             conflicts=tuple(batch_conflicts) + tuple(sorted(conflicts)),
         )
 

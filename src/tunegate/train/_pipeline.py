@@ -63,16 +63,22 @@ def ensure_champion(store: Any, workflow: Workflow, *, actor: str = "tunegate") 
     if champ is not None:
         return champ
     config = {"instructions": workflow.instructions, "labels": workflow.label_names}
-    mv = ModelVersion(id=f"zero-shot-{content_hash(config)[:12]}", kind=ModelKind.ZERO_SHOT,
-                      config=config)
+    mv = ModelVersion(
+        id=f"zero-shot-{content_hash(config)[:12]}", kind=ModelKind.ZERO_SHOT, config=config
+    )
     registry.register(mv, actor=actor, as_candidate=False)
     registry.promote(mv.id, actor=actor, reason="baseline: the workflow's zero-shot model")
     return mv.id
 
 
 def evaluate_candidate(
-    store: Any, workflow: Workflow, version_id: str, suite: EvalSuite, *,
-    actor: str = "tunegate", description: str = "",
+    store: Any,
+    workflow: Workflow,
+    version_id: str,
+    suite: EvalSuite,
+    *,
+    actor: str = "tunegate",
+    description: str = "",
 ) -> Attempt:
     """Run the champion and ``version_id`` on ``suite``, compare them, store both EvalRuns
     and the Attempt (kind ``finetune``) with its Verdict; returns the Attempt."""
@@ -83,8 +89,7 @@ def evaluate_candidate(
     champion = load_model_version(store.get_model_version(champ_id), workflow, store=store)
     candidate = load_model_version(store.get_model_version(version_id), workflow, store=store)
     base_run = run_eval(champion, suite, workflow).model_copy(update={"model_version": champ_id})
-    cand_run = run_eval(candidate, suite, workflow).model_copy(
-        update={"model_version": version_id})
+    cand_run = run_eval(candidate, suite, workflow).model_copy(update={"model_version": version_id})
     verdict = compare(base_run, cand_run, suite, workflow)
     attempt = Attempt(
         kind=AttemptKind.FINETUNE,
@@ -92,13 +97,24 @@ def evaluate_candidate(
         baseline_version=champ_id,
         candidate_version=version_id,
         verdict=verdict,
-        details={"suite": suite.name, "suite_hash": suite.hash, "baseline_run": base_run.id,
-                 "candidate_run": cand_run.id},
+        details={
+            "suite": suite.name,
+            "suite_hash": suite.hash,
+            "baseline_run": base_run.id,
+            "candidate_run": cand_run.id,
+        },
     )
     store.save_eval_run(base_run)
     store.save_eval_run(cand_run)
     store.save_attempt(attempt)
-    store.audit("train.evaluate", actor, {"attempt": attempt.id, "candidate": version_id,
-                                          "champion": champ_id,
-                                          "verdict": verdict.outcome.value})
+    store.audit(
+        "train.evaluate",
+        actor,
+        {
+            "attempt": attempt.id,
+            "candidate": version_id,
+            "champion": champ_id,
+            "verdict": verdict.outcome.value,
+        },
+    )
     return attempt

@@ -1,0 +1,127 @@
+"""The diagnosis CLI over a small SQLite store: overrides trend, triage, attribute --confirm,
+gate (exit codes and --json)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tunegate.cli import main
+from tunegate.config import starter_yaml
+from tunegate.records import Decision, Override, ReasonCode, Route, Ticket
+
+MONDAY = datetime(2025, 1, 6, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    from tunegate.store import Store
+
+    cfg = tmp_path / "tunegate.yaml"
+    cfg.write_text(starter_yaml(), encoding="utf-8")
+    store = Store(f"sqlite:///{tmp_path / 'tunegate.db'}")
+    tickets, decisions, overrides = [], [], []
+    for w, c in enumerate([3, 2, 3, 2, 9, 13, 16, 20]):
+        for i in range(40):
+            at = MONDAY + timedelta(weeks=w, days=i % 7)
+            tid = f"t{w}_{i}"
+            text = (
+                f"authenticator push prompts I did not request, locked out {i}"
+                if i < c
+                else f"locked out after too many password attempts {i}"
+            )
+            tickets.append(Ticket(id=tid, text=text, created_at=at))
+            decisions.append(
+                Decision(
+                    id=f"d{tid}",
+                    ticket_id=tid,
+                    model_version="zs",
+                    label="account_unlock",
+                    probabilities={"account_unlock": 1.0},
+                    h_norm=0.0,
+                    route=Route.AUTO,
+                    created_at=at,
+                )
+            )
+            if i < c:
+                overrides.append(
+                    Override(
+                        id=f"o{tid}",
+                        ticket_id=tid,
+                        model_label="account_unlock",
+                        final_label="security_incident",
+                        reason_code=ReasonCode.R2,
+                        created_at=at,
+                    )
+                )
+    store.add_tickets(tickets)
+    store.add_decisions(decisions)
+    store.add_overrides(overrides)
+    store.close()
+    return cfg
+
+
+def test_overrides_trend_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["overrides", "trend", "-c", str(project), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["trend"]["counts"][-4:] == [9, 13, 16, 20]
+    assert data["trend"]["decision"]["passed"] is True
+    assert any(p["ngram"] == "authenticator push" for p in data["patterns"])
+    assert main(["overrides", "trend", "-c", str(project), "--by", "slice"]) == 0
+    assert "mfa_related" in capsys.readouterr().out
+    assert main(["overrides", "trend", "-c", str(project), "--by", "colour"]) == 2
+
+
+def test_triage_round_trip_and_recommend(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["triage", "suggest", "-c", str(project), "--json"]) == 0
+    sugg = json.loads(capsys.readouterr().out)
+    assert sugg["failures"] == 68
+    path = tmp_path / "triage.csv"
+    assert main(["triage", "export", str(path), "-c", str(project)]) == 0
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    for row in rows[:50]:
+        row["category"] = "reasoning_failure"
+    rows[50]["category"] = "not-a-category"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    capsys.readouterr()
+    assert main(["triage", "import", str(path), "-c", str(project)]) == 2
+    assert f"{path}:52: category 'not-a-category'" in capsys.readouterr().err
+    rows[50]["category"] = ""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["triage", "import", str(path), "-c", str(project), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["confirmed"] == 50
+    one = rows[60]["failure_id"]
+    assert main(["triage", "confirm", one, "policy_violation", "-c", str(project)]) == 0
+    capsys.readouterr()
+    assert main(["triage", "recommend", "-c", str(project), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["action"] == "insufficient_data" and rec["total"] == 51 and rec["needed"] == 149
+
+
+def test_gate_exit_codes_and_confirm(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tunegate.store import Store
+
+    assert main(["gate", "-c", str(project), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["open"] is False and len(report["conditions"]) == 5
+    assert report["conditions"][0]["passed"] is True
+    store = Store(f"sqlite:///{project.parent / 'tunegate.db'}")
+    store.put("finding", "fnd_x", {"confirmed": False, "label": "security_incident", "tokens": []})
+    store.close()
+    assert main(["attribute", "--confirm", "fnd_x", "-c", str(project), "--reviewer", "ana"]) == 0
+    assert main(["gate", "-c", str(project)]) == 1
+    out = capsys.readouterr().out
+    assert "PASS (2) root_cause" in out and "FAIL (4) instructions_tried" in out
+    assert main(["attribute", "--confirm", "nope", "-c", str(project)]) == 1

@@ -1,0 +1,144 @@
+"""Diagnosis on the MFA-rollout simulation (real weights; slow).
+
+Done-when of issue 6: before the rollout the gate stays closed (no trend); after six or more
+weeks it opens only once an instruction attempt is recorded and has not fixed the problem; if
+the instruction attempt does fix it, the gate says fine-tuning is not needed. Attribution
+surfaces the planted signal (authenticator / MFA / push terms for security_incident).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tunegate.config import Workflow, parse_workflow, starter_yaml
+from tunegate.records import (
+    Attempt,
+    AttemptKind,
+    EvalSuite,
+    ModelKind,
+    ModelStatus,
+    ModelVersion,
+    Verdict,
+    VerdictOutcome,
+)
+
+pytestmark = pytest.mark.slow
+
+# words of the simulation's MFA security-incident phrasings (tunegate/simulate/_text.py)
+PLANTED = {"authenticator", "mfa", "2fa", "push", "pushes", "prompt", "prompts", "approve",
+           "approval", "notification", "notifications", "duo", "okta", "verify"}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory, encoder_path: str) -> Iterator[dict[str, Any]]:
+    from tunegate.simulate import SimConfig, simulate
+    from tunegate.store import Store
+
+    folder = tmp_path_factory.mktemp("sim")
+    workflow = parse_workflow(starter_yaml())
+    config = SimConfig(weeks=12, rollout_week=6, seed=7)
+    result = simulate(config, folder / "out", workflow=workflow)
+    store = Store(f"sqlite:///{folder / 'sim.db'}")
+    store.add_tickets(s.ticket for s in result.production)
+    store.add_decisions(result.decisions)
+    store.add_overrides(result.overrides)
+    store.add_examples(result.history_examples)
+    store.add_examples(result.confirmations)
+    store.save_suite(EvalSuite(name="sim", examples=result.eval_examples).frozen())
+    start = datetime(config.start_date.year, config.start_date.month, config.start_date.day,
+                     tzinfo=UTC)
+    yield {"store": store, "workflow": workflow, "result": result, "start": start,
+           "rollout": start + timedelta(weeks=config.rollout_week)}
+    store.close()
+
+
+def _failed(report: Any) -> list[str]:
+    return [c.name for c in report.conditions if not c.passed]
+
+
+def test_gate_on_the_simulation(sim: dict[str, Any]) -> None:
+    from tunegate.diagnose import confirm_finding, evaluate_gate, try_instructions
+
+    store, workflow = sim["store"], sim["workflow"]
+    wf: Workflow = workflow
+    champion = sim["result"].champion_version
+    store.save_model_version(ModelVersion(
+        id=champion, kind=ModelKind.ZERO_SHOT, status=ModelStatus.CHAMPION,
+        config={"instructions": wf.instructions}))
+    store.set_alias("champion", champion, actor="test", reason="pre-rollout champion")
+    store.put("finding", "fnd_sim", {"confirmed": False, "label": "security_incident",
+                                     "tokens": [{"term": "authenticator"}]})
+    confirm_finding(store, "fnd_sim", reviewer="lead")
+
+    # after the rollout, with everything but the instruction attempt: closed on (4) and (5)
+    report = evaluate_gate(store, wf)
+    assert not report.open
+    assert _failed(report) == ["instructions_tried", "baseline"]
+    assert report.conditions[0].passed  # the R2 trend is there
+
+    # a real instruction attempt: evaluated on the suite and on recent R2 overrides
+    attempt = try_instructions(
+        wf, "IT service desk ticket; unexpected MFA push prompts mean a security incident; "
+            "ticket about", store, store.suites()[0])
+    share = attempt.details["fixed_share"]
+    assert attempt.details["missed_signal_total"] > 50
+    assert share is not None and share < wf.gate.instruction_fix_success
+    report = evaluate_gate(store, wf)
+    assert report.open, report.message
+    assert report.fine_tuning_needed is True
+
+    # before the rollout: no trend, so closed even with the finding, the attempt and the
+    # baseline present (the MFA data targets cannot be met yet either: no MFA tickets)
+    before = evaluate_gate(store, wf, as_of=sim["rollout"])
+    assert not before.open and _failed(before) == ["trend", "data"]
+    assert "standing error floor" in before.conditions[0].summary
+
+    # an instruction attempt that does fix the problem: fine-tuning is not needed
+    verdict = Verdict(outcome=VerdictOutcome.PASS, baseline_run="b", candidate_run="c", rules=[])
+    store.save_attempt(Attempt(
+        kind=AttemptKind.INSTRUCTIONS, baseline_version=champion, candidate_version="zs-better",
+        verdict=verdict, details={"fixed_share": 0.8, "missed_signal_total": 120},
+        created_at=attempt.created_at + timedelta(minutes=1)))
+    fixed = evaluate_gate(store, wf)
+    assert not fixed.open and fixed.fine_tuning_needed is False
+    assert "not needed" in fixed.message
+
+
+def test_patterns_and_triage_on_the_simulation(sim: dict[str, Any]) -> None:
+    from tunegate.diagnose import (
+        failures_from_store,
+        patterns_from_store,
+        suggest,
+        triage_context_from_store,
+    )
+
+    store, wf = sim["store"], sim["workflow"]
+    found = patterns_from_store(store, wf, top=30)
+    names = {g for p in found for g in p.ngram.split()}
+    assert len(names & PLANTED) >= 2, names
+    top_pair = found[0].label_pairs[0]
+    assert top_pair[:2] == ("account_unlock", "security_incident")
+    cases = failures_from_store(store)
+    ctx = triage_context_from_store(store, wf, cases)
+    assert "authenticator" in ctx.recurring_unknown  # absent from the pre-rollout history
+    cats = {s.category.value for s in suggest(cases, ctx)}
+    assert {"missing_facts", "prompt_misunderstanding", "reasoning_failure"} <= cats
+
+
+def test_attribution_surfaces_the_planted_signal(sim: dict[str, Any]) -> None:
+    from tunegate.diagnose import attribute_overrides
+
+    store, wf = sim["store"], sim["workflow"]
+    findings = attribute_overrides(store, wf, method="occlusion", max_per_side=100,
+                                   reference_attributed=30)
+    assert findings and findings[0]["label"] == "security_incident"
+    top = findings[0]
+    assert top["model_labels"].get("account_unlock", 0) >= top["n_overrides"] / 2
+    terms = [t["term"] for t in top["tokens"]]
+    assert len(set(terms) & PLANTED) >= 2, terms
+    stored = store.get("finding", top["id"])
+    assert stored is not None and stored["confirmed"] is False
