@@ -122,6 +122,7 @@ class DemoResult:
     trend: dict[str, Any]
     recommendation: dict[str, Any]
     findings: list[dict[str, Any]]
+    highlights: list[dict[str, Any]]
     attempts: list[dict[str, Any]]
     gate: dict[str, Any]
     dataset: dict[str, Any]
@@ -147,6 +148,7 @@ class DemoResult:
             "trend": self.trend,
             "recommendation": self.recommendation,
             "findings": self.findings,
+            "highlights": self.highlights,
             "attempts": self.attempts,
             "gate": self.gate,
             "dataset": self.dataset,
@@ -222,6 +224,31 @@ def _attempt_dict(attempt: Attempt) -> dict[str, Any]:
         "outcome": attempt.verdict.outcome.value if attempt.verdict else None,
         "details": attempt.details,
     }
+
+
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def _highlight_examples(store: Any, workflow: Workflow, champion: Any, *, n: int) -> list[
+        dict[str, Any]]:
+    """Word attributions (occlusion) on a few R2-overridden tickets, toward the model's label
+    and the analyst's label, for the report."""
+    from tunegate.diagnose import attribute_texts, scorer_for
+
+    picked = [o for o in store.overrides(reason_code="R2")
+              if o.model_label and o.model_label != o.final_label][-n:]
+    if not picked:
+        return []
+    texts = [store.get_ticket(o.ticket_id).text for o in picked]
+    classes = [[o.model_label or "", o.final_label] for o in picked]
+    attributions = attribute_texts(scorer_for(champion, workflow), texts, classes,
+                                   method="occlusion")
+    return [
+        {"ticket_id": o.ticket_id, "model_label": o.model_label, "final_label": o.final_label,
+         "words": a.words, "scores": a.scores}
+        for o, a in zip(picked, attributions, strict=True)
+    ]
 
 
 def run_demo(
@@ -344,26 +371,33 @@ def run_demo(
     with steps.step("4. diagnose: override trend, triage, attribution"):
         trend = override_trend_from_store(store, workflow, reason_code=workflow.gate.reason_code)
         cases = failures_from_store(store)
-        ctx = triage_context_from_store(store, workflow)
+        ctx = triage_context_from_store(store, workflow, cases)
         suggestions = suggest(cases, ctx)
-        # The simulated team lead confirms every suggestion as made (a real team edits the
-        # exported file: `tunegate triage export/import`).
-        for s in suggestions:
-            confirm_triage(store, s.failure_id, s.category, reviewer="demo-lead",
-                           suggested=s.category)
+        # The simulated team lead accepts every suggestion as made (a real team reviews the
+        # exported file: `tunegate triage export` / `tunegate triage import`).
+        for sug in suggestions:
+            confirm_triage(store, sug.failure_id, sug.category.value, reviewer="demo-lead",
+                           note=f"accepted suggestion ({sug.rule})")
         recommendation = recommend_from_store(store, workflow)
+        # Occlusion keeps the demo inside its time budget; `tunegate attribute --method ig`
+        # runs Integrated Gradients (docs/diagnosis.md).
         findings = attribute_overrides(
-            store, workflow, scorer=None, reason_code="R2",
-            max_per_side=25 if config.quick else 80, n_steps=8 if config.quick else 16,
+            store, workflow, reason_code="R2", method="occlusion",
+            max_per_side=30 if config.quick else 80, seed=config.seed,
         )
+        findings.sort(key=lambda f: f.get("n_overrides", 0), reverse=True)
         for f in findings[:1]:
             confirm_finding(store, f["id"], reviewer="demo-lead",
-                            note="planted MFA signal confirmed by the simulated team lead")
-        say(f"  R2 trend: {trend.decision.summary if hasattr(trend, 'decision') else trend}")
-        say(f"  triage: {recommendation.summary if hasattr(recommendation, 'summary') else ''}")
+                            note="the MFA signal, confirmed by the simulated team lead")
+        highlights = _highlight_examples(store, workflow, champion, n=3)
+        say(f"  R2 per week: {trend.counts}; stable-or-increasing: "
+            f"{trend.decision.passed} (Mann-Kendall p(decrease)="
+            f"{trend.decision.test.p_decrease:.3f})")
+        say(f"  triage of {recommendation.total} failures -> {recommendation.action}: "
+            f"{'; '.join(recommendation.reasons)}")
         if findings:
-            terms = ", ".join(t["term"] for t in findings[0].get("terms", [])[:8])
-            say(f"  attribution: under-weighted for {findings[0].get('label')}: {terms}")
+            terms = ", ".join(t["term"] for t in findings[0]["tokens"][:8])
+            say(f"  attribution: under-weighted toward {findings[0]['label']}: {terms}")
 
     # 5. cheap fixes -----------------------------------------------------------------------
     with steps.step("5. cheap fixes first: instructions, a rule, retrieval"):
@@ -375,14 +409,15 @@ def run_demo(
         for a in attempts:
             say(f"  {a.kind.value}: verdict {a.verdict.outcome.value if a.verdict else '-'}; "
                 f"missed-signal overrides fixed: "
-                f"{a.details.get('missed_signal', {}).get('fixed_share', 'n/a')}")
+                f"{_share(a.details.get('fixed_share'))} of "
+                f"{a.details.get('missed_signal_total', 0)}")
 
     # 6. the gate ----------------------------------------------------------------------------
     with steps.step("6. the fine-tuning gate"):
         gate = evaluate_gate(store, workflow)
         for c in gate.conditions:
             mark = "[green]pass[/green]" if c.passed else "[red]FAIL[/red]"
-            say(f"  ({c.number}) {mark} {c.name}: {c.evidence}")
+            say(f"  ({c.number}) {mark} {c.name}: {c.summary}")
         say(f"  gate {'OPEN' if gate.open else 'CLOSED'}: {gate.message}")
 
     # 7. dataset, fine-tune, evaluate -----------------------------------------------------
@@ -501,6 +536,7 @@ def run_demo(
         trend=trend.to_dict() if hasattr(trend, "to_dict") else {},
         recommendation=recommendation.to_dict() if hasattr(recommendation, "to_dict") else {},
         findings=findings,
+        highlights=highlights,
         attempts=[_attempt_dict(a) for a in attempts],
         gate=gate.to_dict(),
         dataset=dataset_info,

@@ -73,30 +73,43 @@ def _override_trend(store: Any, workflow: Workflow) -> tuple[Html, list[str], di
     return chart, x, series
 
 
-def _attribution_html(findings: Sequence[dict[str, Any]]) -> Html:
+def _attribution_html(findings: Sequence[dict[str, Any]],
+                      highlights: Sequence[dict[str, Any]]) -> Html:
     parts: list[str] = []
     for f in findings[:2]:
-        terms = f.get("terms", [])[:10]
-        parts.append(f"<p><b>{esc(f.get('label', ''))}</b>: {esc(f.get('summary', ''))}</p>")
-        if terms:
+        tokens = f.get("tokens", [])[:10]
+        state = "confirmed" if f.get("confirmed") else "not confirmed"
+        parts.append(
+            f"<p><b>{esc(f.get('label', ''))}</b> ({state}; {esc(f.get('n_overrides'))} R2 "
+            f"overrides vs {esc(f.get('n_reference'))} correctly handled tickets, "
+            f"{esc(f.get('method'))})</p>"
+        )
+        if tokens:
             parts.append(table(
-                ["term", "weight on missed tickets", "weight on handled tickets", "gap"],
-                [[t.get("term"), _fmt(t.get("missed")), _fmt(t.get("handled")),
-                  _fmt(t.get("gap"))] for t in terms],
+                ["term", "log-odds z", "attribution to analyst's class",
+                 "attribution to model's class", "cue"],
+                [[t.get("term"), _fmt(t.get("z"), 2), _fmt(t.get("attr_analyst")),
+                  _fmt(t.get("attr_predicted")), t.get("cue")] for t in tokens],
             ))
-        for ex in f.get("examples", [])[:4]:
-            words = ex.get("words", [])
-            scores = ex.get("scores", [])
-            top = max((abs(s) for s in scores), default=0.0) or 1.0
-            spans = []
-            for w, s in zip(words, scores, strict=False):
-                alpha = min(1.0, abs(s) / top)
-                color = f"rgba(220,80,40,{alpha:.2f})" if s > 0 else f"rgba(40,110,220,{alpha:.2f})"
-                spans.append(f'<span class="attr" style="background:{color}">{esc(w)}</span>')
-            parts.append(
-                f"<p class='ticket'><small>model: {esc(ex.get('model_label', ''))} → analyst: "
-                f"{esc(ex.get('final_label', ''))}</small><br>{' '.join(spans)}</p>"
-            )
+    if highlights:
+        parts.append("<p>Example tickets: words pushing toward the analyst's class in red, "
+                     "toward the model's (wrong) class in blue.</p>")
+    for ex in highlights:
+        words = ex.get("words", [])
+        toward = ex.get("scores", {})
+        good = toward.get(ex.get("final_label", ""), [0.0] * len(words))
+        bad = toward.get(ex.get("model_label", ""), [0.0] * len(words))
+        margin = [g - b for g, b in zip(good, bad, strict=False)]
+        top = max((abs(m) for m in margin), default=0.0) or 1.0
+        spans = []
+        for w, m in zip(words, margin, strict=False):
+            alpha = min(1.0, abs(m) / top)
+            color = f"rgba(220,80,40,{alpha:.2f})" if m > 0 else f"rgba(40,110,220,{alpha:.2f})"
+            spans.append(f'<span style="background:{color};padding:0 2px">{esc(w)}</span>')
+        parts.append(
+            f"<p><small>model: {esc(ex.get('model_label', ''))} &rarr; analyst: "
+            f"{esc(ex.get('final_label', ''))}</small><br>{' '.join(spans)}</p>"
+        )
     return Html("\n".join(parts) or "<p>No attribution findings.</p>")
 
 
@@ -164,8 +177,19 @@ def write_demo_report(
         sections.append(Section("Before and after", _key_table_html(demo.table), "table"))
     trend_chart, weeks, series = _override_trend(store, workflow)
     trend = demo.trend
+    decision = trend.get("decision", {})
+    test = decision.get("test", {})
+    rise = decision.get("rise") or {}
+    trend_text = (
+        f"R2 (missed signal) overrides per complete week: {trend.get('counts')}. Stable or "
+        f"increasing over the last {decision.get('weeks')} weeks: "
+        f"<b>{decision.get('passed')}</b> (Mann-Kendall one-sided p(decrease) = "
+        f"{_fmt(test.get('p_decrease'))}, Sen's slope {_fmt(test.get('slope'), 2)} per week"
+        + (f"; rise over the whole series p = {_fmt(rise.get('p_increase'))}" if rise else "")
+        + "). " + "; ".join(str(r) for r in decision.get("reasons", []))
+    )
     sections.append(Section("1. Override trend", Html(
-        trend_chart + f"<p>{esc(trend.get('summary', trend.get('message', '')))}</p>"), "trend"))
+        trend_chart + f"<p>{esc(trend_text)}</p>"), "trend"))
     rec = demo.recommendation
     shares = rec.get("shares", {}) or {}
     triage_chart = bar_chart(list(shares), {"share": [float(v) for v in shares.values()]},
@@ -173,20 +197,21 @@ def write_demo_report(
         if shares else Html("")
     sections.append(Section("2. Error triage", Html(
         triage_chart + f"<p><b>Recommendation:</b> {esc(rec.get('action', ''))} — "
-        f"{esc(rec.get('reason', rec.get('message', '')))}</p>"), "triage"))
+        f"{esc('; '.join(rec.get('reasons', [])))} ({esc(rec.get('total'))} confirmed triaged "
+        f"failures)</p>"), "triage"))
     sections.append(Section("3. Attribution: the missed signal",
-                            _attribution_html(demo.findings), "attribution"))
+                            _attribution_html(demo.findings, demo.highlights), "attribution"))
     sections.append(Section("4. Cheap fixes first", table(
         ["kind", "description", "verdict", "missed-signal overrides fixed"],
         [[a["kind"], a["description"], badge(a["outcome"] or "n/a"),
-          _fmt(a["details"].get("missed_signal", {}).get("fixed_share"))]
+          _fmt(a["details"].get("fixed_share"))]
          for a in demo.attempts]), "fixes"))
     gate = demo.gate
     sections.append(Section("5. The fine-tuning gate", Html(
         f"<p>{badge('pass' if gate['open'] else 'fail')} {esc(gate['message'])}</p>" + table(
             ["#", "condition", "result", "evidence", "next step"],
             [[c.get("number"), c.get("name"), badge("pass" if c.get("passed") else "fail"),
-              c.get("evidence"), c.get("next_step", "")] for c in gate["conditions"]])),
+              c.get("summary"), c.get("next_step", "")] for c in gate["conditions"]])),
         "gate"))
     if demo.dataset:
         ds = demo.dataset
@@ -232,7 +257,7 @@ def write_demo_report(
         md += ["## Before and after", "", render_key_table(demo.table), ""]
     md += ["## Gate", "", f"**{'open' if gate['open'] else 'closed'}** — {gate['message']}", "",
            md_table(["#", "condition", "passed", "evidence"],
-                    [[c.get("number"), c.get("name"), c.get("passed"), c.get("evidence")]
+                    [[c.get("number"), c.get("name"), c.get("passed"), c.get("summary")]
                      for c in gate["conditions"]]), ""]
     md += ["## Cheap fixes", "", md_table(["kind", "verdict"],
                                           [[a["kind"], a["outcome"]] for a in demo.attempts]), ""]

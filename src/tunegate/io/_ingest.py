@@ -240,21 +240,23 @@ def _fast_record(kind: str, line: bytes, workflow: Workflow) -> tuple[BaseModel,
     """
     if b"NaN" in line or b"Infinity" in line:  # json.loads rejects these constants; pydantic not
         return None
-    try:
-        record = RECORD_TYPES[kind].model_validate_json(line)
+    try:  # = model_validate_json, without its Python wrapper
+        record: BaseModel = RECORD_TYPES[kind].__pydantic_validator__.validate_json(line)
     except ValidationError:
         return None
-    if kind != "tickets":
+    if kind != "tickets":  # tickets have no workflow checks and must carry their id
         given = record.model_fields_set
         if "id" not in given or not record.id:  # type: ignore[attr-defined]
             return None  # the general path derives the id from the content
         if kind in _NEEDS_TIME and "created_at" not in given:
             return None
-    try:
-        record = _finish(record, workflow)
-        # metadata is parsed JSON (str keys); a float overflowing to inf raises ValueError
+        try:
+            record = _finish(record, workflow)
+        except RowError:
+            return None
+    try:  # metadata is parsed JSON (str keys); a float overflowing to inf raises ValueError
         return record, record_hash_plain(kind, record)
-    except (RowError, ValueError):
+    except ValueError:
         return None
 
 
