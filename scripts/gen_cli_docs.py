@@ -5,17 +5,16 @@ Usage: python scripts/gen_cli_docs.py [--check]
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import os
-
 os.environ["TYPER_USE_RICH"] = "0"
 
-import click  # noqa: E402
-import typer.main  # noqa: E402
+import click
+import typer.main
 
-from tunegate.cli import app  # noqa: E402
+from tunegate.cli import app
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 

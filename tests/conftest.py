@@ -37,7 +37,9 @@ def workflow() -> Workflow:
 @pytest.fixture
 def pg_url() -> str:
     url = os.environ.get("TUNEGATE_TEST_PG_URL", "")
-    need(bool(url), "TUNEGATE_TEST_PG_URL is not set (scripts/test.sh starts PostgreSQL and sets it)")
+    need(
+        bool(url), "TUNEGATE_TEST_PG_URL is not set (scripts/test.sh starts PostgreSQL and sets it)"
+    )
     return url
 
 
@@ -50,7 +52,10 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    need(SHARED_DATA.exists(), f"real data folder {SHARED_DATA} is absent (see ../shared/data/README.md)")
+    need(
+        SHARED_DATA.exists(),
+        f"real data folder {SHARED_DATA} is absent (see ../shared/data/README.md)",
+    )
     return SHARED_DATA
 
 

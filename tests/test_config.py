@@ -19,13 +19,22 @@ def test_starter_is_valid_and_round_trips() -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("clarify_threshold: 0.6", "clarify_threshold: 1.6"), r"tunegate.yaml:\d+: routing.clarify_threshold"),
-        (("  clarify_threshold: 0.6", "  clarify_threshold: 0.6\n  colour: red"),
-         r"unknown key 'routing.colour'; allowed here: \['clarify_threshold', 'escalate_classes'\]"),
+        (
+            ("clarify_threshold: 0.6", "clarify_threshold: 1.6"),
+            r"tunegate.yaml:\d+: routing.clarify_threshold",
+        ),
+        (
+            ("  clarify_threshold: 0.6", "  clarify_threshold: 0.6\n  colour: red"),
+            r"unknown key 'routing.colour'; allowed here: "
+            r"\['clarify_threshold', 'escalate_classes'\]",
+        ),
         (("security_incident: 0.4", "nonsense_label: 0.4"), r"unknown label 'nonsense_label'"),
         (("name: service_desk ", "nme: service_desk "), r"unknown key 'nme'"),
         (('text_regex: "\\\\b(mfa', 'text_regex: "\\\\b((mfa'), r"not a valid regular expression"),
-        (("  shift: {eq: night}", "  shift: {equals: night}"), r"unknown key 'slices.night_shift.metadata.shift.equals'"),
+        (
+            ("  shift: {eq: night}", "  shift: {equals: night}"),
+            r"unknown key 'slices.night_shift.metadata.shift.equals'",
+        ),
     ],
 )
 def test_bad_config_names_key_line_and_allowed(edit: tuple[str, str], expected: str) -> None:

@@ -131,6 +131,7 @@ class DemoResult:
     verdict: dict[str, Any] | None
     promoted: bool
     monitor: dict[str, Any]
+    shift: dict[str, Any]
     next_gap: dict[str, Any]
     table: list[KeyRow]
     timings: list[StepTiming] = field(default_factory=list)
@@ -157,6 +158,7 @@ class DemoResult:
             "verdict": self.verdict,
             "promoted": self.promoted,
             "monitor": self.monitor,
+            "shift": self.shift,
             "next_gap": self.next_gap,
             "table": [r.as_dict() for r in self.table],
             "timings": [{"step": t.name, "seconds": round(t.seconds, 2)} for t in self.timings],
@@ -224,6 +226,19 @@ def _attempt_dict(attempt: Attempt) -> dict[str, Any]:
         "outcome": attempt.verdict.outcome.value if attempt.verdict else None,
         "details": attempt.details,
     }
+
+
+def gap_headline(gap: dict[str, Any]) -> str:
+    """One sentence naming what is still being corrected after the deployment."""
+    n, k = gap.get("n_decisions", 0), gap.get("n_overridden", 0)
+    if not n:
+        return "no decisions since the deployment"
+    pairs = ", ".join(f"{p['model_label']} -> {p['final_label']} ({p['count']})"
+                      for p in gap.get("top_pairs", [])[:3])
+    grams = ", ".join(str(g.get("ngram", g.get("term", ""))) for g in gap.get("r2_ngrams", [])[:5])
+    return (f"{k} of {n} decisions still corrected ({k / n:.1%}); by reason "
+            f"{gap.get('by_reason', {})}; most common: {pairs or 'none'}"
+            + (f"; over-represented in remaining R2 overrides: {grams}" if grams else ""))
 
 
 def _share(x: float | None) -> str:
@@ -418,7 +433,7 @@ def run_demo(
         for c in gate.conditions:
             mark = "[green]pass[/green]" if c.passed else "[red]FAIL[/red]"
             say(f"  ({c.number}) {mark} {c.name}: {c.summary}")
-        say(f"  gate {'OPEN' if gate.open else 'CLOSED'}: {gate.message}")
+        say(f"  {gate.message}")
 
     # 7. dataset, fine-tune, evaluate -----------------------------------------------------
     dataset_info: dict[str, Any] = {}
@@ -433,6 +448,16 @@ def run_demo(
     seed_runs: list[EvalRun] = []
     if gate.open:
         with steps.step("7a. dataset: reviewed, deduplicated, leakage-free, with replay"):
+            # A senior analyst reviews the pending overrides: the simulation stands in for
+            # that person with its ground truth (a wrong override is rejected, not trained on).
+            truth = {t.ticket.id: t.truth.label for t in sim.production}
+            pending = [o for o in store.overrides() if o.review_status.value == "pending"]
+            ok = [o.id for o in pending if truth.get(o.ticket_id) == o.final_label]
+            bad = [o.id for o in pending if truth.get(o.ticket_id) != o.final_label]
+            store.set_review_status("override", ok, "reviewed", reviewer="demo-senior")
+            store.set_review_status("override", bad, "rejected", reviewer="demo-senior")
+            say(f"  senior review of {len(pending)} pending overrides: {len(ok)} confirmed, "
+                f"{len(bad)} rejected")
             dataset = build_dataset(store, workflow, suites=[suite], seed=config.seed)
             encoder = get_encoder(workflow.model)
             report = label_issues(dataset.examples, workflow.label_names, encoder=encoder,
@@ -493,8 +518,17 @@ def run_demo(
             for r in verdict.rules:
                 say(f"    {r.rule}: {r.outcome.value} {r.message}")
 
-        # 8. promote, monitor, next gap ---------------------------------------------------
-        with steps.step("8a. promote (refused unless the verdict passed)"):
+        # 8. shadow, promote, monitor, next gap ------------------------------------------
+        with steps.step("8a. shadow the candidate on the last two weeks, then promote "
+                        "(refused unless the verdict passed)"):
+            candidate_clf = LoraClassifier.load(sweep.chosen)
+            last_weeks = generate_stream(sim_config, max(0, config.weeks - 2), config.weeks)
+            shadow = make_decisions(candidate_clf, [t.ticket for t in last_weeks], workflow,
+                                    measure_latency=True)
+            store.add_decisions([d.model_copy(update={"shadow": True,
+                                                      "model_version": candidate_mv.id})
+                                 for d in shadow])
+            say(f"  {len(shadow)} shadow decisions stored (nothing routed)")
             if verdict.outcome == VerdictOutcome.PASS:
                 registry.promote(candidate_mv.id, actor=actor)
                 promoted = True
@@ -503,28 +537,56 @@ def run_demo(
                 say(f"  not promoted: verdict {verdict.outcome.value}")
 
     monitor_info: dict[str, Any] = {}
+    shift_info: dict[str, Any] = {}
     gap_info: dict[str, Any] = {}
-    with steps.step(f"8b. {config.n_post_weeks} weeks after deployment, under monitoring"):
-        live = LoraClassifier.load(candidate_mv.artifact_path) if promoted and candidate_mv \
-            and candidate_mv.artifact_path else champion
-        post = generate_stream(sim_config, config.weeks, config.weeks + config.n_post_weeks)
-        post_tickets = [t.ticket for t in post]
-        decisions = make_decisions(live, post_tickets, workflow, measure_latency=True)
-        analysts = simulate_analysts(post, decisions, sim_config, workflow)
-        store.add_tickets(post_tickets)
+    live = LoraClassifier.load(candidate_mv.artifact_path) if promoted and candidate_mv \
+        and candidate_mv.artifact_path else champion
+    live_id = candidate_mv.id if promoted and candidate_mv else champ_mv.id
+
+    def serve_weeks(start: int, end: int, shift: str | None) -> list[Any]:
+        stream = generate_stream(sim_config, start, end, shift=shift)
+        tickets = [t.ticket for t in stream]
+        decisions = [d.model_copy(update={"model_version": live_id}) for d in
+                     make_decisions(live, tickets, workflow, measure_latency=True)]
+        analysts = simulate_analysts(stream, decisions, sim_config, workflow)
+        store.add_tickets(tickets)
         store.add_decisions(decisions)
         store.add_overrides(analysts.overrides)
         store.add_examples(analysts.confirmations)
+        return tickets
+
+    post_start = config.weeks
+    post_end = post_start + config.n_post_weeks
+    with steps.step(f"8b. {config.n_post_weeks} quiet weeks after deployment, monitored"):
+        post_tickets = serve_weeks(post_start, post_end, None)
         result = run_monitor(store, workflow, period="week")
         alert = act_on(result, store, auto_rollback=True, actor="demo-monitor")
         monitor_info = result.to_dict()
-        monitor_info["alert_fired"] = alert is not None
-        gap = next_gap_from_store(store, workflow, since=post_tickets[0].created_at
-                                  if post_tickets else None)
-        gap_info = gap.to_dict() if hasattr(gap, "to_dict") else {}
-        say(f"  triggers fired: {len(result.fired)}"
-            + (f" -> rolled back ({alert.to_dict().get('rollback')})" if alert else ""))
-        say(f"  next gap: {gap_info.get('headline', gap_info.get('summary', ''))}")
+        monitor_info["alert"] = alert.to_dict() if alert else None
+        say(f"  baseline: {getattr(result, 'baseline_source', 'n/a')}; windows judged: "
+            f"{len(result.windows)}; triggers fired: {len(result.fired)}")
+        gap = next_gap_from_store(store, workflow, model_version=live_id,
+                                  since=post_tickets[0].created_at if post_tickets else None)
+        gap_info = gap.to_dict()
+        gap_info["headline"] = gap_headline(gap_info)
+        say(f"  next gap: {gap_info['headline']}")
+
+    with steps.step("8c. a new VPN client rolls out: the shift the model never saw"):
+        shift_tickets = serve_weeks(post_end, post_end + 2, "vpn_client")
+        shifted = run_monitor(store, workflow, period="week")
+        alert = act_on(shifted, store, auto_rollback=True, actor="demo-monitor")
+        shift_info = shifted.to_dict()
+        shift_info["alert"] = alert.to_dict() if alert else None
+        shift_info["champion_after"] = registry.champion()
+        for r in shifted.fired:
+            say(f"  [red]trigger fired[/red] {r.to_dict()}")
+        if alert is not None:
+            say(f"  auto-rollback: champion is now {registry.champion()}")
+        gap2 = next_gap_from_store(store, workflow, model_version=live_id,
+                                   since=shift_tickets[0].created_at if shift_tickets else None)
+        shift_info["gap"] = gap2.to_dict()
+        shift_info["gap"]["headline"] = gap_headline(shift_info["gap"])
+        say(f"  next gap: {shift_info['gap']['headline']}")
 
     demo = DemoResult(
         out_dir=out,
@@ -545,6 +607,7 @@ def run_demo(
         verdict=_verdict_dict(verdict),
         promoted=promoted,
         monitor=monitor_info,
+        shift=shift_info,
         next_gap=gap_info,
         table=rows,
         timings=steps.timings,

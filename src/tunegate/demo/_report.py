@@ -55,7 +55,9 @@ def _key_table_html(rows: Sequence[KeyRow]) -> Html:
     return table(["metric", "before", "after", "difference (95% CI)", "note"], body)
 
 
-def _override_trend(store: Any, workflow: Workflow) -> tuple[Html, list[str], dict[str, list[float]]]:
+def _override_trend(
+    store: Any, workflow: Workflow
+) -> tuple[Html, list[str], dict[str, list[float]]]:
     counts: dict[str, Counter[date]] = defaultdict(Counter)
     weeks: set[date] = set()
     for d in store.decisions(shadow=False):
@@ -132,31 +134,44 @@ def _curve(run: EvalRun) -> tuple[list[float | None], list[float | None], list[i
     return c["confidence"], c["accuracy"], c["count"]
 
 
-def _monitor_html(monitor: dict[str, Any]) -> Html:
-    periods = monitor.get("periods", [])
+def _monitor_html(monitor: dict[str, Any], shift: dict[str, Any]) -> Html:
+    source = shift if shift.get("periods") else monitor
+    periods = source.get("periods", [])
     if not periods:
         return Html("<p>No monitoring periods.</p>")
-    x = [str(p.get("period", p.get("key", i))) for i, p in enumerate(periods)]
+    x = [str(p.get("period")) for p in periods]
 
     def col(name: str) -> list[float | None]:
-        out: list[float | None] = []
-        for p in periods:
-            v = p.get(name)
-            if v is None:
-                v = p.get("figures", {}).get(name)
-            out.append(float(v) if isinstance(v, int | float) else None)
-        return out
+        return [float(p[name]) if isinstance(p.get(name), int | float) else None
+                for p in periods]
 
     chart = line_chart(x, {"override rate": col("override_rate"),
                            "escalation rate": col("escalation_rate"),
-                           "clarify rate": col("clarify_rate")},
-                       title="Production rates per week")
-    fired = monitor.get("fired", [])
-    rows = [[f.get("trigger", f.get("name")), f.get("window", ""), f.get("message", "")]
-            for f in fired]
-    trig = table(["trigger", "window", "why"], rows) if rows else Html(
-        "<p>No rollback trigger fired.</p>")
-    return Html(chart + trig)
+                           "clarify rate": col("clarify_rate"),
+                           "selective accuracy": col("selective_accuracy")},
+                       title="Production figures per week (all weeks in the store)")
+    parts = [chart]
+    for title, res in (("Quiet weeks after the deployment", monitor),
+                       ("After the new VPN client rolls out", shift)):
+        if not res:
+            continue
+        fired = res.get("fired", [])
+        parts.append(f"<h3>{esc(title)}</h3><p>champion {esc(res.get('champion'))}; "
+                     f"baseline from {esc(res.get('baseline_source', 'n/a'))}; "
+                     f"{len(res.get('triggers', {}))} weekly windows judged; "
+                     f"{len(fired)} trigger(s) fired.</p>")
+        if fired:
+            parts.append(table(["window", "trigger", "baseline", "current", "threshold", "why"],
+                               [[f.get("window"), f.get("trigger"), _fmt(f.get("baseline")),
+                                 _fmt(f.get("current")), _fmt(f.get("threshold")),
+                                 f.get("message")] for f in fired]))
+        alert = res.get("alert")
+        if alert:
+            parts.append(f"<p><b>Alert:</b> {esc(alert.get('summary', alert))}</p>")
+        if res.get("champion_after"):
+            parts.append(f"<p>Champion after monitoring: "
+                         f"<code>{esc(res['champion_after'])}</code></p>")
+    return Html("".join(parts))
 
 
 def write_demo_report(
@@ -175,7 +190,7 @@ def write_demo_report(
     sections: list[Section] = []
     if demo.table:
         sections.append(Section("Before and after", _key_table_html(demo.table), "table"))
-    trend_chart, weeks, series = _override_trend(store, workflow)
+    trend_chart, _weeks, _series = _override_trend(store, workflow)
     trend = demo.trend
     decision = trend.get("decision", {})
     test = decision.get("test", {})
@@ -236,14 +251,14 @@ def write_demo_report(
                 [[r.seed, _fmt(r.metrics["overall"]["accuracy"]["estimate"]),
                   _fmt(r.metrics["overall"]["expected_calibration_error"]["estimate"])]
                  for r in seed_runs]), "seeds"))
-    sections.append(Section("8. After deployment: monitoring", _monitor_html(demo.monitor),
+    sections.append(Section("8. After deployment: monitoring", _monitor_html(demo.monitor, demo.shift),
                             "monitor"))
     gap = demo.next_gap
     sections.append(Section("9. The next gap", Html(
-        f"<p>{esc(gap.get('headline', gap.get('summary', '')))}</p>"
-        + table(["pattern", "count"], [[p.get("pattern", p.get("pair", "")), p.get("count", "")]
-                                       for p in gap.get("pairs", gap.get("patterns", []))[:10]])),
-        "gap"))
+        f"<p>{esc(gap.get('headline', ''))}</p>"
+        + table(["model label", "analyst label", "count"],
+                [[p.get("model_label"), p.get("final_label"), p.get("count")]
+                 for p in gap.get("top_pairs", [])[:10]])), "gap"))
     timings = table(["step", "seconds"], [[t.name, f"{t.seconds:.1f}"] for t in demo.timings])
     sections.append(Section("Run", timings, "run"))
     html = page("tunegate demo: the service desk after the MFA rollout", sections,
@@ -263,8 +278,12 @@ def write_demo_report(
                                           [[a["kind"], a["outcome"]] for a in demo.attempts]), ""]
     if demo.verdict:
         md += ["## Verdict", "", f"**{demo.verdict['outcome']}**; promoted: {demo.promoted}", ""]
-    md += ["## Monitoring", "", f"triggers fired: {len(demo.monitor.get('fired', []))}", ""]
-    md += ["## Next gap", "", str(gap.get("headline", gap.get("summary", ""))), ""]
+    md += ["## Monitoring", "",
+           f"- quiet weeks after the deployment: "
+           f"{len(demo.monitor.get('fired', []))} trigger(s) fired",
+           f"- after the VPN-client shift: {len(demo.shift.get('fired', []))} trigger(s) fired; "
+           f"champion afterwards: {demo.shift.get('champion_after')}", ""]
+    md += ["## Next gap", "", str(gap.get("headline", "")), ""]
     out_md = demo.out_dir / "summary.md"
     out_md.write_text("\n".join(md), encoding="utf-8")
     return out_html, out_md
