@@ -12,7 +12,17 @@ come from the encoders only. Each path runs in its own subprocess (honest peak R
 caches); throughput counts tokenization + encoding + head, not model loading, after one warm-up
 batch. Same batch size (64), max_length (128) and thread count for every path.
 
-Run: ``python bench/bench_inference.py [--n 10000] [--rounds 1]`` -> bench/results/inference.json|md
+LoRA section (``--section lora``): a LoRA adapter on all-MiniLM-L6-v2 (default TrainingSettings
+rank/alpha/targets, trained once on 3,000 BANKING77 training texts for 2 epochs and cached in
+``~/.cache/tunegate/bench/``) scores the same 10,000 texts with (p) plain PEFT PyTorch
+(``PeftModel.from_pretrained``, tokenizer padding per batch in input order) and (t) tunegate's
+``LoraClassifier.load`` (auto: merged + ONNX int8 + length bucketing when onnxruntime is
+installed). Same batch size, max_length and threads; the one-time export is done in the parent
+and reported separately. Reports texts/s, accuracy, top-1 agreement and max probability
+difference of (t) vs (p), and peak RSS.
+
+Run: ``python bench/bench_inference.py [--n 10000] [--rounds 1] [--section all|encoder|lora]``
+-> bench/results/inference.json|md and bench/results/inference_lora.json|md
 """
 
 from __future__ import annotations
@@ -149,6 +159,9 @@ def child(path: str, texts_file: Path, head_file: Path, out_file: Path) -> None:
     import torch
 
     torch.set_num_threads(_threads())
+    if path in LORA_PATHS:
+        _child_lora(path, texts_file, head_file, out_file)
+        return
     payload = json.loads(texts_file.read_text(encoding="utf-8"))
     texts, y = payload["texts"], np.array(payload["y"])
     head = np.load(head_file)
@@ -229,11 +242,262 @@ def _fit_head(cache: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     }, classes
 
 
+# -- the LoRA section ----------------------------------------------------------------------
+
+LORA_PATHS = {
+    "p": "PEFT PyTorch (plain)",
+    "t": "tunegate LoraClassifier.load (auto)",
+}
+LORA_TRAIN_N = 3000
+LORA_EPOCHS = 2
+LORA_TEMPERATURE = 1.0
+
+
+def _lora_plain(art: Path, texts: list[str]) -> np.ndarray:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunegate.models import read_manifest
+
+    manifest = read_manifest(art)
+    base = _encoder_path()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(manifest.labels)
+    )
+    model = PeftModel.from_pretrained(model, str(art / "adapter")).eval()
+    _STATE["backend"] = "torch"
+
+    def run(items: list[str]) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(items), BATCH):
+                batch = tokenizer(
+                    items[start : start + BATCH],
+                    padding=True,
+                    truncation=True,
+                    max_length=MAX_LENGTH,
+                    return_tensors="pt",
+                )
+                logits = model(**batch).logits / manifest.temperature
+                out.append(torch.softmax(logits.double(), dim=1).numpy())
+        return np.concatenate(out)
+
+    return _timed(run, texts)
+
+
+def _lora_tunegate(art: Path, texts: list[str]) -> np.ndarray:
+    from tunegate.models import LoraClassifier
+
+    clf = LoraClassifier.load(art, batch_size=BATCH)
+    _STATE["backend"] = clf.backend
+    return _timed(lambda items: clf.predict_proba(items), texts)
+
+
+def _child_lora(path: str, texts_file: Path, art_file: Path, out_file: Path) -> None:
+    payload = json.loads(texts_file.read_text(encoding="utf-8"))
+    texts, y = payload["texts"], np.array(payload["y"])
+    art = Path(art_file.read_text(encoding="utf-8").strip())
+    t0 = time.perf_counter()
+    proba = {"p": _lora_plain, "t": _lora_tunegate}[path](art, texts)
+    seconds = _STATE["encode_seconds"]
+    result = {
+        "path": path,
+        "description": LORA_PATHS[path],
+        "backend": _STATE.get("backend", "torch"),
+        "n": len(texts),
+        "seconds": seconds,
+        "texts_per_s": len(texts) / seconds,
+        "accuracy": float((proba.argmax(1) == y).mean()),
+        "load_and_warmup_seconds": time.perf_counter() - t0 - seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    np.save(out_file.with_suffix(".npy"), proba)
+    out_file.write_text(json.dumps(result), encoding="utf-8")
+
+
+def _lora_artifact(cache: Path) -> tuple[Path, dict[str, Any]]:
+    """Train (once; cached) a LoRA adapter on BANKING77 train texts with tunegate's builder."""
+    import random
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from tunegate.config import TrainingSettings
+    from tunegate.models import ArtifactManifest, build_lora_model, save_lora_artifact
+
+    art = cache / f"lora-banking77-{LORA_TRAIN_N}x{LORA_EPOCHS}"
+    info_file = art / "bench_train.json"
+    if info_file.is_file():
+        return art, json.loads(info_file.read_text())
+    texts, labels = _read("train")
+    classes = sorted(set(labels))
+    rng = random.Random(0)
+    idx = rng.sample(range(len(texts)), LORA_TRAIN_N)
+    settings = TrainingSettings(lora_dropout=0.0)
+    base = _encoder_path()
+    model = build_lora_model(base, classes, settings, seed=0)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=2e-3)
+    model.train()
+    t0 = time.perf_counter()
+    for epoch in range(LORA_EPOCHS):
+        rng.shuffle(idx)
+        for start in range(0, len(idx), 32):
+            rows = idx[start : start + 32]
+            batch = tokenizer(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=64,
+                return_tensors="pt",
+            )
+            target = torch.tensor([classes.index(labels[i]) for i in rows])
+            model(**batch, labels=target).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        print(f"LoRA bench adapter: epoch {epoch + 1}/{LORA_EPOCHS} done", flush=True)
+    info = {
+        "train_texts": LORA_TRAIN_N,
+        "epochs": LORA_EPOCHS,
+        "lr": 2e-3,
+        "lora_r": settings.lora_r,
+        "lora_alpha": settings.lora_alpha,
+        "target_modules": list(settings.target_modules),
+        "train_seconds": time.perf_counter() - t0,
+    }
+    save_lora_artifact(
+        model.eval(),
+        art,
+        ArtifactManifest(
+            labels=classes,
+            base_model=base,
+            temperature=LORA_TEMPERATURE,
+            max_length=MAX_LENGTH,
+            seed=0,
+        ),
+    )
+    info_file.write_text(json.dumps(info, indent=2))
+    return art, info
+
+
+def main_lora(args: argparse.Namespace, machine: dict[str, Any], cache: Path) -> None:
+    """The LoRA section: plain PEFT PyTorch vs tunegate's LoRA path on the same texts."""
+    art, train_info = _lora_artifact(cache)
+    classes = sorted(set(_read("train")[1]))
+    test_texts, test_labels = _read("test")
+    reps = -(-args.n // len(test_texts))
+    texts = (test_texts * reps)[: args.n]
+    y = ([classes.index(t) for t in test_labels] * reps)[: args.n]
+    from tunegate.models import LoraClassifier
+
+    t0 = time.perf_counter()
+    warm = LoraClassifier.load(art)  # one-time export + quantization (cached on disk)
+    export_seconds = time.perf_counter() - t0
+    backend_available = warm.backend
+    del warm
+    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in LORA_PATHS}
+    proba: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_dir = Path(tmp)
+        texts_file = tmp_dir / "texts.json"
+        texts_file.write_text(json.dumps({"texts": texts, "y": y}), encoding="utf-8")
+        art_file = tmp_dir / "artifact.txt"
+        art_file.write_text(str(art), encoding="utf-8")
+        for round_ in range(args.rounds):
+            for path in LORA_PATHS:
+                out_file = tmp_dir / f"lora_{path}_{round_}.json"
+                cmd = [sys.executable, __file__, "--child", path, "--io"]
+                cmd += [str(texts_file), str(art_file), str(out_file)]
+                subprocess.run(cmd, check=True)
+                result = json.loads(out_file.read_text())
+                runs[path].append(result)
+                proba[path] = np.load(out_file.with_suffix(".npy"))
+                print(
+                    f"round {round_ + 1} ({path}) {result['description']}: "
+                    f"{result['texts_per_s']:.0f} texts/s, acc {result['accuracy']:.4f}, "
+                    f"peak RSS {result['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
+    best = {p: max(r, key=lambda x: x["texts_per_s"]) for p, r in runs.items()}
+    diff = np.abs(proba["t"] - proba["p"])
+    summary = {
+        "speedup_t_vs_p": best["t"]["texts_per_s"] / best["p"]["texts_per_s"],
+        "accuracy_delta_pp_t_vs_p": 100.0 * (best["t"]["accuracy"] - best["p"]["accuracy"]),
+        "top1_agreement_t_vs_p": float((proba["t"].argmax(1) == proba["p"].argmax(1)).mean()),
+        "max_abs_prob_diff_t_vs_p": float(diff.max()),
+        "mean_abs_prob_diff_t_vs_p": float(diff.mean()),
+        "peak_rss_mb": {p: r["peak_rss_mb"] for p, r in best.items()},
+    }
+    machine["loadavg_at_end"] = list(os.getloadavg())
+    report = {
+        "benchmark": "inference_lora",
+        "machine": machine,
+        "setup": {
+            "n_texts": len(texts),
+            "unique_texts": len(set(texts)),
+            "dataset": "BANKING77 test (cycled); adapter trained on BANKING77 train",
+            "adapter": {**train_info, "artifact": str(art)},
+            "batch_size": BATCH,
+            "max_length": MAX_LENGTH,
+            "threads": _threads(),
+            "rounds": args.rounds,
+            "tunegate_backend": backend_available,
+            "onnx_export_seconds_first_use": export_seconds,
+        },
+        "paths": best,
+        "all_runs": runs,
+        "summary": summary,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "inference_lora.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "# Inference benchmark: LoRA classifier",
+        "",
+        f"{len(texts):,} BANKING77 texts, batch {BATCH}, max_length {MAX_LENGTH}, "
+        f"{_threads()} threads; {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['ram_gb']} GB RAM; {machine['date']}; load average at start "
+        f"{machine['loadavg_at_start'][0]:.1f} (shared machine). Best of {args.rounds} round(s). "
+        f"Adapter: r={train_info['lora_r']}, alpha={train_info['lora_alpha']} on "
+        f"{train_info['target_modules']}, {train_info['train_texts']} training texts x "
+        f"{train_info['epochs']} epochs.",
+        "",
+        "| path | texts/s | accuracy | peak RSS (MB) | load + warm-up (s) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for p, r in best.items():
+        lines.append(
+            f"| ({p}) {r['description']} [{r['backend']}] | {r['texts_per_s']:.0f} | "
+            f"{r['accuracy']:.4f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['load_and_warmup_seconds']:.1f} |"
+        )
+    lines += [
+        "",
+        f"- speed-up of (t) over (p): **{summary['speedup_t_vs_p']:.2f}x**",
+        f"- accuracy of (t) minus (p): **{summary['accuracy_delta_pp_t_vs_p']:+.2f} pp**",
+        f"- top-1 agreement (t) vs (p): {summary['top1_agreement_t_vs_p']:.4f}; max |dp| "
+        f"{summary['max_abs_prob_diff_t_vs_p']:.4f}, mean |dp| "
+        f"{summary['mean_abs_prob_diff_t_vs_p']:.5f}",
+        f"- one-time merge + export + int8 quantization: {export_seconds:.1f} s (cached on disk, "
+        f"not in the timings)",
+        "",
+    ]
+    (RESULTS / "inference_lora.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="texts scored per path")
     parser.add_argument("--rounds", type=int, default=1, help="runs per path (best is kept)")
-    parser.add_argument("--child", choices=sorted(PATHS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--section",
+        choices=["all", "encoder", "lora"],
+        default="all",
+        help="encoder paths (a)-(c), the LoRA paths, or both",
+    )
+    parser.add_argument("--child", choices=sorted(PATHS | LORA_PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--io", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -247,6 +511,14 @@ def main() -> None:
     machine = _machine()
     cache = Path.home() / ".cache" / "tunegate" / "bench"
     cache.mkdir(parents=True, exist_ok=True)
+    if args.section in ("all", "encoder"):
+        main_encoder(args, dict(machine), cache)
+    if args.section in ("all", "lora"):
+        main_lora(args, dict(machine), cache)
+
+
+def main_encoder(args: argparse.Namespace, machine: dict[str, Any], cache: Path) -> None:
+    """The encoder section: paths (a), (b), (c)."""
     t0 = time.perf_counter()
     head, classes = _fit_head(cache)
     head_seconds = time.perf_counter() - t0
@@ -271,7 +543,7 @@ def main() -> None:
         texts_file = tmp_dir / "texts.json"
         texts_file.write_text(json.dumps({"texts": texts, "y": y}), encoding="utf-8")
         head_file = tmp_dir / "head.npz"
-        np.savez(head_file, **head)
+        np.savez(head_file, coef=head["coef"], intercept=head["intercept"])
         for round_ in range(args.rounds):
             for path in PATHS:
                 out_file = tmp_dir / f"{path}_{round_}.json"

@@ -458,7 +458,7 @@ def test_lora_save_reload_predicts_identically(
     out = save_lora_artifact(model, tmp_path / "art", manifest)
     texts = ["vpn keeps dropping", "my screen is cracked", "who can give me access"]
     saved = LoraClassifier(model, read_manifest(out), base, version="mem")
-    loaded = LoraClassifier.load(out)
+    loaded = LoraClassifier.load(out, backend="torch")  # exact reload; ONNX: own tests
     expected = saved.predict_proba(texts)
     _assert_distributions(expected, 3, len(labels))
     np.testing.assert_allclose(loaded.predict_proba(texts), expected, atol=1e-6)

@@ -7,7 +7,9 @@ clear line on stderr and the error's exit code, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import typer
@@ -15,6 +17,14 @@ import typer
 from tunegate.errors import TunegateError
 
 __all__ = ["app", "main"]
+
+# tunegate never downloads weights; keep library chatter (download/loading bars, deprecation
+# notices of dependencies) out of the terminal. Users can override any of these.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|torch)\.")
 
 app = typer.Typer(
     name="tunegate",

@@ -398,7 +398,7 @@ def run_demo(
         # runs Integrated Gradients (docs/diagnosis.md).
         findings = attribute_overrides(
             store, workflow, reason_code="R2", method="occlusion",
-            max_per_side=30 if config.quick else 80, seed=config.seed,
+            max_per_side=12 if config.quick else 40, seed=config.seed,
         )
         findings.sort(key=lambda f: f.get("n_overrides", 0), reverse=True)
         for f in findings[:1]:

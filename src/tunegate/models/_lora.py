@@ -6,24 +6,32 @@ and serves it (:class:`LoraClassifier`). Every module that the base checkpoint d
 provide (the classification head, and the BERT pooler when a sentence-transformers
 checkpoint has none) is trained and saved through PEFT's ``modules_to_save``, so a reloaded
 adapter predicts exactly like the saved one.
+
+Serving has two paths sharing tokenization (Rust tokenizer, whole input first) and length
+bucketing: the fast path (default when onnxruntime is installed) merges the adapter into the
+base weights, exports the classifier to ONNX, quantizes it to int8 and caches it on disk
+(``tunegate.models._onnx.lora_onnx_path``); the PyTorch path runs the PEFT model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from tunegate._optional import require
 from tunegate.config import TrainingSettings, Workflow
-from tunegate.errors import ModelError
+from tunegate.errors import InputError, ModelError
 from tunegate.models._base import Metadata, register_backend, softmax
 from tunegate.models._encoder import (
     TextTooLongWarning,
+    _onnx_available,
     _quiet_transformers,
     _TokenizerWrap,
     default_encoder_path,
@@ -40,12 +48,19 @@ from tunegate.models.artifact import (
 from tunegate.records import ModelKind
 
 __all__ = [
+    "LoraBackend",
     "LoraClassifier",
     "build_lora_model",
     "load_sequence_classifier",
     "lora_modules_to_save",
+    "merged_model",
     "save_lora_artifact",
 ]
+
+LoraBackend = Literal["auto", "onnx", "torch"]
+_BACKENDS: tuple[str, ...] = ("auto", "onnx", "torch")
+_WARNED: set[str] = set()  # cache keys whose failed export was already warned about
+_WARN_LOCK = threading.Lock()
 
 
 def load_sequence_classifier(base_model: str, labels: Sequence[str]) -> tuple[Any, list[str]]:
@@ -149,7 +164,8 @@ def save_lora_artifact(model: Any, out_dir: str | Path, manifest: ArtifactManife
     return out
 
 
-def _resolve_base(manifest: ArtifactManifest, check_hash: bool) -> str:
+def _resolve_base(manifest: ArtifactManifest, check_hash: bool) -> tuple[str, str | None]:
+    """``(folder, weights hash)``; the hash is ``None`` when it was not computed."""
     candidates = [manifest.base_model]
     if manifest.base_model_hash:
         with contextlib.suppress(ImportError):
@@ -158,9 +174,9 @@ def _resolve_base(manifest: ArtifactManifest, check_hash: bool) -> str:
         if not Path(candidate).is_dir():
             continue
         if not check_hash or not manifest.base_model_hash:
-            return candidate
+            return candidate, None
         if dir_sha256(candidate) == manifest.base_model_hash:
-            return candidate
+            return candidate, manifest.base_model_hash
     raise ModelError(
         f"base model of the artifact not found: {manifest.base_model!r} is "
         f"missing or its weights do not match base_model_hash "
@@ -169,8 +185,33 @@ def _resolve_base(manifest: ArtifactManifest, check_hash: bool) -> str:
     )
 
 
+def merged_model(peft_model: Any) -> Any:
+    """A plain ``transformers`` classifier with the LoRA weights merged into the base weights.
+
+    Works on a deep copy, so ``peft_model`` keeps its adapter (it stays usable as the
+    PyTorch fallback). ``modules_to_save`` (head, pooler) become ordinary modules.
+    """
+    try:
+        merged = copy.deepcopy(peft_model).merge_and_unload()
+    except Exception as exc:
+        raise ModelError(f"could not merge the LoRA adapter into the base: {exc}") from exc
+    return merged.eval()
+
+
+def _warn_once(key: str, message: str) -> None:
+    with _WARN_LOCK:
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
 class LoraClassifier:
-    """Serves a LoRA artifact: softmax(logits / manifest.temperature) in manifest label order."""
+    """Serves a LoRA artifact: softmax(logits / manifest.temperature) in manifest label order.
+
+    ``backend`` is ``"onnx"`` (merged, exported, int8 by default, run by ONNX Runtime;
+    ``model`` is ``None``) or ``"torch"`` (the PEFT model in ``model``).
+    """
 
     kind = ModelKind.LORA
 
@@ -182,8 +223,17 @@ class LoraClassifier:
         *,
         version: str,
         batch_size: int = 32,
+        session: Any = None,
+        onnx_path: Path | None = None,
     ) -> None:
-        self.model = model.eval()
+        if model is None and session is None:
+            raise ModelError("LoraClassifier needs a PyTorch model or an ONNX Runtime session")
+        self.model: Any = model.eval() if model is not None else None
+        """The PEFT model (``None`` on the ONNX path)."""
+        self.session = session
+        self.onnx_path = onnx_path
+        """The ONNX file the session runs (``None`` on the PyTorch path)."""
+        self.backend = "onnx" if session is not None else "torch"
         self.manifest = manifest
         self.labels = list(manifest.labels)
         self.temperature = manifest.temperature
@@ -196,9 +246,28 @@ class LoraClassifier:
 
     @classmethod
     def load(
-        cls, artifact_dir: str | Path, *, batch_size: int = 32, check_hash: bool = True
+        cls,
+        artifact_dir: str | Path,
+        *,
+        batch_size: int = 32,
+        check_hash: bool = True,
+        backend: LoraBackend = "auto",
+        quantize: bool = True,
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
     ) -> LoraClassifier:
-        """Load an artifact folder written by :func:`save_lora_artifact`."""
+        """Load an artifact folder written by :func:`save_lora_artifact`.
+
+        ``backend``: ``"auto"`` (default) takes the ONNX Runtime path when onnxruntime and
+        onnx are installed and falls back to PyTorch (warning once per artifact) when the
+        export fails; ``"onnx"`` requires it (raises :class:`ModelError`); ``"torch"`` runs
+        the PEFT model. ``quantize=False`` keeps the ONNX export float32. ``cache_dir``
+        overrides ``$TUNEGATE_CACHE_DIR/onnx``; ``threads`` sets ONNX Runtime's intra-op
+        threads (default: the CPUs this process may use). On a warm cache the PyTorch model
+        is not loaded at all.
+        """
+        if backend not in _BACKENDS:
+            raise InputError(f"backend must be one of {', '.join(_BACKENDS)}, got {backend!r}")
         peft = require("peft", purpose="LoRA adapters")
         folder = Path(artifact_dir)
         manifest = read_manifest(folder)
@@ -208,19 +277,88 @@ class LoraClassifier:
                 f"{folder}: no {ADAPTER_DIR}/adapter_config.json; the artifact is "
                 f"incomplete (re-save it with save_lora_artifact)"
             )
-        base = _resolve_base(manifest, check_hash)
-        model, _ = load_sequence_classifier(base, manifest.labels)
+        base, base_hash = _resolve_base(manifest, check_hash)
+        adapter_hash = dir_sha256(adapter)
+        version = f"lora-{adapter_hash[:12]}"
+        loaded: list[Any] = []
+
+        def torch_model() -> Any:
+            if not loaded:
+                model, _ = load_sequence_classifier(base, manifest.labels)
+                try:
+                    with _quiet_transformers():
+                        loaded.append(peft.PeftModel.from_pretrained(model, str(adapter)).eval())
+                except Exception as exc:
+                    raise ModelError(f"could not load the adapter in {adapter}: {exc}") from exc
+            return loaded[0]
+
+        use_onnx = backend == "onnx" or (backend == "auto" and _onnx_available())
+        if use_onnx:
+            from tunegate.models import _onnx
+
+            key = _onnx.lora_cache_key(adapter_hash, base_hash or dir_sha256(base))
+            try:
+                path, session = cls._onnx_session(
+                    key, lambda: merged_model(torch_model()), quantize, cache_dir, threads
+                )
+            except ModelError as exc:
+                if backend == "onnx":
+                    raise
+                _warn_once(
+                    key,
+                    f"ONNX path unavailable for LoRA artifact {folder} ({exc}); using PyTorch",
+                )
+            else:
+                loaded.clear()  # the PyTorch model was only needed for the export
+                return cls(
+                    None,
+                    manifest,
+                    base,
+                    version=version,
+                    batch_size=batch_size,
+                    session=session,
+                    onnx_path=path,
+                )
+        return cls(torch_model(), manifest, base, version=version, batch_size=batch_size)
+
+    @staticmethod
+    def _onnx_session(
+        key: str,
+        build: Any,
+        quantize: bool,
+        cache_dir: str | Path | None,
+        threads: int | None,
+    ) -> tuple[Path, Any]:
+        from tunegate.models import _onnx
+
+        path = _onnx.lora_onnx_path(key, build, quantize=quantize, cache_dir=cache_dir)
         try:
-            with _quiet_transformers():
-                peft_model = peft.PeftModel.from_pretrained(model, str(adapter))
-        except Exception as exc:
-            raise ModelError(f"could not load the adapter in {adapter}: {exc}") from exc
-        version = f"lora-{dir_sha256(adapter)[:12]}"
-        return cls(peft_model, manifest, base, version=version, batch_size=batch_size)
+            return path, _onnx.ort_session(path, threads=threads)
+        except ModelError:
+            # a file that passes its checksum but does not load (e.g. written by another
+            # onnxruntime build): rebuild once, then give up
+            path = _onnx.lora_onnx_path(
+                key, build, quantize=quantize, cache_dir=cache_dir, rebuild=True
+            )
+            return path, _onnx.ort_session(path, threads=threads)
+
+    def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Logits (b, k) float64 of one padded batch."""
+        if self.session is not None:
+            (out,) = self.session.run(
+                ["logits"], {"input_ids": input_ids, "attention_mask": attention_mask}
+            )
+            return np.asarray(out, dtype=np.float64)
+        torch = require("torch")
+        with torch.inference_mode():
+            result = self.model(
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(attention_mask),
+            )
+        return np.asarray(result.logits.double().numpy())
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw head outputs (n, k) float64 before temperature, in input order."""
-        torch = require("torch")
         items = validate_texts(texts)
         tokens = self._tokenizer(items)
         if tokens.truncated:
@@ -234,13 +372,8 @@ class LoraClassifier:
                 )
             self.truncated_total += tokens.truncated
         out = np.zeros((len(items), len(self.labels)))
-        with torch.inference_mode():
-            for batch in tokens.batches(self.batch_size):
-                result = self.model(
-                    input_ids=torch.from_numpy(batch.input_ids),
-                    attention_mask=torch.from_numpy(batch.attention_mask),
-                )
-                out[batch.index] = result.logits.double().numpy()
+        for batch in tokens.batches(self.batch_size):
+            out[batch.index] = self._forward(batch.input_ids, batch.attention_mask)
         return out
 
     def predict_proba(self, texts: Sequence[str], metadata: Metadata = None) -> np.ndarray:
@@ -255,6 +388,7 @@ def _build(workflow: Workflow, **kwargs: Any) -> LoraClassifier:
     artifact_dir = kwargs.pop("artifact_dir", None)
     if artifact_dir is None:
         raise ModelError("the lora backend needs artifact_dir= (or the model spec lora:PATH)")
+    kwargs.setdefault("backend", workflow.model.backend)  # model.backend in tunegate.yaml
     clf = LoraClassifier.load(artifact_dir, **kwargs)
     if clf.labels != workflow.label_names:
         raise ModelError(

@@ -63,6 +63,11 @@ __all__ = [
 CHECKPOINT_DIR = ".checkpoint"
 _WARMUP_SHARE = 0.1
 HEAD_LR_MULTIPLIER = 10.0
+"""Head learning-rate multiplier for a randomly initialised head (no warm start possible)."""
+WARM_HEAD_LR_MULTIPLIER = 1.0
+"""Head learning-rate multiplier once the head starts at the linear probe."""
+PROBE_C = 10.0
+"""Inverse L2 strength of the logistic regression that initialises the head."""
 """The classification head (and every newly initialized module) learns this many times faster
 than the LoRA matrices: it starts from random weights, the adapters from the identity."""
 _BUCKET_BATCHES = 50
@@ -149,7 +154,10 @@ def _lora_model(base: str, labels: Sequence[str], workflow: Workflow) -> tuple[A
     from tunegate.models import load_sequence_classifier
 
     model, new_modules = load_sequence_classifier(base, labels)
-    modules_to_save = sorted({"classifier", *new_modules})
+    # The pooler is trained and saved with the head: sentence-transformer checkpoints never
+    # trained it for classification (see _warm_start_head).
+    has_pooler = any(n.endswith(".pooler") for n, _ in model.named_modules())
+    modules_to_save = sorted({"classifier", *new_modules, *(["pooler"] if has_pooler else [])})
     t = workflow.training
     config = peft.LoraConfig(
         task_type=peft.TaskType.SEQ_CLS,
@@ -300,10 +308,77 @@ def _training_config(workflow: Workflow, epochs: int, modules_to_save: list[str]
         "validation_fraction": t.validation_fraction,
         "calibration_fraction": t.calibration_fraction,
         "warmup_share": _WARMUP_SHARE,
-        "head_lr_multiplier": HEAD_LR_MULTIPLIER,
+        "head_lr_multiplier": WARM_HEAD_LR_MULTIPLIER,
+        "head_init": "linear_probe",
         "max_length": workflow.model.max_length,
         "head": "AutoModelForSequenceClassification",
     }
+
+
+def _warm_start_head(
+    model: Any,
+    ids: list[list[int]],
+    y: np.ndarray,
+    pad_id: int,
+    rows: Sequence[int],
+    n_labels: int,
+) -> bool:
+    """Start the classification head at a linear probe of the frozen encoder.
+
+    BERT-style heads read ``tanh(W h_cls + b)``; the pooler ``W`` is missing from sentence-
+    transformer checkpoints and would start random. It is set to the identity, and the
+    classifier to a multinomial logistic regression fitted on the pooled features of the
+    training split. LoRA's ``B`` matrices start at zero, so before the first step the model
+    predicts exactly like that probe: training refines a working classifier instead of a
+    random head (which, on a few hundred tickets, collapsed to the majority class). Returns
+    False (nothing changed) for architectures without a pooler + linear classifier.
+    """
+    torch = require("torch", purpose="fine-tuning")
+    sklearn_lm = require("sklearn.linear_model", purpose="the head's warm start")
+    names = ("classifier", "classifier.original_module", "classifier.modules_to_save.default")
+    heads = [m for n, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear) and n.endswith(names)]
+    if not heads:
+        return False
+    # The trained copy of the pooler (in modules_to_save, saved with the adapter) starts at
+    # the identity, so pooled = tanh(h_cls); a pooler outside modules_to_save is left alone.
+    new_poolers = [m for n, m in model.named_modules()
+                   if n.endswith("pooler.modules_to_save.default")]
+    with torch.no_grad():
+        for pooler in new_poolers:
+            dense = getattr(pooler, "dense", None)
+            if isinstance(dense, torch.nn.Linear):
+                dense.weight.copy_(torch.eye(dense.weight.shape[0]))
+                dense.bias.zero_()
+    captured: list[np.ndarray] = []
+    active = [m for n, m in model.named_modules()
+              if isinstance(m, torch.nn.Linear) and n.endswith(names[2])]
+    target = active[0] if active else heads[0]
+    hook = target.register_forward_hook(
+        lambda _m, inputs, _out: captured.append(inputs[0].detach().numpy().copy()))
+    try:
+        _predict_logits(model, ids, pad_id, 64, rows)
+    finally:
+        hook.remove()
+    features = np.concatenate(captured)
+    # _predict_logits visits rows sorted by length (stable): align the labels the same way
+    rows_arr = np.asarray(list(rows))
+    order = np.argsort(np.array([len(ids[i]) for i in rows_arr]), kind="stable")
+    labels = y[rows_arr[order]]
+    probe = sklearn_lm.LogisticRegression(C=PROBE_C, max_iter=2000).fit(features, labels)
+    weight = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
+    bias = np.full(n_labels, -10.0, dtype=np.float32)  # classes absent from training
+    coef = probe.coef_ if len(probe.classes_) > 2 else np.vstack([-probe.coef_, probe.coef_]) / 2
+    inter = probe.intercept_ if len(probe.classes_) > 2 else \
+        np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
+    for row, c in enumerate(probe.classes_):
+        weight[int(c)] = coef[row]
+        bias[int(c)] = inter[row]
+    with torch.no_grad():
+        for head in heads:
+            head.weight.copy_(torch.from_numpy(weight))
+            head.bias.copy_(torch.from_numpy(bias))
+    return True
 
 
 def finetune(
@@ -387,6 +462,10 @@ def finetune(
     total_steps = max(1, steps_per_epoch * n_epochs)
     warmup = max(1, int(total_steps * _WARMUP_SHARE))
 
+    warm = False
+    if not (resume and ckpt_path.is_file()):
+        warm = _warm_start_head(model, ids, y, pad_id, splits.train, len(labels))
+    head_multiplier = WARM_HEAD_LR_MULTIPLIER if warm else HEAD_LR_MULTIPLIER
     head = [p for n, p in model.named_parameters() if p.requires_grad and "modules_to_save" in n]
     lora = [
         p for n, p in model.named_parameters() if p.requires_grad and "modules_to_save" not in n
@@ -394,7 +473,7 @@ def finetune(
     optimizer = torch.optim.AdamW(
         [
             {"params": lora, "lr": t.learning_rate},
-            {"params": head, "lr": t.learning_rate * HEAD_LR_MULTIPLIER},
+            {"params": head, "lr": t.learning_rate * head_multiplier},
         ],
     )
 
@@ -430,6 +509,19 @@ def finetune(
             train_seconds = float(ckpt.get("train_seconds", 0.0))
     resumed_from = start_epoch
     stopped_early = bool(history and history[-1].get("stop"))
+    if start_epoch == 0 and splits.validation:
+        # epoch 0 is a candidate too: training must beat the warm-started probe on validation
+        model.eval()
+        val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation)
+        y_val = y[splits.validation]
+        pred = val_logits.argmax(axis=1)
+        best_score = macro_f1(y_val, pred, len(labels)) - 1e-6 * nll_loss(val_logits, y_val)
+        best_state = _trainable_state(model)
+        history_zero = {"epoch": 0, "val_macro_f1": macro_f1(y_val, pred, len(labels)),
+                        "val_accuracy": float((pred == y_val).mean()),
+                        "val_loss": nll_loss(val_logits, y_val), "warm_start": warm}
+    else:
+        history_zero = None
 
     y_t = torch.from_numpy(y)
     model.train()
@@ -519,7 +611,10 @@ def finetune(
         "train_seconds": round(train_seconds, 3),
         "resumed_from_epoch": resumed_from,
     }
-    best_row = next((r for r in history if r["epoch"] == best_epoch), {})
+    if history_zero is not None:
+        metrics["warm_start"] = history_zero
+    best_row = next((r for r in [*history, history_zero or {}] if r.get("epoch") == best_epoch),
+                    {})
     for key in ("val_macro_f1", "val_accuracy", "val_loss"):
         if key in best_row:
             metrics[key] = best_row[key]

@@ -1,0 +1,99 @@
+"""`tunegate demo --quick`: the whole loop runs, and its report renders in a real browser."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tunegate.cli import main
+
+EXPECTED_ROWS = [
+    "overall accuracy",
+    "security_incident FNR",
+    "MFA-related FNR",
+    "night-shift FNR",
+    "capability-preservation accuracy",
+    "ECE",
+    "standard deviation across seeds",
+    "median latency (ms)",
+]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    code = main(["--quiet", "demo", "--quick", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_the_whole_loop(demo_dir: Path) -> None:
+    result = json.loads((demo_dir / "result.json").read_text(encoding="utf-8"))
+    # the key table has every row, with numbers before and after
+    rows = result["table"]
+    assert [r["metric"] for r in rows] == EXPECTED_ROWS
+    for r in rows:
+        assert r["before"] is not None and r["after"] is not None, r
+    # the diagnosis found the rising trend and a confirmed root cause
+    assert result["trend"]["decision"]["passed"] is True
+    assert any(f["confirmed"] for f in _findings(demo_dir))
+    # three cheap fixes were tried, each with a verdict
+    assert sorted(a["kind"] for a in result["attempts"]) == ["instructions", "retrieval", "rules"]
+    assert all(a["outcome"] in {"pass", "fail", "inconclusive"} for a in result["attempts"])
+    # the gate ran with five conditions and opened
+    assert [c["number"] for c in result["gate"]["conditions"]] == [1, 2, 3, 4, 5]
+    assert result["gate"]["open"] is True
+    # a verdict was reached, and promotion followed it (never promoted on a non-pass)
+    assert result["verdict"]["outcome"] in {"pass", "fail", "inconclusive"}
+    assert result["promoted"] == (result["verdict"]["outcome"] == "pass")
+    # monitoring ran after the deployment, and the next gap is named
+    assert result["monitor"]["periods"]
+    assert result["next_gap"]["headline"]
+    # the reports exist
+    assert (demo_dir / "report.html").stat().st_size > 10_000
+    assert "| metric | before | after | difference (95% CI) |" in (
+        demo_dir / "summary.md"
+    ).read_text(encoding="utf-8")
+
+
+def _findings(demo_dir: Path) -> list[dict[str, object]]:
+    result = json.loads((demo_dir / "result.json").read_text(encoding="utf-8"))
+    findings: list[dict[str, object]] = result["findings"]
+    return findings
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(demo_dir: Path, chromium_path: str) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    errors: list[str] = []
+    requests: list[str] = []
+    shots = Path(__file__).resolve().parent / "artifacts"
+    shots.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium_path,
+            args=["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto((demo_dir / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        assert "tunegate demo" in page.title()
+        headings = page.locator("h2").all_inner_texts()
+        for expected in ("Before and after", "Override trend", "Error triage", "Attribution",
+                         "Cheap fixes", "gate", "monitoring", "next gap"):
+            assert any(expected.lower() in h.lower() for h in headings), (expected, headings)
+        assert page.locator("svg").count() >= 4
+        page.screenshot(path=str(shots / "demo_report.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    # self-contained: nothing but the file itself was requested
+    assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests
