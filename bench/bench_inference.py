@@ -247,6 +247,7 @@ def _fit_head(cache: Path) -> tuple[dict[str, np.ndarray], list[str]]:
 LORA_PATHS = {
     "p": "PEFT PyTorch (plain)",
     "t": "tunegate LoraClassifier.load (auto)",
+    "f": "tunegate LoraClassifier.load (onnx, quantize=False)",
 }
 LORA_TRAIN_N = 3000
 LORA_EPOCHS = 2
@@ -295,12 +296,21 @@ def _lora_tunegate(art: Path, texts: list[str]) -> np.ndarray:
     return _timed(lambda items: clf.predict_proba(items), texts)
 
 
+def _lora_tunegate_fp32(art: Path, texts: list[str]) -> np.ndarray:
+    from tunegate.models import LoraClassifier
+
+    clf = LoraClassifier.load(art, batch_size=BATCH, backend="onnx", quantize=False)
+    _STATE["backend"] = "onnx-fp32"
+    return _timed(lambda items: clf.predict_proba(items), texts)
+
+
 def _child_lora(path: str, texts_file: Path, art_file: Path, out_file: Path) -> None:
     payload = json.loads(texts_file.read_text(encoding="utf-8"))
     texts, y = payload["texts"], np.array(payload["y"])
     art = Path(art_file.read_text(encoding="utf-8").strip())
     t0 = time.perf_counter()
-    proba = {"p": _lora_plain, "t": _lora_tunegate}[path](art, texts)
+    run = {"p": _lora_plain, "t": _lora_tunegate, "f": _lora_tunegate_fp32}[path]
+    proba = run(art, texts)
     seconds = _STATE["encode_seconds"]
     result = {
         "path": path,
@@ -395,6 +405,7 @@ def main_lora(args: argparse.Namespace, machine: dict[str, Any], cache: Path) ->
     t0 = time.perf_counter()
     warm = LoraClassifier.load(art)  # one-time export + quantization (cached on disk)
     export_seconds = time.perf_counter() - t0
+    LoraClassifier.load(art, backend="onnx", quantize=False)
     backend_available = warm.backend
     del warm
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in LORA_PATHS}
@@ -422,7 +433,17 @@ def main_lora(args: argparse.Namespace, machine: dict[str, Any], cache: Path) ->
                 )
     best = {p: max(r, key=lambda x: x["texts_per_s"]) for p, r in runs.items()}
     diff = np.abs(proba["t"] - proba["p"])
+    top2 = np.sort(proba["p"], axis=1)[:, -2:]
+    near_tie = (top2[:, 1] - top2[:, 0]) < 0.01
     summary = {
+        "speedup_f_vs_p": best["f"]["texts_per_s"] / best["p"]["texts_per_s"],
+        "top1_agreement_f_vs_p": float((proba["f"].argmax(1) == proba["p"].argmax(1)).mean()),
+        "max_abs_prob_diff_f_vs_p": float(np.abs(proba["f"] - proba["p"]).max()),
+        "share_rows_top2_margin_below_0.01_in_p": float(near_tie.mean()),
+        "top1_agreement_t_vs_p_margin_at_least_0.01": float(
+            (proba["t"].argmax(1) == proba["p"].argmax(1))[~near_tie].mean()
+        ),
+        "median_top1_prob_p": float(np.median(top2[:, 1])),
         "speedup_t_vs_p": best["t"]["texts_per_s"] / best["p"]["texts_per_s"],
         "accuracy_delta_pp_t_vs_p": 100.0 * (best["t"]["accuracy"] - best["p"]["accuracy"]),
         "top1_agreement_t_vs_p": float((proba["t"].argmax(1) == proba["p"].argmax(1)).mean()),
@@ -479,6 +500,13 @@ def main_lora(args: argparse.Namespace, machine: dict[str, Any], cache: Path) ->
         f"- top-1 agreement (t) vs (p): {summary['top1_agreement_t_vs_p']:.4f}; max |dp| "
         f"{summary['max_abs_prob_diff_t_vs_p']:.4f}, mean |dp| "
         f"{summary['mean_abs_prob_diff_t_vs_p']:.5f}",
+        f"- rows of (p) whose top-2 margin is below 0.01: "
+        f"{summary['share_rows_top2_margin_below_0.01_in_p']:.3f} (median top-1 probability "
+        f"{summary['median_top1_prob_p']:.3f}); agreement (t) vs (p) on the other rows "
+        f"{summary['top1_agreement_t_vs_p_margin_at_least_0.01']:.4f}",
+        f"- float32 ONNX (f): **{summary['speedup_f_vs_p']:.2f}x** (p), top-1 agreement "
+        f"{summary['top1_agreement_f_vs_p']:.4f}, max |dp| "
+        f"{summary['max_abs_prob_diff_f_vs_p']:.2e}",
         f"- one-time merge + export + int8 quantization: {export_seconds:.1f} s (cached on disk, "
         f"not in the timings)",
         "",

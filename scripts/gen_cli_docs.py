@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ["TYPER_USE_RICH"] = "0"
 
-import click
 import typer.main
 
 from tunegate.cli import app
@@ -19,11 +19,12 @@ from tunegate.cli import app
 OUT = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 
-def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+def _walk(cmd: Any, path: list[str]) -> list[tuple[list[str], Any]]:
     found = [(path, cmd)]
-    if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            found += _walk(cmd.commands[name], [*path, name])
+    commands = getattr(cmd, "commands", None)  # a group (typer vendors its own click)
+    if commands:
+        for name in sorted(commands):
+            found += _walk(commands[name], [*path, name])
     return found
 
 
@@ -35,7 +36,7 @@ def render() -> str:
         "fails when it is stale.\n",
     ]
     for path, cmd in _walk(root, ["tunegate"]):
-        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100)
+        ctx = cmd.context_class(cmd, info_name=" ".join(path), terminal_width=100)
         with ctx:
             text = cmd.get_help(ctx)
         level = "##" if len(path) <= 2 else "###"

@@ -70,12 +70,7 @@ _COMMAND_MODULES = (
 
 def _register() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"tunegate.cli.{name}")
-        except ModuleNotFoundError as exc:  # TEMPORARY during parallel development
-            if exc.name == f"tunegate.cli.{name}":
-                continue
-            raise
+        module = importlib.import_module(f"tunegate.cli.{name}")
         module.register(app)
 
 

@@ -398,7 +398,7 @@ def run_demo(
         # runs Integrated Gradients (docs/diagnosis.md).
         findings = attribute_overrides(
             store, workflow, reason_code="R2", method="occlusion",
-            max_per_side=12 if config.quick else 40, seed=config.seed,
+            max_per_side=30 if config.quick else 60, seed=config.seed,
         )
         findings.sort(key=lambda f: f.get("n_overrides", 0), reverse=True)
         for f in findings[:1]:
@@ -578,8 +578,8 @@ def run_demo(
         shift_info = shifted.to_dict()
         shift_info["alert"] = alert.to_dict() if alert else None
         shift_info["champion_after"] = registry.champion()
-        for r in shifted.fired:
-            say(f"  [red]trigger fired[/red] {r.to_dict()}")
+        for fired in shifted.fired:
+            say(f"  [red]trigger fired[/red] {fired.window}: {fired.message}")
         if alert is not None:
             say(f"  auto-rollback: champion is now {registry.champion()}")
         gap2 = next_gap_from_store(store, workflow, model_version=live_id,

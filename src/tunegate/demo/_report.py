@@ -150,7 +150,7 @@ def _monitor_html(monitor: dict[str, Any], shift: dict[str, Any]) -> Html:
                            "clarify rate": col("clarify_rate"),
                            "selective accuracy": col("selective_accuracy")},
                        title="Production figures per week (all weeks in the store)")
-    parts = [chart]
+    parts: list[str] = [chart]
     for title, res in (("Quiet weeks after the deployment", monitor),
                        ("After the new VPN client rolls out", shift)):
         if not res:
@@ -251,8 +251,8 @@ def write_demo_report(
                 [[r.seed, _fmt(r.metrics["overall"]["accuracy"]["estimate"]),
                   _fmt(r.metrics["overall"]["expected_calibration_error"]["estimate"])]
                  for r in seed_runs]), "seeds"))
-    sections.append(Section("8. After deployment: monitoring", _monitor_html(demo.monitor, demo.shift),
-                            "monitor"))
+    sections.append(Section("8. After deployment: monitoring",
+                            _monitor_html(demo.monitor, demo.shift), "monitor"))
     gap = demo.next_gap
     sections.append(Section("9. The next gap", Html(
         f"<p>{esc(gap.get('headline', ''))}</p>"

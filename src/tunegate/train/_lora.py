@@ -157,6 +157,8 @@ def _lora_model(base: str, labels: Sequence[str], workflow: Workflow) -> tuple[A
     # The pooler is trained and saved with the head: sentence-transformer checkpoints never
     # trained it for classification (see _warm_start_head).
     has_pooler = any(n.endswith(".pooler") for n, _ in model.named_modules())
+    if has_pooler:  # "pooler" covers its sub-modules; nested wrappers would not reload
+        new_modules = [m for m in new_modules if ".pooler." not in f".{m}."]
     modules_to_save = sorted({"classifier", *new_modules, *(["pooler"] if has_pooler else [])})
     t = workflow.training
     config = peft.LoraConfig(
@@ -623,7 +625,12 @@ def finetune(
     if splits.calibration:
         cal_logits = _predict_logits(model, ids, pad_id, 64, splits.calibration)
         y_cal = y[splits.calibration]
-        temperature = fit_temperature(cal_logits, y_cal)
+        # The temperature is fitted on the calibration and validation splits together: one
+        # scalar, but on a few hundred tickets the calibration split alone is too small to fit
+        # it stably (validation only chose the epoch; the figures below stay on calibration).
+        fit_rows = [*splits.calibration, *splits.validation]
+        fit_logits = _predict_logits(model, ids, pad_id, 64, fit_rows)
+        temperature = fit_temperature(fit_logits, y[fit_rows])
         raw = apply_temperature(cal_logits, 1.0)
         calibrated = apply_temperature(cal_logits, temperature)
         metrics.update(
