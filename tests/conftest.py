@@ -5,6 +5,7 @@ a missing dependency fails the test instead."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from tunegate.config import Workflow, parse_workflow, starter_yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TUNEGATE_PROGRESS", "0")
+# ONNX exports made by tests go to a throwaway folder, not the user's ~/.cache
+os.environ.setdefault("TUNEGATE_CACHE_DIR", tempfile.mkdtemp(prefix="tunegate-test-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -198,7 +198,7 @@ def write_demo_report(
     trend_text = (
         f"R2 (missed signal) overrides per complete week: {trend.get('counts')}. Stable or "
         f"increasing over the last {decision.get('weeks')} weeks: "
-        f"<b>{decision.get('passed')}</b> (Mann-Kendall one-sided p(decrease) = "
+        f"{decision.get('passed')} (Mann-Kendall one-sided p(decrease) = "
         f"{_fmt(test.get('p_decrease'))}, Sen's slope {_fmt(test.get('slope'), 2)} per week"
         + (f"; rise over the whole series p = {_fmt(rise.get('p_increase'))}" if rise else "")
         + "). " + "; ".join(str(r) for r in decision.get("reasons", []))
