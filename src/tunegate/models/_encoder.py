@@ -13,6 +13,7 @@ Both paths share one pipeline so that they differ only in the forward pass:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import threading
@@ -210,7 +211,7 @@ class Encoder(Protocol):
     ) -> np.ndarray: ...
 
 
-class _BaseEncoder:
+class _BaseEncoder(abc.ABC):
     backend: str = "base"
 
     def __init__(self, path: str, *, max_length: int = 128, batch_size: int = 64) -> None:
@@ -251,8 +252,9 @@ class _BaseEncoder:
                 )
         return tokens
 
+    @abc.abstractmethod
     def _forward(self, batch: TokenBatch) -> np.ndarray:
-        raise NotImplementedError
+        """Embed one padded batch -> (b, d) float32 (not yet normalized)."""
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int | None = None, progress: bool = False
