@@ -82,22 +82,15 @@ def champion_classifier(workflow: Workflow, store: Any) -> tuple[Any, str | None
     LoRA champion is loaded from its artifact; with no champion registered, the workflow's
     zero-shot model is the champion.
     """
-    from tunegate.models import LoraClassifier, ZeroShotClassifier
+    from tunegate.models import ZeroShotClassifier, load_model_version
 
     champ_id = store.get_alias("champion") if hasattr(store, "get_alias") else None
     if champ_id:
         mv = store.get_model_version(champ_id)
-        if mv.kind == ModelKind.LORA and mv.artifact_path:
-            return LoraClassifier.load(mv.artifact_path), champ_id
-        if mv.kind == ModelKind.ZERO_SHOT:
-            cfg = mv.config
-            return ZeroShotClassifier(
-                workflow, instructions=cfg.get("instructions"), temperature=cfg.get("temperature")
-            ), champ_id
-        raise InputError(
-            f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
-            f"(a classifier) to try a fix against it"
-        )
+        if mv.kind not in (ModelKind.LORA, ModelKind.ZERO_SHOT):
+            raise InputError(f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
+                             f"(a classifier) to try a fix against it")
+        return load_model_version(mv, workflow, store=store), champ_id
     return ZeroShotClassifier(workflow), None
 
 
