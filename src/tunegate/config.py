@@ -244,9 +244,11 @@ class RollbackPolicy(_Strict):
     """Fire when the escalation rate rises this many consecutive weeks."""
     min_decisions: int = Field(default=50, ge=1)
     """A window with fewer decisions than this is not judged."""
-    significance: float = Field(default=0.01, gt=0.0, lt=0.5)
+    significance: float = Field(default=0.001, gt=0.0, lt=0.5)
     """A trigger fires only when its change is also statistically significant at this level
-    (one-sided test against the baseline), so noise in small windows does not roll back."""
+    (one-sided test against the baseline), so noise in small windows does not roll back. It
+    applies to every window and trigger: at 0.01 a stable model raised a false alarm in about
+    8% of 8-week periods per rate trigger (docs/monitoring.md), hence 0.001."""
     baseline_days: int = Field(default=28, ge=1)
     """The pre-promotion baseline window: this many days of decisions before the promotion."""
     webhook: str | None = None
@@ -300,6 +302,11 @@ class TrainingSettings(_Strict):
     """Dropout on the LoRA path."""
     target_modules: list[str] = Field(default_factory=lambda: ["query", "value"])
     """Encoder modules that get adapters."""
+    frozen_layers: int | None = Field(default=None, ge=0)
+    """Lower encoder layers left without adapters. Their output never changes during
+    training, so it is computed once per text and cached across epochs (docs/training.md).
+    ``None`` (default) freezes the lower half (3 of the shipped MiniLM's 6 layers); 0 puts
+    adapters in every layer; an explicit value must be below the encoder's layer count."""
     epochs: int = Field(default=3, ge=1)
     """Maximum epochs (early stopping may end sooner)."""
     learning_rate: float = Field(default=5e-4, gt=0.0)

@@ -149,6 +149,31 @@ def split_examples(
 # -- model ------------------------------------------------------------------------------------
 
 
+def frozen_layers(model: Any, workflow: Workflow) -> int:
+    """How many lower encoder layers stay without adapters (``training.frozen_layers``)."""
+    from tunegate.train._prefix import n_encoder_layers
+
+    wanted = workflow.training.frozen_layers
+    if wanted == 0:
+        return 0
+    n_layers = n_encoder_layers(model)
+    if n_layers is None:
+        if wanted is None:
+            return 0  # no BERT-style backbone: adapters everywhere, no cache
+        raise InputError(
+            f"training.frozen_layers = {wanted} needs a BERT-style encoder (embeddings + "
+            f"encoder.layer); this is a {type(model).__name__}: set training.frozen_layers: 0"
+        )
+    if wanted is None:
+        return n_layers // 2
+    if wanted >= n_layers:
+        raise InputError(
+            f"training.frozen_layers = {wanted} leaves no layer to adapt: the encoder has "
+            f"{n_layers} layers; use at most {n_layers - 1} (or 0 for adapters everywhere)"
+        )
+    return wanted
+
+
 def _lora_model(base: str, labels: Sequence[str], workflow: Workflow) -> tuple[Any, list[str]]:
     peft = require("peft", purpose="LoRA fine-tuning")
     from tunegate.models import load_sequence_classifier
@@ -161,6 +186,12 @@ def _lora_model(base: str, labels: Sequence[str], workflow: Workflow) -> tuple[A
         new_modules = [m for m in new_modules if ".pooler." not in f".{m}."]
     modules_to_save = sorted({"classifier", *new_modules, *(["pooler"] if has_pooler else [])})
     t = workflow.training
+    layers: dict[str, Any] = {}
+    frozen = frozen_layers(model, workflow)
+    if frozen:
+        from tunegate.train._prefix import n_encoder_layers
+
+        layers["layers_to_transform"] = list(range(frozen, n_encoder_layers(model) or 0))
     config = peft.LoraConfig(
         task_type=peft.TaskType.SEQ_CLS,
         r=t.lora_r,
@@ -168,6 +199,7 @@ def _lora_model(base: str, labels: Sequence[str], workflow: Workflow) -> tuple[A
         lora_dropout=t.lora_dropout,
         target_modules=list(t.target_modules),
         modules_to_save=list(modules_to_save),
+        **layers,
     )
     return peft.get_peft_model(model, config), modules_to_save
 
@@ -186,16 +218,16 @@ def _tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[lis
     return [list(x) for x in encoded["input_ids"]]
 
 
-def _pad(ids: list[list[int]], rows: Sequence[int], pad_id: int) -> tuple[Any, Any]:
-    torch = require("torch")
-    width = max(len(ids[i]) for i in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, i in enumerate(rows):
-        seq = ids[i]
-        input_ids[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[r, : len(seq)] = 1
-    return input_ids, mask
+def _pad(
+    ids: list[list[int]], rows: Sequence[int], pad_id: int, prefix: Any = None
+) -> tuple[Any, Any]:
+    """Padded tensors for ``rows``; with an active :class:`PrefixCache`, also stage its
+    cached states for the same rows."""
+    from tunegate.train._prefix import pad_batch
+
+    if prefix is not None:
+        prefix.load(rows)
+    return pad_batch(ids, rows, pad_id)
 
 
 def _epoch_batches(
@@ -219,6 +251,7 @@ def _predict_logits(
     pad_id: int,
     batch_size: int,
     rows: Sequence[int] | None = None,
+    prefix: Any = None,
 ) -> np.ndarray:
     torch = require("torch")
     idx = list(range(len(ids))) if rows is None else list(rows)
@@ -233,7 +266,7 @@ def _predict_logits(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             pos = order[start : start + batch_size]
-            input_ids, mask = _pad(ids, [idx[p] for p in pos], pad_id)
+            input_ids, mask = _pad(ids, [idx[p] for p in pos], pad_id, prefix)
             logits = model(input_ids=input_ids, attention_mask=mask).logits.float().numpy()
             for r, p in enumerate(pos):
                 out[int(p)] = logits[r]
@@ -295,13 +328,16 @@ def _examples_of(dataset: Dataset | Sequence[Example]) -> tuple[list[Example], s
     return examples, dataset_hash(examples)
 
 
-def _training_config(workflow: Workflow, epochs: int, modules_to_save: list[str]) -> dict[str, Any]:
+def _training_config(
+    workflow: Workflow, epochs: int, modules_to_save: list[str], frozen: int
+) -> dict[str, Any]:
     t = workflow.training
     return {
         "lora_r": t.lora_r,
         "lora_alpha": t.lora_alpha,
         "lora_dropout": t.lora_dropout,
         "target_modules": list(t.target_modules),
+        "frozen_layers": frozen,
         "modules_to_save": modules_to_save,
         "epochs": epochs,
         "learning_rate": t.learning_rate,
@@ -324,6 +360,7 @@ def _warm_start_head(
     pad_id: int,
     rows: Sequence[int],
     n_labels: int,
+    prefix: Any = None,
 ) -> bool:
     """Start the classification head at a linear probe of the frozen encoder.
 
@@ -336,16 +373,17 @@ def _warm_start_head(
     False (nothing changed) for architectures without a pooler + linear classifier.
     """
     torch = require("torch", purpose="fine-tuning")
-    sklearn_lm = require("sklearn.linear_model", purpose="the head's warm start")
     names = ("classifier", "classifier.original_module", "classifier.modules_to_save.default")
-    heads = [m for n, m in model.named_modules()
-             if isinstance(m, torch.nn.Linear) and n.endswith(names)]
+    heads = [
+        m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.endswith(names)
+    ]
     if not heads:
         return False
     # The trained copy of the pooler (in modules_to_save, saved with the adapter) starts at
     # the identity, so pooled = tanh(h_cls); a pooler outside modules_to_save is left alone.
-    new_poolers = [m for n, m in model.named_modules()
-                   if n.endswith("pooler.modules_to_save.default")]
+    new_poolers = [
+        m for n, m in model.named_modules() if n.endswith("pooler.modules_to_save.default")
+    ]
     with torch.no_grad():
         for pooler in new_poolers:
             dense = getattr(pooler, "dense", None)
@@ -353,13 +391,17 @@ def _warm_start_head(
                 dense.weight.copy_(torch.eye(dense.weight.shape[0]))
                 dense.bias.zero_()
     captured: list[np.ndarray] = []
-    active = [m for n, m in model.named_modules()
-              if isinstance(m, torch.nn.Linear) and n.endswith(names[2])]
+    active = [
+        m
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and n.endswith(names[2])
+    ]
     target = active[0] if active else heads[0]
     hook = target.register_forward_hook(
-        lambda _m, inputs, _out: captured.append(inputs[0].detach().numpy().copy()))
+        lambda _m, inputs, _out: captured.append(inputs[0].detach().numpy().copy())
+    )
     try:
-        _predict_logits(model, ids, pad_id, 64, rows)
+        _predict_logits(model, ids, pad_id, 64, rows, prefix)
     finally:
         hook.remove()
     features = np.concatenate(captured)
@@ -367,12 +409,16 @@ def _warm_start_head(
     rows_arr = np.asarray(list(rows))
     order = np.argsort(np.array([len(ids[i]) for i in rows_arr]), kind="stable")
     labels = y[rows_arr[order]]
+    sklearn_lm = require("sklearn.linear_model", purpose="the head's warm start")
     probe = sklearn_lm.LogisticRegression(C=PROBE_C, max_iter=2000).fit(features, labels)
     weight = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
     bias = np.full(n_labels, -10.0, dtype=np.float32)  # classes absent from training
     coef = probe.coef_ if len(probe.classes_) > 2 else np.vstack([-probe.coef_, probe.coef_]) / 2
-    inter = probe.intercept_ if len(probe.classes_) > 2 else \
-        np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
+    inter = (
+        probe.intercept_
+        if len(probe.classes_) > 2
+        else np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
+    )
     for row, c in enumerate(probe.classes_):
         weight[int(c)] = coef[row]
         bias[int(c)] = inter[row]
@@ -389,6 +435,7 @@ def finetune(
     out_dir: str | Path,
     *,
     seed: int = 0,
+    split_seed: int | None = None,
     resume: bool = True,
     base_model: str | None = None,
     epochs: int | None = None,
@@ -401,7 +448,11 @@ def finetune(
         dataset: a :class:`Dataset` (or examples; hashed the same way).
         workflow: labels (column order), ``training`` and ``model.max_length`` settings.
         out_dir: artifact folder; its ``.checkpoint/`` holds the per-epoch checkpoint.
-        seed: seeds the split, initialization, dropout and batch order.
+        seed: seeds the initialization, dropout and batch order (and the split, unless
+            ``split_seed`` is given).
+        split_seed: seeds the train/validation/calibration split; a seed sweep fixes it so
+            that its adapters differ only in training randomness and are selected on the
+            same validation rows.
         resume: continue from a matching checkpoint (same data, base, config, seed); a
             finished artifact with the same fingerprint is returned as is.
         base_model: encoder folder (default: ``workflow.model.encoder`` or the shipped one).
@@ -431,6 +482,15 @@ def finetune(
     t = workflow.training
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT_DIR / "checkpoint.pt"
+    phases: dict[str, float] = {}  # wall seconds per phase, recorded in the manifest
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        phases[name] = round(now - clock, 3)
+        clock = now
+
     base_hash = dir_sha256(base)
 
     torch.manual_seed(seed)
@@ -438,8 +498,9 @@ def finetune(
     np.random.seed(seed % (2**32))
     with _deterministic():
         model, modules_to_save = _lora_model(base, labels, workflow)
-    config = _training_config(workflow, n_epochs, modules_to_save)
-    fingerprint = _fingerprint(data_hash, base_hash, config, seed)
+    config = _training_config(workflow, n_epochs, modules_to_save, frozen_layers(model, workflow))
+    split_seed = seed if split_seed is None else split_seed
+    fingerprint = _fingerprint(data_hash, base_hash, {**config, "split_seed": split_seed}, seed)
 
     if resume and (out / "manifest.json").is_file():
         existing = read_manifest(out)
@@ -449,6 +510,7 @@ def finetune(
     if has_artifact and not ckpt_path.exists():
         raise InputError(f"{out} already holds a different artifact; choose a new --out folder")
 
+    lap("load_model")
     tokenizer = transformers.AutoTokenizer.from_pretrained(base)
     pad_id = int(tokenizer.pad_token_id or 0)
     ids = _tokenize(tokenizer, [e.text for e in examples], workflow.model.max_length)
@@ -458,15 +520,29 @@ def finetune(
         [e.label for e in examples],
         validation_fraction=t.validation_fraction,
         calibration_fraction=t.calibration_fraction,
-        seed=seed,
+        seed=split_seed,
     )
     steps_per_epoch = math.ceil(len(splits.train) / t.batch_size)
     total_steps = max(1, steps_per_epoch * n_epochs)
     warmup = max(1, int(total_steps * _WARMUP_SHARE))
 
+    # The model never leaves this function: on an exception it is dropped still swapped, so
+    # the prefix is switched off only on the way to the artifact (closing ``swap`` below).
+    lap("tokenize")
+    prefix = None
+    swap = contextlib.ExitStack()
+    n_frozen = frozen_layers(model, workflow)
+    if n_frozen:
+        from tunegate.train._prefix import PrefixCache
+
+        prefix = PrefixCache(model, n_frozen, ids, pad_id, range(len(ids)))
+        swap.enter_context(prefix.active())
+    lap("prefix_cache")
+
     warm = False
     if not (resume and ckpt_path.is_file()):
-        warm = _warm_start_head(model, ids, y, pad_id, splits.train, len(labels))
+        warm = _warm_start_head(model, ids, y, pad_id, splits.train, len(labels), prefix)
+    lap("warm_start")
     head_multiplier = WARM_HEAD_LR_MULTIPLIER if warm else HEAD_LR_MULTIPLIER
     head = [p for n, p in model.named_parameters() if p.requires_grad and "modules_to_save" in n]
     lora = [
@@ -514,14 +590,18 @@ def finetune(
     if start_epoch == 0 and splits.validation:
         # epoch 0 is a candidate too: training must beat the warm-started probe on validation
         model.eval()
-        val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation)
+        val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation, prefix)
         y_val = y[splits.validation]
         pred = val_logits.argmax(axis=1)
         best_score = macro_f1(y_val, pred, len(labels)) - 1e-6 * nll_loss(val_logits, y_val)
         best_state = _trainable_state(model)
-        history_zero = {"epoch": 0, "val_macro_f1": macro_f1(y_val, pred, len(labels)),
-                        "val_accuracy": float((pred == y_val).mean()),
-                        "val_loss": nll_loss(val_logits, y_val), "warm_start": warm}
+        history_zero = {
+            "epoch": 0,
+            "val_macro_f1": macro_f1(y_val, pred, len(labels)),
+            "val_accuracy": float((pred == y_val).mean()),
+            "val_loss": nll_loss(val_logits, y_val),
+            "warm_start": warm,
+        }
     else:
         history_zero = None
 
@@ -541,7 +621,7 @@ def finetune(
             running = 0.0
             seen = 0
             for batch in _epoch_batches(lengths, splits.train, t.batch_size, seed, epoch):
-                input_ids, mask = _pad(ids, batch, pad_id)
+                input_ids, mask = _pad(ids, batch, pad_id, prefix)
                 logits = model(input_ids=input_ids, attention_mask=mask).logits
                 loss = torch.nn.functional.cross_entropy(logits, y_t[batch])
                 optimizer.zero_grad(set_to_none=True)
@@ -557,7 +637,7 @@ def finetune(
                 )
             row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": running / max(1, seen)}
             if splits.validation:
-                val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation)
+                val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation, prefix)
                 y_val = y[splits.validation]
                 pred = val_logits.argmax(axis=1)
                 row["val_macro_f1"] = macro_f1(y_val, pred, len(labels))
@@ -600,6 +680,7 @@ def finetune(
             if row["stop"]:
                 break
 
+    lap("epochs")
     _load_trainable(model, best_state)
     model.eval()
     metrics: dict[str, Any] = {
@@ -615,21 +696,20 @@ def finetune(
     }
     if history_zero is not None:
         metrics["warm_start"] = history_zero
-    best_row = next((r for r in [*history, history_zero or {}] if r.get("epoch") == best_epoch),
-                    {})
+    best_row = next((r for r in [*history, history_zero or {}] if r.get("epoch") == best_epoch), {})
     for key in ("val_macro_f1", "val_accuracy", "val_loss"):
         if key in best_row:
             metrics[key] = best_row[key]
 
     temperature = 1.0
     if splits.calibration:
-        cal_logits = _predict_logits(model, ids, pad_id, 64, splits.calibration)
+        cal_logits = _predict_logits(model, ids, pad_id, 64, splits.calibration, prefix)
         y_cal = y[splits.calibration]
         # The temperature is fitted on the calibration and validation splits together: one
         # scalar, but on a few hundred tickets the calibration split alone is too small to fit
         # it stably (validation only chose the epoch; the figures below stay on calibration).
         fit_rows = [*splits.calibration, *splits.validation]
-        fit_logits = _predict_logits(model, ids, pad_id, 64, fit_rows)
+        fit_logits = _predict_logits(model, ids, pad_id, 64, fit_rows, prefix)
         temperature = fit_temperature(fit_logits, y[fit_rows])
         raw = apply_temperature(cal_logits, 1.0)
         calibrated = apply_temperature(cal_logits, temperature)
@@ -647,6 +727,15 @@ def finetune(
             parent = np.asarray(parent_proba([examples[i].text for i in splits.calibration]))
             metrics["ece_parent"] = expected_calibration_error(y_cal, parent)
     metrics["temperature"] = temperature
+    lap("calibration")
+    metrics["phase_seconds"] = phases
+    if prefix is not None:
+        metrics["prefix_cache"] = {
+            "frozen_layers": prefix.k,
+            "texts": prefix.n_cached,
+            "megabytes": round(prefix.nbytes / 2**20, 1),
+        }
+    swap.close()  # the full model again, for saving
 
     # Write the artifact next to the checkpoint, then swap it into place.
     adapter_tmp = out / (ADAPTER_DIR + ".tmp")

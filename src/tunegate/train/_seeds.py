@@ -1,5 +1,10 @@
 """Seed sweeps: train K adapters that differ only in their seed, report the spread, pick one.
 
+The adapters share one train/validation/calibration split (seeded by ``base_seed``): they
+differ only in training randomness (LoRA initialization, dropout, batch order), so the spread
+measures the recipe's variance, not the luck of a split, and the median is taken over scores
+on the same validation rows.
+
 The candidate is the **median-seed adapter by validation macro-F1** (for an even K, the lower
 of the two middle ones). A probability-averaging ensemble would be more accurate on average
 but costs K forward passes per ticket, which the latency rule of a verdict would (rightly)
@@ -108,6 +113,7 @@ def finetune_seeds(
             workflow,
             root / f"seed-{seed}",
             seed=seed,
+            split_seed=base_seed,
             resume=resume,
             base_model=base_model,
             epochs=epochs,

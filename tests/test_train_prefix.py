@@ -1,0 +1,118 @@
+"""Frozen-prefix caching: adapters only above ``training.frozen_layers``, the prefix replayed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _tiny_models import make_tiny_encoder, toy_examples
+from tunegate.config import Workflow
+from tunegate.errors import InputError
+from tunegate.train._lora import _lora_model, _predict_logits, _tokenize, frozen_layers
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_tiny_encoder(tmp_path_factory.mktemp("enc") / "tiny-bert", layers=4)
+
+
+def _with_frozen(workflow: Workflow, n: int | None) -> Workflow:
+    return workflow.model_copy(
+        update={"training": workflow.training.model_copy(update={"frozen_layers": n})}
+    )
+
+
+def test_adapters_only_above_the_frozen_layers(tiny: str, workflow: Workflow) -> None:
+    model, _ = _lora_model(tiny, workflow.label_names, _with_frozen(workflow, None))
+    adapted = sorted(
+        {n.split(".layer.")[1].split(".")[0] for n, _ in model.named_parameters() if "lora_A" in n}
+    )
+    assert adapted == ["2", "3"]  # default: the lower half (2 of 4) has none
+    model0, _ = _lora_model(tiny, workflow.label_names, _with_frozen(workflow, 0))
+    assert frozen_layers(model0, _with_frozen(workflow, 0)) == 0
+    assert sum("lora_A" in n for n, _ in model0.named_parameters()) == 2 * 4  # query+value x4
+
+
+def test_too_many_frozen_layers_is_a_clear_error(tiny: str, workflow: Workflow) -> None:
+    with pytest.raises(InputError, match="at most 3"):
+        _lora_model(tiny, workflow.label_names, _with_frozen(workflow, 4))
+
+
+def test_replayed_prefix_gives_the_full_models_logits(
+    tiny: str, workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    import transformers
+
+    from tunegate.train import _prefix
+    from tunegate.train._prefix import PrefixCache
+
+    wf = _with_frozen(workflow, 2)
+    model, _ = _lora_model(tiny, wf.label_names, wf)
+    torch.manual_seed(1)
+    with torch.no_grad():  # non-trivial adapters (B starts at zero)
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5)
+    tok = transformers.AutoTokenizer.from_pretrained(tiny)
+    examples = toy_examples(20, seed=5)
+    ids = _tokenize(tok, [e.text for e in examples], 64)
+    pad = int(tok.pad_token_id or 0)
+    rows = list(range(len(ids)))
+    full = _predict_logits(model, ids, pad, 7, rows)
+
+    def replay() -> np.ndarray:
+        cache = PrefixCache(model, 2, ids, pad, rows, batch_size=3)  # other batching on purpose
+        assert cache.n_cached == len(ids)
+        with cache.active():
+            out = _predict_logits(model, ids, pad, 5, rows, cache)
+            # the layer list really is cut: only the upper layers run
+            assert len(cache.backbone.encoder.layer) == 2
+        assert len(cache.backbone.encoder.layer) == 4  # restored
+        return out
+
+    assert np.abs(full).max() > 0.1  # not a trivially zero comparison
+    # stored in float16 (the default): equal up to half-precision rounding
+    np.testing.assert_allclose(replay(), full, atol=3e-3)
+    # stored in float32: the replay mechanics are exact
+    monkeypatch.setattr(_prefix, "STORE_DTYPE", torch.float32)
+    np.testing.assert_allclose(replay(), full, atol=1e-5)
+
+
+def test_finetune_leaves_the_frozen_prefix_untouched(
+    tiny: str, workflow: Workflow, tmp_path: Path
+) -> None:
+    from tunegate.models import LoraClassifier
+    from tunegate.models.artifact import read_manifest
+    from tunegate.train import finetune
+
+    wf = _with_frozen(workflow, 2)
+    examples = toy_examples(60, seed=2)
+    out = finetune(examples, wf, tmp_path / "a", seed=0, base_model=tiny, epochs=2)
+    manifest = read_manifest(out)
+    assert manifest.config["frozen_layers"] == 2
+    assert manifest.metrics["prefix_cache"]["texts"] == len(examples)
+    clf = LoraClassifier.load(out, backend="torch")
+    trained = {n for n, _ in clf.model.named_parameters() if "lora_" in n}
+    assert trained and all(".layer.2." in n or ".layer.3." in n for n in trained)
+    # the artifact (full model, no cache) reproduces what the loop measured through the
+    # cache on its calibration rows: ECE before temperature scaling, to float precision
+    from tunegate.train import expected_calibration_error, split_examples
+
+    t = wf.training
+    cal = split_examples(
+        [e.label for e in examples],
+        validation_fraction=t.validation_fraction,
+        calibration_fraction=t.calibration_fraction,
+        seed=0,
+    ).calibration
+    proba = clf.predict_proba([examples[i].text for i in cal])
+    logits = np.log(proba) * manifest.temperature  # undo the temperature: raw softmax
+    raw = np.exp(logits - logits.max(1, keepdims=True))
+    raw /= raw.sum(1, keepdims=True)
+    y = np.array([wf.label_names.index(examples[i].label) for i in cal])
+    assert expected_calibration_error(y, raw) == pytest.approx(
+        manifest.metrics["ece_uncalibrated"], abs=2e-3
+    )
