@@ -278,6 +278,20 @@ CASES: list[tuple[str, set[str], Mapping[str, Any], str, dict[str, str]]] = [
         {"ece": "fail", "core_improvement": "pass"},
     ),
     (
+        "an ECE rise just above 0.01 that the interval cannot tell from noise is inconclusive",
+        BASE_WRONG - set(NON_SEC_WRONG[:20]),
+        {"conf": 0.915},
+        "inconclusive",
+        {"ece": "inconclusive", "core_improvement": "pass"},
+    ),
+    (
+        "an ECE rise within 0.01 passes",
+        BASE_WRONG - set(NON_SEC_WRONG[:20]),
+        {"conf": 0.905},
+        "pass",
+        {"ece": "pass"},
+    ),
+    (
         "a 30% median-latency rise fails",
         BASE_WRONG - set(NON_SEC_WRONG[:20]),
         {"latency": 1.3},

@@ -12,7 +12,8 @@ interval and ``tol`` the rule's tolerance, a CI-aware rule is (a non-inferiority
 Rules: ``preservation`` (accuracy drop on the preservation slice, tolerance
 ``regression.preservation_tolerance``; also an external probe when given), ``protected_fnr:<label>``
 (FNR rise of every protected class over the whole suite, ``protected_fnr_tolerance``),
-``ece`` (point rise of ECE > ``max_ece_increase`` fails), ``latency_p50`` (relative rise of
+``ece`` (a point rise of ECE within ``max_ece_increase`` passes; above it, fail when the
+interval excludes 0, else inconclusive), ``latency_p50`` (relative rise of
 median latency > ``max_latency_increase`` fails), and ``core_improvement`` (core accuracy
 difference: pass when its interval is above 0, fail when below 0, inconclusive - "within
 noise" - when it contains 0). The verdict is ``fail`` if any rule fails (a core gain never
@@ -255,21 +256,36 @@ def compare_runs(
             )
         )
 
-    # 4. calibration
+    # 4. calibration. The point rise decides a pass; a rise beyond tolerance fails only when
+    # its interval excludes 0 (else inconclusive). ECE's bootstrap interval on a few hundred
+    # examples is a few points wide even for two perfectly calibrated models, so requiring
+    # hi <= tol (as for the accuracy harms) would block almost every candidate.
     ece = boot.diff["overall"]["expected_calibration_error"]
     limit = policy.max_ece_increase
+    ece_figures = (
+        f"ECE {ece.estimate:+.4f} (95% CI {ece.low:+.4f} to {ece.high:+.4f}), "
+        f"tolerance +{limit:.4f}"
+    )
+    if ece.estimate <= limit:
+        ece_outcome, ece_why = VerdictOutcome.PASS, f"{ece_figures}: within tolerance"
+    elif ece.low > 0:
+        ece_outcome, ece_why = VerdictOutcome.FAIL, f"{ece_figures}: a rise beyond noise"
+    else:
+        ece_outcome, ece_why = (
+            VerdictOutcome.INCONCLUSIVE,
+            f"{ece_figures}: above tolerance but within noise",
+        )
     rules.append(
         RuleResult(
             rule="ece",
-            outcome=VerdictOutcome.FAIL if ece.estimate > limit else VerdictOutcome.PASS,
+            outcome=ece_outcome,
             baseline=boot.a["overall"]["expected_calibration_error"].estimate,
             candidate=boot.b["overall"]["expected_calibration_error"].estimate,
             difference=ece.estimate,
             ci_low=ece.low,
             ci_high=ece.high,
             threshold=limit,
-            message=f"ECE {ece.estimate:+.4f} (95% CI {ece.low:+.4f} to {ece.high:+.4f}); "
-            f"fails above +{limit:.4f}",
+            message=ece_why,
         )
     )
 
