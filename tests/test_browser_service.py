@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from _browser import CHROMIUM_FLAGS
 from _server_support import SECRET, KeywordClassifier
 from tunegate.config import Workflow
 from tunegate.server import ServerSettings, create_app, create_token
@@ -21,14 +22,7 @@ from tunegate.store import Store
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+FLAGS = CHROMIUM_FLAGS
 
 
 def _free_port() -> int:

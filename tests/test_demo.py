@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from _browser import CHROMIUM_FLAGS
 from tunegate.cli import main
 
 EXPECTED_ROWS = [
@@ -46,17 +47,43 @@ def test_quick_demo_runs_the_whole_loop(demo_dir: Path) -> None:
     # the gate ran with five conditions and opened
     assert [c["number"] for c in result["gate"]["conditions"]] == [1, 2, 3, 4, 5]
     assert result["gate"]["open"] is True
-    # a verdict was reached, and promotion followed it (never promoted on a non-pass)
-    assert result["verdict"]["outcome"] in {"pass", "fail", "inconclusive"}
-    assert result["promoted"] == (result["verdict"]["outcome"] == "pass")
-    # monitoring ran after the deployment, and the next gap is named
+    # the verdict passed (every rule, each shown with its evidence) and the candidate was
+    # promoted: the registry's alias history shows the fine-tune as champion
+    assert result["verdict"]["outcome"] == "pass", [
+        (r["rule"], r["outcome"], r["message"]) for r in result["verdict"]["rules"]
+    ]
+    assert {r["rule"] for r in result["verdict"]["rules"]} >= {
+        "core_improvement",
+        "preservation",
+        "ece",
+        "latency_p50",
+    }
+    assert result["promoted"] is True
+    # monitoring ran after the deployment: the quiet weeks fired nothing, the VPN-client
+    # rollout fired a trigger and auto-rollback restored the previous champion
     assert result["monitor"]["periods"]
+    assert not result["monitor"]["alert"], result["monitor"]["alert"]
+    assert result["shift"]["alert"] and result["shift"]["alert"]["rollback"]
+    assert result["shift"]["champion_after"] == result["champion_version"]
+    assert _champions(demo_dir) == [
+        result["champion_version"],
+        result["candidate_version"],
+        result["champion_version"],
+    ]
     assert result["next_gap"]["headline"]
     # the reports exist
     assert (demo_dir / "report.html").stat().st_size > 10_000
     assert "| metric | before | after | difference (95% CI) |" in (
         demo_dir / "summary.md"
     ).read_text(encoding="utf-8")
+
+
+def _champions(demo_dir: Path) -> list[str]:
+    """Versions the champion alias pointed at, oldest first (from the demo's store)."""
+    from tunegate.store import Store
+
+    store = Store(f"sqlite:///{demo_dir / 'demo.db'}")
+    return [e.version_id for e in store.alias_history("champion")]
 
 
 def _findings(demo_dir: Path) -> list[dict[str, object]]:
@@ -76,9 +103,7 @@ def test_report_renders_in_headless_chromium(demo_dir: Path, chromium_path: str)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium_path,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run"],
+            args=CHROMIUM_FLAGS,
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -88,8 +113,16 @@ def test_report_renders_in_headless_chromium(demo_dir: Path, chromium_path: str)
         page.wait_for_load_state("load")
         assert "tunegate demo" in page.title()
         headings = page.locator("h2").all_inner_texts()
-        for expected in ("Before and after", "Override trend", "Error triage", "Attribution",
-                         "Cheap fixes", "gate", "monitoring", "next gap"):
+        for expected in (
+            "Before and after",
+            "Override trend",
+            "Error triage",
+            "Attribution",
+            "Cheap fixes",
+            "gate",
+            "monitoring",
+            "next gap",
+        ):
             assert any(expected.lower() in h.lower() for h in headings), (expected, headings)
         assert page.locator("svg").count() >= 4
         page.screenshot(path=str(shots / "demo_report.png"), full_page=True)

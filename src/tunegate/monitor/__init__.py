@@ -48,6 +48,8 @@ from tunegate.monitor._run import (
 )
 from tunegate.monitor._shadow import (
     ShadowFigures,
+    disagreements_to_review,
+    reviewed_for,
     shadow_figures,
     shadow_figures_from_records,
     shadow_score,
@@ -83,6 +85,7 @@ __all__ = [
     "aggregate_attribution",
     "check_triggers",
     "compute_figures",
+    "disagreements_to_review",
     "drift_tests",
     "eval_pass_rate",
     "evaluate_windows",
@@ -103,6 +106,7 @@ __all__ = [
     "render_alert",
     "render_html",
     "render_markdown",
+    "reviewed_for",
     "run_monitor",
     "set_reference",
     "shadow_figures",

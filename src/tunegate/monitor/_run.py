@@ -10,8 +10,9 @@ Conventions (docs/monitoring.md):
   of routed decisions when that is earlier (see :func:`promotion_of`).
 * The **baseline** covers ``rollback.baseline_days`` before the promotion: the champion's own
   shadow decisions there when it shadowed at least ``min_decisions`` tickets (its production
-  figures before promotion, truth = overrides else the live label), else the live decisions
-  served there (the previous champion's figures).
+  figures before promotion; truth = an override's final label, else a reviewed example of the
+  ticket, else the previous champion's accepted label), else the live decisions served there
+  (the previous champion's figures).
 * **Trigger windows** are the periods (ISO weeks or months) from the promotion on, cut at the
   promotion time; "rising for N consecutive weeks" is judged over these windows.
 * The **build data** of a version (the drift reference) is, in order: a ``monitor_reference``
@@ -43,7 +44,7 @@ from tunegate.monitor._figures import (
     compute_figures,
     figures_by_period,
 )
-from tunegate.monitor._shadow import shadow_figures_from_records
+from tunegate.monitor._shadow import reviewed_for, shadow_figures_from_records
 from tunegate.monitor._triggers import Alert, TriggerResult, WindowTriggers, evaluate_windows
 from tunegate.records import Decision, EvalRun, EvalSuite, ModelVersion, Ticket
 
@@ -210,9 +211,16 @@ def _tickets_for(store: Any, decisions: Sequence[Decision]) -> dict[str, Ticket]
 
 def _baseline(
     store: Any, workflow: Workflow, champion: str | None, start: datetime, end: datetime
-) -> tuple[Figures, str]:
+) -> tuple[Figures, str, list[str]]:
     """The pre-promotion baseline: the champion's shadow figures when it shadowed at least
-    ``min_decisions`` tickets in the window, else the live figures of the previous champion."""
+    ``min_decisions`` tickets in the window, else the live figures of the previous champion.
+
+    Truth of a shadowed ticket: its override, else a reviewed example of it (a confirmation or
+    a review of a disagreement), else the previous champion's label. Unreviewed disagreements
+    therefore count against the new champion, which overstates its baseline by the previous
+    champion's uncaught errors; the note says how many there were. Returns the figures, the
+    source and notes.
+    """
     live = [d for d in store.decisions(since=start, until=end, shadow=False) if d.created_at < end]
     overrides = store.overrides(since=start)
     if champion is not None:
@@ -222,12 +230,29 @@ def _baseline(
             if d.created_at < end
         ]
         if len(shadow) >= workflow.rollback.min_decisions:
-            figures = shadow_figures_from_records(champion, shadow, live, overrides, workflow)
-            if figures.candidate_figures is not None and (
-                figures.candidate_figures.n_decisions >= workflow.rollback.min_decisions
-            ):
-                return figures.candidate_figures, "shadow"
-    return compute_figures(live, overrides, workflow, breakdown=False), "previous champion"
+            reviewed = reviewed_for(store, [d.ticket_id for d in shadow])
+            figures = shadow_figures_from_records(
+                champion, shadow, live, overrides, workflow, reviewed=reviewed
+            )
+            own = figures.candidate_figures
+            if own is not None and own.n_decisions >= workflow.rollback.min_decisions:
+                notes = []
+                if figures.unverified_disagreements:
+                    notes.append(
+                        f"baseline: {figures.unverified_disagreements} of {champion}'s "
+                        f"{own.n_decisions} shadow decisions disagree with an un-reviewed label "
+                        f"of the previous champion and count as errors (some are the previous "
+                        f"champion's uncaught errors, so the baseline override rate "
+                        f"{_pct(own.override_rate)} may be too high); label them before a "
+                        f"promotion (tunegate.monitor.disagreements_to_review)"
+                    )
+                return own, "shadow", notes
+    figures_live = compute_figures(live, overrides, workflow, breakdown=False)
+    return figures_live, "previous champion", []
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def run_monitor(
@@ -257,7 +282,10 @@ def run_monitor(
     if promoted_at is None or base_start is None:
         notes.append("no champion promotion in the alias history: triggers not judged")
     else:
-        baseline, baseline_source = _baseline(store, workflow, champion, base_start, promoted_at)
+        baseline, baseline_source, base_notes = _baseline(
+            store, workflow, champion, base_start, promoted_at
+        )
+        notes.extend(base_notes)
         after = [d for d in decisions if d.created_at >= promoted_at]
         if since is not None and since > promoted_at:
             after = [d for d in after if d.created_at >= since]

@@ -11,7 +11,11 @@ authenticator apps, MFA codes or push prompts, which a pre-rollout model routes 
 
 from __future__ import annotations
 
-from tunegate.simulate._analysts import AnalystResult, simulate_analysts
+from tunegate.simulate._analysts import (
+    AnalystResult,
+    review_disagreements,
+    simulate_analysts,
+)
 from tunegate.simulate._config import SHIFTS, SimConfig, default_catch_rates
 from tunegate.simulate._generate import (
     LABELS,
@@ -59,6 +63,7 @@ __all__ = [
     "make_decisions",
     "model_version_of",
     "reason_for",
+    "review_disagreements",
     "simulate",
     "simulate_analysts",
     "summarize",

@@ -13,6 +13,11 @@ For every decision the analyst knows the ground truth, but does not always act o
   with source ``override`` that points at the ticket and the decision;
 * a senior reviews an override with probability ``review_rate``.
 
+:func:`review_disagreements` stands in for analysts who, before a promotion, label the tickets
+where a shadow candidate disagreed with an un-reviewed champion label
+(``tunegate.monitor.disagreements_to_review``): a deliberate review, so the truth, except for a
+share ``wrong_override_rate`` labelled wrongly.
+
 Every random choice is seeded by (seed, ticket id, model version), so the outcome of one
 ticket does not depend on which others are in the batch.
 """
@@ -39,7 +44,7 @@ from tunegate.records import (
 from tunegate.simulate._config import SimConfig
 from tunegate.simulate._generate import SimTicket, reason_for
 
-__all__ = ["AnalystResult", "simulate_analysts"]
+__all__ = ["AnalystResult", "review_disagreements", "simulate_analysts"]
 
 _NOTES: dict[str, str] = {
     "mfa_security": "unrequested MFA prompts before the lockout: push-fatigue attack, not a "
@@ -76,6 +81,17 @@ def _note(sim: SimTicket, reason: str, final: str) -> str:
     return f"model missed that this is {final}"
 
 
+def _ticket_of(dec: Decision, by_id: dict[str, SimTicket]) -> SimTicket:
+    """The simulated ticket a decision is about (a clear error when it was not passed in)."""
+    sim = by_id.get(dec.ticket_id)
+    if sim is None:
+        raise InputError(
+            f"decision {dec.id} is for ticket {dec.ticket_id!r}, which is not "
+            f"among the {len(by_id)} simulated tickets passed in"
+        )
+    return sim
+
+
 def simulate_analysts(
     tickets: Sequence[SimTicket],
     decisions: Sequence[Decision],
@@ -87,12 +103,7 @@ def simulate_analysts(
     labels = workflow.label_names
     result = AnalystResult()
     for dec in decisions:
-        sim = by_id.get(dec.ticket_id)
-        if sim is None:
-            raise InputError(
-                f"decision {dec.id} is for ticket {dec.ticket_id!r}, which is not "
-                f"among the {len(by_id)} simulated tickets passed in"
-            )
+        sim = _ticket_of(dec, by_id)
         rng = _rng(config, sim.ticket.id, dec.model_version)
         night = sim.ticket.metadata.get("shift") == "night"
         truth = sim.truth.label
@@ -152,3 +163,44 @@ def simulate_analysts(
             )
         )
     return result
+
+
+def review_disagreements(
+    tickets: Sequence[SimTicket],
+    decisions: Sequence[Decision],
+    config: SimConfig,
+    workflow: Workflow,
+) -> list[Example]:
+    """Reviewed examples labelling the tickets of ``decisions`` (shadow disagreements to review).
+
+    One example per ticket, with ``ticket_id`` and the shadow ``decision_id`` in its metadata;
+    the label is the truth except with probability ``wrong_override_rate`` (a wrong label).
+    """
+    by_id = {s.ticket.id: s for s in tickets}
+    labels = workflow.label_names
+    out: dict[str, Example] = {}
+    for dec in decisions:
+        sim = _ticket_of(dec, by_id)
+        if sim.ticket.id in out:
+            continue
+        rng = _rng(config, sim.ticket.id, f"review|{dec.model_version}")
+        label = sim.truth.label
+        if rng.random() < config.wrong_override_rate:
+            label = rng.choice([x for x in labels if x != label])
+        out[sim.ticket.id] = Example(
+            id=f"ex-review-{sim.ticket.id}",
+            text=sim.ticket.text,
+            label=label,
+            source=ExampleSource.OVERRIDE,
+            reviewer=f"analyst.day.{rng.randrange(1, 13):02d}",
+            review_status=ReviewStatus.REVIEWED,
+            slice_tags=workflow.slice_tags(sim.ticket.text, sim.ticket.metadata),
+            metadata={
+                **sim.ticket.metadata,
+                "shadow_review": dec.model_version,
+                "decision_id": dec.id,
+            },
+            ticket_id=sim.ticket.id,
+            created_at=sim.ticket.created_at + timedelta(hours=rng.randrange(1, 48)),
+        )
+    return list(out.values())
