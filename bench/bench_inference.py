@@ -31,17 +31,17 @@ import argparse
 import csv
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from _machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "banking77"
@@ -189,37 +189,14 @@ def child(path: str, texts_file: Path, head_file: Path, out_file: Path) -> None:
 # -- the parent --------------------------------------------------------------------------
 
 
-def _machine() -> dict[str, Any]:
-    import torch
+_VERSIONED = ("torch", "transformers", "sentence_transformers", "onnxruntime", "sklearn")
 
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-    except (OSError, StopIteration):
-        mem_kb = 0
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for mod in ("transformers", "sentence_transformers", "onnxruntime", "sklearn"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            versions[mod] = "missing"
-    return {
-        "cpu": cpu,
-        "cores": _threads(),
-        "ram_gb": round(mem_kb / 1024**2, 1),
-        "platform": platform.platform(),
-        "versions": versions,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "loadavg_at_start": list(os.getloadavg()),
-    }
+
+def _machine() -> dict[str, Any]:
+    info = machine_info(*_VERSIONED, load_key=None, platform_key="platform")
+    info["versions"] = {name: info.pop(name) for name in ("python", *_VERSIONED)}
+    info["loadavg_at_start"] = list(os.getloadavg())
+    return info
 
 
 def _fit_head(cache: Path) -> tuple[dict[str, np.ndarray], list[str]]:

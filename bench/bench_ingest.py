@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sqlite3
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from importlib import metadata as md
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from _machine import machine_info
 from tunegate.config import parse_workflow, starter_yaml
 from tunegate.io import ingest_file
 from tunegate.records import Ticket
@@ -53,43 +51,17 @@ PHRASES = [
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram_gb = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
-
-    def version(dist: str) -> str | None:
-        try:
-            return md.version(dist)
-        except md.PackageNotFoundError:
-            return None
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gb": ram_gb,
-        "os": platform.platform(),
-        "python": sys.version.split()[0],
-        "torch": version("torch"),
-        "sqlalchemy": sa.__version__,
-        "pydantic": version("pydantic"),
-        "psycopg": version("psycopg"),
-        "sqlite": sqlite3.sqlite_version,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "load_average_1m_at_start": os.getloadavg()[0],
-        "shared_machine": True,
-    }
+    info = machine_info(
+        "torch",
+        "sqlalchemy",
+        "pydantic",
+        "psycopg",
+        load_key="load_average_1m_at_start",
+        platform_key="os",
+    )
+    info["sqlite"] = sqlite3.sqlite_version
+    info["shared_machine"] = True
+    return info
 
 
 def synthetic_iter(n: int) -> Iterator[Ticket]:

@@ -11,16 +11,14 @@ cost per resample is constant); the JSON says how many it actually ran.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from _machine import machine_info
 from tunegate import metrics as M
 
 N, K, B = 100_000, 10, 1000
@@ -28,40 +26,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = None
-    try:
-        import psutil
-
-        ram = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        torch_v = torch.__version__
-    except ImportError:
-        torch_v = None
-    import sklearn
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gb": ram,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-        "torch": torch_v,
-        "load_avg_at_start": os.getloadavg()[0],
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+    return machine_info("numpy", "sklearn", "torch", load_key="load_avg_at_start")
 
 
 def data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -18,20 +18,19 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from _machine import machine_info
 from tunegate.config import parse_workflow, starter_yaml
 from tunegate.server import create_token
 from tunegate.store import Store
@@ -55,37 +54,7 @@ LABELS = parse_workflow(starter_yaml()).label_names
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    try:
-        import torch
-
-        torch_version = torch.__version__
-    except ImportError:
-        torch_version = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gb": ram_gb,
-        "python": platform.python_version(),
-        "torch": torch_version,
-        "platform": platform.platform(),
-        "load_average_1m": os.getloadavg()[0],
-        "date": datetime.now(UTC).isoformat(),
-    }
+    return machine_info("torch", load_key="load_average_1m", platform_key="platform")
 
 
 def free_port() -> int:

@@ -20,14 +20,13 @@ Writes bench/results/label_quality_endava.json and .md.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from _machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "it_tickets" / "endava_tickets_v3.csv.gz"
@@ -36,32 +35,7 @@ N_TRAIN, N_TEST, SEED = 6000, 2000, 0
 
 
 def machine() -> dict[str, object]:
-    import torch
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = int(
-            next(
-                x
-                for x in Path("/proc/meminfo").read_text().splitlines()
-                if x.startswith("MemTotal")
-            ).split()[1]
-        )
-    except (OSError, StopIteration):
-        mem_kb = 0
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "ram_gb": round(mem_kb / 1e6, 1),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "load_avg_1m": os.getloadavg()[0],
-    }
+    return machine_info("torch", load_key="load_avg_1m")
 
 
 def main() -> int:
