@@ -28,6 +28,9 @@ def test_run_metrics_artifact_version_and_aliases_are_logged(
     )
     client = mlflow.tracking.MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(result.run_id)
+    # artifacts land next to the database, not in ./mlruns of the working directory
+    assert run.info.artifact_uri.startswith((tmp_path / "mlflow-artifacts").as_uri())
+    assert (tmp_path / "mlflow-artifacts").is_dir()
     assert run.data.params["lora_r"] == str(wf.training.lora_r)
     assert "val_macro_f1" in run.data.metrics and run.data.metrics["val_macro_f1_std"] == 0.01
     assert run.data.tags["tunegate.version"] == "lora-abc"

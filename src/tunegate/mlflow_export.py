@@ -54,6 +54,16 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
+def _artifact_location(uri: str) -> str | None:
+    """For a SQLite tracking store, artifacts go next to the database file
+    (``<db folder>/mlflow-artifacts``), not into ``./mlruns`` of whatever directory the command
+    ran in (MLflow's default); other stores keep MLflow's default."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return (Path(uri[len(prefix) :]).resolve().parent / "mlflow-artifacts").as_uri()
+
+
 def export_training(
     workflow: Workflow,
     artifact_dir: str | Path,
@@ -81,7 +91,9 @@ def export_training(
     experiment_id = (
         experiment.experiment_id
         if experiment is not None
-        else client.create_experiment(experiment_name)
+        else client.create_experiment(
+            experiment_name, artifact_location=_artifact_location(uri)
+        )
     )
     tags = {
         "tunegate.dataset_hash": manifest.dataset_hash,
