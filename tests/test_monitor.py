@@ -250,6 +250,33 @@ def test_latency_trigger_boundary(factor: float, expect: bool) -> None:
     assert fired(check_triggers(cur, base, POLICY), "latency") is expect
 
 
+def test_latency_copies_of_a_batch_mean_count_once() -> None:
+    # batch scoring: 10 batches of 200 tickets, each ticket carrying its batch's mean latency
+    rng = np.random.default_rng(1)
+    base_batches = rng.lognormal(np.log(20.0), 0.2, size=10)
+    cur_batches = base_batches * 1.25  # a 25% rise, but only 10 measurements a side
+    cur_batches[:4] = base_batches[:4]  # ... and not in every batch
+    base, cur = (figs(2000, latencies=np.repeat(x, 200)) for x in (base_batches, cur_batches))
+    result = next(r for r in check_triggers(cur, base, POLICY) if r.trigger == "latency")
+    assert result.judged and result.change > 0.15
+    assert result.p_value is not None and result.p_value > 0.001 and not result.fired
+    # the same values as 2,000 independent per-request measurements would have "fired"
+    from scipy import stats
+
+    naive = stats.mannwhitneyu(
+        np.repeat(cur_batches, 200), np.repeat(base_batches, 200), alternative="greater"
+    ).pvalue
+    assert naive < 0.001
+
+
+def test_latency_from_one_batch_per_side_is_never_significant() -> None:
+    # one batch mean per side is one measurement each: a tripled median cannot be significant
+    base, cur = figs(500, latencies=np.full(500, 10.0)), figs(500, latencies=np.full(500, 30.0))
+    result = next(r for r in check_triggers(cur, base, POLICY) if r.trigger == "latency")
+    assert result.judged and result.change == pytest.approx(2.0)
+    assert result.p_value == pytest.approx(0.5) and not result.fired
+
+
 def _series(rates: list[float], n: int = 4000) -> list[Figures]:
     return [figs(n, escalated=round(r * n)) for r in rates]
 
