@@ -205,7 +205,8 @@ def test_timestamps_are_utc_in_and_out(store: Store) -> None:
 
 
 def test_decisions_filters_and_exact_floats(store: Store) -> None:
-    decs = [decision(i) for i in range(6)]
+    routes = [Route.AUTO, Route.CLARIFY, Route.ESCALATE]
+    decs = [decision(i, route=routes[i % 3]) for i in range(6)]
     decs.append(decision(6, model_version="lora-2", shadow=True))
     assert store.add_decisions(decs).added == 7
     assert store.add_decisions(decs).existing == 7
@@ -215,6 +216,11 @@ def test_decisions_filters_and_exact_floats(store: Store) -> None:
     assert store.decisions(model_version="lora-2", shadow=None) == [decs[6]]
     assert store.decisions(ticket_ids=["t00002", "t00004"]) == [decs[2], decs[4]]
     assert store.decisions(since=T0 + timedelta(minutes=4)) == decs[4:6]
+    for route in ("auto", "clarify", "escalate"):
+        assert store.decisions(routes=[route]) == [d for d in decs[:6] if d.route.value == route]
+    queue = store.decisions(routes=[Route.CLARIFY, Route.ESCALATE])
+    assert queue == [d for d in decs[:6] if d.route != Route.AUTO]
+    assert store.decisions(routes=[]) == []
     got = store.decisions()[3]
     assert got.probabilities == decs[3].probabilities  # bit-exact floats
     assert got.rule_hits == decs[3].rule_hits

@@ -349,9 +349,7 @@ def create_app(
 
     def open_queue() -> list[Decision]:
         since = utcnow() - timedelta(days=settings.queue_window_days)
-        decisions = [
-            d for d in store.decisions(since=since) if not d.shadow and d.route in QUEUE_ROUTES
-        ]
+        decisions = store.decisions(since=since, routes=QUEUE_ROUTES)
         if not decisions:
             return []
         done_decisions: set[str] = set()

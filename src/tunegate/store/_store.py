@@ -530,11 +530,15 @@ class Store:
         until: datetime | None = None,
         shadow: bool | None = False,
         ticket_ids: Sequence[str] | None = None,
+        routes: Sequence[str] | None = None,
     ) -> list[Decision]:
         """Decisions ordered by ``created_at``; ``shadow=False`` (default) gives routed decisions
-        only, ``True`` shadow ones only, ``None`` both."""
+        only, ``True`` shadow ones only, ``None`` both; ``routes`` keeps only those routes
+        (filtered in SQL, e.g. the review queue's ``clarify``/``escalate``)."""
         d = s.decisions
         query = sa.select(d).order_by(d.c.created_at, d.c.id)
+        if routes is not None:
+            query = query.where(d.c.route.in_([str(getattr(r, "value", r)) for r in routes]))
         if model_version is not None:
             query = query.where(d.c.model_version == model_version)
         if since is not None:
