@@ -102,7 +102,6 @@ def export_onnx(encoder_path: str, out_file: str | Path) -> Path:
     Inputs ``input_ids``/``attention_mask`` int64 (b, t); output ``embedding`` float32 (b, d),
     mean-pooled and L2-normalized.
     """
-    torch = require("torch")
     transformers = require("transformers")
     try:
         with _quiet_transformers():
@@ -111,7 +110,16 @@ def export_onnx(encoder_path: str, out_file: str | Path) -> Path:
             )
     except Exception as exc:
         raise ModelError(f"could not load {encoder_path} for ONNX export: {exc}") from exc
-    module = _pooled_module(model.eval())
+    return _export(
+        _pooled_module(model.eval()), out_file, "embedding",
+        failure=f"torch.onnx.export failed for {encoder_path}",
+    )
+
+
+def _export(module: Any, out_file: str | Path, output: str, *, failure: str) -> Path:
+    """TorchScript export of ``module(input_ids, attention_mask) -> output`` with dynamic batch
+    and sequence axes (a padded two-row example traces the mask path)."""
+    torch = require("torch")
     ids = torch.ones((2, 8), dtype=torch.long)
     mask = torch.ones((2, 8), dtype=torch.long)
     mask[1, 5:] = 0
@@ -124,17 +132,17 @@ def export_onnx(encoder_path: str, out_file: str | Path) -> Path:
                 str(out),
                 dynamo=False,
                 input_names=["input_ids", "attention_mask"],
-                output_names=["embedding"],
+                output_names=[output],
                 dynamic_axes={
                     "input_ids": {0: "batch", 1: "seq"},
                     "attention_mask": {0: "batch", 1: "seq"},
-                    "embedding": {0: "batch"},
+                    output: {0: "batch"},
                 },
                 opset_version=_OPSET,
                 do_constant_folding=True,
             )
     except Exception as exc:
-        raise ModelError(f"torch.onnx.export failed for {encoder_path}: {exc}") from exc
+        raise ModelError(f"{failure}: {exc}") from exc
     return out
 
 
@@ -218,34 +226,12 @@ def export_logits_onnx(model: Any, out_file: str | Path) -> Path:
     ``logits`` float32 (b, k). The model is switched to eager attention (the TorchScript
     exporter does not trace SDPA's mask handling reliably).
     """
-    torch = require("torch")
     with contextlib.suppress(Exception):
         model.set_attn_implementation("eager")
-    module = _logits_module(model.eval())
-    ids = torch.ones((2, 8), dtype=torch.long)
-    mask = torch.ones((2, 8), dtype=torch.long)
-    mask[1, 5:] = 0
-    out = Path(out_file)
-    try:
-        with torch.inference_mode(), _quiet():
-            torch.onnx.export(
-                module,
-                (ids, mask),
-                str(out),
-                dynamo=False,
-                input_names=["input_ids", "attention_mask"],
-                output_names=["logits"],
-                dynamic_axes={
-                    "input_ids": {0: "batch", 1: "seq"},
-                    "attention_mask": {0: "batch", 1: "seq"},
-                    "logits": {0: "batch"},
-                },
-                opset_version=_OPSET,
-                do_constant_folding=True,
-            )
-    except Exception as exc:
-        raise ModelError(f"torch.onnx.export of the merged LoRA model failed: {exc}") from exc
-    return out
+    return _export(
+        _logits_module(model.eval()), out_file, "logits",
+        failure="torch.onnx.export of the merged LoRA model failed",
+    )
 
 
 def _sidecar(file: Path) -> Path:

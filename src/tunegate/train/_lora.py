@@ -498,7 +498,8 @@ def finetune(
     np.random.seed(seed % (2**32))
     with _deterministic():
         model, modules_to_save = _lora_model(base, labels, workflow)
-    config = _training_config(workflow, n_epochs, modules_to_save, frozen_layers(model, workflow))
+    n_frozen = frozen_layers(model, workflow)
+    config = _training_config(workflow, n_epochs, modules_to_save, n_frozen)
     split_seed = seed if split_seed is None else split_seed
     fingerprint = _fingerprint(data_hash, base_hash, {**config, "split_seed": split_seed}, seed)
 
@@ -531,7 +532,6 @@ def finetune(
     lap("tokenize")
     prefix = None
     swap = contextlib.ExitStack()
-    n_frozen = frozen_layers(model, workflow)
     if n_frozen:
         from tunegate.train._prefix import PrefixCache
 
