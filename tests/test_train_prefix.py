@@ -116,3 +116,70 @@ def test_finetune_leaves_the_frozen_prefix_untouched(
     assert expected_calibration_error(y, raw) == pytest.approx(
         manifest.metrics["ece_uncalibrated"], abs=2e-3
     )
+
+
+def test_batch_widths_are_exact_when_short_and_rounded_when_long() -> None:
+    from tunegate.train._prefix import PAD_EXACT_UP_TO, PAD_MULTIPLE, pad_batch, padded_width
+
+    assert [padded_width(n) for n in (1, 21, PAD_EXACT_UP_TO)] == [1, 21, PAD_EXACT_UP_TO]
+    assert padded_width(PAD_EXACT_UP_TO + 1) == 96 == padded_width(96)
+    assert padded_width(97) == 128 == padded_width(128)
+    assert PAD_MULTIPLE == 32
+    ids = [[5] * 70, [6] * 3]
+    input_ids, mask = pad_batch(ids, [0, 1], pad_id=0)
+    assert tuple(input_ids.shape) == (2, 96)
+    assert mask.sum(1).tolist() == [70, 3]
+    assert input_ids[1, 3:].eq(0).all()
+
+
+def test_rounded_padding_does_not_change_the_logits(
+    tiny: str, workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transformers
+
+    from tunegate.train import _prefix
+
+    model, _ = _lora_model(tiny, workflow.label_names, _with_frozen(workflow, 0))
+    tok = transformers.AutoTokenizer.from_pretrained(tiny)
+    texts = [" ".join(["password reset request"] * k) for k in (1, 9, 30)]
+    ids = _tokenize(tok, texts, 128)
+    assert max(len(x) for x in ids) > _prefix.PAD_EXACT_UP_TO  # the last batch gets rounded
+    rows = list(range(len(ids)))
+    rounded = _predict_logits(model, ids, 0, 3, rows)
+    monkeypatch.setattr(_prefix, "PAD_EXACT_UP_TO", 10**6)  # exact widths everywhere
+    exact = _predict_logits(model, ids, 0, 3, rows)
+    assert np.abs(exact).max() > 0.01
+    np.testing.assert_allclose(rounded, exact, atol=1e-5)
+
+
+def test_the_training_loop_trims_the_heap_after_wide_steps(
+    tiny: str, workflow: Workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tunegate.models.artifact import read_manifest
+    from tunegate.train import _lora, _prefix, finetune
+
+    calls: list[int] = []
+    monkeypatch.setattr(_lora, "trim_heap", lambda: calls.append(1) or True)
+    wf = workflow.model_copy(
+        update={"training": workflow.training.model_copy(update={"batch_size": 8})}
+    )
+    examples = toy_examples(60, seed=3)
+    # short tickets: trimmed only after the prefix cache, the warm start and the epochs
+    finetune(examples, wf, tmp_path / "short", seed=0, base_model=tiny, epochs=2)
+    assert len(calls) == 3
+    # every batch wide: also after every optimizer step
+    calls.clear()
+    monkeypatch.setattr(_prefix, "PAD_EXACT_UP_TO", 0)
+    out = finetune(examples, wf, tmp_path / "wide", seed=0, base_model=tiny, epochs=2)
+    metrics = read_manifest(out).metrics
+    steps = metrics["epochs_run"] * -(-metrics["n_train"] // 8)
+    assert len(calls) == steps + 3
+
+
+def test_trim_heap_runs_on_glibc() -> None:
+    import platform
+
+    from tunegate.train._memory import trim_heap
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert trim_heap() is expected

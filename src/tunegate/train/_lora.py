@@ -49,6 +49,7 @@ from tunegate.models.artifact import (
 from tunegate.records import Example
 from tunegate.train._calibration import apply_temperature, fit_temperature, nll_loss
 from tunegate.train._dataset import Dataset, dataset_hash
+from tunegate.train._memory import trim_heap
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -468,6 +469,7 @@ def finetune(
     transformers = require("transformers", purpose="fine-tuning")
     from tunegate._progress import make_progress
     from tunegate.models._encoder import resolve_encoder_path
+    from tunegate.train import _prefix
 
     examples, data_hash = _examples_of(dataset)
     labels = workflow.label_names
@@ -537,11 +539,13 @@ def finetune(
 
         prefix = PrefixCache(model, n_frozen, ids, pad_id, range(len(ids)))
         swap.enter_context(prefix.active())
+    trim_heap()
     lap("prefix_cache")
 
     warm = False
     if not (resume and ckpt_path.is_file()):
         warm = _warm_start_head(model, ids, y, pad_id, splits.train, len(labels), prefix)
+    trim_heap()
     lap("warm_start")
     head_multiplier = WARM_HEAD_LR_MULTIPLIER if warm else HEAD_LR_MULTIPLIER
     head = [p for n, p in model.named_parameters() if p.requires_grad and "modules_to_save" in n]
@@ -628,6 +632,8 @@ def finetune(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
+                if input_ids.shape[1] > _prefix.PAD_EXACT_UP_TO:
+                    trim_heap()  # wide batches fragment the heap (train/_memory.py)
                 running += float(loss.detach()) * len(batch)
                 seen += len(batch)
                 progress.update(
@@ -680,6 +686,7 @@ def finetune(
             if row["stop"]:
                 break
 
+    trim_heap()
     lap("epochs")
     _load_trainable(model, best_state)
     model.eval()
