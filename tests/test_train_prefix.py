@@ -152,28 +152,47 @@ def test_rounded_padding_does_not_change_the_logits(
     np.testing.assert_allclose(rounded, exact, atol=1e-5)
 
 
-def test_the_training_loop_trims_the_heap_after_wide_steps(
+def test_the_training_loop_trims_the_heap_when_it_grows(
     tiny: str, workflow: Workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tunegate.models.artifact import read_manifest
-    from tunegate.train import _lora, _prefix, finetune
+    from tunegate.train import _lora, _memory, finetune
 
     calls: list[int] = []
-    monkeypatch.setattr(_lora, "trim_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(_lora, "trim_heap", lambda: calls.append(1) or True)  # phase ends
+    monkeypatch.setattr(_memory, "trim_heap", lambda: calls.append(2) or True)  # steps
     wf = workflow.model_copy(
         update={"training": workflow.training.model_copy(update={"batch_size": 8})}
     )
     examples = toy_examples(60, seed=3)
-    # short tickets: trimmed only after the prefix cache, the warm start and the epochs
-    finetune(examples, wf, tmp_path / "short", seed=0, base_model=tiny, epochs=2)
-    assert len(calls) == 3
-    # every batch wide: also after every optimizer step
+    # a flat resident set: trimmed only after the prefix cache, the warm start and the epochs
+    monkeypatch.setattr(_memory, "resident_bytes", lambda: 10**9)
+    finetune(examples, wf, tmp_path / "flat", seed=0, base_model=tiny, epochs=2)
+    assert calls == [1, 1, 1]
+    # a resident set that grows by 100 MiB per reading: also after every optimizer step
     calls.clear()
-    monkeypatch.setattr(_prefix, "PAD_EXACT_UP_TO", 0)
-    out = finetune(examples, wf, tmp_path / "wide", seed=0, base_model=tiny, epochs=2)
+    readings = iter(range(10**9, 10**12, 100 * 2**20))
+    monkeypatch.setattr(_memory, "resident_bytes", lambda: next(readings))
+    out = finetune(examples, wf, tmp_path / "growing", seed=0, base_model=tiny, epochs=2)
     metrics = read_manifest(out).metrics
     steps = metrics["epochs_run"] * -(-metrics["n_train"] // 8)
-    assert len(calls) == steps + 3
+    assert calls.count(2) == steps and calls.count(1) == 3
+
+
+def test_heap_trimmer_trims_only_past_its_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunegate.train import _memory
+
+    rss = iter([100, 150, 170, 171, 172, None])  # MiB; None: /proc unreadable
+    monkeypatch.setattr(
+        _memory, "resident_bytes", lambda: (lambda v: None if v is None else v * 2**20)(next(rss))
+    )
+    monkeypatch.setattr(_memory, "trim_heap", lambda: True)
+    trimmer = _memory.HeapTrimmer(slack_bytes=64 * 2**20)  # floor 100
+    assert trimmer.step() is False  # 150: +50 MiB
+    assert trimmer.step() is True  # 170: +70 MiB -> trim; the floor becomes 171
+    assert trimmer.step() is False  # 172
+    assert trimmer.step() is False  # unreadable
+    assert trimmer.trims == 1
 
 
 def test_trim_heap_runs_on_glibc() -> None:

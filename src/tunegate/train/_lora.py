@@ -49,7 +49,7 @@ from tunegate.models.artifact import (
 from tunegate.records import Example
 from tunegate.train._calibration import apply_temperature, fit_temperature, nll_loss
 from tunegate.train._dataset import Dataset, dataset_hash
-from tunegate.train._memory import trim_heap
+from tunegate.train._memory import HeapTrimmer, trim_heap
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -469,7 +469,6 @@ def finetune(
     transformers = require("transformers", purpose="fine-tuning")
     from tunegate._progress import make_progress
     from tunegate.models._encoder import resolve_encoder_path
-    from tunegate.train import _prefix
 
     examples, data_hash = _examples_of(dataset)
     labels = workflow.label_names
@@ -610,6 +609,7 @@ def finetune(
         history_zero = None
 
     y_t = torch.from_numpy(y)
+    trimmer = HeapTrimmer()
     model.train()
     with _deterministic(), make_progress() as progress:
         task = progress.add_task(
@@ -632,8 +632,7 @@ def finetune(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                if input_ids.shape[1] > _prefix.PAD_EXACT_UP_TO:
-                    trim_heap()  # wide batches fragment the heap (train/_memory.py)
+                trimmer.step()  # bounded heap growth (train/_memory.py)
                 running += float(loss.detach()) * len(batch)
                 seen += len(batch)
                 progress.update(

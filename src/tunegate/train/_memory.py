@@ -6,9 +6,10 @@ once a few large chunks have been freed it also raises its threshold for serving
 from fresh ``mmap`` pages, so later tensors land in the heap, fragment it and the resident set
 grows epoch by epoch.
 :func:`trim_heap` calls ``malloc_trim(0)``, which returns every free page to the system; the
-training loop calls it after each step on a wide batch (``train/_prefix.py``). With it and the
+training loop calls it after each phase, and :class:`HeapTrimmer` after any step that left the
+resident set more than 64 MiB above where the last trim left it. With it and the
 rounded batch widths, the training benchmark's default recipe on 5,000 Endava tickets peaked at
-1,493 MiB instead of 1,851 MiB (docs/training.md, "Memory"). On a C library without
+1,414 MiB instead of 1,851 MiB (docs/training.md, "Memory"). On a C library without
 ``malloc_trim`` (musl, macOS) it does nothing.
 """
 
@@ -19,7 +20,7 @@ import ctypes.util
 from collections.abc import Callable
 from functools import cache
 
-__all__ = ["trim_heap"]
+__all__ = ["HeapTrimmer", "resident_bytes", "trim_heap"]
 
 
 @cache
@@ -46,3 +47,45 @@ def trim_heap() -> bool:
         return False
     fn(0)
     return True
+
+
+def resident_bytes() -> int | None:
+    """The process's resident set in bytes (``/proc/self/statm``), or None where unavailable."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * _page_size()
+
+
+@cache
+def _page_size() -> int:
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE"))
+
+
+class HeapTrimmer:
+    """Trims the heap when the resident set has grown by ``slack_bytes`` since the last trim.
+
+    Called after every training step: a small job whose memory stays flat never pays for a
+    trim, a long one on wide batches is trimmed as often as it fragments.
+    """
+
+    def __init__(self, slack_bytes: int = 64 * 2**20) -> None:
+        self.slack_bytes = slack_bytes
+        self.trims = 0
+        self._floor = resident_bytes()
+
+    def step(self) -> bool:
+        """Trim if the resident set grew past the slack; True when it trimmed."""
+        if self._floor is None:
+            return False
+        now = resident_bytes()
+        if now is None or now - self._floor <= self.slack_bytes:
+            return False
+        trim_heap()
+        self.trims += 1
+        self._floor = resident_bytes() or now
+        return True
