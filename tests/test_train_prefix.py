@@ -125,11 +125,16 @@ def test_batch_widths_are_exact_when_short_and_rounded_when_long() -> None:
     assert padded_width(PAD_EXACT_UP_TO + 1) == 96 == padded_width(96)
     assert padded_width(97) == 128 == padded_width(128)
     assert PAD_MULTIPLE == 32
-    ids = [[5] * 70, [6] * 3]
+    # never above the cap (the longest text of the data set), never below the longest row
+    assert padded_width(70, 100) == 96 and padded_width(70, 80) == 80
+    assert padded_width(70, 50) == 70
+    ids = [[5] * 70, [6] * 3, [7] * 110]
     input_ids, mask = pad_batch(ids, [0, 1], pad_id=0)
     assert tuple(input_ids.shape) == (2, 96)
     assert mask.sum(1).tolist() == [70, 3]
     assert input_ids[1, 3:].eq(0).all()
+    # a data set whose longest text is 70 tokens: not rounded past it
+    assert tuple(pad_batch(ids[:2], [0, 1], pad_id=0)[0].shape) == (2, 70)
 
 
 def test_rounded_padding_does_not_change_the_logits(
@@ -141,13 +146,16 @@ def test_rounded_padding_does_not_change_the_logits(
 
     model, _ = _lora_model(tiny, workflow.label_names, _with_frozen(workflow, 0))
     tok = transformers.AutoTokenizer.from_pretrained(tiny)
-    texts = [" ".join(["password reset request"] * k) for k in (1, 9, 30)]
+    texts = [" ".join(["password reset request"] * k) for k in (1, 7, 11)]
     ids = _tokenize(tok, texts, 128)
-    assert max(len(x) for x in ids) > _prefix.PAD_EXACT_UP_TO  # the last batch gets rounded
+    lengths = sorted(len(x) for x in ids)
+    # batches of 2 in length order: the first one's width really is rounded (and capped)
+    first = _prefix.padded_width(lengths[1], lengths[2])
+    assert lengths[1] > _prefix.PAD_EXACT_UP_TO and first != lengths[1]
     rows = list(range(len(ids)))
-    rounded = _predict_logits(model, ids, 0, 3, rows)
+    rounded = _predict_logits(model, ids, 0, 2, rows)
     monkeypatch.setattr(_prefix, "PAD_EXACT_UP_TO", 10**6)  # exact widths everywhere
-    exact = _predict_logits(model, ids, 0, 3, rows)
+    exact = _predict_logits(model, ids, 0, 2, rows)
     assert np.abs(exact).max() > 0.01
     np.testing.assert_allclose(rounded, exact, atol=1e-5)
 

@@ -6,11 +6,11 @@ once a few large chunks have been freed it also raises its threshold for serving
 from fresh ``mmap`` pages, so later tensors land in the heap, fragment it and the resident set
 grows epoch by epoch.
 :func:`trim_heap` calls ``malloc_trim(0)``, which returns every free page to the system; the
-training loop calls it after each phase, and :class:`HeapTrimmer` after any step that left the
-resident set more than 64 MiB above where the last trim left it. With it and the
-rounded batch widths, the training benchmark's default recipe on 5,000 Endava tickets peaked at
-1,414 MiB instead of 1,851 MiB (docs/training.md, "Memory"). On a C library without
-``malloc_trim`` (musl, macOS) it does nothing.
+training loop calls it after the prefix cache, the warm start and the epochs, and
+:class:`HeapTrimmer` after any step that left the resident set more than 64 MiB above where the
+last trim left it. With it and the rounded batch widths, the training benchmark's default
+recipe on 5,000 Endava tickets peaked at 1,414 MiB instead of 1,851 MiB (docs/training.md,
+"Memory"). On a C library without ``malloc_trim`` (musl, macOS) it does nothing.
 """
 
 from __future__ import annotations
@@ -25,12 +25,17 @@ __all__ = ["HeapTrimmer", "resident_bytes", "trim_heap"]
 
 @cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-    except OSError:
+    # find_library needs ldconfig or a compiler, which slim images lack: try glibc's soname too
+    libc = None
+    for name in (ctypes.util.find_library("c"), "libc.so.6"):
+        if name is None:
+            continue
+        try:
+            libc = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    if libc is None:
         return None
     fn = getattr(libc, "malloc_trim", None)
     if fn is None:

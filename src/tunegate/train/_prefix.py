@@ -47,20 +47,23 @@ PAD_MULTIPLE = 32
 """Training batches wider than :data:`PAD_EXACT_UP_TO` tokens are padded to a multiple of this.
 Length-bucketed batches otherwise come in every width up to ``max_length``, and with them
 tensors of every size: glibc's allocator keeps fragments of all of them and the process grows
-epoch by epoch (peak RSS on 5,000 Endava tickets, adapters on every linear layer: 2,437 MiB at
-exact widths, 1,785 MiB at multiples of 32; docs/training.md). Padding is masked, so
-predictions do not change."""
+epoch by epoch (peak RSS on 5,000 Endava tickets, adapters on every linear layer, in
+exploratory runs: 2,441 MiB at exact widths, 1,785 MiB at multiples of 32; docs/training.md).
+Padding is masked, so predictions do not change."""
 
 PAD_EXACT_UP_TO = 64
 """Narrower batches keep their exact width: their tensors are small, and rounding short texts
 (the simulation's median ticket is 21 tokens) up to 32 would cost up to half the compute."""
 
 
-def padded_width(longest: int) -> int:
-    """The batch width for a longest row of ``longest`` tokens (see :data:`PAD_MULTIPLE`)."""
+def padded_width(longest: int, cap: int | None = None) -> int:
+    """The batch width for a longest row of ``longest`` tokens (see :data:`PAD_MULTIPLE`),
+    never above ``cap`` (the longest text of the data set: texts are truncated to
+    ``max_length``, which the model's position embeddings accept; a rounded width might not)."""
     if longest <= PAD_EXACT_UP_TO:
         return longest
-    return -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
+    rounded = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
+    return rounded if cap is None else max(longest, min(rounded, cap))
 
 
 def find_backbone(model: Any) -> Any | None:
@@ -141,6 +144,7 @@ class PrefixCache:
         bb = self.backbone
         lower = torch.nn.ModuleList(list(bb.encoder.layer)[: self.k])
         order = sorted(rows, key=lambda i: len(ids[i]))
+        self._longest = max((len(ids[i]) for i in rows), default=0)
         offset = 0
         for i in order:
             self._spans[i] = (offset, len(ids[i]))
@@ -164,7 +168,7 @@ class PrefixCache:
     def load(self, rows: Sequence[int]) -> None:
         """Stage the padded cached states of ``rows`` (in this order) for the next forward."""
         spans = [self._spans[i] for i in rows]
-        width = padded_width(max(length for _, length in spans))
+        width = padded_width(max(length for _, length in spans), self._longest)
         batch = torch.zeros((len(spans), width, self._buffer.shape[1]), dtype=torch.float32)
         for r, (start_at, length) in enumerate(spans):
             batch[r, :length] = self._buffer[start_at : start_at + length]
@@ -183,8 +187,8 @@ class PrefixCache:
 
 def pad_batch(ids: list[list[int]], rows: Sequence[int], pad_id: int) -> tuple[Any, Any]:
     """Right-padded ``input_ids`` and ``attention_mask`` tensors for ``rows`` (width: the
-    longest row rounded up by :func:`padded_width`)."""
-    width = padded_width(max(len(ids[i]) for i in rows))
+    longest row rounded up by :func:`padded_width`, at most the longest of all ``ids``)."""
+    width = padded_width(max(len(ids[i]) for i in rows), max(len(x) for x in ids))
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for r, i in enumerate(rows):
