@@ -39,8 +39,11 @@ FILLER = [
 ]
 
 
-def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> str:
-    """Save a randomly initialized 2-layer BERT and a WordPiece tokenizer to ``folder``."""
+def make_tiny_encoder(
+    folder: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0, dropout: float = 0.1
+) -> str:
+    """Save a randomly initialized 2-layer BERT and a WordPiece tokenizer to ``folder``
+    (``dropout``: its hidden and attention dropout)."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -69,6 +72,8 @@ def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, seed: 
         intermediate_size=2 * hidden,
         max_position_embeddings=128,
         initializer_range=0.2,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
     return str(folder)

@@ -71,6 +71,11 @@ def test_quick_demo_runs_the_whole_loop(demo_dir: Path) -> None:
         result["champion_version"],
     ]
     assert result["next_gap"]["headline"]
+    # champion and candidate were served at the quick demo's precision (int8; the full
+    # demo's is float32, docs/demo.md)
+    from tunegate.config import load_workflow
+
+    assert load_workflow(demo_dir / "tunegate.yaml").model.precision == "int8"
     # the reports exist
     assert (demo_dir / "report.html").stat().st_size > 10_000
     assert "| metric | before | after | difference (95% CI) |" in (
@@ -130,3 +135,18 @@ def test_report_renders_in_headless_chromium(demo_dir: Path, chromium_path: str)
     assert errors == []
     # self-contained: nothing but the file itself was requested
     assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests
+
+
+def test_demo_precision_is_validated(capsys: pytest.CaptureFixture[str]) -> None:
+    from tunegate.demo import DemoConfig
+    from tunegate.demo._pipeline import demo_workflow
+    from tunegate.errors import TunegateError
+
+    with pytest.raises(TunegateError, match="precision must be int8 or fp32"):
+        DemoConfig(precision="fp16")  # type: ignore[arg-type]
+    assert demo_workflow(DemoConfig()).model.precision == "fp32"
+    assert demo_workflow(DemoConfig(quick=True)).model.precision == "int8"
+    assert demo_workflow(DemoConfig(precision="int8")).model.precision == "int8"
+    assert demo_workflow(DemoConfig(quick=True, precision="fp32")).model.precision == "fp32"
+    assert main(["demo", "--precision", "fp16", "--out", "unused"]) == 2
+    assert "int8 or fp32" in capsys.readouterr().err

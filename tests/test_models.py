@@ -240,6 +240,33 @@ def test_get_encoder_validates_folder_and_caches(tmp_path: Path, tiny_bert: str)
     assert get_encoder(settings).path == str(Path(tiny_bert).resolve())
 
 
+def test_get_encoder_follows_precision(
+    tmp_path: Path, tiny_bert: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(tmp_path))
+    int8 = get_encoder(ModelSettings(encoder=tiny_bert, backend="onnx"))
+    fp32 = get_encoder(ModelSettings(encoder=tiny_bert, backend="onnx", precision="fp32"))
+    assert isinstance(int8, OnnxEncoder) and isinstance(fp32, OnnxEncoder)
+    assert int8.quantized and int8.onnx_path.name == "model.int8.onnx"  # the default
+    assert not fp32.quantized and fp32.onnx_path.name == "model.onnx"
+    assert fp32 is not int8  # cached per precision
+    # float32: a text's embedding does not depend on the other texts in its batch
+    texts = [f"ticket {i}: " + "vpn drops " * (i % 5) + "please help" for i in range(16)]
+    alone = np.vstack([fp32.embed([t]) for t in texts])
+    np.testing.assert_allclose(alone, fp32.embed(texts), atol=1e-5)
+    # torch has no int8 path: the precision is ignored there, not an error
+    torch_enc = get_encoder(ModelSettings(encoder=tiny_bert, backend="torch", precision="int8"))
+    assert isinstance(torch_enc, TorchEncoder)
+
+
+def test_precision_setting_is_validated() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="precision"):
+        ModelSettings(precision="fp16")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("quantize", [False, True])
 def test_onnx_matches_torch_on_tiny_bert(tmp_path: Path, tiny_bert: str, quantize: bool) -> None:
     pytest.importorskip("onnxruntime")

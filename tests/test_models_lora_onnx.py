@@ -223,6 +223,27 @@ def test_registry_follows_model_backend_setting(
     assert build_classifier(f"lora:{artifact}", onnx_wf).backend == "onnx"  # type: ignore[attr-defined]
 
 
+def test_registry_and_model_versions_follow_model_precision(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tunegate.models import load_model_version
+    from tunegate.records import ModelKind, ModelVersion
+
+    workflow = parse_workflow(starter_yaml())
+    monkeypatch.setenv("TUNEGATE_CACHE_DIR", str(tmp_path))
+    mv = ModelVersion(id="lora-x", kind=ModelKind.LORA, artifact_path=str(artifact))
+    for precision, name in (("int8", "model.int8.onnx"), ("fp32", "model.onnx")):
+        wf = workflow.model_copy(
+            update={"model": ModelSettings(backend="onnx", precision=precision)}
+        )
+        for clf in (build_classifier(f"lora:{artifact}", wf), load_model_version(mv, wf),
+                    LoraClassifier.for_workflow(artifact, wf)):
+            assert clf.onnx_path is not None and clf.onnx_path.name == name  # type: ignore[attr-defined]
+    # explicit arguments win over the workflow's settings
+    fp32_wf = workflow.model_copy(update={"model": ModelSettings(precision="fp32")})
+    assert LoraClassifier.for_workflow(artifact, fp32_wf, backend="torch").backend == "torch"
+
+
 def test_failed_export_warns_once_and_falls_back(
     artifact: Path,
     torch_clf: LoraClassifier,

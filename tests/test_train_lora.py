@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,6 +98,56 @@ def test_training_is_deterministic_for_a_seed(tiny: str, wf: Workflow, tmp_path:
         LoraClassifier.load(a).logits(texts).tobytes()
         == LoraClassifier.load(b).logits(texts).tobytes()
     )
+
+
+def test_micro_batches_bound_the_padded_size() -> None:
+    from tunegate.train._lora import micro_batches
+
+    lengths = np.array([128] * 16 + [40] * 16 + [100] * 5)
+    wide, short, odd = list(range(16)), list(range(16, 32)), list(range(32, 37))
+    assert micro_batches(wide, lengths, 128, None) == [wide]  # null: never split
+    assert micro_batches(short, lengths, 128, 1024) == [short]  # 16 x 40 fits
+    parts = micro_batches(wide, lengths, 128, 1024)  # 16 x 128 = 2048 tokens
+    assert parts == [wide[:8], wide[8:]]
+    assert micro_batches(wide, lengths, 128, 100) == [[i] for i in wide]  # never below a row
+    parts = micro_batches(odd, lengths, 128, 300)  # width 128: 5 x 128 = 640 -> 3 parts
+    assert [len(p) for p in parts] == [2, 2, 1]
+    assert [i for p in parts for i in p] == odd
+
+
+def test_micro_batches_take_the_same_optimizer_steps(
+    workflow: Workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without dropout, training in micro-batches gives the adapter of whole batches: the
+    parts' losses are weighted by their share of the rows (unequal parts are checked)."""
+    from tunegate.train import _lora
+
+    enc = make_tiny_encoder(tmp_path / "enc", dropout=0.0)
+    data = toy_examples(12)
+    sizes: list[list[int]] = []
+    real = _lora.micro_batches
+
+    def spy(*args: Any) -> list[list[int]]:
+        parts = real(*args)
+        sizes.append([len(p) for p in parts])
+        return parts
+
+    monkeypatch.setattr(_lora, "micro_batches", spy)
+    outs = {}
+    for name, max_tokens in (("whole", None), ("parts", 40)):
+        training = workflow.training.model_copy(update={
+            "learning_rate": 5e-3, "batch_size": 7, "lora_dropout": 0.0,
+            "max_batch_tokens": max_tokens,
+        })
+        wf = workflow.model_copy(update={"training": training, "data_targets": []})
+        sizes.clear()
+        outs[name] = finetune(data, wf, tmp_path / name, seed=1, base_model=enc, epochs=2)
+    assert any(len(set(s)) > 1 for s in sizes), sizes  # split, into unequal parts
+    texts = [e.text for e in data]
+    whole = LoraClassifier.load(outs["whole"], backend="torch").logits(texts)
+    parts = LoraClassifier.load(outs["parts"], backend="torch").logits(texts)
+    assert np.abs(whole).max() > 0.1
+    np.testing.assert_allclose(parts, whole, atol=1e-4)
 
 
 _CHILD = textwrap.dedent("""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,6 +136,31 @@ def test_batch_widths_are_exact_when_short_and_rounded_when_long() -> None:
     assert input_ids[1, 3:].eq(0).all()
     # a data set whose longest text is 70 tokens: not rounded past it
     assert tuple(pad_batch(ids[:2], [0, 1], pad_id=0)[0].shape) == (2, 70)
+    # the cap passed in (computed once per run) is the one used
+    assert tuple(pad_batch(ids, [0, 1], pad_id=0, cap=80)[0].shape) == (2, 80)
+    assert tuple(pad_batch(ids[:2], [0, 1], pad_id=0, cap=110)[0].shape) == (2, 96)
+
+
+def test_finetune_pads_every_batch_with_a_precomputed_cap(
+    tiny: str, workflow: Workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data set's longest text is computed once per run, not once per batch."""
+    from tunegate.train import _prefix, finetune
+
+    caps: list[int | None] = []
+    real = _prefix.pad_batch
+
+    def spy(ids: list[list[int]], rows: list[int], pad_id: int, *, cap: int | None = None) -> Any:
+        caps.append(cap)
+        return real(ids, rows, pad_id, cap=cap)
+
+    monkeypatch.setattr(_prefix, "pad_batch", spy)
+    for frozen in (None, 0):  # with and without the prefix cache
+        caps.clear()
+        finetune(toy_examples(40, seed=5), _with_frozen(workflow, frozen), tmp_path / f"f{frozen}",
+                 seed=0, base_model=tiny, epochs=1)
+        assert caps and None not in caps, caps
+        assert len(set(caps)) == 1  # one value: the longest text of the run
 
 
 def test_rounded_padding_does_not_change_the_logits(

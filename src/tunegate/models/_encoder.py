@@ -320,7 +320,8 @@ def mean_pool(hidden: Any, mask: Any) -> Any:
 
 
 class OnnxEncoder(_BaseEncoder):
-    """ONNX Runtime path: the encoder exported with pooling + normalization, int8-quantized."""
+    """ONNX Runtime path: the encoder exported with pooling + normalization, int8-quantized
+    (``quantize=False``: float32)."""
 
     backend = "onnx"
 
@@ -377,24 +378,26 @@ def _onnx_available() -> bool:
     return True
 
 
-_CACHE: dict[tuple[str, str, int, int], Encoder] = {}
+_CACHE: dict[tuple[str, str, str, int, int], Encoder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def get_encoder(
     settings: ModelSettings | None = None, *, backend: Backend | None = None
 ) -> Encoder:
-    """The encoder named by ``settings`` (cached per process per path, backend, max_length).
+    """The encoder named by ``settings`` (cached per process per path, backend, precision,
+    max_length and batch size).
 
-    ``backend`` overrides ``settings.backend``: ``auto`` picks ONNX Runtime int8 when
-    onnxruntime and onnx are installed and falls back to PyTorch otherwise (or when the export
-    fails, with a warning).
+    ``backend`` overrides ``settings.backend``: ``auto`` picks ONNX Runtime when onnxruntime
+    and onnx are installed and falls back to PyTorch otherwise (or when the export fails, with
+    a warning). On ONNX Runtime, ``settings.precision`` picks int8 or float32 weights.
     """
     settings = settings or ModelSettings()
     path = resolve_encoder_path(settings)
     wanted = backend or settings.backend
     chosen = ("onnx" if _onnx_available() else "torch") if wanted == "auto" else wanted
-    key = (path, chosen, settings.max_length, settings.batch_size)
+    precision = settings.precision if chosen == "onnx" else "fp32"
+    key = (path, chosen, precision, settings.max_length, settings.batch_size)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
@@ -403,7 +406,10 @@ def get_encoder(
         if chosen == "onnx":
             try:
                 encoder = OnnxEncoder(
-                    path, max_length=settings.max_length, batch_size=settings.batch_size
+                    path,
+                    max_length=settings.max_length,
+                    batch_size=settings.batch_size,
+                    quantize=precision == "int8",
                 )
             except ModelError as exc:
                 if wanted != "auto":

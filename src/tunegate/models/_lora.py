@@ -321,6 +321,18 @@ class LoraClassifier:
                 )
         return cls(torch_model(), manifest, base, version=version, batch_size=batch_size)
 
+    @classmethod
+    def for_workflow(
+        cls, artifact_dir: str | Path, workflow: Workflow, **overrides: Any
+    ) -> LoraClassifier:
+        """:meth:`load` with the workflow's serving settings: ``model.backend`` and
+        ``model.precision`` (int8 or float32 weights on ONNX Runtime); ``overrides`` win."""
+        options: dict[str, Any] = {
+            "backend": workflow.model.backend,
+            "quantize": workflow.model.precision == "int8",
+        }
+        return cls.load(artifact_dir, **{**options, **overrides})
+
     @staticmethod
     def _onnx_session(
         key: str,
@@ -388,8 +400,7 @@ def _build(workflow: Workflow, **kwargs: Any) -> LoraClassifier:
     artifact_dir = kwargs.pop("artifact_dir", None)
     if artifact_dir is None:
         raise ModelError("the lora backend needs artifact_dir= (or the model spec lora:PATH)")
-    kwargs.setdefault("backend", workflow.model.backend)  # model.backend in tunegate.yaml
-    clf = LoraClassifier.load(artifact_dir, **kwargs)
+    clf = LoraClassifier.for_workflow(artifact_dir, workflow, **kwargs)
     if clf.labels != workflow.label_names:
         raise ModelError(
             f"the artifact's labels {clf.labels} differ from the workflow's "

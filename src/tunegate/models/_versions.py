@@ -15,7 +15,8 @@ __all__ = ["load_model_version"]
 def load_model_version(mv: ModelVersion, workflow: Workflow, *, store: Any = None) -> Classifier:
     """The classifier of ``mv``.
 
-    ``lora``: ``LoraClassifier.load(mv.artifact_path)``; ``zero_shot``: config
+    ``lora``: ``LoraClassifier.for_workflow(mv.artifact_path, workflow)`` (the workflow's
+    backend and precision); ``zero_shot``: config
     ``instructions``/``temperature``; ``retrieval``: kNN over the store's reviewed examples
     (config ``k``, ``temperature``); ``rules``: config ``rules`` (else the workflow's rules).
     """
@@ -32,7 +33,7 @@ def load_model_version(mv: ModelVersion, workflow: Workflow, *, store: Any = Non
                 f"model version {mv.id} is a LoRA version without artifact_path; "
                 f"register it again with its artifact folder"
             )
-        return LoraClassifier.load(mv.artifact_path)
+        return LoraClassifier.for_workflow(mv.artifact_path, workflow)
     if mv.kind is ModelKind.ZERO_SHOT:
         return ZeroShotClassifier(
             workflow, instructions=config.get("instructions"), temperature=config.get("temperature")

@@ -220,15 +220,44 @@ def _tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[lis
 
 
 def _pad(
-    ids: list[list[int]], rows: Sequence[int], pad_id: int, prefix: Any = None
+    ids: list[list[int]],
+    rows: Sequence[int],
+    pad_id: int,
+    prefix: Any = None,
+    cap: int | None = None,
 ) -> tuple[Any, Any]:
     """Padded tensors for ``rows``; with an active :class:`PrefixCache`, also stage its
-    cached states for the same rows."""
+    cached states for the same rows. ``cap``: the longest of all ``ids`` (computed per call
+    when ``None``; :func:`finetune` computes it once)."""
     from tunegate.train._prefix import pad_batch
 
     if prefix is not None:
         prefix.load(rows)
-    return pad_batch(ids, rows, pad_id)
+    return pad_batch(ids, rows, pad_id, cap=cap)
+
+
+def micro_batches(
+    batch: Sequence[int], lengths: np.ndarray, longest: int, max_tokens: int | None
+) -> list[list[int]]:
+    """``batch`` cut into equal, consecutive parts whose padded size (rows x width) is at most
+    ``max_tokens`` where possible (a single row is never cut); ``None`` keeps it whole.
+
+    Batches come length-sorted from :func:`_epoch_batches`, so every part is padded only to
+    its own longest row. Gradients of the parts, each loss weighted by its share of the rows,
+    add up to the gradient of the whole batch: the optimizer step is the same, the peak
+    activation memory is a part's.
+    """
+    from tunegate.train._prefix import padded_width
+
+    rows = list(batch)
+    if max_tokens is None or len(rows) < 2:
+        return [rows]
+    width = padded_width(int(max(lengths[i] for i in rows)), longest)
+    n_parts = min(len(rows), -(-(len(rows) * width) // max_tokens))
+    if n_parts <= 1:
+        return [rows]
+    size = -(-len(rows) // n_parts)
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 def _epoch_batches(
@@ -253,6 +282,7 @@ def _predict_logits(
     batch_size: int,
     rows: Sequence[int] | None = None,
     prefix: Any = None,
+    cap: int | None = None,
 ) -> np.ndarray:
     torch = require("torch")
     idx = list(range(len(ids))) if rows is None else list(rows)
@@ -267,7 +297,7 @@ def _predict_logits(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             pos = order[start : start + batch_size]
-            input_ids, mask = _pad(ids, [idx[p] for p in pos], pad_id, prefix)
+            input_ids, mask = _pad(ids, [idx[p] for p in pos], pad_id, prefix, cap)
             logits = model(input_ids=input_ids, attention_mask=mask).logits.float().numpy()
             for r, p in enumerate(pos):
                 out[int(p)] = logits[r]
@@ -362,6 +392,8 @@ def _warm_start_head(
     rows: Sequence[int],
     n_labels: int,
     prefix: Any = None,
+    *,
+    cap: int | None = None,
 ) -> bool:
     """Start the classification head at a linear probe of the frozen encoder.
 
@@ -402,7 +434,7 @@ def _warm_start_head(
         lambda _m, inputs, _out: captured.append(inputs[0].detach().numpy().copy())
     )
     try:
-        _predict_logits(model, ids, pad_id, 64, rows, prefix)
+        _predict_logits(model, ids, pad_id, 64, rows, prefix, cap)
     finally:
         hook.remove()
     features = np.concatenate(captured)
@@ -517,6 +549,7 @@ def finetune(
     pad_id = int(tokenizer.pad_token_id or 0)
     ids = _tokenize(tokenizer, [e.text for e in examples], workflow.model.max_length)
     lengths = np.array([len(x) for x in ids])
+    longest = int(lengths.max(initial=0))  # the cap of padded widths, once per run
     y = np.array([index[e.label] for e in examples], dtype=np.int64)
     splits = split_examples(
         [e.label for e in examples],
@@ -543,7 +576,9 @@ def finetune(
 
     warm = False
     if not (resume and ckpt_path.is_file()):
-        warm = _warm_start_head(model, ids, y, pad_id, splits.train, len(labels), prefix)
+        warm = _warm_start_head(
+            model, ids, y, pad_id, splits.train, len(labels), prefix, cap=longest
+        )
     trim_heap()
     lap("warm_start")
     head_multiplier = WARM_HEAD_LR_MULTIPLIER if warm else HEAD_LR_MULTIPLIER
@@ -593,7 +628,7 @@ def finetune(
     if start_epoch == 0 and splits.validation:
         # epoch 0 is a candidate too: training must beat the warm-started probe on validation
         model.eval()
-        val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation, prefix)
+        val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation, prefix, longest)
         y_val = y[splits.validation]
         pred = val_logits.argmax(axis=1)
         best_score = macro_f1(y_val, pred, len(labels)) - 1e-6 * nll_loss(val_logits, y_val)
@@ -625,15 +660,18 @@ def finetune(
             running = 0.0
             seen = 0
             for batch in _epoch_batches(lengths, splits.train, t.batch_size, seed, epoch):
-                input_ids, mask = _pad(ids, batch, pad_id, prefix)
-                logits = model(input_ids=input_ids, attention_mask=mask).logits
-                loss = torch.nn.functional.cross_entropy(logits, y_t[batch])
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                # one optimizer step per batch; a wide batch runs as micro-batches whose
+                # gradients add up to the whole batch's mean (bounded activation memory)
+                for part in micro_batches(batch, lengths, longest, t.max_batch_tokens):
+                    input_ids, mask = _pad(ids, part, pad_id, prefix, longest)
+                    logits = model(input_ids=input_ids, attention_mask=mask).logits
+                    loss = torch.nn.functional.cross_entropy(logits, y_t[part])
+                    (loss * (len(part) / len(batch))).backward()
+                    running += float(loss.detach()) * len(part)
                 optimizer.step()
                 scheduler.step()
                 trimmer.step()  # bounded heap growth (train/_memory.py)
-                running += float(loss.detach()) * len(batch)
                 seen += len(batch)
                 progress.update(
                     task,
@@ -642,7 +680,9 @@ def finetune(
                 )
             row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": running / max(1, seen)}
             if splits.validation:
-                val_logits = _predict_logits(model, ids, pad_id, 64, splits.validation, prefix)
+                val_logits = _predict_logits(
+                    model, ids, pad_id, 64, splits.validation, prefix, longest
+                )
                 y_val = y[splits.validation]
                 pred = val_logits.argmax(axis=1)
                 row["val_macro_f1"] = macro_f1(y_val, pred, len(labels))
@@ -709,13 +749,13 @@ def finetune(
 
     temperature = 1.0
     if splits.calibration:
-        cal_logits = _predict_logits(model, ids, pad_id, 64, splits.calibration, prefix)
+        cal_logits = _predict_logits(model, ids, pad_id, 64, splits.calibration, prefix, longest)
         y_cal = y[splits.calibration]
         # The temperature is fitted on the calibration and validation splits together: one
         # scalar, but on a few hundred tickets the calibration split alone is too small to fit
         # it stably (validation only chose the epoch; the figures below stay on calibration).
         fit_rows = [*splits.calibration, *splits.validation]
-        fit_logits = _predict_logits(model, ids, pad_id, 64, fit_rows, prefix)
+        fit_logits = _predict_logits(model, ids, pad_id, 64, fit_rows, prefix, longest)
         temperature = fit_temperature(fit_logits, y[fit_rows])
         raw = apply_temperature(cal_logits, 1.0)
         calibrated = apply_temperature(cal_logits, temperature)

@@ -157,7 +157,7 @@ class PrefixCache:
             with self._swapped(bb.embeddings, lower), torch.no_grad():
                 for start in range(0, len(order), batch_size):
                     batch = order[start : start + batch_size]
-                    input_ids, mask = pad_batch(ids, batch, pad_id)
+                    input_ids, mask = pad_batch(ids, batch, pad_id, cap=self._longest)
                     hidden = bb(input_ids=input_ids, attention_mask=mask).last_hidden_state
                     for r, i in enumerate(batch):
                         start_at, length = self._spans[i]
@@ -185,10 +185,14 @@ class PrefixCache:
                 self._replay.value = None
 
 
-def pad_batch(ids: list[list[int]], rows: Sequence[int], pad_id: int) -> tuple[Any, Any]:
+def pad_batch(
+    ids: list[list[int]], rows: Sequence[int], pad_id: int, *, cap: int | None = None
+) -> tuple[Any, Any]:
     """Right-padded ``input_ids`` and ``attention_mask`` tensors for ``rows`` (width: the
-    longest row rounded up by :func:`padded_width`, at most the longest of all ``ids``)."""
-    width = padded_width(max(len(ids[i]) for i in rows), max(len(x) for x in ids))
+    longest row rounded up by :func:`padded_width`, at most ``cap``, the longest of all
+    ``ids``; pass it when padding many batches of the same ``ids``, else it is computed)."""
+    longest = cap if cap is not None else max((len(x) for x in ids), default=0)
+    width = padded_width(max(len(ids[i]) for i in rows), longest)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for r, i in enumerate(rows):
