@@ -113,6 +113,14 @@ def test_micro_batches_bound_the_padded_size() -> None:
     parts = micro_batches(odd, lengths, 128, 300)  # width 128: 5 x 128 = 640 -> 3 parts
     assert [len(p) for p in parts] == [2, 2, 1]
     assert [i for p in parts for i in p] == odd
+    # every size and width: the bound holds and rows are kept in order
+    for n in range(1, 40):
+        for width in (8, 40, 64, 96, 128, 152, 192, 256):
+            rows = list(range(n))
+            for cap in (100, 1024, 1536):
+                parts = micro_batches(rows, np.full(n, width), 512, cap)
+                assert [i for p in parts for i in p] == rows
+                assert all(len(p) * width <= cap or len(p) == 1 for p in parts), (n, width, cap)
 
 
 def test_micro_batches_take_the_same_optimizer_steps(
@@ -143,6 +151,8 @@ def test_micro_batches_take_the_same_optimizer_steps(
         sizes.clear()
         outs[name] = finetune(data, wf, tmp_path / name, seed=1, base_model=enc, epochs=2)
     assert any(len(set(s)) > 1 for s in sizes), sizes  # split, into unequal parts
+    for out in outs.values():  # both trained past the warm-started probe (epoch 0)
+        assert read_manifest(out).metrics["best_epoch"] >= 1
     texts = [e.text for e in data]
     whole = LoraClassifier.load(outs["whole"], backend="torch").logits(texts)
     parts = LoraClassifier.load(outs["parts"], backend="torch").logits(texts)

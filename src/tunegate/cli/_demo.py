@@ -20,8 +20,8 @@ def demo(
     = None,
     precision: Annotated[str | None, typer.Option(
         help="Weights of the champion and the candidate on ONNX Runtime: fp32 (the default; "
-             "the same label for a ticket whatever its batch) or int8 (about 2x throughput; "
-             "about 1% of labels differ; the default with --quick).")] = None,
+             "the same label for a ticket whatever its batch) or int8 (2-6x faster here; about "
+             "1% of labels differ; the default with --quick).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole loop on a simulated service desk and write report.html and summary.md.

@@ -239,8 +239,8 @@ def _pad(
 def micro_batches(
     batch: Sequence[int], lengths: np.ndarray, longest: int, max_tokens: int | None
 ) -> list[list[int]]:
-    """``batch`` cut into equal, consecutive parts whose padded size (rows x width) is at most
-    ``max_tokens`` where possible (a single row is never cut); ``None`` keeps it whole.
+    """``batch`` cut into consecutive parts of near-equal size whose padded size (rows x width)
+    is at most ``max_tokens`` (a single row is never cut); ``None`` keeps it whole.
 
     Batches come length-sorted from :func:`_epoch_batches`, so every part is padded only to
     its own longest row. Gradients of the parts, each loss weighted by its share of the rows,
@@ -253,10 +253,11 @@ def micro_batches(
     if max_tokens is None or len(rows) < 2:
         return [rows]
     width = padded_width(int(max(lengths[i] for i in rows)), longest)
-    n_parts = min(len(rows), -(-(len(rows) * width) // max_tokens))
+    per_part = max(1, max_tokens // width)  # rows that fit in max_tokens
+    n_parts = -(-len(rows) // per_part)
     if n_parts <= 1:
         return [rows]
-    size = -(-len(rows) // n_parts)
+    size = -(-len(rows) // n_parts)  # as even as possible, never above per_part
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
@@ -373,6 +374,7 @@ def _training_config(
         "epochs": epochs,
         "learning_rate": t.learning_rate,
         "batch_size": t.batch_size,
+        "max_batch_tokens": t.max_batch_tokens,
         "patience": t.patience,
         "validation_fraction": t.validation_fraction,
         "calibration_fraction": t.calibration_fraction,
