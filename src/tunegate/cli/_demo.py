@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, cast
 
 import typer
 
@@ -36,8 +36,7 @@ def demo(
     if precision not in (None, "int8", "fp32"):
         raise typer.BadParameter("choose int8 or fp32", param_hint="--precision")
     config = DemoConfig(out_dir=out, quick=quick, seed=seed, seeds=seeds,
-                        precision=None if precision is None else
-                        "int8" if precision == "int8" else "fp32")
+                        precision=cast(Literal["int8", "fp32"] | None, precision))
     if as_json:
         result = run_demo(config, log=lambda _msg: None)
         emit(result.to_dict(), as_json=True)
