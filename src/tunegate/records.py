@@ -207,6 +207,14 @@ class Override(_Record):
     def _tz(cls, value: datetime) -> datetime:
         return _aware(value)
 
+    @property
+    def is_correction(self) -> bool:
+        """True when the analyst changed the label; False for a confirmation.
+
+        An override whose model label is unknown counts as a correction.
+        """
+        return self.model_label is None or self.model_label != self.final_label
+
 
 class Example(_Record):
     """A reviewed (text, label) pair for training or evaluation."""
