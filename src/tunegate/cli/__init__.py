@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 import typer
+from rich.markup import escape
 
 from tunegate.errors import TunegateError
 
@@ -37,18 +38,30 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    """``--version``: print the version and exit before any command is required."""
+    if value:
+        from tunegate import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
 ) -> None:
     """tunegate: diagnose before you fine-tune; fine-tune safely when the gate opens."""
-    from tunegate import __version__
     from tunegate._progress import set_progress
 
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit(0)
     if quiet:
         set_progress(False)
 
@@ -89,7 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return code
     except TunegateError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # The message is user data (ids in brackets, paths): never parse it as Rich markup.
+        console.print(
+            f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+        )
         if argv is None:
             sys.exit(exc.exit_code)
         return exc.exit_code

@@ -6,13 +6,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 
 from tunegate.config import Workflow, load_workflow
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = ["ConfigOpt", "JsonOpt", "emit", "load", "out", "store_for"]
 
@@ -31,7 +34,7 @@ def load(config: Path) -> Workflow:
     return load_workflow(config)
 
 
-def store_for(workflow: Workflow, config: Path) -> Any:
+def store_for(workflow: Workflow, config: Path) -> Store:
     """Open the store named by the workflow (relative SQLite paths are relative to config)."""
     from tunegate.store import Store
 
