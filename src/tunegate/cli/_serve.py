@@ -74,7 +74,7 @@ def token_create(
         )
         typer.echo(token)
 
-    emit({"token": token, **info.as_dict()}, as_json=as_json, human=human)
+    emit({"token": token, **info.to_dict()}, as_json=as_json, human=human)
 
 
 def token_list(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = False) -> None:
@@ -94,7 +94,7 @@ def token_list(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = Fal
                 highlight=False,
             )
 
-    emit([i.as_dict() for i in infos], as_json=as_json, human=human)
+    emit([i.to_dict() for i in infos], as_json=as_json, human=human)
 
 
 def token_revoke(
@@ -110,7 +110,7 @@ def token_revoke(
     revoked = revoke_token(store, token)
     store.audit("token_revoke", "cli", {"token_ids": [t.id for t in revoked]})
     emit(
-        [t.as_dict() for t in revoked],
+        [t.to_dict() for t in revoked],
         as_json=as_json,
         human=lambda: out.print(f"revoked {', '.join(t.id for t in revoked)}"),
     )

@@ -10,7 +10,7 @@ from tunegate._optional import require
 
 require("fastapi", purpose="the tunegate service")
 
-from tunegate.server._app import ServerSettings, create_app  # noqa: E402
+from tunegate.server._app import create_app  # noqa: E402
 from tunegate.server._auth import (  # noqa: E402
     Principal,
     Role,
@@ -21,6 +21,7 @@ from tunegate.server._auth import (  # noqa: E402
     revoke_token,
     verify_token,
 )
+from tunegate.server._state import ServerSettings  # noqa: E402
 
 __all__ = [
     "Principal",

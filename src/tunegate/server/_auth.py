@@ -80,7 +80,7 @@ class TokenInfo:
     created_at: str
     revoked: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
