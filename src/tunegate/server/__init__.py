@@ -17,9 +17,11 @@ from tunegate.server._auth import (  # noqa: E402
     TokenInfo,
     create_token,
     hash_token,
+    issue_token,
     list_tokens,
     revoke_token,
     verify_token,
+    withdraw_token,
 )
 from tunegate.server._state import ServerSettings  # noqa: E402
 
@@ -31,7 +33,9 @@ __all__ = [
     "create_app",
     "create_token",
     "hash_token",
+    "issue_token",
     "list_tokens",
     "revoke_token",
     "verify_token",
+    "withdraw_token",
 ]

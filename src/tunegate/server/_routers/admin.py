@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 
-from tunegate.server._auth import create_token, list_tokens, revoke_token
+from tunegate.server._auth import issue_token, list_tokens, withdraw_token
 from tunegate.server._deps import Admin, State
 from tunegate.server._schemas import TokenCreateIn
 
@@ -25,12 +25,7 @@ def api_tokens(_: Admin, state: State) -> list[dict[str, Any]]:
     "/v1/tokens", status_code=201, summary="Create a token (admin); the token is returned once"
 )
 def api_token_create(body: TokenCreateIn, principal: Admin, state: State) -> dict[str, Any]:
-    token, info = create_token(state.store, role=body.role, name=body.name)
-    state.store.audit(
-        "token_create",
-        principal.name,
-        {"token_id": info.id, "name": info.name, "role": info.role.value},
-    )
+    token, info = issue_token(state.store, role=body.role, name=body.name, actor=principal.name)
     return {"token": token, **info.to_dict()}
 
 
@@ -40,8 +35,7 @@ def api_token_revoke(
     principal: Admin,
     state: State,
 ) -> list[dict[str, Any]]:
-    revoked = revoke_token(state.store, token_id)
-    state.store.audit("token_revoke", principal.name, {"token_ids": [t.id for t in revoked]})
+    revoked = withdraw_token(state.store, token_id, actor=principal.name)
     return [t.to_dict() for t in revoked]
 
 
