@@ -1,27 +1,18 @@
 """``tunegate classify``: score tickets, route them, write Decisions to JSONL and the store.
 
 Input (a file, or ``-`` for stdin) is either JSONL of tickets or plain text, one ticket per
-line; the format is detected from the first non-blank line (``{`` means JSONL).
-
-JSONL rows: ``text`` (required, a non-blank string), ``id`` (default: a hash of the text and
-line number), ``created_at`` (ISO 8601, default: now), ``metadata`` (an object). Any other
-top-level field is moved into ``metadata`` (documented handling of unknown fields: kept
-verbatim; models ignore metadata, named slices in tunegate.yaml read it). Every row is
-validated before any model runs; bad rows stop the command with their line numbers, or are
-skipped and listed with ``--skip-invalid``. Texts longer than ``model.max_length`` tokens are
+line, read by :func:`tunegate.io.parse_tickets` (formats and defaults documented there). Every
+row is validated before any model runs; bad rows stop the command with their line numbers, or
+are skipped and listed with ``--skip-invalid``. Texts longer than ``model.max_length`` tokens are
 truncated, counted and warned about once. Decisions are written batch by batch (JSONL
 appended and flushed, store committed), so a failure in the middle keeps every finished batch.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections import Counter
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -30,123 +21,27 @@ from rich.markup import escape
 from tunegate.cli._common import ConfigOpt, JsonOpt, emit, err, load, out, store_for
 from tunegate.config import Workflow
 from tunegate.errors import InputError
-from tunegate.records import Decision, Ticket, content_hash, utcnow
+from tunegate.records import Decision
 
-__all__ = ["parse_tickets", "register"]
+if TYPE_CHECKING:
+    from tunegate.models import Classifier
+    from tunegate.store import Store
 
-_TICKET_FIELDS = {"id", "text", "created_at", "metadata"}
+__all__ = ["register"]
+
 _SHOWN = 10
 
 
-def _lines(source: str) -> Iterator[tuple[int, str]]:
-    if source == "-":
-        for number, line in enumerate(sys.stdin, start=1):
-            yield number, line.rstrip("\n")
-        return
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(
-            f"{source}: no such file; pass a JSONL file of tickets, a text file "
-            f"with one ticket per line, or - for stdin"
-        )
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                yield number, line.rstrip("\n")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{source}: not valid UTF-8 ({exc}); re-encode the file") from exc
-
-
-def _row_ticket(number: int, row: Any) -> Ticket:
-    if not isinstance(row, dict):
-        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-    if "text" not in row:
-        raise ValueError("missing field 'text'")
-    text = row["text"]
-    if not isinstance(text, str):
-        raise ValueError(f"'text' must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise ValueError("'text' is empty or whitespace only")
-    metadata = row.get("metadata", {})
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        raise ValueError(f"'metadata' must be an object, got {type(metadata).__name__}")
-    extra = {k: v for k, v in row.items() if k not in _TICKET_FIELDS}
-    metadata = {**extra, **metadata}
-    ticket_id = row.get("id")
-    if ticket_id is None:
-        ticket_id = f"tkt_{content_hash(text, number)[:16]}"
-    elif not isinstance(ticket_id, str | int) or not str(ticket_id).strip():
-        raise ValueError(f"'id' must be a non-empty string or integer, got {ticket_id!r}")
-    created = row.get("created_at") or utcnow()
-    if isinstance(created, str):
-        try:
-            created = datetime.fromisoformat(created)
-        except ValueError as exc:
-            raise ValueError(f"'created_at' is not an ISO 8601 time: {created!r}") from exc
-    return Ticket(id=str(ticket_id), text=text, created_at=created, metadata=metadata)
-
-
-def parse_tickets(source: str) -> tuple[list[Ticket], list[tuple[int, str]], int]:
-    """Read tickets from a file or ``-``: ``(tickets, problems, blank_lines)``.
-
-    ``problems`` are ``(line number, reason)`` for rows that are not valid tickets.
-    """
-    tickets: list[Ticket] = []
-    problems: list[tuple[int, str]] = []
-    blank = 0
-    mode: str | None = None
-    seen: set[str] = set()
-    for number, line in _lines(source):
-        if not line.strip():
-            blank += 1
-            continue
-        if mode is None:
-            mode = "jsonl" if line.lstrip().startswith("{") else "text"
-        try:
-            if mode == "jsonl":
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-                ticket = _row_ticket(number, row)
-            else:
-                ticket = Ticket(
-                    id=f"tkt_{content_hash(line, number)[:16]}", text=line, created_at=utcnow()
-                )
-        except ValueError as exc:
-            problems.append((number, str(exc).splitlines()[0]))
-            continue
-        if ticket.id in seen:
-            problems.append((number, f"duplicate id {ticket.id!r}"))
-            continue
-        seen.add(ticket.id)
-        tickets.append(ticket)
-    return tickets, problems, blank
-
-
-def _build(model: str | None, workflow: Workflow, store: Any) -> tuple[Any, str | None, str]:
+def _build(
+    model: str | None, workflow: Workflow, store: Store | None
+) -> tuple[Classifier, str | None, str]:
     """(classifier, registered version id or None, description)."""
-    from tunegate.models import build_classifier, load_model_version
+    from tunegate.models import build_classifier
+    from tunegate.serving import load_champion
 
     if model in (None, "champion"):
-        champion = None
-        if store is not None:
-            alias = store.get_alias("champion")
-            champion = store.get_model_version(alias) if alias else None
-        if champion is not None:
-            return (
-                load_model_version(champion, workflow, store=store),
-                champion.id,
-                f"champion {champion.id} ({champion.kind.value})",
-            )
-        if model == "champion":
-            raise InputError(
-                "no champion is registered; promote one with `tunegate promote`, "
-                "or pass --model zero-shot|knn|lora:PATH"
-            )
-        model = "zero-shot"
+        serving = load_champion(workflow, store, fallback=model is None)
+        return serving.classifier, serving.version_id, serving.description
     if model == "knn":
         if store is None:
             raise InputError("--model knn reads reviewed examples from the store; drop --no-store")
@@ -219,7 +114,8 @@ def classify(
 ) -> None:
     """Classify and route tickets; write Decisions to JSONL and the store."""
     from tunegate._progress import track
-    from tunegate.models import Router
+    from tunegate.io import parse_tickets
+    from tunegate.serving import TicketClassifier
 
     workflow = load(config)
     tickets, problems, blank = parse_tickets(source)
@@ -234,7 +130,7 @@ def classify(
         raise InputError(f"{source}: no tickets to classify (blank lines: {blank})")
     store = store_for(workflow, config) if use_store else None
     clf, version_id, described = _build(model, workflow, store)
-    router = Router(workflow, [clf], version=version_id)
+    classifier = TicketClassifier(workflow, clf, version=version_id, store=store)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text("", encoding="utf-8")
@@ -244,15 +140,13 @@ def classify(
     written = 0
     chunks = [tickets[i : i + batch] for i in range(0, len(tickets), batch)]
     for chunk in track(chunks, description="classifying"):
-        decisions = router.decide(chunk)
+        decisions = classifier.decide(chunk)
         if out_path is not None:
             with out_path.open("a", encoding="utf-8") as handle:
                 for d in decisions:
                     handle.write(d.model_dump_json() + "\n")
                 handle.flush()
-        if store is not None:
-            store.add_tickets(chunk)
-            store.add_decisions(decisions)
+        classifier.log(chunk, decisions)
         written += len(decisions)
         routes.update(d.route.value for d in decisions)
         if explain:
@@ -261,7 +155,7 @@ def classify(
             decisions_all.extend(decisions)
     summary: dict[str, Any] = {
         "model": described,
-        "model_version": router.version,
+        "model_version": classifier.version,
         "decisions": written,
         "routes": dict(routes),
         "truncated": _truncated(clf),
@@ -299,7 +193,7 @@ def classify(
         where = f" -> {out_path}" if out_path else ""
         stored = " (and the store)" if store is not None else ""
         err.print(
-            f"{written} decisions by {described} [{router.version}]{where}{stored}: "
+            f"{written} decisions by {described} [{classifier.version}]{where}{stored}: "
             f"{parts}; truncated {summary['truncated']}",
             highlight=False,
             markup=False,

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+from tunegate.config import Workflow
+
+if TYPE_CHECKING:
+    from tunegate.registry import Registry
+    from tunegate.store import Store
 
 __all__ = ["register"]
 
 models_app = typer.Typer(help="Registered model versions and their lineage.", no_args_is_help=True)
 
 
-def _registry(config: Path) -> tuple[Any, Any]:
+def _registry(config: Path) -> tuple[Workflow, Registry]:
     from tunegate.registry import Registry
 
     workflow = load(config)
@@ -109,7 +114,7 @@ def aliases_cmd(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = Fa
     emit(aliases, as_json=as_json, human=human)
 
 
-def _mlflow_alias(workflow: Any, store: Any, version: str) -> None:
+def _mlflow_alias(workflow: Workflow, store: Store, version: str) -> None:
     if not workflow.mlflow_tracking_uri:
         return
     exported = store.get("mlflow_run", version)

@@ -57,14 +57,10 @@ def token_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a token and print it ONCE (only its hash is stored)."""
-    from tunegate.server._auth import create_token
+    from tunegate.server._auth import issue_token
 
     workflow = load(config)
-    store = store_for(workflow, config)
-    token, info = create_token(store, role=role, name=name)
-    store.audit(
-        "token_create", "cli", {"token_id": info.id, "name": info.name, "role": info.role.value}
-    )
+    token, info = issue_token(store_for(workflow, config), role=role, name=name, actor="cli")
 
     def human() -> None:
         out.print(
@@ -74,7 +70,7 @@ def token_create(
         )
         typer.echo(token)
 
-    emit({"token": token, **info.as_dict()}, as_json=as_json, human=human)
+    emit({"token": token, **info.to_dict()}, as_json=as_json, human=human)
 
 
 def token_list(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = False) -> None:
@@ -94,7 +90,7 @@ def token_list(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = Fal
                 highlight=False,
             )
 
-    emit([i.as_dict() for i in infos], as_json=as_json, human=human)
+    emit([i.to_dict() for i in infos], as_json=as_json, human=human)
 
 
 def token_revoke(
@@ -103,14 +99,12 @@ def token_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a token by id, or every token with a name; their sessions end too."""
-    from tunegate.server._auth import revoke_token
+    from tunegate.server._auth import withdraw_token
 
     workflow = load(config)
-    store = store_for(workflow, config)
-    revoked = revoke_token(store, token)
-    store.audit("token_revoke", "cli", {"token_ids": [t.id for t in revoked]})
+    revoked = withdraw_token(store_for(workflow, config), token, actor="cli")
     emit(
-        [t.as_dict() for t in revoked],
+        [t.to_dict() for t in revoked],
         as_json=as_json,
         human=lambda: out.print(f"revoked {', '.join(t.id for t in revoked)}"),
     )

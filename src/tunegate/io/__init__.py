@@ -18,6 +18,7 @@ from tunegate.io._ingest import (
 from tunegate.io._jsonl import read_jsonl, write_jsonl
 from tunegate.io._readers import RawRow, detect_format, iter_rows
 from tunegate.io._shapes import SHAPES, RowError, Shape, apply_shape, parse_column_map
+from tunegate.io._tickets import TicketFile, parse_tickets
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -29,6 +30,7 @@ __all__ = [
     "RawRow",
     "RowError",
     "Shape",
+    "TicketFile",
     "apply_shape",
     "build_record",
     "detect_format",
@@ -36,6 +38,7 @@ __all__ = [
     "ingest_file",
     "iter_rows",
     "parse_column_map",
+    "parse_tickets",
     "quarantine_path",
     "read_jsonl",
     "read_records",

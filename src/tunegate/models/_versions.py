@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tunegate.config import Workflow
 from tunegate.errors import ModelError
 from tunegate.models._base import Classifier
 from tunegate.records import ModelKind, ModelVersion, ReviewStatus
 
+if TYPE_CHECKING:
+    from tunegate.store import Store
+
 __all__ = ["load_model_version"]
 
 
-def load_model_version(mv: ModelVersion, workflow: Workflow, *, store: Any = None) -> Classifier:
+def load_model_version(
+    mv: ModelVersion, workflow: Workflow, *, store: Store | None = None
+) -> Classifier:
     """The classifier of ``mv``.
 
     ``lora``: ``LoraClassifier.for_workflow(mv.artifact_path, workflow)`` (the workflow's
     backend and precision); ``zero_shot``: config
     ``instructions``/``temperature``; ``retrieval``: kNN over the store's reviewed examples
     (config ``k``, ``temperature``); ``rules``: config ``rules`` (else the workflow's rules).
+    This is the one loader of registered versions: the service, ``tunegate classify`` and the
+    pipelines build champions and candidates through it
+    (:func:`tunegate.serving.load_champion` for the champion alias).
     """
     from tunegate.config import RuleSpec
     from tunegate.models._knn import KNNClassifier

@@ -64,6 +64,7 @@ from tunegate.monitor._triggers import (
     post_webhook,
     render_alert,
 )
+from tunegate.monitor._weekly import WeekFigures, weekly_figures
 
 __all__ = [
     "DEFAULT_EMBEDDING_TESTS",
@@ -80,6 +81,7 @@ __all__ = [
     "PeriodFigures",
     "ShadowFigures",
     "TriggerResult",
+    "WeekFigures",
     "WindowTriggers",
     "act_on",
     "aggregate_attribution",
@@ -113,5 +115,6 @@ __all__ = [
     "shadow_figures_from_records",
     "shadow_score",
     "tokenize",
+    "weekly_figures",
     "write_report",
 ]

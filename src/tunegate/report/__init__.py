@@ -7,6 +7,7 @@ SVG charts) is reusable by other modules' reports; the evaluation reports are bu
 
 from __future__ import annotations
 
+from tunegate.report._dashboard import StackedBar, StackedBarChart, stacked_bar_chart
 from tunegate.report._evaluation import (
     comparison_html,
     fmt_interval,
@@ -28,6 +29,8 @@ __all__ = [
     "PALETTE",
     "Html",
     "Section",
+    "StackedBar",
+    "StackedBarChart",
     "badge",
     "bar_chart",
     "comparison_html",
@@ -40,6 +43,7 @@ __all__ = [
     "page",
     "reliability_diagram",
     "run_html",
+    "stacked_bar_chart",
     "table",
     "verdict_markdown",
     "verdict_section",

@@ -10,17 +10,20 @@ from tunegate._optional import require
 
 require("fastapi", purpose="the tunegate service")
 
-from tunegate.server._app import ServerSettings, create_app  # noqa: E402
+from tunegate.server._app import create_app  # noqa: E402
 from tunegate.server._auth import (  # noqa: E402
     Principal,
     Role,
     TokenInfo,
     create_token,
     hash_token,
+    issue_token,
     list_tokens,
     revoke_token,
     verify_token,
+    withdraw_token,
 )
+from tunegate.server._state import ServerSettings  # noqa: E402
 
 __all__ = [
     "Principal",
@@ -30,7 +33,9 @@ __all__ = [
     "create_app",
     "create_token",
     "hash_token",
+    "issue_token",
     "list_tokens",
     "revoke_token",
     "verify_token",
+    "withdraw_token",
 ]

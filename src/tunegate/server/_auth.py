@@ -23,10 +23,13 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import new_id, utcnow
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
     "Principal",
@@ -35,19 +38,15 @@ __all__ = [
     "TokenInfo",
     "create_token",
     "hash_token",
+    "issue_token",
     "list_tokens",
     "revoke_token",
     "verify_token",
+    "withdraw_token",
 ]
 
 TOKEN_KIND = "token"
 TOKEN_PREFIX = "tg_"
-
-
-class _DocStore(Protocol):
-    def put(self, kind: str, key: str, payload: dict[str, Any]) -> None: ...
-    def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
-    def list(self, kind: str) -> list[tuple[str, dict[str, Any]]]: ...
 
 
 class Role(StrEnum):
@@ -80,7 +79,7 @@ class TokenInfo:
     created_at: str
     revoked: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
@@ -105,7 +104,7 @@ def _info(payload: dict[str, Any]) -> TokenInfo:
     )
 
 
-def create_token(store: _DocStore, *, role: Role | str, name: str) -> tuple[str, TokenInfo]:
+def create_token(store: Store, *, role: Role | str, name: str) -> tuple[str, TokenInfo]:
     """Create a token; returns ``(token, info)``. The token is not stored and cannot be shown
     again; keep it somewhere safe."""
     try:
@@ -129,13 +128,13 @@ def create_token(store: _DocStore, *, role: Role | str, name: str) -> tuple[str,
     return token, _info(payload)
 
 
-def list_tokens(store: _DocStore) -> list[TokenInfo]:
+def list_tokens(store: Store) -> list[TokenInfo]:
     """Every token's public record (id, name, role, created_at, revoked), oldest first."""
     infos = [_info(payload) for _, payload in store.list(TOKEN_KIND)]
     return sorted(infos, key=lambda info: info.created_at)
 
 
-def revoke_token(store: _DocStore, token_id_or_name: str) -> list[TokenInfo]:
+def revoke_token(store: Store, token_id_or_name: str) -> list[TokenInfo]:
     """Revoke the token with this id, or every token with this name; returns those revoked."""
     revoked: list[TokenInfo] = []
     for key, payload in store.list(TOKEN_KIND):
@@ -155,7 +154,23 @@ def revoke_token(store: _DocStore, token_id_or_name: str) -> list[TokenInfo]:
     return revoked
 
 
-def principal_for_hash(store: _DocStore, token_hash: str) -> Principal | None:
+def issue_token(store: Store, *, role: Role | str, name: str, actor: str) -> tuple[str, TokenInfo]:
+    """:func:`create_token` and its ``token_create`` audit row (``actor``: who created it)."""
+    token, info = create_token(store, role=role, name=name)
+    store.audit(
+        "token_create", actor, {"token_id": info.id, "name": info.name, "role": info.role.value}
+    )
+    return token, info
+
+
+def withdraw_token(store: Store, token_id_or_name: str, *, actor: str) -> list[TokenInfo]:
+    """:func:`revoke_token` and its ``token_revoke`` audit row (``actor``: who revoked)."""
+    revoked = revoke_token(store, token_id_or_name)
+    store.audit("token_revoke", actor, {"token_ids": [t.id for t in revoked]})
+    return revoked
+
+
+def principal_for_hash(store: Store, token_hash: str) -> Principal | None:
     """The principal of an active token given its hash, or None (unknown or revoked)."""
     payload = store.get(TOKEN_KIND, token_hash)
     if payload is None or payload.get("revoked", False):
@@ -164,7 +179,7 @@ def principal_for_hash(store: _DocStore, token_hash: str) -> Principal | None:
     return Principal(token_id=info.id, name=info.name, role=info.role, token_hash=token_hash)
 
 
-def verify_token(store: _DocStore, token: str) -> Principal | None:
+def verify_token(store: Store, token: str) -> Principal | None:
     """The principal of an active token, or None. Tokens are looked up by their hash."""
     if not token or len(token) > 200:
         return None

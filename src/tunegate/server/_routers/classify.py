@@ -1,0 +1,43 @@
+"""``POST /v1/classify``: decide one ticket or a batch (stored, then returned)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from tunegate.records import Ticket, new_id, utcnow
+from tunegate.server._deps import Analyst, State
+from tunegate.server._schemas import BatchIn, ClassifyResponse, TicketIn
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["decisions"])
+
+
+@router.post(
+    "/v1/classify",
+    response_model=ClassifyResponse,
+    summary="Classify one ticket or a batch; decisions are stored and returned",
+)
+def api_classify(body: TicketIn | BatchIn, _: Analyst, state: State) -> ClassifyResponse:
+    items = body.tickets if isinstance(body, BatchIn) else [body]
+    limit = state.settings.max_batch
+    if len(items) > limit:
+        raise HTTPException(
+            422,
+            f"batch of {len(items)} tickets is over the limit of "
+            f"{limit}; split it into smaller requests",
+        )
+    now = utcnow()
+    tickets = [
+        Ticket(
+            id=t.id or new_id("tkt"),
+            text=t.text,
+            created_at=t.created_at or now,
+            metadata=t.metadata,
+        )
+        for t in items
+    ]
+    ids = [t.id for t in tickets]
+    if len(ids) != len(set(ids)):
+        raise HTTPException(422, "ticket ids within one batch must be unique")
+    return ClassifyResponse(decisions=state.classify(tickets))

@@ -1,0 +1,56 @@
+"""Serving use-cases: classify and log tickets, record overrides, the review queue, the
+champion (load, summary, promote, roll back) and the weekly service figures.
+
+The service (:mod:`tunegate.server`) and the CLI are thin shells over these functions; each can
+be called from Python with a :class:`tunegate.store.Store` and a workflow. See docs/service.md.
+"""
+
+from __future__ import annotations
+
+from tunegate.serving._champion import (
+    AliasChange,
+    ChampionSummary,
+    ModelsOverview,
+    ServingModel,
+    champion_summary,
+    load_champion,
+    models_overview,
+    promote_version,
+    rollback_champion,
+)
+from tunegate.serving._classify import TicketClassifier, classify_tickets
+from tunegate.serving._figures import ServiceFigures, service_figures
+from tunegate.serving._overrides import RecordedOverride, recent_overrides, record_override
+from tunegate.serving._queue import (
+    QUEUE_ROUTES,
+    QueueEntry,
+    ReviewQueue,
+    open_queue,
+    top_classes,
+    waiting_decisions,
+)
+
+__all__ = [
+    "QUEUE_ROUTES",
+    "AliasChange",
+    "ChampionSummary",
+    "ModelsOverview",
+    "QueueEntry",
+    "RecordedOverride",
+    "ReviewQueue",
+    "ServiceFigures",
+    "ServingModel",
+    "TicketClassifier",
+    "champion_summary",
+    "classify_tickets",
+    "load_champion",
+    "models_overview",
+    "open_queue",
+    "promote_version",
+    "recent_overrides",
+    "record_override",
+    "rollback_champion",
+    "service_figures",
+    "top_classes",
+    "waiting_decisions",
+]
