@@ -29,6 +29,7 @@ from tunegate.metrics._bootstrap import (
 from tunegate.metrics._calibration import (
     BinStrategy,
     ReliabilityCurve,
+    assign_bins,
     bin_edges,
     brier_score_loss,
     confidence_calibration_error,
@@ -79,6 +80,7 @@ __all__ = [
     "TrendResult",
     "accuracy_score",
     "apply_temperature",
+    "assign_bins",
     "auto_route_mask",
     "bin_edges",
     "brier_score_loss",
