@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
 from tunegate.errors import InputError
@@ -77,6 +76,8 @@ def fit_temperature(
     always returns the search's result (the zero-shot prior, 0.05, is not a value to fall
     back to).
     """
+    from scipy.optimize import minimize_scalar  # imported on use: it is slow to import
+
     z, y = check_logits(logits, y_true)
     if bounds[0] <= 0 or bounds[1] <= bounds[0]:
         raise InputError(f"bounds must satisfy 0 < low < high, got {bounds}")
