@@ -26,6 +26,7 @@ def test_registry_is_complete() -> None:
         "recall_per_class",
         "false_negative_rate",
         "expected_calibration_error",
+        "confidence_calibration_error",
         "brier_score_loss",
         "selective_accuracy_score",
         "coverage_score",
@@ -57,6 +58,8 @@ def _call(spec: MetricSpec, y: np.ndarray, p: np.ndarray, lat: np.ndarray) -> An
         return spec.func(lat)
     if spec.input == "proba":
         return spec.func(y, p)
+    if spec.input == "confidence":
+        return spec.func(p.argmax(axis=1) == y, p.max(axis=1))
     if spec.per_class:
         return spec.func(y, p.argmax(axis=1), n_classes=k)
     return spec.func(y, p.argmax(axis=1))

@@ -393,3 +393,37 @@ def test_public_api_is_explicit_and_complete() -> None:
     assert public - set(monitor.__all__) <= {"_drift", "_figures"}  # submodules are private
     for name in monitor.__all__:
         assert getattr(monitor, name) is not None
+
+
+def test_monitoring_figures_equal_the_offline_metrics(workflow: Workflow) -> None:
+    """Production figures and the offline verdict share one implementation: ECE (with
+    confidences on bin edges: 0.3 and 0.5 open their bins), protected FNR, selective accuracy."""
+    from tunegate import metrics
+
+    labels = workflow.label_names
+    spec = [  # (ticket, label, conf, route, analyst's label or None)
+        ("t1", "account_unlock", 0.3, Route.AUTO, "vpn_issue"),
+        ("t2", "account_unlock", 0.35, Route.AUTO, None),
+        ("t3", "vpn_issue", 0.5, Route.CLARIFY, "security_incident"),
+        ("t4", "vpn_issue", 0.55, Route.AUTO, None),
+        ("t5", "security_incident", 0.7, Route.ESCALATE, None),
+        ("t6", "hardware", 0.75, Route.AUTO, "security_incident"),
+        ("t7", "hardware", 0.9, Route.AUTO, None),
+        ("t8", "email_issue", 0.95, Route.AUTO, "email_issue"),
+    ]
+    ds = [decision(t, lab, labels=labels, conf=c, route=r) for t, lab, c, r, _ in spec]
+    ovs = [override(t, lab, final) for t, lab, _, _, final in spec if final is not None]
+    f = compute_figures(ds, ovs, workflow)
+
+    y = np.array([labels.index(final or lab) for _, lab, _, _, final in spec])
+    proba = np.array([d.proba_vector(labels) for d in ds])
+    pred = proba.argmax(axis=1)
+    auto = np.array([r is Route.AUTO for *_, r, _ in spec])
+    assert f.ece == metrics.expected_calibration_error(y, proba, n_bins=10)
+    # bins [0.3, 0.4), [0.5, 0.6), [0.7, 0.8), [0.9, 1] hold two decisions each; the old
+    # right-closed rule on np.linspace edges put 0.3, 0.5, 0.7 and 0.9 one bin low (0.3875)
+    assert f.ece == pytest.approx((0.175 + 0.025 + 0.225 + 0.075) / 4)
+    sec = labels.index("security_incident")
+    assert f.protected_fnr["security_incident"] == metrics.false_negative_rate(y, pred, sec)
+    assert f.selective_accuracy == metrics.accuracy_score(y, pred, mask=auto)
+    assert f.accuracy == metrics.accuracy_score(y, pred)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tunegate import metrics
 from tunegate.config import RoutingPolicy
 from tunegate.errors import InputError
 from tunegate.records import Route
@@ -40,14 +41,12 @@ def _as_matrix(proba: np.ndarray | Sequence[Sequence[float]] | Sequence[float]) 
 
 
 def normalized_entropy(proba: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-    """``H(p) / log(k)`` per row: (n, k) -> (n,) in [0, 1] (natural log; 0 log 0 = 0)."""
-    arr = np.clip(_as_matrix(proba), 0.0, 1.0)
-    k = arr.shape[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(arr > 0.0, arr * np.log(arr), 0.0)
-    h = -terms.sum(axis=1) / np.log(k)
-    out: np.ndarray = np.clip(h, 0.0, 1.0)
-    return out
+    """``H(p) / log(k)`` per row: (n, k) -> (n,) in [0, 1] (natural log; 0 log 0 = 0).
+
+    Rows are validated with routing's tolerance (sums within 1e-3 of 1), clipped to [0, 1] and
+    passed to :func:`tunegate.metrics.normalized_entropy`.
+    """
+    return metrics.normalized_entropy(np.clip(_as_matrix(proba), 0.0, 1.0))
 
 
 def route(

@@ -15,6 +15,7 @@ from tunegate._progress import track
 from tunegate.config import Workflow
 from tunegate.errors import InputError, ModelError
 from tunegate.metrics import (
+    BinStrategy,
     BootstrapResult,
     Interval,
     confusion_matrix,
@@ -111,8 +112,9 @@ def evaluation_metrics(
     k = len(labels)
     support = np.bincount(y_true, minlength=k)
     curves = {}
-    for strategy in ("uniform", "quantile"):
-        curve = reliability_curve(y_true, proba, n_bins=15, strategy=strategy)  # type: ignore[arg-type]
+    strategies: tuple[BinStrategy, ...] = ("uniform", "quantile")
+    for strategy in strategies:
+        curve = reliability_curve(y_true, proba, n_bins=15, strategy=strategy)
         curves[strategy] = {
             "edges": [float(x) for x in curve.edges],
             "confidence": [_jsonable(x) for x in curve.confidence],

@@ -7,7 +7,14 @@ at the boundary; bad inputs raise :class:`~tunegate.errors.InputError`.
 
 Uncertainty: :func:`paired_bootstrap` gives percentile intervals for every metric and for
 every difference between two models on the same examples; :func:`mcnemar_exact` tests an
-accuracy difference; :func:`seed_summary` gives the spread over K seed runs.
+accuracy difference; :func:`seed_summary` gives the spread over K seed runs;
+:func:`one_sided_rate_increase_p` tests a rise of a rate between two windows;
+:func:`mann_kendall` and :func:`sens_slope` test and size a trend in a series.
+
+This package is tunegate's one numeric core: softmax and temperature scaling
+(:func:`softmax`, :func:`fit_temperature`, :func:`apply_temperature`, :func:`nll_loss`),
+normalized entropy, calibration error, macro-F1, seed spread and the statistical tests above
+are computed here and nowhere else (``tests/test_numeric_core.py`` checks it).
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from tunegate.metrics._bootstrap import (
 from tunegate.metrics._calibration import (
     BinStrategy,
     ReliabilityCurve,
+    assign_bins,
     bin_edges,
     brier_score_loss,
+    confidence_calibration_error,
+    confidence_reliability_curve,
     expected_calibration_error,
     reliability_curve,
 )
@@ -47,9 +57,18 @@ from tunegate.metrics._selective import (
     normalized_entropy,
     selective_accuracy_score,
 )
-from tunegate.metrics._stats import McNemarResult, SeedSummary, mcnemar_exact, seed_summary
+from tunegate.metrics._stats import (
+    McNemarResult,
+    SeedSummary,
+    mcnemar_exact,
+    one_sided_rate_increase_p,
+    seed_summary,
+)
+from tunegate.metrics._temperature import apply_temperature, fit_temperature, nll_loss, softmax
+from tunegate.metrics._trend import EXACT_MAX_N, TrendResult, mann_kendall, sens_slope
 
 __all__ = [
+    "EXACT_MAX_N",
     "BinStrategy",
     "BootstrapResult",
     "Interval",
@@ -58,21 +77,30 @@ __all__ = [
     "PerClassReport",
     "ReliabilityCurve",
     "SeedSummary",
+    "TrendResult",
     "accuracy_score",
+    "apply_temperature",
+    "assign_bins",
     "auto_route_mask",
     "bin_edges",
     "brier_score_loss",
+    "confidence_calibration_error",
+    "confidence_reliability_curve",
     "confusion_matrix",
     "coverage_score",
     "expected_calibration_error",
     "f1_from_confusion",
     "false_negative_rate",
+    "fit_temperature",
     "latency_p50_ms",
     "latency_p95_ms",
     "macro_f1_score",
+    "mann_kendall",
     "mcnemar_exact",
     "metric_registry",
+    "nll_loss",
     "normalized_entropy",
+    "one_sided_rate_increase_p",
     "paired_bootstrap",
     "paired_mean_difference",
     "per_class_report",
@@ -83,4 +111,6 @@ __all__ = [
     "reliability_curve",
     "seed_summary",
     "selective_accuracy_score",
+    "sens_slope",
+    "softmax",
 ]

@@ -1,4 +1,15 @@
-"""Calibration: expected calibration error, reliability curves, the multiclass Brier score."""
+"""Calibration: expected calibration error, reliability curves, the multiclass Brier score.
+
+Bins: bin ``b`` of ``n_bins`` holds confidences ``edges[b] <= c < edges[b + 1]`` (the last bin
+also holds ``c == 1``). Equal-width edges are exactly ``np.arange(n_bins + 1) / n_bins``, so a
+confidence of exactly ``b / n_bins`` (0.3 with 10 bins) opens bin ``b``; ``np.linspace``
+edges are off by one ulp at some of these points and put such a confidence one bin low.
+
+Top-label calibration needs only two numbers per decision: the confidence of the decided class
+and whether it was right. :func:`confidence_calibration_error` takes exactly that (what
+production monitoring has), :func:`expected_calibration_error` derives it from ``(y_true,
+proba)``; both go through the same binning code.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +20,16 @@ import numpy as np
 import numpy.typing as npt
 
 from tunegate.metrics._registry import register_metric
-from tunegate.metrics._validation import check_proba
+from tunegate.metrics._validation import check_confidence, check_proba
 
 __all__ = [
     "BinStrategy",
     "ReliabilityCurve",
+    "assign_bins",
     "bin_edges",
     "brier_score_loss",
+    "confidence_calibration_error",
+    "confidence_reliability_curve",
     "expected_calibration_error",
     "reliability_curve",
 ]
@@ -25,22 +39,24 @@ BinStrategy = Literal["uniform", "quantile"]
 
 
 def bin_edges(confidence: FloatArray, *, n_bins: int, strategy: BinStrategy) -> FloatArray:
-    """``n_bins + 1`` bin edges over [0, 1]: equal-width (``uniform``) or equal-mass
-    (``quantile``, the empirical quantiles of ``confidence``)."""
+    """``n_bins + 1`` bin edges over [0, 1], shape (n_bins + 1,): equal-width (``uniform``,
+    exactly ``b / n_bins``) or equal-mass (``quantile``, the empirical quantiles of
+    ``confidence`` at levels ``b / n_bins``)."""
     if n_bins < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    levels = np.arange(n_bins + 1, dtype=np.float64) / n_bins
     if strategy == "uniform":
-        return np.linspace(0.0, 1.0, n_bins + 1)
+        return levels
     if strategy == "quantile":
-        edges = np.quantile(confidence, np.linspace(0.0, 1.0, n_bins + 1))
+        edges = np.quantile(confidence, levels)
         edges[0], edges[-1] = 0.0, 1.0
         return np.asarray(edges, dtype=np.float64)
     raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
 
 
 def assign_bins(confidence: FloatArray, edges: FloatArray) -> npt.NDArray[np.intp]:
-    """Bin index of each confidence: bin ``b`` holds ``edges[b] <= c < edges[b+1]``; the last
-    bin also holds ``c == 1``."""
+    """Bin index of each confidence, shape (n,): bin ``b`` holds ``edges[b] <= c < edges[b+1]``;
+    the last bin also holds ``c == 1``."""
     n_bins = edges.size - 1
     idx = np.searchsorted(edges, confidence, side="right") - 1
     return np.clip(idx, 0, n_bins - 1).astype(np.intp)
@@ -71,13 +87,9 @@ class ReliabilityCurve:
         return float(np.sum(self.count[filled] * gaps) / n)
 
 
-def reliability_curve(
-    y_true: Any, proba: Any, *, n_bins: int = 15, strategy: BinStrategy = "uniform"
+def _curve(
+    correct: FloatArray, conf: FloatArray, n_bins: int, strategy: BinStrategy
 ) -> ReliabilityCurve:
-    """Per-bin mean confidence and accuracy of the top-class prediction."""
-    t, p = check_proba(y_true, proba)
-    conf = p.max(axis=1)
-    correct = (p.argmax(axis=1) == t).astype(np.float64)
     edges = bin_edges(conf, n_bins=n_bins, strategy=strategy)
     b = assign_bins(conf, edges)
     count = np.bincount(b, minlength=n_bins)
@@ -89,13 +101,49 @@ def reliability_curve(
     )
 
 
+def reliability_curve(
+    y_true: Any, proba: Any, *, n_bins: int = 15, strategy: BinStrategy = "uniform"
+) -> ReliabilityCurve:
+    """Per-bin mean confidence and accuracy of the top-class prediction.
+
+    ``y_true`` (n,) class ids, ``proba`` (n, k); the curve's arrays have shape (n_bins,).
+    """
+    t, p = check_proba(y_true, proba)
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == t).astype(np.float64)
+    return _curve(correct, conf, n_bins, strategy)
+
+
+def confidence_reliability_curve(
+    correct: Any, confidence: Any, *, n_bins: int = 15, strategy: BinStrategy = "uniform"
+) -> ReliabilityCurve:
+    """:func:`reliability_curve` from per-decision ``correct`` (bool, shape (n,)) and the
+    ``confidence`` of the decided class (shape (n,), in [0, 1])."""
+    ok, conf = check_confidence(correct, confidence)
+    return _curve(ok, conf, n_bins, strategy)
+
+
+@register_metric(input="confidence", greater_is_better=False)
+def confidence_calibration_error(
+    correct: Any, confidence: Any, *, n_bins: int = 15, strategy: BinStrategy = "uniform"
+) -> float:
+    """ECE from ``correct`` (bool, shape (n,)) and the decided class's ``confidence`` (n,).
+
+    The same number as :func:`expected_calibration_error` when ``confidence`` is the top-class
+    probability and ``correct`` says whether the top class is the true class; use this form
+    when only decisions are at hand (production monitoring).
+    """
+    return confidence_reliability_curve(correct, confidence, n_bins=n_bins, strategy=strategy).ece
+
+
 @register_metric(input="proba", greater_is_better=False)
 def expected_calibration_error(
     y_true: Any, proba: Any, *, n_bins: int = 15, strategy: BinStrategy = "uniform"
 ) -> float:
     """Top-label ECE: ``sum_b (n_b / n) * |accuracy_b - confidence_b|``, in [0, 1].
 
-    ``strategy="uniform"`` uses equal-width bins on [0, 1]; ``"quantile"`` equal-mass bins.
+    ``y_true`` (n,) class ids, ``proba`` (n, k). ``strategy="uniform"`` uses equal-width bins
+    on [0, 1] (edges exactly ``b / n_bins``); ``"quantile"`` equal-mass bins.
     """
     return reliability_curve(y_true, proba, n_bins=n_bins, strategy=strategy).ece
 

@@ -46,9 +46,19 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, n_classes: int | None = None) 
 
 
 @register_metric(input="labels", greater_is_better=True)
-def accuracy_score(y_true: Any, y_pred: Any) -> float:
-    """Share of examples whose predicted class is the true class, in [0, 1]."""
+def accuracy_score(y_true: Any, y_pred: Any, *, mask: Any = None) -> float:
+    """Share of examples whose predicted class is the true class, in [0, 1].
+
+    ``y_true``, ``y_pred``: (n,) class ids. ``mask`` (boolean, shape (n,)) restricts the rows
+    first: accuracy on the decisions routed ``auto`` is selective accuracy. ``nan`` when the
+    mask selects no row.
+    """
     t, p, _ = check_labels(y_true, y_pred)
+    if mask is not None:
+        m = check_mask(mask, t.size)
+        if not m.any():
+            return float("nan")
+        t, p = t[m], p[m]
     return float(np.mean(t == p))
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 __all__ = ["MetricSpec", "metric_registry", "register_metric"]
 
-MetricInput = Literal["labels", "proba", "latency"]
+MetricInput = Literal["labels", "proba", "confidence", "latency"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -22,8 +22,10 @@ class MetricSpec:
     """A registered metric.
 
     ``input`` says what the second argument is: ``labels`` -> ``f(y_true, y_pred)``,
-    ``proba`` -> ``f(y_true, proba)`` with ``proba`` of shape (n, k), ``latency`` ->
-    ``f(latency_ms)``. ``per_class`` metrics return a (k,) array indexed by class id.
+    ``proba`` -> ``f(y_true, proba)`` with ``proba`` of shape (n, k), ``confidence`` ->
+    ``f(correct, confidence)`` with per-decision correctness and the decided class's
+    probability, both of shape (n,), ``latency`` -> ``f(latency_ms)``. ``per_class`` metrics
+    return a (k,) array indexed by class id.
     """
 
     name: str

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tunegate.metrics._classification import accuracy_score
 from tunegate.metrics._registry import register_metric
-from tunegate.metrics._validation import check_latency, check_proba
+from tunegate.metrics._validation import check_latency, check_proba, check_proba_rows
 
 __all__ = [
     "auto_route_mask",
@@ -32,10 +33,12 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 def normalized_entropy(proba: Any) -> FloatArray:
-    """``H(p) / log(k)`` of each row of an (n, k) probability matrix, in [0, 1]; shape (n,)."""
-    p = np.asarray(proba, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] < 2:
-        raise ValueError(f"proba must be (n, k) with k >= 2, got shape {p.shape}")
+    """``H(p) / log(k)`` of each row of an (n, k) probability matrix, in [0, 1]; shape (n,).
+
+    Natural log, ``0 log 0 = 0``: 0 for a one-hot row, 1 for the uniform row. This is the
+    quantity routing compares with ``clarify_threshold`` (:func:`tunegate.routing.route`).
+    """
+    p = check_proba_rows(proba)
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
     h = -plogp.sum(axis=1) / np.log(p.shape[1])
@@ -79,9 +82,7 @@ def selective_accuracy_score(
     """
     t, p = check_proba(y_true, proba)
     auto = auto_route_mask(p, clarify_threshold=clarify_threshold, escalate=escalate)
-    if not auto.any():
-        return float("nan")
-    return float(np.mean(p[auto].argmax(axis=1) == t[auto]))
+    return accuracy_score(t, p.argmax(axis=1), mask=auto)
 
 
 @register_metric(input="proba", greater_is_better=True)

@@ -1,7 +1,14 @@
-"""Significance and variance: McNemar's exact test, spread across seed runs."""
+"""Significance and variance: McNemar's exact test, the one-sided two-proportion z-test,
+spread across seed runs.
+
+Seed spread semantics (one rule for training sweeps and evaluation runs): the standard
+deviation is the sample one (ddof=1), and it is ``nan`` for a single run: one run measures no
+spread at all, which a ``0.0`` would misreport as "perfectly stable".
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +19,13 @@ from scipy import stats
 from tunegate.errors import InputError
 from tunegate.metrics._validation import check_mask
 
-__all__ = ["McNemarResult", "SeedSummary", "mcnemar_exact", "seed_summary"]
+__all__ = [
+    "McNemarResult",
+    "SeedSummary",
+    "mcnemar_exact",
+    "one_sided_rate_increase_p",
+    "seed_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,23 @@ def mcnemar_exact(correct_a: Any, correct_b: Any) -> McNemarResult:
     return McNemarResult(only_a, only_b, min(1.0, p))
 
 
+def one_sided_rate_increase_p(x0: int, n0: int, x1: int, n1: int) -> float:
+    """p-value of a pooled two-proportion z-test that the rate ``x1/n1`` exceeds ``x0/n0``.
+
+    ``z = (x1/n1 - x0/n0) / sqrt(p (1 - p) (1/n0 + 1/n1))`` with the pooled rate
+    ``p = (x0 + x1) / (n0 + n1)``; returns ``P(Z >= z)``. 1.0 when either sample is empty;
+    with zero pooled variance (both rates 0 or both 1) 0.0 if the rate rose, else 1.0.
+    """
+    if n0 <= 0 or n1 <= 0:
+        return 1.0
+    pooled = (x0 + x1) / (n0 + n1)
+    var = pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1)
+    diff = x1 / n1 - x0 / n0
+    if var <= 0.0:
+        return 0.0 if diff > 0 else 1.0
+    return float(stats.norm.sf(diff / math.sqrt(var)))
+
+
 @dataclass(frozen=True)
 class SeedSummary:
     """A metric over K runs that differ only in their seed (or configuration)."""
@@ -57,9 +87,14 @@ class SeedSummary:
     maximum: float
     k: int
 
+    def as_dict(self) -> dict[str, float]:
+        """``{"mean", "std", "min", "max"}`` (``std`` may be ``nan``)."""
+        return {"mean": self.mean, "std": self.std, "min": self.minimum, "max": self.maximum}
+
 
 def seed_summary(values: Sequence[float]) -> SeedSummary:
-    """Mean, standard deviation (ddof=1), min and max of one metric across K runs."""
+    """Mean, standard deviation (ddof=1; ``nan`` for one run), min and max of one metric
+    across K runs; ``values`` has shape (K,)."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
         raise InputError(f"expected a non-empty 1-D list of per-run values, got shape {arr.shape}")

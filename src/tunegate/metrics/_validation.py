@@ -9,7 +9,16 @@ import numpy.typing as npt
 
 from tunegate.errors import InputError
 
-__all__ = ["check_labels", "check_latency", "check_mask", "check_proba"]
+__all__ = [
+    "check_confidence",
+    "check_labels",
+    "check_latency",
+    "check_logits",
+    "check_mask",
+    "check_proba",
+    "check_proba_rows",
+    "check_series",
+]
 
 IntArray = npt.NDArray[np.intp]
 FloatArray = npt.NDArray[np.float64]
@@ -116,3 +125,64 @@ def check_latency(latency_ms: Any) -> FloatArray:
     if not np.all(np.isfinite(arr)) or arr.min() < 0:
         raise InputError("latency_ms must be finite and non-negative (milliseconds)")
     return arr
+
+
+def check_proba_rows(proba: Any, name: str = "proba") -> FloatArray:
+    """Validate an ``(n, k)`` matrix of finite, non-negative per-class probabilities with
+    ``k >= 2`` (row sums are not checked: the caller decides its tolerance)."""
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise InputError(f"{name} must be (n, k) with k >= 2, got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or (p.size and p.min() < -1e-12):
+        raise InputError(
+            f"{name} holds negative, NaN or infinite values; pass probabilities "
+            f"(e.g. a softmax output)"
+        )
+    return p
+
+
+def check_confidence(correct: Any, confidence: Any) -> tuple[FloatArray, FloatArray]:
+    """Validate per-decision correctness (boolean or 0/1, shape (n,)) and the confidence of
+    the decided class (shape (n,), in [0, 1]); returns both as float arrays."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    if conf.ndim != 1 or conf.size == 0:
+        raise InputError(
+            f"confidence must be a non-empty 1-D array (one value per decision), "
+            f"got shape {conf.shape}"
+        )
+    if not np.all(np.isfinite(conf)) or conf.min() < 0.0 or conf.max() > 1.0:
+        raise InputError("confidence must hold probabilities in [0, 1]")
+    ok = np.asarray(correct)
+    if ok.shape != conf.shape:
+        raise InputError(
+            f"correct has shape {ok.shape} but confidence has {conf.shape}; "
+            f"they must be aligned one-to-one"
+        )
+    if ok.dtype != np.bool_ and not np.all((ok == 0) | (ok == 1)):
+        raise InputError("correct must be boolean (or 0/1): True where the decision was right")
+    return ok.astype(np.float64), conf
+
+
+def check_logits(logits: Any, y_true: Any) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Validate ``(n, k)`` logits (or scores) and ``(n,)`` class ids ``0..k-1``, ``n >= 1``."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y_true, dtype=np.int64)
+    if z.ndim != 2 or y.ndim != 1 or z.shape[0] != y.shape[0]:
+        raise InputError(f"expected logits (n, k) and labels (n,), got {z.shape} and {y.shape}")
+    if z.shape[0] == 0:
+        raise InputError("cannot fit a temperature on an empty calibration split")
+    if y.min() < 0 or y.max() >= z.shape[1]:
+        raise InputError(
+            f"labels must be class indices in [0, {z.shape[1]}), got [{y.min()}, {y.max()}]"
+        )
+    return z, y
+
+
+def check_series(series: Any) -> FloatArray:
+    """Validate a time-ordered 1-D series of finite numbers."""
+    x = np.asarray(series, dtype=float)
+    if x.ndim != 1:
+        raise InputError(f"expected a 1-d series, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise InputError("the series contains NaN or infinite values; fill or drop them first")
+    return x

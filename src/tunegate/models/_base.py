@@ -9,6 +9,7 @@ import numpy as np
 
 from tunegate.config import Workflow
 from tunegate.errors import InputError, ModelError
+from tunegate.metrics import softmax
 from tunegate.records import ModelKind
 
 __all__ = [
@@ -111,17 +112,6 @@ def build_classifier(name: str, workflow: Workflow, **kwargs: Any) -> Classifier
             f"unknown model backend {name!r}; registered: {sorted(_BACKENDS)} (or lora:PATH)"
         )
     return factory(workflow, **kwargs)
-
-
-def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``scores / temperature``: (n, k) -> (n, k) float64."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    z = np.asarray(scores, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return out
 
 
 def check_proba(proba: np.ndarray, n: int, labels: Sequence[str]) -> np.ndarray:

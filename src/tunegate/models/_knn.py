@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tunegate._optional import require
 from tunegate.config import Workflow
 from tunegate.errors import InputError
-from tunegate.models._base import Metadata, labels_to_index, register_backend, softmax
+from tunegate.metrics import softmax
+from tunegate.models._base import Metadata, labels_to_index, register_backend
 from tunegate.models._encoder import Encoder, _cpu_count, get_encoder, validate_texts
 from tunegate.records import Example, ModelKind, ReviewStatus, content_hash
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = ["ANN_THRESHOLD", "KNNClassifier"]
 
@@ -75,7 +79,7 @@ class KNNClassifier:
             self.index = _hnsw_index(self.embeddings)
 
     @classmethod
-    def from_store(cls, workflow: Workflow, store: Any, **kwargs: Any) -> KNNClassifier:
+    def from_store(cls, workflow: Workflow, store: Store, **kwargs: Any) -> KNNClassifier:
         """Build over the store's reviewed examples."""
         return cls(workflow, store.examples(review_status=ReviewStatus.REVIEWED.value), **kwargs)
 

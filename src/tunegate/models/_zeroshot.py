@@ -10,7 +10,8 @@ import numpy as np
 
 from tunegate.config import Workflow
 from tunegate.errors import InputError
-from tunegate.models._base import Metadata, labels_to_index, register_backend, softmax
+from tunegate.metrics import fit_temperature, softmax
+from tunegate.models._base import Metadata, labels_to_index, register_backend
 from tunegate.models._encoder import Encoder, get_encoder, validate_texts
 from tunegate.records import ModelKind, content_hash
 
@@ -111,26 +112,11 @@ def fit_temperature_nll(
 ) -> float:
     """Temperature T minimizing mean NLL of ``softmax(scores / T)`` at integer labels ``y``.
 
-    ``scores`` (n, k) logits or similarities; ``y`` (n,) column indices. Bounded Brent search
-    over ``log T``.
+    ``scores`` (n, k) logits or similarities; ``y`` (n,) column indices. This is
+    :func:`tunegate.metrics.fit_temperature` with the zero-shot bounds [1e-3, 10] and no
+    fallback (the prior temperature is replaced by the fit).
     """
-    from scipy.optimize import minimize_scalar
-    from scipy.special import logsumexp
-
-    s = np.asarray(scores, dtype=np.float64)
-    picked = s[np.arange(len(y)), y]
-
-    def nll(log_t: float) -> float:
-        t = float(np.exp(log_t))
-        return float(np.mean(logsumexp(s / t, axis=1) - picked / t))
-
-    result = minimize_scalar(
-        nll,
-        bounds=(np.log(bounds[0]), np.log(bounds[1])),
-        method="bounded",
-        options={"xatol": 1e-4},
-    )
-    return float(np.exp(result.x))
+    return fit_temperature(scores, y, bounds=bounds, fallback=None)
 
 
 @register_backend("zero-shot")

@@ -7,6 +7,12 @@ therefore an *override-corrected* estimate: it can only see the errors analysts 
 A decision counts as **overridden** when an override matches it (by ``decision_id``, else by
 ``ticket_id``; the latest override wins) and its ``final_label`` differs from the decision's
 label. A confirming override (same label) is not an override.
+
+How the figures are computed: the decisions and their overrides become arrays (true and
+decided class ids, the decided class's confidence, the route, the latency) and every rate is
+a :mod:`tunegate.metrics` function of them, so production monitoring, the rollback triggers
+and the offline verdict share one implementation of ECE, false-negative rate, selective
+accuracy and latency percentiles.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
+from tunegate import metrics
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.records import Decision, Override, Route, Ticket
@@ -98,7 +106,8 @@ class Figures:
 
     Rates are shares in [0, 1]; ``None`` means the window had nothing to measure. Latencies are
     milliseconds. ``calibration_gap`` = mean confidence - override-corrected accuracy (positive
-    = over-confident); ``ece`` is the expected calibration error over 10 equal-width bins.
+    = over-confident); ``ece`` is the expected calibration error over 10 equal-width bins
+    (:func:`tunegate.metrics.confidence_calibration_error`).
     """
 
     n_decisions: int
@@ -166,17 +175,41 @@ def _rate(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def _ece(confidence: np.ndarray, correct: np.ndarray) -> float | None:
-    if confidence.size == 0:
-        return None
-    edges = np.linspace(0.0, 1.0, _ECE_BINS + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, _ECE_BINS - 1)
-    total = 0.0
-    for b in range(_ECE_BINS):
-        mask = which == b
-        if mask.any():
-            total += mask.mean() * abs(confidence[mask].mean() - correct[mask].mean())
-    return float(total)
+@dataclass(frozen=True)
+class _Arrays:
+    """Decisions as arrays, one row per decision (shape (n,) each)."""
+
+    y_true: npt.NDArray[np.intp]
+    """Class id of the override-corrected truth."""
+    y_pred: npt.NDArray[np.intp]
+    """Class id of the decision's label."""
+    confidence: npt.NDArray[np.float64]
+    """Probability of the decision's label."""
+    auto: npt.NDArray[np.bool_]
+    """True for decisions routed ``auto``."""
+    latency_ms: npt.NDArray[np.float64]
+    classes: dict[str, int]
+    """Label -> class id: the workflow's labels in order, then any other label seen."""
+
+
+def _arrays(decisions: Sequence[Decision], truths: Sequence[str], workflow: Workflow) -> _Arrays:
+    classes = {name: i for i, name in enumerate(workflow.label_names)}
+    for name in (*workflow.protected_labels, *truths, *(d.label for d in decisions)):
+        classes.setdefault(name, len(classes))
+    return _Arrays(
+        y_true=np.array([classes[t] for t in truths], dtype=np.intp),
+        y_pred=np.array([classes[d.label] for d in decisions], dtype=np.intp),
+        confidence=np.array([d.confidence for d in decisions], dtype=np.float64),
+        auto=np.array(
+            [d.route not in (Route.ESCALATE, Route.CLARIFY) for d in decisions], dtype=np.bool_
+        ),
+        latency_ms=np.array([float(d.latency_ms) for d in decisions], dtype=np.float64),
+        classes=classes,
+    )
+
+
+def _or_none(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 def compute_figures(
@@ -198,35 +231,34 @@ def compute_figures(
         matched = match_overrides(decisions, overrides)
     n = len(decisions)
     reasons: dict[str, int] = defaultdict(int)
-    protected = workflow.protected_labels
-    support = dict.fromkeys(protected, 0)
-    misses = dict.fromkeys(protected, 0)
-    n_over = n_esc = n_clar = n_auto = n_auto_ok = 0
-    conf = np.zeros(n)
-    correct = np.zeros(n)
-    lat: list[float] = []
-    for i, d in enumerate(decisions):
+    truths: list[str] = []
+    n_over = 0
+    for d in decisions:
         ov = matched.get(d.id)
         truth = d.label
         if ov is not None and ov.final_label != d.label:
             truth = ov.final_label
             n_over += 1
             reasons[str(ov.reason_code)] += 1
-        ok = truth == d.label
-        conf[i] = d.confidence
-        correct[i] = float(ok)
-        if d.route == Route.ESCALATE:
-            n_esc += 1
-        elif d.route == Route.CLARIFY:
-            n_clar += 1
-        else:
-            n_auto += 1
-            n_auto_ok += int(ok)
-        if truth in support:
-            support[truth] += 1
-            misses[truth] += int(not ok)
-        lat.append(float(d.latency_ms))
-    lat_arr = np.asarray(lat)
+        truths.append(truth)
+    a = _arrays(decisions, truths, workflow)
+    correct = (a.y_true == a.y_pred).astype(np.float64)
+    protected = workflow.protected_labels
+    support = dict.fromkeys(protected, 0)
+    misses = dict.fromkeys(protected, 0)
+    fnr: dict[str, float | None] = dict.fromkeys(protected)
+    if n:
+        cm = metrics.confusion_matrix(a.y_true, a.y_pred, n_classes=len(a.classes))
+        per_class_fnr = metrics.false_negative_rate(a.y_true, a.y_pred, n_classes=len(a.classes))
+        for c in protected:
+            i = a.classes[c]
+            support[c] = int(cm[i].sum())
+            misses[c] = support[c] - int(cm[i, i])
+            fnr[c] = _or_none(per_class_fnr[i])
+    routes = [d.route for d in decisions]
+    n_esc = routes.count(Route.ESCALATE)
+    n_clar = routes.count(Route.CLARIFY)
+    n_auto = int(a.auto.sum())
     groups: dict[str, dict[str, Figures]] = {}
     if breakdown and n:
         keyed: dict[str, dict[str, list[Decision]]] = {
@@ -261,19 +293,28 @@ def compute_figures(
         n_clarify=n_clar,
         clarify_rate=_rate(n_clar, n),
         n_auto=n_auto,
-        n_auto_correct=n_auto_ok,
-        selective_accuracy=_rate(n_auto_ok, n_auto),
-        accuracy=float(correct.mean()) if n else None,
-        mean_confidence=float(conf.mean()) if n else None,
-        calibration_gap=float(conf.mean() - correct.mean()) if n else None,
-        ece=_ece(conf, correct),
-        latency_p50=float(np.percentile(lat_arr, 50)) if n else None,
-        latency_p95=float(np.percentile(lat_arr, 95)) if n else None,
+        n_auto_correct=int(correct[a.auto].sum()),
+        selective_accuracy=(
+            _or_none(metrics.accuracy_score(a.y_true, a.y_pred, mask=a.auto)) if n else None
+        ),
+        accuracy=metrics.accuracy_score(a.y_true, a.y_pred) if n else None,
+        mean_confidence=float(a.confidence.mean()) if n else None,
+        calibration_gap=float(a.confidence.mean() - correct.mean()) if n else None,
+        ece=(
+            # clip: a stored distribution may sum to 1 within 1e-3, so one entry may be 1.0004
+            metrics.confidence_calibration_error(
+                correct, np.clip(a.confidence, 0.0, 1.0), n_bins=_ECE_BINS
+            )
+            if n
+            else None
+        ),
+        latency_p50=metrics.latency_p50_ms(a.latency_ms) if n else None,
+        latency_p95=metrics.latency_p95_ms(a.latency_ms) if n else None,
         protected_support=support,
         protected_misses=misses,
-        protected_fnr={c: _rate(misses[c], support[c]) for c in protected},
+        protected_fnr=fnr,
         breakdown=groups,
-        latencies_ms=tuple(lat),
+        latencies_ms=tuple(float(x) for x in a.latency_ms),
     )
 
 

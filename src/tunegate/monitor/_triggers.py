@@ -6,7 +6,8 @@ decisions served in ``rollback.baseline_days`` before the champion was promoted)
 
 1. the change exceeds its threshold from ``workflow.rollback`` (strictly: "more than"), and
 2. the change is statistically significant at ``rollback.significance`` (one-sided: a
-   two-proportion z-test for rates, Mann-Whitney U for latency),
+   two-proportion z-test for rates, :func:`tunegate.metrics.one_sided_rate_increase_p`;
+   Mann-Whitney U for latency),
 
 so a threshold states the size of change that matters and the test keeps noise in small
 windows from rolling a good model back. A window (or baseline) with fewer than
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from scipy import stats
 
 from tunegate.config import RollbackPolicy
 from tunegate.errors import InputError
+from tunegate.metrics import one_sided_rate_increase_p
 from tunegate.monitor._figures import Figures, PeriodFigures
 from tunegate.records import utcnow
 
@@ -81,18 +82,6 @@ class WindowTriggers:
     @property
     def fired(self) -> list[TriggerResult]:
         return [r for r in self.results if r.fired]
-
-
-def one_sided_rate_increase_p(x0: int, n0: int, x1: int, n1: int) -> float:
-    """p-value of a pooled two-proportion z-test that rate ``x1/n1`` exceeds ``x0/n0``."""
-    if n0 <= 0 or n1 <= 0:
-        return 1.0
-    pooled = (x0 + x1) / (n0 + n1)
-    var = pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1)
-    diff = x1 / n1 - x0 / n0
-    if var <= 0.0:
-        return 0.0 if diff > 0 else 1.0
-    return float(stats.norm.sf(diff / math.sqrt(var)))
 
 
 def _not_judged(name: str, threshold: float, window: str, why: str) -> TriggerResult:

@@ -10,12 +10,15 @@ of the two middle ones). A probability-averaging ensemble would be more accurate
 but costs K forward passes per ticket, which the latency rule of a verdict would (rightly)
 count against it; the median model is a typical draw from the training procedure, neither
 its luckiest nor its unluckiest, so its evaluation is an honest estimate of what this recipe
-produces. The standard deviation of every scalar metric across seeds is recorded.
+produces. The standard deviation of every scalar metric across seeds is recorded
+(:func:`tunegate.metrics.seed_summary`: ddof=1, ``nan`` for a single seed, written as
+``null`` in ``seeds.json``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,7 @@ import numpy as np
 
 from tunegate.config import Workflow
 from tunegate.errors import InputError
+from tunegate.metrics import seed_summary
 from tunegate.models.artifact import read_manifest
 from tunegate.records import Example
 from tunegate.train._dataset import Dataset
@@ -44,7 +48,7 @@ class SeedSweep:
     metrics: list[dict[str, float]]
     """Scalar training metrics per seed (same order as ``artifacts``)."""
     spread: dict[str, dict[str, float]]
-    """metric -> {mean, std, min, max} across seeds (std with ddof=1; 0 for one seed)."""
+    """metric -> {mean, std, min, max} across seeds (std with ddof=1; ``nan`` for one seed)."""
     chosen: Path
     """The candidate: the median-seed adapter by validation macro-F1."""
     chosen_seed: int
@@ -54,26 +58,25 @@ class SeedSweep:
             "seeds": self.seeds,
             "artifacts": [str(p) for p in self.artifacts],
             "per_seed": self.metrics,
-            "spread": self.spread,
+            "spread": {
+                key: {name: _json_float(v) for name, v in stats.items()}
+                for key, stats in self.spread.items()
+            },
             "chosen": str(self.chosen),
             "chosen_seed": self.chosen_seed,
             "selection": f"median seed by {SELECTION_METRIC}",
         }
 
 
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
 def metric_spread(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean, std (ddof=1, 0 for a single row), min and max of every scalar metric."""
+    """Mean, std (ddof=1, ``nan`` for a single row), min and max of every scalar metric
+    (:func:`tunegate.metrics.seed_summary` per metric)."""
     keys = sorted({k for row in rows for k in row})
-    out: dict[str, dict[str, float]] = {}
-    for key in keys:
-        values = np.array([row[key] for row in rows if key in row], dtype=np.float64)
-        out[key] = {
-            "mean": float(values.mean()),
-            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "min": float(values.min()),
-            "max": float(values.max()),
-        }
-    return out
+    return {key: seed_summary([row[key] for row in rows if key in row]).as_dict() for key in keys}
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
