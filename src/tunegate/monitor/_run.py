@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from tunegate.config import Workflow
+from tunegate.documents import DatasetManifest, MonitorReference
 from tunegate.errors import InputError, NotFoundError, RegistryError
 from tunegate.monitor._drift import (
     DEFAULT_EMBEDDING_TESTS,
@@ -61,7 +62,6 @@ __all__ = [
 
 Embedder = Callable[[list[str]], np.ndarray]
 
-REFERENCE_KIND = "monitor_reference"
 _MAX_REFERENCE = 2000
 _MAX_DRIFT_TEXTS = 400
 
@@ -108,7 +108,7 @@ def set_reference(store: Any, version: str, texts: Sequence[str]) -> None:
     """Record the texts ``version`` was built from (its drift reference)."""
     if not texts:
         raise InputError(f"reference texts for {version!r} are empty; pass the build texts")
-    store.put(REFERENCE_KIND, version, {"texts": list(texts)})
+    store.documents(MonitorReference).put(version, MonitorReference(texts=list(texts)))
 
 
 def reference_texts(
@@ -122,17 +122,17 @@ def reference_texts(
             return texts
         return [texts[i] for i in sorted(rng.choice(len(texts), size=limit, replace=False))]
 
-    doc = store.get(REFERENCE_KIND, version)
-    if doc and doc.get("texts"):
-        return cap([str(t) for t in doc["texts"]]), "monitor_reference"
+    doc = store.documents(MonitorReference).get(version)
+    if doc is not None and doc.texts:
+        return cap(list(doc.texts)), "monitor_reference"
     try:
         mv: ModelVersion | None = store.get_model_version(version)
     except NotFoundError:
         mv = None
     if mv is not None and mv.training_data_hash:
-        data = store.get("dataset", mv.training_data_hash)
-        if data and data.get("examples"):
-            return cap([str(e["text"]) for e in data["examples"]]), "training dataset"
+        data = store.documents(DatasetManifest).get(mv.training_data_hash)
+        if data is not None and data.examples:
+            return cap([e.text for e in data.examples]), "training dataset"
     if mv is not None:
         before = store.tickets(until=mv.created_at)
         if before:

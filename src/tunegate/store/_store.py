@@ -10,7 +10,6 @@ writers adding the same id never duplicate it and never lose a row.
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import json
 import time
@@ -24,6 +23,7 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 
+from tunegate.documents import Document
 from tunegate.errors import InputError, NotFoundError, StoreError
 from tunegate.records import (
     Attempt,
@@ -39,13 +39,14 @@ from tunegate.records import (
     utcnow,
 )
 from tunegate.store import _schema as s
+from tunegate.store._documents import Documents
 from tunegate.store._engine import make_engine
 from tunegate.store._hashing import RECORD_TYPES, RecordKind, json_encoder, record_hash
 from tunegate.store.migrate import upgrade
 
 __all__ = ["AddResult", "AliasEvent", "Store"]
 
-R = TypeVar("R", bound=BaseModel)
+D = TypeVar("D", bound=Document)
 
 _CHUNK = 900  # ids per IN (...) list: well under SQLite's bound-parameter limit
 _RETRIES = 5
@@ -887,55 +888,13 @@ class Store:
         with self._read() as conn:
             return [EvalRun.model_validate_json(p) for p in conn.execute(query).scalars()]
 
-    # -- generic documents and audit ---------------------------------------------------------------
+    # -- documents and audit ----------------------------------------------------------------------
 
-    def put(self, kind: str, key: str, payload: dict[str, Any]) -> None:
-        """Upsert a JSON document under ``(kind, key)``."""
-        if not isinstance(payload, dict):
-            raise InputError(
-                f"put({kind!r}, {key!r}): payload must be a dict, got {type(payload).__name__}"
-            )
-        try:
-            json.dumps(payload)
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"put({kind!r}, {key!r}): payload is not JSON-serializable: {exc}"
-            ) from exc
-        t = s.documents
-        stmt = self._insert(t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["kind", "key"],
-            set_={"payload": stmt.excluded.payload, "updated_at": stmt.excluded.updated_at},
-        )
-        with self._write() as conn:
-            conn.execute(
-                stmt, {"kind": kind, "key": key, "payload": payload, "updated_at": utcnow()}
-            )
-
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        """The document under ``(kind, key)``, or ``None``."""
-        t = s.documents
-        with self._read() as conn:
-            value: dict[str, Any] | None = conn.execute(
-                sa.select(t.c.payload).where(t.c.kind == kind, t.c.key == key)
-            ).scalar()
-        return value
-
-    def list(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
-        """Every ``(key, payload)`` of one kind, ordered by key."""
-        t = s.documents
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(t.c.key, t.c.payload).where(t.c.kind == kind).order_by(t.c.key)
-            ).all()
-        return [(r.key, r.payload) for r in rows]
-
-    def delete(self, kind: str, key: str) -> bool:
-        """Delete a document; ``True`` when one was deleted."""
-        t = s.documents
-        with self._write() as conn:
-            res = conn.execute(sa.delete(t).where(t.c.kind == kind, t.c.key == key))
-        return bool(res.rowcount)
+    def documents(self, cls: type[D]) -> Documents[D]:
+        """Typed access to the documents of ``cls``'s kind (see :mod:`tunegate.documents`):
+        ``store.documents(Finding).get(key)`` -> ``Finding | None``; also ``put``, ``items``,
+        ``keys`` and ``delete``."""
+        return Documents(self, cls)
 
     def audit(self, action: str, actor: str, details: dict[str, Any]) -> None:
         """Append an audit entry (promotions, rollbacks, reviews, ...)."""
@@ -944,7 +903,7 @@ class Store:
                 sa.insert(s.audit).values(action=action, actor=actor, details=details, at=utcnow())
             )
 
-    def audit_log(self, action: str | None = None) -> builtins.list[dict[str, Any]]:
+    def audit_log(self, action: str | None = None) -> list[dict[str, Any]]:
         """Audit entries, oldest first: dicts with seq, action, actor, details, at."""
         t = s.audit
         query = sa.select(t).order_by(t.c.seq)
