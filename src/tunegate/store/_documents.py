@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -14,26 +13,17 @@ from tunegate.documents import Document
 from tunegate.errors import InputError, StoreError
 from tunegate.records import utcnow
 from tunegate.store import _schema as s
+from tunegate.store._core import StoreCore
 
-__all__ = ["Documents"]
+__all__ = ["Documents", "DocumentsMixin"]
 
 D = TypeVar("D", bound=Document)
-
-
-class _Connections(Protocol):
-    """What :class:`Documents` needs of the store: transactions and the dialect's INSERT."""
-
-    def _read(self) -> AbstractContextManager[sa.Connection]: ...
-
-    def _write(self) -> AbstractContextManager[sa.Connection]: ...
-
-    def _insert(self, table: sa.Table) -> Any: ...
 
 
 class Documents(Generic[D]):
     """The documents of one kind (``cls.KIND``), read and written as ``cls`` instances."""
 
-    def __init__(self, store: _Connections, cls: type[D]) -> None:
+    def __init__(self, store: StoreCore, cls: type[D]) -> None:
         kind = cls.__dict__.get("KIND")
         if not isinstance(kind, str):
             raise InputError(
@@ -118,3 +108,13 @@ class Documents(Generic[D]):
         with self._store._write() as conn:
             res = conn.execute(sa.delete(t).where(t.c.kind == self.kind, t.c.key == key))
         return bool(res.rowcount)
+
+
+class DocumentsMixin(StoreCore):
+    """``store.documents(cls)``: the typed documents of one kind."""
+
+    def documents(self, cls: type[D]) -> Documents[D]:
+        """Typed access to the documents of ``cls``'s kind (see :mod:`tunegate.documents`):
+        ``store.documents(Finding).get(key)`` -> ``Finding | None``; also ``put``, ``items``,
+        ``keys`` and ``delete``."""
+        return Documents(self, cls)
