@@ -14,7 +14,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -181,7 +181,7 @@ class Dataset:
         )
 
 
-def load_dataset(store: Any, dataset_hash_or_prefix: str) -> Dataset:
+def load_dataset(store: Store, dataset_hash_or_prefix: str) -> Dataset:
     """Load a stored dataset by its hash (a unique prefix of at least 6 characters works)."""
     key = dataset_hash_or_prefix
     docs = store.documents(DatasetManifest)
@@ -205,8 +205,8 @@ def load_dataset(store: Any, dataset_hash_or_prefix: str) -> Dataset:
 # -- building ---------------------------------------------------------------------------------
 
 
-def _gather_from_store(store: Any, workflow: Workflow) -> list[Example]:
-    overrides: list[Override] = store.overrides()
+def _gather_from_store(store: Store, workflow: Workflow) -> list[Example]:
+    overrides = store.overrides()
     examples: list[Example] = []
     if overrides:
         tickets = {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in overrides}))}
@@ -227,7 +227,7 @@ def _gather_from_store(store: Any, workflow: Workflow) -> list[Example]:
     return examples
 
 
-def _resolve_suites(store: Any, suites: Sequence[EvalSuite | str]) -> list[EvalSuite]:
+def _resolve_suites(store: Store | None, suites: Sequence[EvalSuite | str]) -> list[EvalSuite]:
     resolved: list[EvalSuite] = []
     for suite in suites:
         if isinstance(suite, EvalSuite):
@@ -272,7 +272,7 @@ def _default_encoder(workflow: Workflow) -> Embedder:
 
 
 def build_dataset(
-    store_or_examples: Any,
+    store_or_examples: Store | Iterable[Example],
     workflow: Workflow,
     *,
     suites: Sequence[EvalSuite | str] = (),
@@ -308,9 +308,8 @@ def build_dataset(
     """
     if on_leak not in ("exclude", "raise"):
         raise InputError(f"on_leak must be 'exclude' or 'raise', got {on_leak!r}")
-    store = None
     if hasattr(store_or_examples, "overrides") and hasattr(store_or_examples, "examples"):
-        store = store_or_examples
+        store = cast("Store", store_or_examples)
         raw = _gather_from_store(store, workflow)
         suite_objs = _resolve_suites(store, suites) if suites else list(store.suites())
     else:
