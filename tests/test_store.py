@@ -18,6 +18,8 @@ from tunegate.documents import (
     DatasetManifest,
     Document,
     Finding,
+    LabelIssues,
+    MlflowRun,
     MonitorReference,
     TriageLabel,
     document_type,
@@ -507,6 +509,21 @@ def test_documents_stored_before_typing_still_load(
             sa.select(documents_table.c.payload).where(documents_table.c.key == "k2")
         ).scalar()
     assert again == payload
+
+
+def test_the_payloads_the_writers_build_validate_as_their_documents() -> None:
+    """``tunegate label-issues`` and ``tunegate finetune`` store these dicts as documents."""
+    import numpy as np
+
+    from tunegate.mlflow_export import MlflowExport
+    from tunegate.train import LabelIssue, LabelIssueReport
+
+    exported = MlflowExport("file:///m", "exp", "run1", "tunegate-x", "3", ["candidate"])
+    assert MlflowRun.model_validate(exported.as_dict()).model_dump() == exported.as_dict()
+    issue = LabelIssue("ex_1", "text", "a", "b", 0.123456)
+    report = LabelIssueReport([issue], 4, ["a", "b"], np.full((4, 2), 0.5), 0.75, 2)
+    summary = report.summary()
+    assert LabelIssues.model_validate(summary).model_dump(mode="json") == summary
 
 
 def test_a_stored_document_that_no_longer_validates_is_a_store_error(store: Store) -> None:
