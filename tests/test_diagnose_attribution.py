@@ -17,7 +17,9 @@ from tunegate.diagnose import (
     underweighted_terms,
     word_lists,
 )
+from tunegate.documents import Finding
 from tunegate.errors import InputError, NotFoundError
+from tunegate.store import Store
 
 pytest.importorskip("captum")
 
@@ -113,28 +115,13 @@ def test_underweighted_terms_names_distinctive_weak_words() -> None:
     assert [t.term for t in underweighted_terms(strong, reference)[0]] == ["push"]
 
 
-class _Docs:
-    def __init__(self) -> None:
-        self.docs: dict[tuple[str, str], dict[str, object]] = {}
-
-    def put(self, kind: str, key: str, payload: dict[str, object]) -> None:
-        self.docs[(kind, key)] = payload
-
-    def get(self, kind: str, key: str) -> dict[str, object] | None:
-        return self.docs.get((kind, key))
-
-    def list(self, kind: str) -> list[tuple[str, dict[str, object]]]:
-        return [(k, v) for (kk, k), v in self.docs.items() if kk == kind]
-
-    def audit(self, *args: object) -> None:
-        pass
-
-
 def test_confirm_finding(tmp_path: Path) -> None:
-    store = _Docs()
-    store.put("finding", "fnd_1", {"confirmed": False, "label": "security_incident"})
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    docs = store.documents(Finding)
+    docs.put("fnd_1", Finding(id="fnd_1", reason_code="R2", label="security_incident"))
     payload = confirm_finding(store, "fnd_1", reviewer="lead")
     assert payload["confirmed"] is True and payload["confirmed_by"] == "lead"
-    assert store.get("finding", "fnd_1")["confirmed"] is True  # type: ignore[index]
+    stored = docs.get("fnd_1")
+    assert stored is not None and stored.confirmed is True and stored.confirmed_by == "lead"
     with pytest.raises(NotFoundError, match="fnd_1"):
         confirm_finding(store, "fnd_2")

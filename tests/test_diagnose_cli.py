@@ -111,6 +111,7 @@ def test_triage_round_trip_and_recommend(
 
 
 def test_gate_exit_codes_and_confirm(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tunegate.documents import Finding
     from tunegate.store import Store
 
     assert main(["gate", "-c", str(project), "--json"]) == 1
@@ -118,7 +119,8 @@ def test_gate_exit_codes_and_confirm(project: Path, capsys: pytest.CaptureFixtur
     assert report["open"] is False and len(report["conditions"]) == 5
     assert report["conditions"][0]["passed"] is True
     store = Store(f"sqlite:///{project.parent / 'tunegate.db'}")
-    store.put("finding", "fnd_x", {"confirmed": False, "label": "security_incident", "tokens": []})
+    finding = Finding(id="fnd_x", reason_code="R2", label="security_incident")
+    store.documents(Finding).put("fnd_x", finding)
     store.close()
     assert main(["attribute", "--confirm", "fnd_x", "-c", str(project), "--reviewer", "ana"]) == 0
     assert main(["gate", "-c", str(project)]) == 1

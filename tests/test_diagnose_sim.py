@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tunegate.config import Workflow, parse_workflow, starter_yaml
+from tunegate.documents import Finding, FindingTerm
 from tunegate.records import (
     Attempt,
     AttemptKind,
@@ -70,8 +71,11 @@ def test_gate_on_the_simulation(sim: dict[str, Any]) -> None:
         id=champion, kind=ModelKind.ZERO_SHOT, status=ModelStatus.CHAMPION,
         config={"instructions": wf.instructions}))
     store.set_alias("champion", champion, actor="test", reason="pre-rollout champion")
-    store.put("finding", "fnd_sim", {"confirmed": False, "label": "security_incident",
-                                     "tokens": [{"term": "authenticator"}]})
+    store.documents(Finding).put("fnd_sim", Finding(
+        id="fnd_sim", reason_code="R2", label="security_incident",
+        tokens=[FindingTerm(term="authenticator", label="security_incident", z=3.0,
+                            overrides_with=5, reference_with=0, attr_analyst=0.01,
+                            attr_predicted=0.02, margin=-0.01, cue="misleading")]))
     confirm_finding(store, "fnd_sim", reviewer="lead")
 
     # after the rollout, with everything but the instruction attempt: closed on (4) and (5)
@@ -140,5 +144,10 @@ def test_attribution_surfaces_the_planted_signal(sim: dict[str, Any]) -> None:
     assert top["model_labels"].get("account_unlock", 0) >= top["n_overrides"] / 2
     terms = [t["term"] for t in top["tokens"]]
     assert len(set(terms) & PLANTED) >= 2, terms
-    stored = store.get("finding", top["id"])
-    assert stored is not None and stored["confirmed"] is False
+    stored = store.documents(Finding).get(top["id"])
+    assert stored is not None and stored.confirmed is False
+    # the monitor's next gap reads the same Finding documents (it once read another kind)
+    from tunegate.monitor import next_gap_from_store
+
+    gap = next_gap_from_store(store, wf, model_version=sim["result"].champion_version)
+    assert set(gap.attribution) & PLANTED, gap.attribution

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,9 @@ from tunegate.diagnose import (
     suggest,
     triage_rule,
 )
+from tunegate.documents import TriageLabel
 from tunegate.errors import InputError
+from tunegate.store import Store
 
 LABELS = ["account_unlock", "security_incident", "hardware", "access_request"]
 
@@ -110,24 +113,16 @@ def test_context_build_recurrence_and_shift(ctx: TriageContext) -> None:
     assert "laptop" in ctx.shifted_terms and ctx.shifted_terms["laptop"] > 3
 
 
-class MemoryStore:
-    """The slice of the Store API that triage uses."""
+class MemoryStore(Store):
+    """An in-memory store that also keeps the audit entries in a list."""
 
     def __init__(self) -> None:
-        self.docs: dict[tuple[str, str], dict[str, object]] = {}
-        self.log: list[tuple[str, str, dict[str, object]]] = []
+        super().__init__("sqlite://")
+        self.log: list[tuple[str, str, dict[str, Any]]] = []
 
-    def put(self, kind: str, key: str, payload: dict[str, object]) -> None:
-        self.docs[(kind, key)] = payload
-
-    def get(self, kind: str, key: str) -> dict[str, object] | None:
-        return self.docs.get((kind, key))
-
-    def list(self, kind: str) -> list[tuple[str, dict[str, object]]]:
-        return [(k, v) for (kk, k), v in self.docs.items() if kk == kind]
-
-    def audit(self, action: str, actor: str, details: dict[str, object]) -> None:
+    def audit(self, action: str, actor: str, details: dict[str, Any]) -> None:
         self.log.append((action, actor, details))
+        super().audit(action, actor, details)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
@@ -175,7 +170,7 @@ def test_import_reports_every_bad_line_and_stores_nothing(tmp_path: Path) -> Non
     assert f"{path}:3: category 'nonsense'" in msg
     assert f"{path}:4: empty failure_id" in msg
     assert f"{path}:5: failure_id 'f1' repeats line 2" in msg
-    assert store.docs == {}
+    assert store.documents(TriageLabel).items() == []
     bad_json = tmp_path / "t.jsonl"
     bad_json.write_text('{"failure_id": "a", "category": "missing_facts"}\n{oops\n')
     with pytest.raises(InputError, match=r"t.jsonl:2: not valid JSON"):

@@ -15,6 +15,7 @@ from tunegate.diagnose import (
     evaluate_gate,
     override_trend,
 )
+from tunegate.documents import Finding
 from tunegate.records import (
     Attempt,
     AttemptKind,
@@ -262,7 +263,9 @@ def test_evaluate_gate_over_a_store(tmp_path: Path, workflow: Workflow) -> None:
     )
     store.set_alias("champion", CHAMP, actor="test")
     store.save_eval_run(_run())
-    store.put("finding", "fnd_1", {"confirmed": False, "label": "security_incident", "tokens": []})
+    store.documents(Finding).put(
+        "fnd_1", Finding(id="fnd_1", reason_code="R2", label="security_incident")
+    )
     report = evaluate_gate(store, workflow)
     assert [c.name for c in report.conditions if not c.passed] == [
         "root_cause",

@@ -26,8 +26,8 @@ from tunegate.io._readers import jsonl_row
 from tunegate.records import Decision, Example, Override, RuleHit, Ticket
 from tunegate.store import Store
 from tunegate.store import _schema as schema
+from tunegate.store._bulk import _sqlite_datetime, _sqlite_params, _sqlite_params_generic
 from tunegate.store._hashing import json_encoder, record_hash, record_hash_plain
-from tunegate.store._store import _sqlite_datetime, _sqlite_params, _sqlite_params_generic
 
 store = _store_fixtures.store
 store_url = _store_fixtures.store_url  # fixtures

@@ -15,6 +15,7 @@ import pytest
 
 from tunegate.cli import main
 from tunegate.config import Workflow
+from tunegate.documents import Finding, FindingTerm
 from tunegate.errors import InputError
 from tunegate.monitor import (
     act_on,
@@ -246,6 +247,34 @@ def test_next_gap_and_report_render(store: Store, workflow: Workflow) -> None:
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
     html_path, md_path = write_report(result, Path(store.sqlite_path or ".").parent / "r", gap=gap)
     assert html_path.exists() and md_path.exists()
+
+
+def _term(term: str, label: str) -> FindingTerm:
+    return FindingTerm(
+        term=term, label=label, z=3.0, overrides_with=5, reference_with=0,
+        attr_analyst=0.01, attr_predicted=0.03, margin=-0.02, cue="misleading",
+    )  # fmt: skip
+
+
+def test_next_gap_counts_the_terms_of_stored_attribution_findings(
+    store: Store, workflow: Workflow
+) -> None:
+    """Findings written by ``attribute_overrides`` (kind ``finding``) reach the next gap."""
+    populate(store, workflow, weeks=[("v1", 0.05)] * 4 + [("v2", 0.3)] * 2)
+    register(store, "v1", "v2")
+    assert next_gap_from_store(store, workflow).attribution == {}
+    docs = store.documents(Finding)
+    label = "security_incident"
+    terms = [_term("phishing", label), _term("mfa", label)]  # "mfa" is in no ticket
+    docs.put("fnd_1", Finding(id="fnd_1", reason_code="R2", label=label, tokens=terms))
+    other = [_term("vpn", "vpn_issue")]
+    docs.put("fnd_2", Finding(id="fnd_2", reason_code="R1", label="vpn_issue", tokens=other))
+    gap = next_gap_from_store(store, workflow)
+    v2 = {d.id for d in store.decisions(model_version="v2")}
+    expected = sum(1 for o in store.overrides() if o.decision_id in v2 and o.final_label == label)
+    assert expected > 0
+    assert gap.attribution == {"phishing": float(expected)}
+    assert gap.to_dict()["attribution"] == {"phishing": float(expected)}
 
 
 # -- shadow ---------------------------------------------------------------------------------

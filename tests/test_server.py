@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from _server_support import SECRET, Service, csrf_from, login, make_service, service
 from tunegate.cli import main
 from tunegate.config import Workflow, starter_yaml
+from tunegate.documents import ApiToken
 from tunegate.records import ModelKind, ModelVersion
 from tunegate.server import ServerSettings, create_app, create_token, hash_token, verify_token
 from tunegate.server._auth import SessionSigner
@@ -87,9 +88,9 @@ def test_admin_may_do_what_an_analyst_may(service: Service) -> None:
 
 
 def test_tokens_are_stored_only_as_hashes(service: Service) -> None:
-    rows = service.store.list("token")
+    rows = service.store.documents(ApiToken).items()
     assert len(rows) == 2
-    blob = json.dumps(rows)
+    blob = json.dumps([(key, doc.model_dump(mode="json")) for key, doc in rows])
     for token in (service.analyst, service.admin):
         assert token not in blob
         assert hash_token(token) in {key for key, _ in rows}

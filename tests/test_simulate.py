@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tunegate.config import Workflow
+from tunegate.documents import Simulation
 from tunegate.errors import InputError
 from tunegate.records import (
     Decision,
@@ -557,4 +558,4 @@ def test_cli_simulate_writes_files_and_ingests(
     assert len(store.tickets()) == payload["counts"]["tickets"]
     assert len(store.overrides()) == payload["counts"]["overrides"]
     assert len(store.examples()) == SimConfig().history_size + payload["counts"]["confirmations"]
-    assert store.get("simulation", "sim") is not None
+    assert store.documents(Simulation).get("sim") is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import _store_fixtures
+from tunegate.documents import (
+    DOCUMENT_TYPES,
+    DatasetManifest,
+    Document,
+    Finding,
+    LabelIssues,
+    MlflowRun,
+    MonitorReference,
+    TriageLabel,
+    document_type,
+)
 from tunegate.errors import InputError, NotFoundError, StoreError
 from tunegate.records import (
     Attempt,
@@ -32,6 +44,7 @@ from tunegate.records import (
     Ticket,
 )
 from tunegate.store import AddResult, Store
+from tunegate.store._schema import documents as documents_table
 from tunegate.store._schema import metadata
 from tunegate.store.migrate import head_revision
 
@@ -358,17 +371,194 @@ def test_eval_runs_large_payload(store: Store) -> None:
         store.get_eval_run("nope")
 
 
+def test_a_document_kind_is_declared_once() -> None:
+    assert DOCUMENT_TYPES["finding"] is Finding and document_type("triage") is TriageLabel
+    with pytest.raises(ValueError, match=r"already declared by tunegate\.documents\.Finding"):
+
+        class Other(Document):
+            KIND: ClassVar[str] = "finding"
+
+    with pytest.raises(KeyError, match="known kinds"):
+        document_type("attribution")
+
+
+# Payloads exactly as the untyped ``Store.put(kind, key, dict)`` wrote them.
+_LEGACY: list[tuple[str, dict[str, Any]]] = [
+    (
+        "finding",
+        {
+            "id": "fnd_1",
+            "kind": "attribution",
+            "reason_code": "R2",
+            "label": "security",
+            "model_labels": {"hardware": 3},
+            "tokens": [
+                {
+                    "term": "mfa",
+                    "label": "security",
+                    "z": 3.1,
+                    "overrides_with": 4,
+                    "reference_with": 0,
+                    "attr_analyst": 0.01,
+                    "attr_predicted": 0.03,
+                    "margin": -0.02,
+                    "cue": "misleading",
+                }
+            ],
+            "reference_level": 0.05,
+            "method": "ig",
+            "n_steps": 20,
+            "n_overrides": 3,
+            "n_reference": 10,
+            "n_reference_counted": 40,
+            "confirmed": True,
+            "confirmed_by": "lead",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "confirmed_at": "2026-01-02T00:00:00+00:00",
+            "note": "",
+        },
+    ),
+    (
+        "triage",
+        {
+            "category": "model_error",
+            "suggested_category": None,
+            "rule": None,
+            "confirmed": True,
+            "reviewer": "bo",
+            "confirmed_at": "2026-01-01T00:00:00+00:00",
+            "note": "",
+            "source": None,
+            "reason_code": "R2",
+            "model_label": None,
+            "final_label": None,
+        },
+    ),
+    (
+        "token",
+        {
+            "id": "tok_1",
+            "name": "alice",
+            "role": "analyst",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "revoked": True,
+            "revoked_at": "2026-01-03T00:00:00+00:00",
+        },
+    ),
+    ("monitor_reference", {"texts": ["printer toner", "vpn down"]}),
+    (
+        "mlflow_run",
+        {
+            "tracking_uri": "file:///m",
+            "experiment": "e",
+            "run_id": "r1",
+            "registered_model": None,
+            "registered_version": None,
+            "aliases": [],
+            "note": "",
+        },
+    ),
+    (
+        "label_issues",
+        {
+            "n_examples": 10,
+            "n_flagged": 1,
+            "flagged_share": 0.1,
+            "oof_accuracy": 0.9,
+            "n_folds": 5,
+            "flagged_per_given_label": {"a": 1},
+            "issues": [{"id": "ex_1"}],
+        },
+    ),
+    (
+        "dataset",
+        {
+            "hash": "h",
+            "manifest": {"n_examples": 0},
+            "target_report": [],
+            "leakage_report": {},
+            "dedup_report": {},
+            "example_ids": [],
+            "examples": [],
+        },
+    ),
+    (
+        "simulation",
+        {"seed": 7, "weeks": 12, "summary": {"n": 1}, "eval_examples": "/x", "ground_truth": "/y"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "payload"), _LEGACY, ids=[k for k, _ in _LEGACY])
+def test_documents_stored_before_typing_still_load(
+    store: Store, kind: str, payload: dict[str, Any]
+) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(documents_table).values(
+                kind=kind, key="k1", payload=payload, updated_at=datetime.now(UTC)
+            )
+        )
+    cls = document_type(kind)
+    doc = store.documents(cls).get("k1")
+    assert isinstance(doc, cls)
+    assert doc.model_dump(mode="json") == payload  # the stored shape round-trips unchanged
+    store.documents(cls).put("k2", doc)
+    with store.engine.connect() as conn:
+        again = conn.execute(
+            sa.select(documents_table.c.payload).where(documents_table.c.key == "k2")
+        ).scalar()
+    assert again == payload
+
+
+def test_the_payloads_the_writers_build_validate_as_their_documents() -> None:
+    """``tunegate label-issues`` and ``tunegate finetune`` store these dicts as documents."""
+    import numpy as np
+
+    from tunegate.mlflow_export import MlflowExport
+    from tunegate.train import LabelIssue, LabelIssueReport
+
+    exported = MlflowExport("file:///m", "exp", "run1", "tunegate-x", "3", ["candidate"])
+    assert MlflowRun.model_validate(exported.as_dict()).model_dump() == exported.as_dict()
+    issue = LabelIssue("ex_1", "text", "a", "b", 0.123456)
+    report = LabelIssueReport([issue], 4, ["a", "b"], np.full((4, 2), 0.5), 0.75, 2)
+    summary = report.summary()
+    assert LabelIssues.model_validate(summary).model_dump(mode="json") == summary
+
+
+def test_a_stored_document_that_no_longer_validates_is_a_store_error(store: Store) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(documents_table).values(
+                kind="monitor_reference",
+                key="v1",
+                payload={"texts": 3},
+                updated_at=datetime.now(UTC),
+            )
+        )
+    with pytest.raises(StoreError, match="monitor_reference document 'v1'"):
+        store.documents(MonitorReference).get("v1")
+
+
 def test_documents_and_audit(store: Store) -> None:
-    store.put("triage", "b", {"x": 1})
-    store.put("triage", "a", {"nested": {"y": [1.5, None, "z"]}})
-    store.put("triage", "b", {"x": 2})
-    store.put("other", "a", {})
-    assert store.get("triage", "b") == {"x": 2}
-    assert store.get("triage", "zz") is None
-    assert store.list("triage") == [("a", {"nested": {"y": [1.5, None, "z"]}}), ("b", {"x": 2})]
-    assert store.delete("triage", "a") and not store.delete("triage", "a")
+    triage = store.documents(TriageLabel)
+    triage.put("b", TriageLabel(category="model_error"))
+    triage.put("a", TriageLabel(category="label_noise", note="two\nlines", rule="r1"))
+    triage.put("b", TriageLabel(category="data_gap"))
+    store.documents(Finding).put("a", Finding(id="a", reason_code="R2", label="x"))
+    got = triage.get("b")
+    assert isinstance(got, TriageLabel) and got.category == "data_gap"
+    assert triage.get("zz") is None
+    assert [(k, d.category) for k, d in triage.items()] == [("a", "label_noise"), ("b", "data_gap")]
+    assert triage.keys() == ["a", "b"] and store.documents(Finding).keys() == ["a"]
+    assert triage.delete("a") and not triage.delete("a")
     with pytest.raises(InputError, match="JSON"):
-        store.put("triage", "c", {"when": object()})
+        bad = DatasetManifest(hash="c", manifest={"w": object()})
+        store.documents(DatasetManifest).put("c", bad)
+    with pytest.raises(InputError, match="expected a TriageLabel"):
+        triage.put("c", Finding(id="c", reason_code="R2", label="x"))  # type: ignore[arg-type]
+    for name in ("put", "get", "list", "delete"):
+        assert not hasattr(store, name), name
     store.audit("promote", "ana", {"version": "lora-2"})
     store.audit("rollback", "bot", {"trigger": "fnr"})
     log = store.audit_log()

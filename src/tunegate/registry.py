@@ -16,10 +16,13 @@ a non-empty reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunegate.errors import InputError, NotFoundError, RegistryError
 from tunegate.records import Attempt, ModelStatus, ModelVersion, VerdictOutcome
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = ["CANDIDATE", "CHAMPION", "ROLLBACK_PREFIX", "Promotion", "Registry"]
 
@@ -59,7 +62,7 @@ class Promotion:
 class Registry:
     """Model versions and aliases over a :class:`~tunegate.store.Store`."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     # -- versions ---------------------------------------------------------------------------

@@ -157,8 +157,10 @@ def triage_suggest(config: ConfigOpt = _DEFAULT_CONFIG, as_json: JsonOpt = False
     """Suggest a category for every correcting override (nothing is stored)."""
     from collections import Counter
 
+    from tunegate.documents import TriageLabel
+
     _, store, cases, sugg = _suggestions(config)
-    confirmed = {k for k, v in store.list("triage") if v.get("confirmed")}
+    confirmed = {k for k, v in store.documents(TriageLabel).items() if v.confirmed}
     counts = Counter(s.category.value for s in sugg)
     payload = {
         "failures": len(cases),
@@ -201,10 +203,11 @@ def triage_export(
 ) -> None:
     """Write failures with suggested categories for a person to confirm or correct."""
     from tunegate.diagnose import export_triage
+    from tunegate.documents import TriageLabel
 
     _, store, cases, sugg = _suggestions(config)
     if not include_confirmed:
-        done = {k for k, v in store.list("triage") if v.get("confirmed")}
+        done = {k for k, v in store.documents(TriageLabel).items() if v.confirmed}
         cases = [c for c in cases if c.id not in done]
     n = export_triage(path, cases, sugg)
     emit(

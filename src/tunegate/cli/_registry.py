@@ -117,11 +117,13 @@ def aliases_cmd(config: ConfigOpt = Path("tunegate.yaml"), as_json: JsonOpt = Fa
 def _mlflow_alias(workflow: Workflow, store: Store, version: str) -> None:
     if not workflow.mlflow_tracking_uri:
         return
-    exported = store.get("mlflow_run", version)
-    if exported:
+    from tunegate.documents import MlflowRun
+
+    exported = store.documents(MlflowRun).get(version)
+    if exported is not None:
         from tunegate.mlflow_export import set_alias
 
-        set_alias(workflow, "champion", exported["run_id"])
+        set_alias(workflow, "champion", exported.run_id)
 
 
 def promote_cmd(

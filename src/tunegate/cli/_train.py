@@ -90,6 +90,7 @@ def label_issues_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Flag likely mislabelled examples (confident learning on out-of-fold probabilities)."""
+    from tunegate.documents import LabelIssues
     from tunegate.models import get_encoder
     from tunegate.train import label_issues, load_dataset
 
@@ -100,7 +101,7 @@ def label_issues_cmd(
         ds.examples, workflow.label_names, encoder=get_encoder(workflow.model), n_folds=folds
     )
     summary = report.summary()
-    store.put("label_issues", ds.hash, summary)
+    store.documents(LabelIssues).put(ds.hash, LabelIssues.model_validate(summary))
     if drop_flagged:
         clean = ds.without(report.flagged_ids, reason="label_issues")
         clean.save(store)
@@ -172,11 +173,12 @@ def finetune_cmd(
         **sweep.summary(),
     }
     if workflow.mlflow_tracking_uri:
+        from tunegate.documents import MlflowRun
         from tunegate.mlflow_export import export_training
 
         stds = {f"{k}_std": v["std"] for k, v in sweep.spread.items()}
         exported = export_training(workflow, sweep.chosen, model_version=mv, extra_metrics=stds)
-        store.put("mlflow_run", mv.id, exported.as_dict())
+        store.documents(MlflowRun).put(mv.id, MlflowRun.model_validate(exported.as_dict()))
         payload["mlflow"] = exported.as_dict()
     if suite is not None:
         attempt = evaluate_candidate(store, workflow, mv.id, store.get_suite(suite), actor=actor)

@@ -14,7 +14,7 @@ divided by their total absolute value, so every text carries the same weight.
 
 :func:`underweighted_terms` aggregates over missed-signal overrides against correctly handled
 tickets; :func:`attribute_overrides` does it from a store and records findings
-(``store.put("finding", id, {...})``) that a person confirms with :func:`confirm_finding`.
+(:class:`tunegate.documents.Finding` documents) that a person confirms with :func:`confirm_finding`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tunegate.diagnose._overrides import (
     is_correction,
     log_odds_dirichlet,
 )
+from tunegate.documents import Finding, FindingTerm
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import new_id, utcnow
 
@@ -458,7 +459,8 @@ def attribute_overrides(
     (for the reference weight level; ``reference_attributed`` of them when given). Document
     frequencies of the reference side are counted over up to ``max_reference_count`` correctly
     handled tickets (no model run needed).
-    One finding per analyst class with terms, stored unconfirmed as ``("finding", id)``.
+    One finding per analyst class with terms, stored unconfirmed as a
+    :class:`~tunegate.documents.Finding` document.
     ``kwargs`` go to :func:`underweighted_terms`. Returns the findings (``id`` included).
     """
     code = reason_code or workflow.gate.reason_code
@@ -533,26 +535,26 @@ def attribute_overrides(
         mine = [t for t in terms if t.label == label]
         if not mine:
             continue
-        finding = {
-            "id": new_id("fnd"),
-            "kind": "attribution",
-            "reason_code": code,
-            "label": label,
-            "model_labels": {p: c for (p, a), c in pairs.items() if a == label},
-            "tokens": [t.to_dict() for t in mine],
-            "reference_level": level,
-            "method": method,
-            "n_steps": n_steps,
-            "n_overrides": n,
-            "n_reference": len(attr_r),
-            "n_reference_counted": len(ref_words),
-            "confirmed": False,
-            "confirmed_by": None,
-            "created_at": utcnow().isoformat(),
-        }
-        findings.append(finding)
+        finding = Finding(
+            id=new_id("fnd"),
+            kind="attribution",
+            reason_code=code,
+            label=label,
+            model_labels={p: c for (p, a), c in pairs.items() if a == label},
+            tokens=[FindingTerm.model_validate(t.to_dict()) for t in mine],
+            reference_level=level,
+            method=method,
+            n_steps=n_steps,
+            n_overrides=n,
+            n_reference=len(attr_r),
+            n_reference_counted=len(ref_words),
+            confirmed=False,
+            confirmed_by=None,
+            created_at=utcnow().isoformat(),
+        )
+        findings.append(finding.model_dump(mode="json"))
         if save:
-            store.put("finding", finding["id"], finding)
+            store.documents(Finding).put(finding.id, finding)
     if save:
         store.audit("attribute", "tunegate", {"findings": [f["id"] for f in findings]})
     return findings
@@ -562,20 +564,21 @@ def confirm_finding(
     store: Any, finding_id: str, *, reviewer: str = "unknown", note: str = ""
 ) -> dict[str, Any]:
     """Mark a finding as confirmed by a person (the gate's condition 2)."""
-    payload = store.get("finding", finding_id)
-    if payload is None:
-        known = [k for k, _ in store.list("finding")]
+    found: Finding | None = store.documents(Finding).get(finding_id)
+    if found is None:
+        known = store.documents(Finding).keys()
         raise NotFoundError(
             f"no finding {finding_id!r}; known findings: {known[:10]} "
             f"(run `tunegate attribute` to record one)"
         )
-    payload = {
-        **payload,
-        "confirmed": True,
-        "confirmed_by": reviewer,
-        "confirmed_at": utcnow().isoformat(),
-        "note": note,
-    }
-    store.put("finding", finding_id, payload)
+    confirmed = found.model_copy(
+        update={
+            "confirmed": True,
+            "confirmed_by": reviewer,
+            "confirmed_at": utcnow().isoformat(),
+            "note": note,
+        }
+    )
+    store.documents(Finding).put(finding_id, confirmed)
     store.audit("finding.confirm", reviewer, {"finding": finding_id})
-    return payload
+    return confirmed.model_dump(mode="json")

@@ -23,6 +23,7 @@ from typing import Any
 
 from tunegate.config import Workflow
 from tunegate.diagnose._overrides import OverrideTrend, override_trend_from_store
+from tunegate.documents import Finding
 from tunegate.records import (
     Attempt,
     AttemptKind,
@@ -437,7 +438,7 @@ def collect_evidence(
         runs.extend(store.eval_runs(model_version=version))
     return GateEvidence(
         trend=override_trend_from_store(store, workflow, as_of=as_of),
-        findings=list(store.list("finding")),
+        findings=[(k, f.model_dump(mode="json")) for k, f in store.documents(Finding).items()],
         reviewed_examples=reviewed_examples(store, workflow, as_of=as_of),
         attempts=attempts,
         champion=champion,

@@ -5,8 +5,9 @@ taxonomy :class:`TriageCategory`. Suggestion rules are registered with :func:`tr
 (a name, a priority, a duplicate check); the first rule, by ascending priority, that fires
 gives the suggestion and its evidence. A person confirms or corrects it through a file round
 trip (:func:`export_triage` / :func:`import_triage`) or :func:`confirm_triage`; confirmed
-labels are stored as ``store.put("triage", failure_id, {...})``. :func:`recommend` turns the
-confirmed categories into a recommendation with the thresholds of ``workflow.triage``.
+labels are stored as :class:`~tunegate.documents.TriageLabel` documents (key: failure id).
+:func:`recommend` turns the confirmed categories into a recommendation with the thresholds of
+``workflow.triage``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from tunegate.config import RuleSpec, TriagePolicy, Workflow
 from tunegate.diagnose._overrides import is_correction
+from tunegate.documents import TriageLabel
 from tunegate.errors import InputError
 from tunegate.records import EvalRun, EvalSuite, ExampleSource, Override, Ticket, utcnow
 
@@ -499,7 +501,7 @@ def _read_rows(p: Path) -> list[tuple[int, dict[str, Any]]]:
 def import_triage(
     path: str | Path, store: Any, *, reviewer: str = "unknown", known_ids: set[str] | None = None
 ) -> TriageImportReport:
-    """Validate an edited export and store each reviewed row as ``("triage", failure_id)``.
+    """Validate an edited export and store each reviewed row as a ``TriageLabel`` (key: failure_id).
 
     All rows are validated first; any error raises :class:`InputError` listing every bad line
     (``file:line: ...``) and nothing is stored. ``known_ids`` (optional) rejects unknown ids.
@@ -507,7 +509,7 @@ def import_triage(
     p = Path(path)
     report = TriageImportReport()
     allowed = [c.value for c in TriageCategory]
-    staged: list[tuple[str, dict[str, Any]]] = []
+    staged: list[tuple[str, TriageLabel]] = []
     seen: dict[str, int] = {}
     for lineno, row in _read_rows(p):
         where = f"{p}:{lineno}"
@@ -554,7 +556,7 @@ def import_triage(
             f"import again:\n" + "\n".join(report.errors)
         )
     for fid, payload in staged:
-        store.put("triage", fid, payload)
+        store.documents(TriageLabel).put(fid, payload)
         report.confirmed += 1
     if staged:
         store.audit(
@@ -573,21 +575,21 @@ def _triage_payload(
     rule: Any = None,
     note: str = "",
     row: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> TriageLabel:
     row = row or {}
-    return {
-        "category": category,
-        "suggested_category": suggested,
-        "rule": rule,
-        "confirmed": True,
-        "reviewer": reviewer,
-        "confirmed_at": utcnow().isoformat(),
-        "note": note,
-        "source": row.get("source") or None,
-        "reason_code": row.get("reason_code") or None,
-        "model_label": row.get("model_label") or None,
-        "final_label": row.get("final_label") or None,
-    }
+    return TriageLabel(
+        category=category,
+        suggested_category=suggested,
+        rule=rule,
+        confirmed=True,
+        reviewer=reviewer,
+        confirmed_at=utcnow().isoformat(),
+        note=note,
+        source=row.get("source") or None,
+        reason_code=row.get("reason_code") or None,
+        model_label=row.get("model_label") or None,
+        final_label=row.get("final_label") or None,
+    )
 
 
 def confirm_triage(
@@ -598,7 +600,8 @@ def confirm_triage(
     allowed = [c.value for c in TriageCategory]
     if value not in allowed:
         raise InputError(f"category {category!r} is not one of {allowed}")
-    previous = store.get("triage", failure_id) or {}
+    found = store.documents(TriageLabel).get(failure_id)
+    previous = found.model_dump() if found is not None else {}
     payload = _triage_payload(
         value,
         reviewer=reviewer,
@@ -607,14 +610,14 @@ def confirm_triage(
         rule=previous.get("rule"),
         row=previous,
     )
-    store.put("triage", failure_id, payload)
+    store.documents(TriageLabel).put(failure_id, payload)
     store.audit("triage.confirm", reviewer, {"failure_id": failure_id, "category": value})
-    return payload
+    return payload.model_dump(mode="json")
 
 
 def confirmed_triage(store: Any) -> dict[str, str]:
     """failure_id -> confirmed category, for every confirmed triage record in the store."""
-    return {k: v["category"] for k, v in store.list("triage") if v.get("confirmed")}
+    return {k: v.category for k, v in store.documents(TriageLabel).items() if v.confirmed}
 
 
 # -- recommendations ---------------------------------------------------------------------------

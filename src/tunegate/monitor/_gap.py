@@ -4,9 +4,9 @@ Over the decisions of one model version (by default the champion since its promo
 remaining corrections are counted by reason code, by final class and by slice; the most common
 ``model_label -> final_label`` confusions are listed; and the word n-grams over-represented in
 the remaining R2 ("model missed a signal") tickets, compared with the other tickets of the same
-window, are ranked by a smoothed log-odds ratio. When attribution findings are available (from
-``tunegate.diagnose``, stored as ``attribution`` documents), their token weights over the
-remaining R2 tickets are summed as well.
+window, are ranked by a smoothed log-odds ratio. When attribution findings are stored (by
+``tunegate.diagnose.attribute_overrides``, as :class:`~tunegate.documents.Finding` documents),
+the remaining R2 tickets that contain their under-weighted terms are counted per term.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from tunegate.config import Workflow
+from tunegate.documents import Finding
 from tunegate.monitor._figures import match_overrides
 from tunegate.records import Decision, Override, ReasonCode, Ticket
 
@@ -74,7 +75,8 @@ class Gap:
     """``(model_label, final_label, count)``, most common first."""
     r2_ngrams: list[NgramLift]
     attribution: dict[str, float] = field(default_factory=dict)
-    """Token -> summed attribution over the remaining R2 tickets (empty when unavailable)."""
+    """Term -> remaining R2 tickets that contain it, for the terms stored attribution findings
+    name as under-weighted for the ticket's final class (empty when there are none)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,27 +173,27 @@ def _drop_nested(lifts: list[NgramLift]) -> list[NgramLift]:
 
 
 def aggregate_attribution(
-    findings: Iterable[Mapping[str, Any]], ticket_ids: set[str]
+    findings: Iterable[Finding], r2_overrides: Iterable[Override], tickets: Mapping[str, Ticket]
 ) -> dict[str, float]:
-    """Sum token attributions of findings about ``ticket_ids``.
+    """Under-weighted terms of attribution findings that remain in the R2 tickets.
 
-    A finding is a mapping with ``ticket_id`` and ``tokens`` (either ``{token: weight}`` or a
-    list of ``[token, weight]`` pairs); findings of other shapes are ignored.
+    A finding (:class:`~tunegate.documents.Finding`, reason code R2) names words the model
+    under-weights for one class, its ``label``. Each of its terms counts the R2 overrides among
+    ``r2_overrides`` whose final label is that class and whose ticket text contains the term.
     """
-    total: dict[str, float] = {}
+    terms: dict[str, set[str]] = {}
     for f in findings:
-        if f.get("ticket_id") not in ticket_ids:
+        if f.reason_code == ReasonCode.R2.value:
+            terms.setdefault(f.label, set()).update(t.term.lower() for t in f.tokens)
+    total: dict[str, float] = {}
+    for o in r2_overrides:
+        ticket = tickets.get(o.ticket_id)
+        wanted = terms.get(o.final_label)
+        if ticket is None or not wanted:
             continue
-        tokens = f.get("tokens") or f.get("attributions")
-        items: Iterable[Any] = tokens.items() if isinstance(tokens, Mapping) else (tokens or [])
-        for item in items:
-            try:
-                token, weight = item
-                key = str(token).lower()
-                total[key] = total.get(key, 0.0) + float(weight)
-            except (TypeError, ValueError):
-                continue
-    return dict(total)
+        for term in wanted & set(_WORD.findall(ticket.text.lower())):
+            total[term] = total.get(term, 0.0) + 1.0
+    return total
 
 
 def next_gap_from_store(
@@ -210,8 +212,9 @@ def next_gap_from_store(
     tickets = {t.id: t for t in store.tickets(ids=ids)} if ids else {}
     overrides = [o for o in store.overrides(since=since) if o.ticket_id in tickets]
     gap = next_gap(decisions, overrides, workflow, tickets=tickets, model_version=version, top=top)
-    r2 = {o.ticket_id for o in overrides if o.reason_code == ReasonCode.R2}
-    attribution = aggregate_attribution((p for _, p in store.list("attribution")), r2)
+    r2 = [o for o in overrides if o.reason_code == ReasonCode.R2]
+    findings = (f for _, f in store.documents(Finding).items())
+    attribution = aggregate_attribution(findings, r2, tickets)
     if attribution:
         gap = next_gap(
             decisions,

@@ -25,11 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tunegate.config import Workflow
+from tunegate.documents import DatasetManifest, MonitorReference
 from tunegate.errors import InputError, NotFoundError, RegistryError
 from tunegate.monitor._drift import (
     DEFAULT_EMBEDDING_TESTS,
@@ -48,6 +49,9 @@ from tunegate.monitor._shadow import reviewed_for, shadow_figures_from_records
 from tunegate.monitor._triggers import Alert, TriggerResult, WindowTriggers, evaluate_windows
 from tunegate.records import Decision, EvalRun, EvalSuite, ModelVersion, Ticket
 
+if TYPE_CHECKING:
+    from tunegate.store import Store
+
 __all__ = [
     "EvalPassRate",
     "MonitorResult",
@@ -61,7 +65,6 @@ __all__ = [
 
 Embedder = Callable[[list[str]], np.ndarray]
 
-REFERENCE_KIND = "monitor_reference"
 _MAX_REFERENCE = 2000
 _MAX_DRIFT_TEXTS = 400
 
@@ -104,15 +107,15 @@ def eval_pass_rate(
     return EvalPassRate(model.id, sorted(newer[h].name for h in latest), n, ok)
 
 
-def set_reference(store: Any, version: str, texts: Sequence[str]) -> None:
+def set_reference(store: Store, version: str, texts: Sequence[str]) -> None:
     """Record the texts ``version`` was built from (its drift reference)."""
     if not texts:
         raise InputError(f"reference texts for {version!r} are empty; pass the build texts")
-    store.put(REFERENCE_KIND, version, {"texts": list(texts)})
+    store.documents(MonitorReference).put(version, MonitorReference(texts=list(texts)))
 
 
 def reference_texts(
-    store: Any, version: str, *, limit: int = _MAX_REFERENCE, seed: int = 0
+    store: Store, version: str, *, limit: int = _MAX_REFERENCE, seed: int = 0
 ) -> tuple[list[str], str]:
     """The build data of ``version`` and where it came from (see the module docstring)."""
     rng = np.random.default_rng(seed)
@@ -122,17 +125,17 @@ def reference_texts(
             return texts
         return [texts[i] for i in sorted(rng.choice(len(texts), size=limit, replace=False))]
 
-    doc = store.get(REFERENCE_KIND, version)
-    if doc and doc.get("texts"):
-        return cap([str(t) for t in doc["texts"]]), "monitor_reference"
+    doc = store.documents(MonitorReference).get(version)
+    if doc is not None and doc.texts:
+        return cap(list(doc.texts)), "monitor_reference"
     try:
         mv: ModelVersion | None = store.get_model_version(version)
     except NotFoundError:
         mv = None
     if mv is not None and mv.training_data_hash:
-        data = store.get("dataset", mv.training_data_hash)
-        if data and data.get("examples"):
-            return cap([str(e["text"]) for e in data["examples"]]), "training dataset"
+        data = store.documents(DatasetManifest).get(mv.training_data_hash)
+        if data is not None and data.examples:
+            return cap([e.text for e in data.examples]), "training dataset"
     if mv is not None:
         before = store.tickets(until=mv.created_at)
         if before:
@@ -140,7 +143,7 @@ def reference_texts(
     return [], "none"
 
 
-def promotion_of(store: Any) -> tuple[str | None, datetime | None]:
+def promotion_of(store: Store) -> tuple[str | None, datetime | None]:
     """The current champion and when it took over production, from the alias history.
 
     The time is that of the latest alias event that set the champion, or, when earlier, the
@@ -204,13 +207,13 @@ class MonitorResult:
         }
 
 
-def _tickets_for(store: Any, decisions: Sequence[Decision]) -> dict[str, Ticket]:
+def _tickets_for(store: Store, decisions: Sequence[Decision]) -> dict[str, Ticket]:
     ids = sorted({d.ticket_id for d in decisions})
     return {t.id: t for t in store.tickets(ids=ids)} if ids else {}
 
 
 def _baseline(
-    store: Any, workflow: Workflow, champion: str | None, start: datetime, end: datetime
+    store: Store, workflow: Workflow, champion: str | None, start: datetime, end: datetime
 ) -> tuple[Figures, str, list[str]]:
     """The pre-promotion baseline: the champion's shadow figures when it shadowed at least
     ``min_decisions`` tickets in the window, else the live figures of the previous champion.
@@ -256,7 +259,7 @@ def _pct(value: float | None) -> str:
 
 
 def run_monitor(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     *,
     period: Period = "week",
@@ -324,7 +327,7 @@ def run_monitor(
 
 def _add_drift(
     result: MonitorResult,
-    store: Any,
+    store: Store,
     champion: str,
     periods: Sequence[PeriodFigures],
     decisions: Sequence[Decision],
@@ -363,7 +366,7 @@ def _add_drift(
 
 def act_on(
     result: MonitorResult,
-    store: Any,
+    store: Store,
     *,
     auto_rollback: bool = False,
     webhook: str | None = None,
@@ -407,7 +410,7 @@ def act_on(
     return alert
 
 
-def _rollback(store: Any, *, actor: str, reason: str) -> str | None:
+def _rollback(store: Store, *, actor: str, reason: str) -> str | None:
     """Restore the previous champion through the registry (or, without it, the alias history)."""
     try:
         from tunegate.registry import Registry

@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from tunegate.errors import InputError
 from tunegate.monitor._figures import Figures, compute_figures
 from tunegate.records import Decision, Example, Override, ReasonCode, ReviewStatus, Ticket
 from tunegate.routing import route_many
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
     "ShadowFigures",
@@ -58,7 +61,7 @@ class _Scorer(Protocol):
 def shadow_score(
     candidate: _Scorer,
     tickets: Sequence[Ticket],
-    store: Any,
+    store: Store,
     *,
     workflow: Workflow,
     batch_size: int = 64,
@@ -247,7 +250,7 @@ def shadow_figures_from_records(
 
 
 def disagreements_to_review(
-    store: Any,
+    store: Store,
     candidate: str,
     *,
     since: datetime | None = None,
@@ -275,7 +278,7 @@ def disagreements_to_review(
 
 
 def shadow_figures(
-    store: Any,
+    store: Store,
     candidate: str,
     *,
     workflow: Workflow,
@@ -299,7 +302,7 @@ def shadow_figures(
     )
 
 
-def reviewed_for(store: Any, ticket_ids: Sequence[str]) -> list[Example]:
+def reviewed_for(store: Store, ticket_ids: Sequence[str]) -> list[Example]:
     """Reviewed examples in ``store`` that point at one of ``ticket_ids``."""
     wanted = set(ticket_ids)
     return [

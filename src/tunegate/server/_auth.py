@@ -1,8 +1,8 @@
 """Bearer tokens with roles, signed session cookies and CSRF tokens.
 
 Tokens are random (``tg_`` + 32 bytes, URL-safe base64) and shown exactly once, when created.
-The store keeps only their SHA-256 hash, as ``store.put("token", <sha256 hex>, {...})``, so a
-leaked database does not leak usable credentials. Each token has a role:
+The store keeps only their SHA-256 hash, as the key of an :class:`~tunegate.documents.ApiToken`
+document, so a leaked database does not leak usable credentials. Each token has a role:
 
 - ``analyst``: classify, record overrides, read the review queue, models and metrics;
 - ``admin``: everything an analyst may do, plus promote, roll back and manage tokens.
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from tunegate.documents import ApiToken
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import new_id, utcnow
 
@@ -45,7 +46,6 @@ __all__ = [
     "withdraw_token",
 ]
 
-TOKEN_KIND = "token"
 TOKEN_PREFIX = "tg_"
 
 
@@ -94,13 +94,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _info(payload: dict[str, Any]) -> TokenInfo:
+def _info(payload: ApiToken) -> TokenInfo:
     return TokenInfo(
-        id=str(payload["id"]),
-        name=str(payload["name"]),
-        role=Role(payload["role"]),
-        created_at=str(payload["created_at"]),
-        revoked=bool(payload.get("revoked", False)),
+        id=payload.id,
+        name=payload.name,
+        role=Role(payload.role),
+        created_at=payload.created_at,
+        revoked=payload.revoked,
     )
 
 
@@ -117,34 +117,31 @@ def create_token(store: Store, *, role: Role | str, name: str) -> tuple[str, Tok
     if not name or len(name) > 100:
         raise InputError(f"token name must be 1-100 characters, got {len(name)}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    payload = {
-        "id": new_id("tok"),
-        "name": name,
-        "role": role.value,
-        "created_at": utcnow().isoformat(),
-        "revoked": False,
-    }
-    store.put(TOKEN_KIND, hash_token(token), payload)
+    payload = ApiToken(
+        id=new_id("tok"),
+        name=name,
+        role=role.value,
+        created_at=utcnow().isoformat(),
+        revoked=False,
+    )
+    store.documents(ApiToken).put(hash_token(token), payload)
     return token, _info(payload)
 
 
 def list_tokens(store: Store) -> list[TokenInfo]:
     """Every token's public record (id, name, role, created_at, revoked), oldest first."""
-    infos = [_info(payload) for _, payload in store.list(TOKEN_KIND)]
+    infos = [_info(payload) for _, payload in store.documents(ApiToken).items()]
     return sorted(infos, key=lambda info: info.created_at)
 
 
 def revoke_token(store: Store, token_id_or_name: str) -> list[TokenInfo]:
     """Revoke the token with this id, or every token with this name; returns those revoked."""
     revoked: list[TokenInfo] = []
-    for key, payload in store.list(TOKEN_KIND):
-        if token_id_or_name in (payload.get("id"), payload.get("name")) and not payload.get(
-            "revoked", False
-        ):
-            store.put(
-                TOKEN_KIND, key, {**payload, "revoked": True, "revoked_at": utcnow().isoformat()}
-            )
-            revoked.append(_info({**payload, "revoked": True}))
+    for key, payload in store.documents(ApiToken).items():
+        if token_id_or_name in (payload.id, payload.name) and not payload.revoked:
+            done = payload.model_copy(update={"revoked": True, "revoked_at": utcnow().isoformat()})
+            store.documents(ApiToken).put(key, done)
+            revoked.append(_info(done))
     if not revoked:
         known = [info.id for info in list_tokens(store) if not info.revoked]
         raise NotFoundError(
@@ -172,8 +169,8 @@ def withdraw_token(store: Store, token_id_or_name: str, *, actor: str) -> list[T
 
 def principal_for_hash(store: Store, token_hash: str) -> Principal | None:
     """The principal of an active token given its hash, or None (unknown or revoked)."""
-    payload = store.get(TOKEN_KIND, token_hash)
-    if payload is None or payload.get("revoked", False):
+    payload = store.documents(ApiToken).get(token_hash)
+    if payload is None or payload.revoked:
         return None
     info = _info(payload)
     return Principal(token_id=info.id, name=info.name, role=info.role, token_hash=token_hash)

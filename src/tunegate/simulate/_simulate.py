@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from tunegate.config import Workflow, parse_workflow, starter_yaml
+from tunegate.documents import Simulation
 from tunegate.errors import InputError
 from tunegate.records import (
     Decision,
@@ -314,8 +315,9 @@ INGEST_ORDER: tuple[tuple[Literal["tickets", "decisions", "overrides", "examples
 def ingest_simulation(store: Any, out_dir: str | Path, *, workflow: Workflow) -> list[Any]:
     """Load a simulation folder into ``store`` with :func:`tunegate.io.ingest_file`.
 
-    Also records the folder's ``sim_config.json`` and ``summary.json`` as the store document
-    ``("simulation", <folder name>)``. Returns one IngestReport per file.
+    Also records the folder's ``sim_config.json`` and ``summary.json`` as a
+    :class:`~tunegate.documents.Simulation` document (key: the folder name). Returns one
+    IngestReport per file.
     """
     from tunegate.io import ingest_file
 
@@ -335,5 +337,5 @@ def ingest_simulation(store: Any, out_dir: str | Path, *, workflow: Workflow) ->
         meta["summary"] = json.loads(summary_file.read_text(encoding="utf-8"))
     meta["eval_examples"] = str((folder / FILES["eval_examples"]).resolve())
     meta["ground_truth"] = str((folder / FILES["ground_truth"]).resolve())
-    store.put("simulation", folder.resolve().name, meta)
+    store.documents(Simulation).put(folder.resolve().name, Simulation.model_validate(meta))
     return reports

@@ -5,7 +5,8 @@ A SQLite file is the zero-set-up default; PostgreSQL is used by URL. See docs/st
 
 from __future__ import annotations
 
+from tunegate.store._documents import Documents
 from tunegate.store._hashing import record_hash
 from tunegate.store._store import AddResult, AliasEvent, Store
 
-__all__ = ["AddResult", "AliasEvent", "Store", "record_hash"]
+__all__ = ["AddResult", "AliasEvent", "Documents", "Store", "record_hash"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from tunegate.train._calibration import apply_temperature, fit_temperature, nll_loss
 from tunegate.train._dataset import (
-    DATASET_KIND,
     Dataset,
     build_dataset,
     check_targets,
@@ -44,7 +43,6 @@ from tunegate.train._pipeline import (
 from tunegate.train._seeds import SeedSweep, finetune_seeds, metric_spread
 
 __all__ = [
-    "DATASET_KIND",
     "HEAD_LR_MULTIPLIER",
     "Dataset",
     "LabelIssue",

@@ -14,11 +14,12 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
 from tunegate.config import Workflow
+from tunegate.documents import DatasetManifest
 from tunegate.errors import InputError, LeakageError, NotFoundError
 from tunegate.records import (
     EvalSuite,
@@ -31,8 +32,10 @@ from tunegate.records import (
     normalize_text,
 )
 
+if TYPE_CHECKING:
+    from tunegate.store import Store
+
 __all__ = [
-    "DATASET_KIND",
     "Dataset",
     "Embedder",
     "build_dataset",
@@ -41,9 +44,6 @@ __all__ = [
     "load_dataset",
     "override_to_example",
 ]
-
-DATASET_KIND = "dataset"
-"""``store.put`` kind under which datasets are stored (key = dataset hash)."""
 
 _EXCERPT = 80
 
@@ -125,39 +125,40 @@ class Dataset:
     def labels(self) -> list[str]:
         return [e.label for e in self.examples]
 
-    def to_payload(self) -> dict[str, Any]:
-        """The JSON document stored under ``store.put("dataset", hash, ...)``."""
-        return {
-            "hash": self.hash,
-            "manifest": self.manifest,
-            "target_report": self.target_report,
-            "leakage_report": self.leakage_report,
-            "dedup_report": self.dedup_report,
-            "example_ids": [e.id for e in self.examples],
-            "examples": [e.model_dump(mode="json") for e in self.examples],
-        }
+    def to_document(self) -> DatasetManifest:
+        """The store document of this dataset (kind ``dataset``, key: its hash)."""
+        return DatasetManifest(
+            hash=self.hash,
+            manifest=self.manifest,
+            target_report=self.target_report,
+            leakage_report=self.leakage_report,
+            dedup_report=self.dedup_report,
+            example_ids=[e.id for e in self.examples],
+            examples=self.examples,
+        )
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> Dataset:
-        examples = [Example.model_validate(row) for row in payload["examples"]]
+    def from_document(cls, doc: DatasetManifest) -> Dataset:
+        """The dataset of a stored document; :class:`InputError` when its hash does not match."""
+        examples = list(doc.examples)
         found = dataset_hash(examples)
-        if found != payload["hash"]:
+        if found != doc.hash:
             raise InputError(
-                f"stored dataset {payload['hash'][:12]} does not match its content "
+                f"stored dataset {doc.hash[:12]} does not match its content "
                 f"(hash {found[:12]}); rebuild it with `tunegate dataset build`"
             )
         return cls(
             examples=examples,
-            hash=payload["hash"],
-            manifest=payload.get("manifest", {}),
-            target_report=payload.get("target_report", []),
-            leakage_report=payload.get("leakage_report", {}),
-            dedup_report=payload.get("dedup_report", {}),
+            hash=doc.hash,
+            manifest=doc.manifest,
+            target_report=doc.target_report,
+            leakage_report=doc.leakage_report,
+            dedup_report=doc.dedup_report,
         )
 
-    def save(self, store: Any) -> str:
+    def save(self, store: Store) -> str:
         """Store the dataset (manifest, reports, example ids and examples); returns its hash."""
-        store.put(DATASET_KIND, self.hash, self.to_payload())
+        store.documents(DatasetManifest).put(self.hash, self.to_document())
         return self.hash
 
     def without(self, ids: Iterable[str], *, reason: str) -> Dataset:
@@ -180,30 +181,32 @@ class Dataset:
         )
 
 
-def load_dataset(store: Any, dataset_hash_or_prefix: str) -> Dataset:
+def load_dataset(store: Store, dataset_hash_or_prefix: str) -> Dataset:
     """Load a stored dataset by its hash (a unique prefix of at least 6 characters works)."""
     key = dataset_hash_or_prefix
-    payload = store.get(DATASET_KIND, key)
-    if payload is None and len(key) >= 6:
-        matches = [(k, p) for k, p in store.list(DATASET_KIND) if k.startswith(key)]
+    docs = store.documents(DatasetManifest)
+    doc = docs.get(key)
+    stored = docs.keys() if doc is None else []
+    if doc is None and len(key) >= 6:
+        matches = [k for k in stored if k.startswith(key)]
         if len(matches) == 1:
-            payload = matches[0][1]
+            doc = docs.get(matches[0])
         elif len(matches) > 1:
-            raise InputError(f"dataset prefix {key!r} is ambiguous: {[k[:12] for k, _ in matches]}")
-    if payload is None:
-        known = [k[:12] for k, _ in store.list(DATASET_KIND)]
+            raise InputError(f"dataset prefix {key!r} is ambiguous: {[k[:12] for k in matches]}")
+    if doc is None:
+        known = [k[:12] for k in stored]
         raise NotFoundError(
             f"no dataset {key!r} in the store (known: {known or 'none'}); "
             f"run `tunegate dataset build` first"
         )
-    return Dataset.from_payload(payload)
+    return Dataset.from_document(doc)
 
 
 # -- building ---------------------------------------------------------------------------------
 
 
-def _gather_from_store(store: Any, workflow: Workflow) -> list[Example]:
-    overrides: list[Override] = store.overrides()
+def _gather_from_store(store: Store, workflow: Workflow) -> list[Example]:
+    overrides = store.overrides()
     examples: list[Example] = []
     if overrides:
         tickets = {t.id: t for t in store.tickets(ids=sorted({o.ticket_id for o in overrides}))}
@@ -224,7 +227,7 @@ def _gather_from_store(store: Any, workflow: Workflow) -> list[Example]:
     return examples
 
 
-def _resolve_suites(store: Any, suites: Sequence[EvalSuite | str]) -> list[EvalSuite]:
+def _resolve_suites(store: Store | None, suites: Sequence[EvalSuite | str]) -> list[EvalSuite]:
     resolved: list[EvalSuite] = []
     for suite in suites:
         if isinstance(suite, EvalSuite):
@@ -269,7 +272,7 @@ def _default_encoder(workflow: Workflow) -> Embedder:
 
 
 def build_dataset(
-    store_or_examples: Any,
+    store_or_examples: Store | Iterable[Example],
     workflow: Workflow,
     *,
     suites: Sequence[EvalSuite | str] = (),
@@ -305,9 +308,8 @@ def build_dataset(
     """
     if on_leak not in ("exclude", "raise"):
         raise InputError(f"on_leak must be 'exclude' or 'raise', got {on_leak!r}")
-    store = None
     if hasattr(store_or_examples, "overrides") and hasattr(store_or_examples, "examples"):
-        store = store_or_examples
+        store = cast("Store", store_or_examples)
         raw = _gather_from_store(store, workflow)
         suite_objs = _resolve_suites(store, suites) if suites else list(store.suites())
     else:

@@ -1,0 +1,235 @@
+"""Store documents: one pydantic record per document kind, each declaring its kind once.
+
+A document is a JSON value kept in the store under ``(kind, key)`` (the ``documents`` table).
+Each kind is a :class:`Document` subclass with a ``KIND`` class constant; the registry refuses a
+second class with the same kind, so a reader and a writer cannot disagree on a kind string.
+Access is typed through the store::
+
+    store.documents(Finding).put(finding.id, finding)
+    store.documents(Finding).get(finding_id)      # -> Finding | None
+    store.documents(Finding).items()              # -> [(key, Finding), ...] ordered by key
+    store.documents(Finding).delete(finding_id)   # -> bool
+
+The JSON shapes are those stored before the documents were typed; unknown keys of old
+payloads are ignored on read (:class:`Simulation` keeps them: it stores a free-form config).
+This module depends only on :mod:`tunegate.records`, so every part of tunegate can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tunegate.records import Example
+
+__all__ = [
+    "DOCUMENT_TYPES",
+    "ApiToken",
+    "DatasetManifest",
+    "Document",
+    "Finding",
+    "FindingTerm",
+    "LabelIssues",
+    "MlflowRun",
+    "MonitorReference",
+    "Simulation",
+    "TriageLabel",
+    "document_type",
+]
+
+_REGISTRY: dict[str, type[Document]] = {}
+
+DOCUMENT_TYPES: Mapping[str, type[Document]] = _REGISTRY
+"""Kind -> document class, for every declared kind (read-only view of the registry)."""
+
+
+class Document(BaseModel):
+    """Base of every store document; a subclass sets ``KIND`` to register its kind."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    KIND: ClassVar[str]
+    """The ``kind`` column the documents of this class are stored under (unique)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("KIND")
+        if kind is None:
+            return
+        if not isinstance(kind, str) or not kind or len(kind) > 100:
+            raise ValueError(f"{cls.__name__}.KIND must be a non-empty string of <= 100 chars")
+        other = _REGISTRY.get(kind)
+        if other is not None:
+            raise ValueError(
+                f"document kind {kind!r} is already declared by "
+                f"{other.__module__}.{other.__qualname__}; {cls.__qualname__} needs its own kind"
+            )
+        _REGISTRY[kind] = cls
+
+
+def document_type(kind: str) -> type[Document]:
+    """The document class of ``kind``; :class:`KeyError` naming the known kinds when absent."""
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise KeyError(f"no document kind {kind!r}; known kinds: {sorted(_REGISTRY)}") from None
+
+
+class FindingTerm(BaseModel):
+    """A word distinctive of the missed overrides, with how much the model weighs it
+    (:class:`tunegate.diagnose.TermWeight` as stored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    term: str
+    label: str
+    """The analyst's class this term is evidence for."""
+    z: float
+    """Log-odds z of the term in overrides vs correctly handled tickets."""
+    overrides_with: int
+    reference_with: int
+    attr_analyst: float
+    """Mean normalized attribution toward the analyst's class, in the overrides."""
+    attr_predicted: float
+    """Mean normalized attribution toward the model's (wrong) class, in the overrides."""
+    margin: float
+    """attr_analyst - attr_predicted."""
+    cue: str
+    """``weak`` or ``misleading``."""
+
+
+class Finding(Document):
+    """An attribution finding: words the model under-weights on one class's missed overrides.
+
+    Written by :func:`tunegate.diagnose.attribute_overrides` (key: ``id``), confirmed by a
+    person with :func:`tunegate.diagnose.confirm_finding` (the gate's condition 2), and read by
+    the monitor's next gap.
+    """
+
+    KIND: ClassVar[str] = "finding"
+
+    id: str
+    kind: str = "attribution"
+    """What produced the finding (``attribution``)."""
+    reason_code: str
+    """The reason code of the overrides attributed (e.g. ``R2``)."""
+    label: str
+    """The analyst's class the terms are evidence for."""
+    model_labels: dict[str, int] = Field(default_factory=dict)
+    """Model label -> number of the attributed overrides the model gave it."""
+    tokens: list[FindingTerm] = Field(default_factory=list)
+    reference_level: float = 0.0
+    """Mean attribution of a word toward its class on correctly handled tickets."""
+    method: str = "ig"
+    n_steps: int = 0
+    n_overrides: int = 0
+    n_reference: int = 0
+    n_reference_counted: int = 0
+    confirmed: bool = False
+    confirmed_by: str | None = None
+    created_at: str = ""
+    """ISO 8601 UTC timestamp."""
+    confirmed_at: str | None = None
+    note: str = ""
+
+
+class TriageLabel(Document):
+    """A person's category for one failure (key: the failure id, i.e. the override id)."""
+
+    KIND: ClassVar[str] = "triage"
+
+    category: str
+    suggested_category: str | None = None
+    rule: str | None = None
+    """The suggestion rule that proposed ``suggested_category``."""
+    confirmed: bool = True
+    reviewer: str = "unknown"
+    confirmed_at: str = ""
+    """ISO 8601 UTC timestamp."""
+    note: str = ""
+    source: str | None = None
+    reason_code: str | None = None
+    model_label: str | None = None
+    final_label: str | None = None
+
+
+class DatasetManifest(Document):
+    """A built training dataset with its reports (key: the dataset hash)."""
+
+    KIND: ClassVar[str] = "dataset"
+
+    hash: str
+    manifest: dict[str, Any] = Field(default_factory=dict)
+    """Counts per class, per slice and per source; parameters used."""
+    target_report: list[dict[str, Any]] = Field(default_factory=list)
+    leakage_report: dict[str, Any] = Field(default_factory=dict)
+    dedup_report: dict[str, Any] = Field(default_factory=dict)
+    example_ids: list[str] = Field(default_factory=list)
+    examples: list[Example] = Field(default_factory=list)
+
+
+class LabelIssues(Document):
+    """The label-quality summary of a dataset (key: the dataset hash)."""
+
+    KIND: ClassVar[str] = "label_issues"
+
+    n_examples: int
+    n_flagged: int
+    flagged_share: float
+    oof_accuracy: float
+    """Out-of-fold accuracy of the probe the issues were found with."""
+    n_folds: int
+    flagged_per_given_label: dict[str, int] = Field(default_factory=dict)
+    issues: list[dict[str, Any]] = Field(default_factory=list)
+    """One entry per flagged example (``LabelIssue.as_dict()``)."""
+
+
+class MonitorReference(Document):
+    """The texts a model version was built from: its drift reference (key: the version id)."""
+
+    KIND: ClassVar[str] = "monitor_reference"
+
+    texts: list[str]
+
+
+class ApiToken(Document):
+    """An API token's public record (key: SHA-256 hex of the token; the token is not stored)."""
+
+    KIND: ClassVar[str] = "token"
+
+    id: str
+    name: str
+    role: str
+    """``analyst`` or ``admin``."""
+    created_at: str
+    """ISO 8601 UTC timestamp."""
+    revoked: bool = False
+    revoked_at: str | None = None
+
+
+class MlflowRun(Document):
+    """Where a model version's training was logged in MLflow (key: the model version id)."""
+
+    KIND: ClassVar[str] = "mlflow_run"
+
+    tracking_uri: str
+    experiment: str
+    run_id: str
+    registered_model: str | None = None
+    registered_version: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+class Simulation(Document):
+    """A loaded simulation folder (key: the folder name): its ``sim_config.json`` keys (kept
+    as they are), its summary, and where its evaluation examples and ground truth live."""
+
+    KIND: ClassVar[str] = "simulation"
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    summary: dict[str, Any] | None = None
+    eval_examples: str = ""
+    ground_truth: str = ""
