@@ -2,7 +2,9 @@
 
 * override analytics — weekly counts and rates, the trend test, recurring missed signals
   (:mod:`._overrides`, :mod:`._trend`);
-* error triage — suggested categories, the confirm round trip, recommendations (:mod:`._triage`);
+* error triage — failures (:mod:`._failures`), suggested categories by registered rules
+  (:mod:`._triage`), the confirm round trip (:mod:`._triage_review`), recommendations
+  (:mod:`._recommend`);
 * attribution — the words the model under-weights on missed overrides (:mod:`._attribution`);
 * the cheap fixes — instructions, rules, retrieval, each evaluated and stored (:mod:`._attempts`);
 * the five-condition fine-tuning gate (:mod:`._gate`).
@@ -67,27 +69,29 @@ from tunegate.diagnose._trend import (
     sens_slope,
     stable_or_increasing,
 )
-from tunegate.diagnose._triage import (
+from tunegate.diagnose._failures import (
     FailureCase,
-    Recommendation,
-    TriageCategory,
-    TriageContext,
-    TriageImportReport,
-    TriageRule,
-    TriageSuggestion,
-    confirm_triage,
-    confirmed_triage,
-    export_triage,
     failures_from_eval_run,
     failures_from_overrides,
     failures_from_store,
-    import_triage,
-    recommend,
-    recommend_from_store,
+)
+from tunegate.diagnose._recommend import Recommendation, recommend, recommend_from_store
+from tunegate.diagnose._triage import (
+    TriageCategory,
+    TriageContext,
+    TriageRule,
+    TriageSuggestion,
     registered_rules,
     suggest,
     triage_context_from_store,
     triage_rule,
+)
+from tunegate.diagnose._triage_review import (
+    TriageImportReport,
+    confirm_triage,
+    confirmed_triage,
+    export_triage,
+    import_triage,
 )
 
 __all__ = [
