@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
 from tunegate.errors import GateClosedError, InputError
+
+if TYPE_CHECKING:
+    from tunegate.records import EvalSuite
+    from tunegate.store import Store
 
 _DEFAULT_CONFIG = Path("tunegate.yaml")
 
@@ -351,7 +355,7 @@ def attribute(
 # -- cheap fixes -------------------------------------------------------------------------------
 
 
-def _suite(store: Any, name: str | None) -> Any:
+def _suite(store: Store, name: str | None) -> EvalSuite:
     if name:
         return store.get_suite(name)
     suites = store.suites()

@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import EvalRun, EvalSuite, ModelKind, SuiteSlice
+
+if TYPE_CHECKING:
+    from tunegate.config import Workflow
+    from tunegate.store import Store
 
 __all__ = ["register"]
 
@@ -118,7 +122,7 @@ def suite_show(
     emit(summary, as_json=as_json, human=human)
 
 
-def _build_model(spec: str, workflow: Any, store: Any) -> Any:
+def _build_model(spec: str, workflow: Workflow, store: Store) -> Any:
     from tunegate.models import backends, build_classifier
 
     if spec == "knn":
@@ -195,7 +199,7 @@ def eval_cmd(
     emit(summary, as_json=as_json, human=human)
 
 
-def _load_run(ref: str, store: Any) -> EvalRun:
+def _load_run(ref: str, store: Store) -> EvalRun:
     path = Path(ref)
     if path.suffix == ".json" and path.exists():
         return EvalRun.model_validate_json(path.read_text(encoding="utf-8"))

@@ -2,10 +2,13 @@
 
 * override analytics — weekly counts and rates, the trend test, recurring missed signals
   (:mod:`._overrides`, :mod:`._trend`);
-* error triage — suggested categories, the confirm round trip, recommendations (:mod:`._triage`);
+* error triage — failures (:mod:`._failures`), suggested categories by registered rules
+  (:mod:`._triage`), the confirm round trip (:mod:`._triage_review`), recommendations
+  (:mod:`._recommend`);
 * attribution — the words the model under-weights on missed overrides (:mod:`._attribution`);
 * the cheap fixes — instructions, rules, retrieval, each evaluated and stored (:mod:`._attempts`);
-* the five-condition fine-tuning gate (:mod:`._gate`).
+* the five-condition fine-tuning gate (:mod:`._gate`), one registered condition each
+  (:mod:`._gate_conditions`).
 
 See docs/diagnosis.md.
 """
@@ -35,6 +38,12 @@ from tunegate.diagnose._attribution import (
     underweighted_terms,
     word_lists,
 )
+from tunegate.diagnose._failures import (
+    FailureCase,
+    failures_from_eval_run,
+    failures_from_overrides,
+    failures_from_store,
+)
 from tunegate.diagnose._gate import (
     GateCondition,
     GateEvidence,
@@ -44,6 +53,13 @@ from tunegate.diagnose._gate import (
     decide_gate,
     evaluate_gate,
     reviewed_examples,
+)
+from tunegate.diagnose._gate_conditions import (
+    ConditionFinding,
+    GateConditionSpec,
+    gate_condition,
+    gate_conditions,
+    instructions_fixed,
 )
 from tunegate.diagnose._overrides import (
     MissedSignalPattern,
@@ -60,6 +76,7 @@ from tunegate.diagnose._overrides import (
     weekly_override_counts,
     weekly_series,
 )
+from tunegate.diagnose._recommend import Recommendation, recommend, recommend_from_store
 from tunegate.diagnose._trend import (
     TrendDecision,
     TrendResult,
@@ -68,31 +85,28 @@ from tunegate.diagnose._trend import (
     stable_or_increasing,
 )
 from tunegate.diagnose._triage import (
-    FailureCase,
-    Recommendation,
     TriageCategory,
     TriageContext,
-    TriageImportReport,
     TriageRule,
     TriageSuggestion,
-    confirm_triage,
-    confirmed_triage,
-    export_triage,
-    failures_from_eval_run,
-    failures_from_overrides,
-    failures_from_store,
-    import_triage,
-    recommend,
-    recommend_from_store,
     registered_rules,
     suggest,
     triage_context_from_store,
     triage_rule,
 )
+from tunegate.diagnose._triage_review import (
+    TriageImportReport,
+    confirm_triage,
+    confirmed_triage,
+    export_triage,
+    import_triage,
+)
 
 __all__ = [
+    "ConditionFinding",
     "FailureCase",
     "GateCondition",
+    "GateConditionSpec",
     "GateEvidence",
     "GateReport",
     "LogitScorer",
@@ -126,7 +140,10 @@ __all__ = [
     "failures_from_eval_run",
     "failures_from_overrides",
     "failures_from_store",
+    "gate_condition",
+    "gate_conditions",
     "import_triage",
+    "instructions_fixed",
     "is_correction",
     "log_odds_dirichlet",
     "mann_kendall",

@@ -1,50 +1,37 @@
 """Error triage: suggest a category per failure by registered rules; a person confirms it.
 
-Every failure (a correcting override, or an evaluation error) gets one category of the
-taxonomy :class:`TriageCategory`. Suggestion rules are registered with :func:`triage_rule`
-(a name, a priority, a duplicate check); the first rule, by ascending priority, that fires
-gives the suggestion and its evidence. A person confirms or corrects it through a file round
-trip (:func:`export_triage` / :func:`import_triage`) or :func:`confirm_triage`; confirmed
-labels are stored as :class:`~tunegate.documents.TriageLabel` documents (key: failure id).
-:func:`recommend` turns the confirmed categories into a recommendation with the thresholds of
-``workflow.triage``.
+Every failure (a correcting override, or an evaluation error: :mod:`._failures`) gets one
+category of the taxonomy :class:`TriageCategory`. Suggestion rules are registered with
+:func:`triage_rule` (a name, a priority, a duplicate check); each is a pure function of the
+failure and the :class:`TriageContext` gathered once (:func:`triage_context_from_store`), and
+the first rule, by ascending priority, that fires gives the suggestion and its evidence. A
+person confirms or corrects it (:mod:`._triage_review`); :mod:`._recommend` turns the
+confirmed categories into a recommendation.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tunegate.config import RuleSpec, TriagePolicy, Workflow
-from tunegate.diagnose._overrides import is_correction
-from tunegate.documents import TriageLabel
-from tunegate.errors import InputError
-from tunegate.records import EvalRun, EvalSuite, ExampleSource, Override, Ticket, utcnow
+from tunegate._matching import RuleMatcher
+from tunegate._registries import NamedRegistry
+from tunegate.config import RuleSpec, Workflow
+from tunegate.diagnose._failures import FailureCase
+from tunegate.records import ExampleSource
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
-    "FailureCase",
-    "Recommendation",
     "TriageCategory",
     "TriageContext",
-    "TriageImportReport",
     "TriageRule",
     "TriageSuggestion",
-    "confirm_triage",
-    "confirmed_triage",
-    "export_triage",
-    "failures_from_eval_run",
-    "failures_from_overrides",
-    "failures_from_store",
-    "import_triage",
-    "recommend",
-    "recommend_from_store",
     "registered_rules",
     "suggest",
     "triage_context_from_store",
@@ -89,26 +76,6 @@ _STOP = frozenset(_STOP_TEXT.split())
 def content_words(text: str) -> set[str]:
     """Lowercased words of 3+ letters that are not stopwords."""
     return {w for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in _STOP}
-
-
-@dataclass(frozen=True)
-class FailureCase:
-    """One failure to triage."""
-
-    id: str
-    """The override id, or ``<run id>:<example id>`` for an evaluation error."""
-    text: str
-    model_label: str | None
-    """What the model said (None or a string outside the labels = unparseable output)."""
-    final_label: str
-    """The correct label (the analyst's, or the suite's)."""
-    source: str = "override"
-    """``override`` or ``eval``."""
-    reason_code: str | None = None
-    """The override's reason code (R1..R4), None for evaluation errors."""
-    ticket_id: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    """Ticket metadata; ``tool_error`` (any truthy value) marks a failed tool call."""
 
 
 @dataclass
@@ -197,7 +164,7 @@ class TriageRule:
     description: str
 
 
-_RULES: dict[str, TriageRule] = {}
+_RULES: NamedRegistry[TriageRule] = NamedRegistry("triage rule")
 
 
 def triage_rule(
@@ -206,9 +173,7 @@ def triage_rule(
     """Register a suggestion rule. Lower ``priority`` is checked first; names are unique."""
 
     def deco(fn: RuleFn) -> RuleFn:
-        if name in _RULES:
-            raise ValueError(f"a triage rule named {name!r} is already registered")
-        _RULES[name] = TriageRule(name, category, priority, fn, (fn.__doc__ or "").strip())
+        _RULES.add(name, TriageRule(name, category, priority, fn, (fn.__doc__ or "").strip()))
         return fn
 
     return deco
@@ -216,7 +181,7 @@ def triage_rule(
 
 def registered_rules() -> list[TriageRule]:
     """The rules in the order they are checked."""
-    return sorted(_RULES.values(), key=lambda r: (r.priority, r.name))
+    return sorted(_RULES, key=lambda r: (r.priority, r.name))
 
 
 @triage_rule("unparseable_output", TriageCategory.FORMATTING_FAILURE, priority=10)
@@ -238,7 +203,7 @@ def _tool_error(case: FailureCase, ctx: TriageContext) -> str | None:
 def _contradicts_rule(case: FailureCase, ctx: TriageContext) -> str | None:
     """A workflow rule fires on the text with a label different from the model's."""
     for rule in ctx.rules:
-        if _rule_fires(rule, case.text) and rule.label != case.model_label:
+        if RuleMatcher(rule).fires(case.text) and rule.label != case.model_label:
             return f"rule {rule.name!r} assigns {rule.label!r}, the model said {case.model_label!r}"
     return None
 
@@ -281,15 +246,6 @@ def _unknown_vocabulary(case: FailureCase, ctx: TriageContext) -> str | None:
     return None
 
 
-def _rule_fires(rule: RuleSpec, text: str) -> bool:
-    flags = re.IGNORECASE
-    if rule.all_of and not all(re.search(p, text, flags) for p in rule.all_of):
-        return False
-    if rule.any_of and not any(re.search(p, text, flags) for p in rule.any_of):
-        return False
-    return not any(re.search(p, text, flags) for p in rule.none_of)
-
-
 def suggest(cases: Iterable[FailureCase], ctx: TriageContext) -> list[TriageSuggestion]:
     """One suggestion per case: the first registered rule that fires, else reasoning_failure."""
     rules = registered_rules()
@@ -313,66 +269,8 @@ def suggest(cases: Iterable[FailureCase], ctx: TriageContext) -> list[TriageSugg
     return out
 
 
-# -- failures from records -------------------------------------------------------------------
-
-
-def failures_from_overrides(
-    overrides: Iterable[Override], tickets: Iterable[Ticket]
-) -> list[FailureCase]:
-    """Correcting overrides (final != model label) with their ticket text."""
-    by_id = {t.id: t for t in tickets}
-    out = []
-    for o in overrides:
-        t = by_id.get(o.ticket_id)
-        if t is None or not is_correction(o):
-            continue
-        out.append(
-            FailureCase(
-                id=o.id,
-                text=t.text,
-                model_label=o.model_label,
-                final_label=o.final_label,
-                source="override",
-                reason_code=str(o.reason_code.value),
-                ticket_id=o.ticket_id,
-                metadata=dict(t.metadata),
-            )
-        )
-    return out
-
-
-def failures_from_eval_run(run: EvalRun, suite: EvalSuite) -> list[FailureCase]:
-    """The examples an evaluation run got wrong (argmax != y_true)."""
-    by_id = {e.id: e for e in suite.examples}
-    out = []
-    for ex_id, y, row in zip(run.example_ids, run.y_true, run.proba, strict=True):
-        pred = max(range(len(row)), key=row.__getitem__) if row else None
-        if pred == y or ex_id not in by_id:
-            continue
-        ex = by_id[ex_id]
-        out.append(
-            FailureCase(
-                id=f"{run.id}:{ex_id}",
-                text=ex.text,
-                model_label=run.labels[pred] if pred is not None else None,
-                final_label=run.labels[y],
-                source="eval",
-                metadata=dict(ex.metadata),
-            )
-        )
-    return out
-
-
-def failures_from_store(store: Any, *, since: Any = None) -> list[FailureCase]:
-    """Every correcting override in the store, as failure cases."""
-    overrides = [o for o in store.overrides(since=since) if is_correction(o)]
-    ids = sorted({o.ticket_id for o in overrides})
-    tickets = store.tickets(ids=ids) if ids else []
-    return failures_from_overrides(overrides, tickets)
-
-
 def triage_context_from_store(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     cases: Sequence[FailureCase],
     *,
@@ -390,387 +288,4 @@ def triage_context_from_store(
         recent_texts=recent,
         failure_texts=[c.text for c in cases],
         rules=list(rules) if rules is not None else workflow.rules,
-    )
-
-
-# -- the file round trip -----------------------------------------------------------------------
-
-_COLUMNS = [
-    "failure_id",
-    "source",
-    "reason_code",
-    "model_label",
-    "final_label",
-    "suggested_category",
-    "rule",
-    "evidence",
-    "category",
-    "note",
-    "text",
-]
-
-
-def export_triage(
-    path: str | Path, cases: Sequence[FailureCase], suggestions: Sequence[TriageSuggestion]
-) -> int:
-    """Write one row per case for review (CSV, or JSONL when the suffix is .jsonl).
-
-    The ``category`` column is left empty: a reviewer fills it with a category (accepting or
-    correcting ``suggested_category``); rows left empty are skipped on import. Returns rows.
-    """
-    p = Path(path)
-    sug = {s.failure_id: s for s in suggestions}
-    rows = []
-    for c in cases:
-        s = sug.get(c.id)
-        rows.append(
-            {
-                "failure_id": c.id,
-                "source": c.source,
-                "reason_code": c.reason_code or "",
-                "model_label": c.model_label or "",
-                "final_label": c.final_label,
-                "suggested_category": s.category.value if s else "",
-                "rule": s.rule if s else "",
-                "evidence": s.evidence if s else "",
-                "category": "",
-                "note": "",
-                "text": c.text,
-            }
-        )
-    if p.suffix.lower() == ".jsonl":
-        with p.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    else:
-        with p.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-    return len(rows)
-
-
-@dataclass
-class TriageImportReport:
-    """What an import did."""
-
-    confirmed: int = 0
-    """Rows stored with a category."""
-    corrected: int = 0
-    """Of those, rows whose category differs from the suggestion."""
-    skipped: int = 0
-    """Rows with an empty category (not yet reviewed)."""
-    errors: list[str] = field(default_factory=list)
-    """``file:line: message`` per bad row (nothing is stored when there are any)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _read_rows(p: Path) -> list[tuple[int, dict[str, Any]]]:
-    if not p.exists():
-        raise InputError(f"{p}: no such file; export one with `tunegate triage export {p}`")
-    if p.suffix.lower() == ".jsonl":
-        rows: list[tuple[int, dict[str, Any]]] = []
-        for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rows.append((lineno, {"__error__": f"not valid JSON: {exc.msg}"}))
-                continue
-            rows.append(
-                (
-                    lineno,
-                    value if isinstance(value, dict) else {"__error__": "expected a JSON object"},
-                )
-            )
-        return rows
-    with p.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"failure_id", "category"} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(
-                f"{p}:1: missing column(s) {sorted(missing)}; expected the columns "
-                f"written by `tunegate triage export`: {_COLUMNS}"
-            )
-        return [(i, dict(row)) for i, row in enumerate(reader, start=2)]
-
-
-def import_triage(
-    path: str | Path, store: Any, *, reviewer: str = "unknown", known_ids: set[str] | None = None
-) -> TriageImportReport:
-    """Validate an edited export and store each reviewed row as a ``TriageLabel`` (key: failure_id).
-
-    All rows are validated first; any error raises :class:`InputError` listing every bad line
-    (``file:line: ...``) and nothing is stored. ``known_ids`` (optional) rejects unknown ids.
-    """
-    p = Path(path)
-    report = TriageImportReport()
-    allowed = [c.value for c in TriageCategory]
-    staged: list[tuple[str, TriageLabel]] = []
-    seen: dict[str, int] = {}
-    for lineno, row in _read_rows(p):
-        where = f"{p}:{lineno}"
-        if "__error__" in row:
-            report.errors.append(f"{where}: {row['__error__']}")
-            continue
-        fid = str(row.get("failure_id") or "").strip()
-        category = str(row.get("category") or "").strip().lower()
-        if not fid:
-            report.errors.append(f"{where}: empty failure_id")
-            continue
-        if fid in seen:
-            report.errors.append(f"{where}: failure_id {fid!r} repeats line {seen[fid]}")
-            continue
-        seen[fid] = lineno
-        if known_ids is not None and fid not in known_ids:
-            report.errors.append(f"{where}: unknown failure_id {fid!r}")
-            continue
-        if not category:
-            report.skipped += 1
-            continue
-        if category not in allowed:
-            report.errors.append(f"{where}: category {category!r} is not one of {allowed}")
-            continue
-        suggested = str(row.get("suggested_category") or "").strip() or None
-        if suggested and suggested != category:
-            report.corrected += 1
-        staged.append(
-            (
-                fid,
-                _triage_payload(
-                    category,
-                    reviewer=reviewer,
-                    suggested=suggested,
-                    rule=row.get("rule") or None,
-                    note=str(row.get("note") or ""),
-                    row=row,
-                ),
-            )
-        )
-    if report.errors:
-        raise InputError(
-            f"{len(report.errors)} bad row(s), nothing imported; fix them and "
-            f"import again:\n" + "\n".join(report.errors)
-        )
-    for fid, payload in staged:
-        store.documents(TriageLabel).put(fid, payload)
-        report.confirmed += 1
-    if staged:
-        store.audit(
-            "triage.import",
-            reviewer,
-            {"file": str(p), "confirmed": report.confirmed, "corrected": report.corrected},
-        )
-    return report
-
-
-def _triage_payload(
-    category: str,
-    *,
-    reviewer: str,
-    suggested: str | None = None,
-    rule: Any = None,
-    note: str = "",
-    row: Mapping[str, Any] | None = None,
-) -> TriageLabel:
-    row = row or {}
-    return TriageLabel(
-        category=category,
-        suggested_category=suggested,
-        rule=rule,
-        confirmed=True,
-        reviewer=reviewer,
-        confirmed_at=utcnow().isoformat(),
-        note=note,
-        source=row.get("source") or None,
-        reason_code=row.get("reason_code") or None,
-        model_label=row.get("model_label") or None,
-        final_label=row.get("final_label") or None,
-    )
-
-
-def confirm_triage(
-    store: Any, failure_id: str, category: str, *, reviewer: str = "unknown", note: str = ""
-) -> dict[str, Any]:
-    """Confirm (or correct) one failure's category and store it; returns the stored payload."""
-    value = category.strip().lower()
-    allowed = [c.value for c in TriageCategory]
-    if value not in allowed:
-        raise InputError(f"category {category!r} is not one of {allowed}")
-    found = store.documents(TriageLabel).get(failure_id)
-    previous = found.model_dump() if found is not None else {}
-    payload = _triage_payload(
-        value,
-        reviewer=reviewer,
-        note=note,
-        suggested=previous.get("suggested_category"),
-        rule=previous.get("rule"),
-        row=previous,
-    )
-    store.documents(TriageLabel).put(failure_id, payload)
-    store.audit("triage.confirm", reviewer, {"failure_id": failure_id, "category": value})
-    return payload.model_dump(mode="json")
-
-
-def confirmed_triage(store: Any) -> dict[str, str]:
-    """failure_id -> confirmed category, for every confirmed triage record in the store."""
-    return {k: v.category for k, v in store.documents(TriageLabel).items() if v.confirmed}
-
-
-# -- recommendations ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """What to do about the triaged failures, and why."""
-
-    action: str
-    """``retrieval`` | ``rules`` | ``constrained_output`` | ``fine_tune`` | ``instructions`` |
-    ``insufficient_data``."""
-    reasons: list[str]
-    """One line per threshold that was crossed (or why none was)."""
-    shares: dict[str, float]
-    """Category -> share of the triaged failures."""
-    counts: dict[str, int]
-    total: int
-    needed: int = 0
-    """Further triaged failures needed before a recommendation (insufficient_data only)."""
-    also: list[str] = field(default_factory=list)
-    """Other actions whose thresholds were crossed too."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def recommend(
-    categories: Iterable[str | TriageCategory],
-    policy: TriagePolicy,
-    *,
-    recurring_share: float | None = None,
-    trend_stable: bool | None = None,
-    min_recurring_share: float = 0.5,
-) -> Recommendation:
-    """Turn confirmed categories into one recommendation (thresholds in ``policy``).
-
-    In order: fewer than ``policy.min_failures`` -> ``insufficient_data`` (with how many more);
-    facts share (missing + stale) > ``facts_share`` -> ``retrieval``; policy share >
-    ``policy_share`` -> ``rules``; formatting share > ``formatting_share`` ->
-    ``constrained_output``. When several cross, the largest share leads and the others are in
-    ``also``. With none crossed, ``fine_tune`` only for stable, repetitive behaviour:
-    reasoning failures are the largest category, at least ``min_recurring_share`` of them fall
-    in recurring missed-signal patterns (``recurring_share``), and the override trend is stable
-    or increasing (``trend_stable``). Otherwise ``instructions``.
-    """
-    counts = Counter(TriageCategory(c).value for c in categories)
-    total = sum(counts.values())
-    all_counts = {c.value: counts.get(c.value, 0) for c in TriageCategory}
-    shares = {k: (v / total if total else 0.0) for k, v in all_counts.items()}
-    if total < policy.min_failures:
-        need = policy.min_failures - total
-        return Recommendation(
-            "insufficient_data",
-            [
-                f"{total} confirmed triaged failures; a recommendation needs "
-                f"{policy.min_failures}: "
-                f"triage {need} more (`tunegate triage export` / `triage confirm`)"
-            ],
-            shares,
-            all_counts,
-            total,
-            needed=need,
-        )
-    facts = shares["missing_facts"] + shares["stale_facts"]
-    crossed: list[tuple[float, str, str]] = []
-    if facts > policy.facts_share:
-        crossed.append(
-            (
-                facts,
-                "retrieval",
-                f"missing/stale facts are {facts:.0%} of failures "
-                f"(> {policy.facts_share:.0%}): give the model the facts at inference time "
-                "(retrieval over reviewed "
-                "examples or documents) instead of baking them into weights",
-            )
-        )
-    if shares["policy_violation"] > policy.policy_share:
-        crossed.append(
-            (
-                shares["policy_violation"],
-                "rules",
-                f"policy violations are {shares['policy_violation']:.0%} of failures "
-                f"(> {policy.policy_share:.0%}): move the policy into deterministic rules",
-            )
-        )
-    if shares["formatting_failure"] > policy.formatting_share:
-        crossed.append(
-            (
-                shares["formatting_failure"],
-                "constrained_output",
-                f"formatting failures are {shares['formatting_failure']:.0%} of failures "
-                f"(> {policy.formatting_share:.0%}): constrain the output to the "
-                "label set",
-            )
-        )
-    if crossed:
-        crossed.sort(key=lambda t: -t[0])
-        return Recommendation(
-            crossed[0][1],
-            [t[2] for t in crossed],
-            shares,
-            all_counts,
-            total,
-            also=[t[1] for t in crossed[1:]],
-        )
-    reasoning = shares["reasoning_failure"]
-    largest = max(shares, key=lambda k: shares[k])
-    reasons = [
-        f"no cheap-fix threshold crossed (facts {facts:.0%}, policy "
-        f"{shares['policy_violation']:.0%}, formatting {shares['formatting_failure']:.0%})"
-    ]
-    repetitive = recurring_share is not None and recurring_share >= min_recurring_share
-    if largest == "reasoning_failure" and repetitive and trend_stable:
-        reasons.append(
-            f"reasoning failures lead ({reasoning:.0%}), {recurring_share:.0%} of them fall in "
-            f"recurring missed-signal patterns and the trend is stable or increasing: stable, "
-            f"repetitive behaviour that fine-tuning can learn (subject to the gate)"
-        )
-        return Recommendation("fine_tune", reasons, shares, all_counts, total)
-    if largest != "reasoning_failure":
-        reasons.append(f"the largest category is {largest} ({shares[largest]:.0%}), not reasoning")
-    if not repetitive:
-        shown = "unknown" if recurring_share is None else f"{recurring_share:.0%}"
-        reasons.append(
-            f"reasoning failures are not concentrated in recurring patterns "
-            f"({shown} < {min_recurring_share:.0%})"
-        )
-    if not trend_stable:
-        reasons.append("the override trend is not shown to be stable or increasing")
-    reasons.append(
-        "improve the instructions / label descriptions first (`tunegate try instructions`)"
-    )
-    return Recommendation("instructions", reasons, shares, all_counts, total)
-
-
-def recommend_from_store(store: Any, workflow: Workflow) -> Recommendation:
-    """:func:`recommend` over the store's confirmed triage, with the trend and the share of
-    reasoning failures whose text contains a recurring missed-signal pattern."""
-    from tunegate.diagnose._overrides import ngrams, override_trend_from_store, patterns_from_store
-
-    confirmed = confirmed_triage(store)
-    if len(confirmed) < workflow.triage.min_failures:
-        return recommend(confirmed.values(), workflow.triage)
-    trend = override_trend_from_store(store, workflow)
-    patterns = {p.ngram for p in patterns_from_store(store, workflow)}
-    reasoning_ids = [k for k, v in confirmed.items() if v == TriageCategory.REASONING_FAILURE]
-    cases = {c.id: c for c in failures_from_store(store)}
-    texts = [cases[i].text for i in reasoning_ids if i in cases]
-    share = (sum(1 for t in texts if ngrams(t) & patterns) / len(texts)) if texts else None
-    return recommend(
-        confirmed.values(),
-        workflow.triage,
-        recurring_share=share,
-        trend_stable=trend.decision.passed,
     )

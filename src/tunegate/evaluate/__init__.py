@@ -5,6 +5,8 @@
 * :func:`run_eval` scores a classifier on a suite -> :class:`~tunegate.records.EvalRun`.
 * :func:`compare` applies the workflow's regression policy -> :class:`~tunegate.records.Verdict`
   (exit code 0 pass / 1 fail / 2 inconclusive); :func:`compare_runs` also returns the evidence.
+* the regression policy is a set of registered verdict rules (:func:`verdict_rule`,
+  :func:`verdict_rules`), pure functions of the gathered :class:`VerdictEvidence`.
 * :func:`preservation_probe` checks the encoder on BANKING77 (external capability).
 """
 
@@ -12,13 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tunegate.evaluate._compare import (
-    Comparison,
-    compare,
-    compare_runs,
-    harm_rule,
-    verdict_outcome,
-)
+from tunegate.evaluate._compare import Comparison, compare, compare_runs
 from tunegate.evaluate._probe import (
     ProbeComparison,
     ProbeResult,
@@ -39,6 +35,15 @@ from tunegate.evaluate._suites import (
     suite_from_examples,
     suite_size_warnings,
 )
+from tunegate.evaluate._verdict_rules import (
+    VerdictEvidence,
+    VerdictRule,
+    confidence_label,
+    harm_rule,
+    verdict_outcome,
+    verdict_rule,
+    verdict_rules,
+)
 from tunegate.metrics import SeedSummary, seed_summary
 from tunegate.records import EvalRun
 
@@ -49,11 +54,14 @@ __all__ = [
     "ProbeComparison",
     "ProbeResult",
     "SuiteSizeWarning",
+    "VerdictEvidence",
+    "VerdictRule",
     "assign_slice",
     "check_leakage",
     "compare",
     "compare_probes",
     "compare_runs",
+    "confidence_label",
     "default_preservation_labels",
     "freeze_suite",
     "harm_rule",
@@ -66,6 +74,8 @@ __all__ = [
     "suite_from_examples",
     "suite_size_warnings",
     "verdict_outcome",
+    "verdict_rule",
+    "verdict_rules",
 ]
 
 

@@ -1,47 +1,38 @@
 """Compare a candidate EvalRun with a baseline EvalRun on the same suite -> a Verdict.
 
-Every rule reads paired bootstrap intervals (same resampled examples for both models). With
-``d`` the point estimate of a *harm* (an accuracy drop, an FNR rise), ``[lo, hi]`` its
-interval and ``tol`` the rule's tolerance, a CI-aware rule is (a non-inferiority test):
+:func:`compare_runs` checks that both runs were made on the suite, aligns them and gathers the
+evidence once (a paired bootstrap: the same resampled examples for both models, and McNemar's
+exact test per subset); the registered verdict rules of :mod:`._verdict_rules` each turn it
+into findings, in order:
 
-* **pass** when ``hi <= tol``: the harm is shown to be within tolerance;
-* **fail** when ``d > tol`` and ``lo > 0``: the harm exceeds tolerance and is real (its
-  interval excludes 0);
-* **inconclusive** otherwise: the data cannot tell.
-
-Rules: ``preservation`` (accuracy drop on the preservation slice, tolerance
-``regression.preservation_tolerance``; also an external probe when given), ``protected_fnr:<label>``
-(FNR rise of every protected class over the whole suite, ``protected_fnr_tolerance``),
-``ece`` (a point rise of ECE within ``max_ece_increase`` passes; above it, fail when the
-interval excludes 0, else inconclusive), ``latency_p50`` (relative rise of
-median latency > ``max_latency_increase`` fails), and ``core_improvement`` (core accuracy
-difference: pass when its interval is above 0, fail when below 0, inconclusive - "within
-noise" - when it contains 0). The verdict is ``fail`` if any rule fails (a core gain never
-buys a preservation loss), else ``inconclusive`` if any rule is, else ``pass``.
+``core_improvement`` (core accuracy difference: pass when its interval is above 0, fail when
+below 0, inconclusive - "within noise" - when it contains 0), ``preservation`` (accuracy drop
+on the preservation slice, tolerance ``regression.preservation_tolerance``, CI-aware; also
+``preservation:<dataset>`` for an external probe when given), ``protected_fnr:<label>`` (FNR
+rise of every protected class over the whole suite, ``protected_fnr_tolerance``), ``ece`` (a
+point rise of ECE within ``max_ece_increase`` passes; above it, fail when the interval
+excludes 0, else inconclusive), ``latency_p50`` (relative rise of median latency >
+``max_latency_increase`` fails). The verdict is ``fail`` if any rule fails (a core gain never
+buys a preservation loss), else ``inconclusive`` if any rule is, else ``pass``. Intervals are
+at ``regression.confidence``, and the messages say so.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from tunegate.config import Workflow
 from tunegate.errors import InputError
+from tunegate.evaluate._probe import ProbeComparison
 from tunegate.evaluate._run import escalate_ids, subset_masks
-from tunegate.metrics import (
-    BootstrapResult,
-    Interval,
-    McNemarResult,
-    mcnemar_exact,
-    paired_bootstrap,
-)
-from tunegate.records import EvalRun, EvalSuite, RuleResult, Verdict, VerdictOutcome
+from tunegate.evaluate._verdict_rules import VerdictEvidence, verdict_outcome, verdict_rules
+from tunegate.metrics import BootstrapResult, McNemarResult, mcnemar_exact, paired_bootstrap
+from tunegate.records import EvalRun, EvalSuite, Verdict
 
-__all__ = ["Comparison", "compare", "compare_runs", "harm_rule", "verdict_outcome"]
+__all__ = ["Comparison", "compare", "compare_runs"]
 
 
 @dataclass(frozen=True)
@@ -56,49 +47,10 @@ class Comparison:
     subset_sizes: dict[str, int]
     labels: list[str]
 
-
-def harm_rule(
-    rule: str, harm: Interval, tolerance: float, *, baseline: float, candidate: float, what: str
-) -> RuleResult:
-    """Apply the CI-aware non-inferiority rule to a harm (drop or rise) and its interval."""
-    d, lo, hi = harm.estimate, harm.low, harm.high
-    figures = f"{what} {d:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}), tolerance {tolerance:.4f}"
-    if math.isnan(d):
-        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{what}: not measurable on this suite"
-    elif hi <= tolerance:
-        outcome, why = VerdictOutcome.PASS, f"{figures}: within tolerance"
-    elif d > tolerance and lo > 0:
-        outcome, why = VerdictOutcome.FAIL, f"{figures}: exceeds tolerance and is not noise"
-    else:
-        outcome, why = (
-            VerdictOutcome.INCONCLUSIVE,
-            (f"{figures}: cannot rule out a harm beyond tolerance (interval too wide)"),
-        )
-    return RuleResult(
-        rule=rule,
-        outcome=outcome,
-        baseline=_f(baseline),
-        candidate=_f(candidate),
-        difference=_f(d),
-        ci_low=_f(lo),
-        ci_high=_f(hi),
-        threshold=tolerance,
-        message=why,
-    )
-
-
-def _f(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
-
-
-def verdict_outcome(rules: list[RuleResult]) -> VerdictOutcome:
-    """fail if any rule fails, else inconclusive if any is, else pass."""
-    outcomes = {r.outcome for r in rules}
-    if VerdictOutcome.FAIL in outcomes:
-        return VerdictOutcome.FAIL
-    if VerdictOutcome.INCONCLUSIVE in outcomes:
-        return VerdictOutcome.INCONCLUSIVE
-    return VerdictOutcome.PASS
+    @property
+    def confidence(self) -> float:
+        """The confidence level of every interval (``regression.confidence``)."""
+        return self.bootstrap.confidence
 
 
 def _aligned(
@@ -131,7 +83,7 @@ def compare_runs(
     suite: EvalSuite,
     workflow: Workflow,
     *,
-    probe: Any = None,
+    probe: ProbeComparison | None = None,
 ) -> Comparison:
     """:func:`compare`, also returning the bootstrap evidence (see the module docstring).
 
@@ -175,147 +127,17 @@ def compare_runs(
         name: mcnemar_exact(correct_a[m], correct_b[m]) for name, m in all_masks.items() if m.any()
     }
     sizes = {name: int(m.sum()) for name, m in all_masks.items()}
-    rules: list[RuleResult] = []
-
-    # 1. the main improvement: core accuracy (overall when the suite has no core slice)
-    main = "slice:core" if sizes["slice:core"] else "overall"
-    gain = boot.diff[main]["accuracy"]
-    base_acc, cand_acc = boot.a[main]["accuracy"].estimate, boot.b[main]["accuracy"].estimate
-    p_value = mcnemar[main].p_value if main in mcnemar else float("nan")
-    figures = (
-        f"{main.removeprefix('slice:')} accuracy {base_acc:.4f} -> {cand_acc:.4f} "
-        f"({gain.estimate:+.4f}, 95% CI {gain.low:+.4f} to {gain.high:+.4f}; "
-        f"McNemar exact p={p_value:.3g})"
+    evidence = VerdictEvidence(
+        bootstrap=boot,
+        mcnemar=mcnemar,
+        subset_sizes=sizes,
+        labels=labels,
+        protected_labels=list(workflow.protected_labels),
+        policy=policy,
+        with_latency=with_latency,
+        probe=probe,
     )
-    if gain.low > 0:
-        outcome, why = VerdictOutcome.PASS, f"{figures}: an improvement beyond noise"
-    elif gain.high < 0:
-        outcome, why = VerdictOutcome.FAIL, f"{figures}: a regression beyond noise"
-    else:
-        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{figures}: within noise"
-    rules.append(
-        RuleResult(
-            rule="core_improvement",
-            outcome=outcome,
-            baseline=base_acc,
-            candidate=cand_acc,
-            difference=gain.estimate,
-            ci_low=gain.low,
-            ci_high=gain.high,
-            threshold=0.0,
-            message=why,
-        )
-    )
-
-    # 2. capability preservation: a drop beyond tolerance fails, whatever core gained
-    if sizes["slice:preservation"]:
-        d = boot.diff["slice:preservation"]["accuracy"]
-        rules.append(
-            harm_rule(
-                "preservation",
-                Interval(-d.estimate, -d.high, -d.low),
-                policy.preservation_tolerance,
-                baseline=boot.a["slice:preservation"]["accuracy"].estimate,
-                candidate=boot.b["slice:preservation"]["accuracy"].estimate,
-                what="preservation accuracy drop",
-            )
-        )
-    else:
-        rules.append(
-            RuleResult(
-                rule="preservation",
-                outcome=VerdictOutcome.INCONCLUSIVE,
-                message="the suite has no preservation slice; add 50-100 "
-                "examples of behaviour that must not regress",
-            )
-        )
-    if probe is not None:
-        rules.append(
-            harm_rule(
-                f"preservation:{probe.dataset}",
-                probe.drop,
-                policy.preservation_tolerance,
-                baseline=probe.before.accuracy,
-                candidate=probe.after.accuracy,
-                what=f"{probe.dataset} probe accuracy drop",
-            )
-        )
-
-    # 3. protected classes: FNR must not rise
-    for label in workflow.protected_labels:
-        c = labels.index(label)
-        rise = boot.diff["overall"][f"fnr:{c}"]
-        rules.append(
-            harm_rule(
-                f"protected_fnr:{label}",
-                rise,
-                policy.protected_fnr_tolerance,
-                baseline=boot.a["overall"][f"fnr:{c}"].estimate,
-                candidate=boot.b["overall"][f"fnr:{c}"].estimate,
-                what=f"{label} false-negative-rate rise",
-            )
-        )
-
-    # 4. calibration. The point rise decides a pass; a rise beyond tolerance fails only when
-    # its interval excludes 0 (else inconclusive). ECE's bootstrap interval on a few hundred
-    # examples is a few points wide even for two perfectly calibrated models, so requiring
-    # hi <= tol (as for the accuracy harms) would block almost every candidate.
-    ece = boot.diff["overall"]["expected_calibration_error"]
-    limit = policy.max_ece_increase
-    ece_figures = (
-        f"ECE {ece.estimate:+.4f} (95% CI {ece.low:+.4f} to {ece.high:+.4f}), "
-        f"tolerance +{limit:.4f}"
-    )
-    if ece.estimate <= limit:
-        ece_outcome, ece_why = VerdictOutcome.PASS, f"{ece_figures}: within tolerance"
-    elif ece.low > 0:
-        ece_outcome, ece_why = VerdictOutcome.FAIL, f"{ece_figures}: a rise beyond noise"
-    else:
-        ece_outcome, ece_why = (
-            VerdictOutcome.INCONCLUSIVE,
-            f"{ece_figures}: above tolerance but within noise",
-        )
-    rules.append(
-        RuleResult(
-            rule="ece",
-            outcome=ece_outcome,
-            baseline=boot.a["overall"]["expected_calibration_error"].estimate,
-            candidate=boot.b["overall"]["expected_calibration_error"].estimate,
-            difference=ece.estimate,
-            ci_low=ece.low,
-            ci_high=ece.high,
-            threshold=limit,
-            message=ece_why,
-        )
-    )
-
-    # 5. latency
-    if with_latency:
-        base = boot.a["overall"]["latency_p50_ms"].estimate
-        cand = boot.b["overall"]["latency_p50_ms"].estimate
-        rel = (cand / base - 1.0) if base > 0 else (0.0 if cand == 0 else math.inf)
-        limit = policy.max_latency_increase
-        rules.append(
-            RuleResult(
-                rule="latency_p50",
-                outcome=VerdictOutcome.FAIL if rel > limit else VerdictOutcome.PASS,
-                baseline=base,
-                candidate=cand,
-                difference=rel if math.isfinite(rel) else None,
-                threshold=limit,
-                message=f"median latency {base:.2f} -> {cand:.2f} ms ({rel:+.1%}); fails above "
-                f"+{limit:.0%}",
-            )
-        )
-    else:
-        rules.append(
-            RuleResult(
-                rule="latency_p50",
-                outcome=VerdictOutcome.INCONCLUSIVE,
-                message="latency was not recorded for both runs",
-            )
-        )
-
+    rules = [finding for rule in verdict_rules() for finding in rule.fn(evidence)]
     verdict = Verdict(
         outcome=verdict_outcome(rules),
         baseline_run=baseline.id,
@@ -333,7 +155,7 @@ def compare(
     suite: EvalSuite,
     workflow: Workflow,
     *,
-    probe: Any = None,
+    probe: ProbeComparison | None = None,
 ) -> Verdict:
     """Apply the workflow's regression policy to two runs on one suite -> :class:`Verdict`.
 

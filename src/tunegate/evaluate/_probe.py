@@ -90,6 +90,8 @@ class ProbeComparison:
     after: ProbeResult
     drop: Interval
     mcnemar: McNemarResult
+    confidence: float = 0.95
+    """Confidence level of the ``drop`` interval."""
 
     @property
     def within_noise(self) -> bool:
@@ -186,5 +188,10 @@ def compare_probes(
     gain = paired_mean_difference(a, b, n_resamples=n_resamples, confidence=confidence, seed=seed)
     drop = Interval(-gain.estimate, -gain.high, -gain.low)
     return ProbeComparison(
-        before.dataset, before, after, drop, mcnemar_exact(a.astype(bool), b.astype(bool))
+        before.dataset,
+        before,
+        after,
+        drop,
+        mcnemar_exact(a.astype(bool), b.astype(bool)),
+        confidence=confidence,
     )

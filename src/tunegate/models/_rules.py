@@ -1,48 +1,23 @@
-"""The deterministic rules layer declared in ``tunegate.yaml``."""
+"""The deterministic rules layer declared in ``tunegate.yaml`` (matching: :class:`RuleMatcher`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from tunegate._matching import RuleMatcher
 from tunegate.config import RuleSpec, Workflow
 from tunegate.errors import InputError
 from tunegate.models._base import Metadata, register_backend
 from tunegate.models._encoder import validate_texts
 from tunegate.records import ModelKind, RuleHit, content_hash
 
-__all__ = ["RULE_EPSILON", "RulesClassifier"]
+__all__ = ["RULE_EPSILON", "RuleMatcher", "RulesClassifier"]
 
 RULE_EPSILON = 1e-6
 """Probability left on each other class by a rule hit (so rows have no exact zeros)."""
-
-
-class _Compiled:
-    def __init__(self, spec: RuleSpec) -> None:
-        self.spec = spec
-        self.all_of = [re.compile(p, re.IGNORECASE) for p in spec.all_of]
-        self.any_of = [re.compile(p, re.IGNORECASE) for p in spec.any_of]
-        self.none_of = [re.compile(p, re.IGNORECASE) for p in spec.none_of]
-
-    def match(self, text: str) -> list[str] | None:
-        """The matched fragments (in pattern order) when the rule fires, else None."""
-        matched: list[str] = []
-        for pattern in self.all_of:
-            m = pattern.search(text)
-            if m is None:
-                return None
-            matched.append(m.group(0))
-        if self.any_of:
-            found = [m.group(0) for p in self.any_of if (m := p.search(text)) is not None]
-            if not found:
-                return None
-            matched.extend(found)
-        if any(p.search(text) for p in self.none_of):
-            return None
-        return matched
 
 
 class RulesClassifier:
@@ -68,7 +43,7 @@ class RulesClassifier:
         if len(set(names)) != len(names):
             raise InputError(f"rule names must be unique, got {names}")
         self.rules = list(rules)
-        self._compiled = [_Compiled(spec) for spec in self.rules]
+        self._compiled = [RuleMatcher(spec) for spec in self.rules]
 
     @property
     def version(self) -> str:

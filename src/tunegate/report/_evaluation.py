@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tunegate.evaluate import Comparison
+from tunegate.evaluate import Comparison, confidence_label
 from tunegate.metrics import Interval
 from tunegate.records import EvalRun, EvalSuite, Verdict
 from tunegate.report._html import Html, Section, badge, esc, page, table
@@ -93,9 +93,10 @@ def run_html(run: EvalRun, suite: EvalSuite) -> str:
     per_class = run.metrics["overall"]["per_class"]
     fnr = [per_class[name]["fnr"]["estimate"] for name in labels]
     err = [(per_class[name]["fnr"]["low"], per_class[name]["fnr"]["high"]) for name in labels]
+    level = confidence_label(run.metrics.get("bootstrap", {}).get("confidence", 0.95))
     sections = [
         Section(
-            "Metrics by slice (95% bootstrap CI)",
+            f"Metrics by slice ({level} bootstrap CI)",
             table(["slice", "n", *(h for _, h in _SCALARS)], _slice_rows(run)),
         ),
         Section(
@@ -153,13 +154,14 @@ def comparison_html(
             )
     fnr_a = [boot.a["overall"][f"fnr:{c}"] for c in range(len(labels))]
     fnr_b = [boot.b["overall"][f"fnr:{c}"] for c in range(len(labels))]
+    level = confidence_label(comparison.confidence)
     mc_rows = [
         [name, r.only_a, r.only_b, f"{r.p_value:.3g}"] for name, r in comparison.mcnemar.items()
     ]
     sections = [
         verdict_section(comparison.verdict),
         Section(
-            "Metrics by slice: baseline, candidate, difference (95% paired bootstrap CI)",
+            f"Metrics by slice: baseline, candidate, difference ({level} paired bootstrap CI)",
             table(
                 ["slice", "n", "metric", "baseline", "candidate", "candidate - baseline", ""], rows
             ),
@@ -203,7 +205,7 @@ def comparison_html(
                     "baseline": [(i.low, i.high) for i in fnr_a],
                     "candidate": [(i.low, i.high) for i in fnr_b],
                 },
-                title="FNR with 95% CI (lower is better)",
+                title=f"FNR with {level} CI (lower is better)",
                 max_value=1.0,
             ),
         ),
@@ -258,7 +260,15 @@ def verdict_markdown(verdict: Verdict, comparison: Comparison | None = None) -> 
             "",
             "<details><summary>accuracy difference by slice</summary>",
             "",
-            md_table(["slice", "n", "candidate - baseline [95% CI]", ""], rows),
+            md_table(
+                [
+                    "slice",
+                    "n",
+                    f"candidate - baseline [{confidence_label(comparison.confidence)} CI]",
+                    "",
+                ],
+                rows,
+            ),
             "",
             "</details>",
         ]

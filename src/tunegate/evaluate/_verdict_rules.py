@@ -1,0 +1,334 @@
+"""The regression policy as registered verdict rules: one pure function per rule.
+
+:func:`tunegate.evaluate.compare_runs` gathers the evidence once (:class:`VerdictEvidence`:
+the paired bootstrap, McNemar's tests, subset sizes, the policy); every rule registered with
+:func:`verdict_rule` turns it into findings (:class:`~tunegate.records.RuleResult`, each pass,
+fail or inconclusive with a message), in registration order; :func:`verdict_outcome` combines
+them. A rule returns a list because some rules give one finding per protected class, and an
+optional one (the external probe) gives none when its evidence is absent.
+
+With ``d`` the point estimate of a *harm* (an accuracy drop, an FNR rise), ``[lo, hi]`` its
+interval and ``tol`` the rule's tolerance, a CI-aware rule (:func:`harm_rule`, a
+non-inferiority test) is:
+
+* **pass** when ``hi <= tol``: the harm is shown to be within tolerance;
+* **fail** when ``d > tol`` and ``lo > 0``: the harm exceeds tolerance and is real (its
+  interval excludes 0);
+* **inconclusive** otherwise: the data cannot tell.
+
+Every message names the configured confidence level (``regression.confidence``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tunegate._registries import NamedRegistry
+from tunegate.config import RegressionPolicy
+from tunegate.metrics import BootstrapResult, Interval, McNemarResult
+from tunegate.records import RuleResult, VerdictOutcome
+
+if TYPE_CHECKING:
+    from tunegate.evaluate._probe import ProbeComparison
+
+__all__ = [
+    "VerdictEvidence",
+    "VerdictRule",
+    "confidence_label",
+    "harm_rule",
+    "verdict_outcome",
+    "verdict_rule",
+    "verdict_rules",
+]
+
+
+def confidence_label(level: float) -> str:
+    """A confidence level as a percentage: ``0.95`` -> ``"95%"``, ``0.975`` -> ``"97.5%"``."""
+    return f"{round(level * 100.0, 6):g}%"
+
+
+@dataclass(frozen=True)
+class VerdictEvidence:
+    """Everything the verdict rules read, gathered once by :func:`compare_runs`."""
+
+    bootstrap: BootstrapResult
+    """``a`` = baseline, ``b`` = candidate, ``diff`` = candidate - baseline (paired)."""
+    mcnemar: Mapping[str, McNemarResult]
+    """McNemar's exact test per non-empty subset (``overall``, ``slice:core``, ...)."""
+    subset_sizes: Mapping[str, int]
+    """Examples per subset, including empty ones."""
+    labels: Sequence[str]
+    """The workflow's labels, in class-id order."""
+    protected_labels: Sequence[str]
+    """Classes whose false-negative rate must not rise."""
+    policy: RegressionPolicy
+    """Tolerances and the bootstrap's confidence level."""
+    with_latency: bool
+    """Both runs recorded a latency per example."""
+    probe: ProbeComparison | None = None
+    """An optional external-probe comparison of the encoder (one more preservation rule)."""
+
+    @property
+    def confidence(self) -> float:
+        """The confidence level of the bootstrap intervals."""
+        return self.bootstrap.confidence
+
+    def table(self, which: str, subset: str) -> Mapping[str, Interval]:
+        """``a`` (baseline), ``b`` (candidate) or ``diff`` intervals of one subset."""
+        found = {"a": self.bootstrap.a, "b": self.bootstrap.b, "diff": self.bootstrap.diff}[which]
+        assert found is not None, "the verdict needs a paired bootstrap"
+        return found[subset]
+
+
+RuleFn = Callable[[VerdictEvidence], list[RuleResult]]
+
+
+@dataclass(frozen=True)
+class VerdictRule:
+    """A registered verdict rule."""
+
+    name: str
+    fn: RuleFn
+    description: str
+
+
+_RULES: NamedRegistry[VerdictRule] = NamedRegistry("verdict rule")
+
+
+def verdict_rule(name: str) -> Callable[[RuleFn], RuleFn]:
+    """Register a verdict rule under ``name`` (unique); rules run in registration order."""
+
+    def deco(fn: RuleFn) -> RuleFn:
+        _RULES.add(name, VerdictRule(name, fn, (fn.__doc__ or "").strip()))
+        return fn
+
+    return deco
+
+
+def verdict_rules() -> list[VerdictRule]:
+    """The registered verdict rules, in the order they are applied."""
+    return list(_RULES)
+
+
+def verdict_outcome(rules: list[RuleResult]) -> VerdictOutcome:
+    """fail if any rule fails, else inconclusive if any is, else pass."""
+    outcomes = {r.outcome for r in rules}
+    if VerdictOutcome.FAIL in outcomes:
+        return VerdictOutcome.FAIL
+    if VerdictOutcome.INCONCLUSIVE in outcomes:
+        return VerdictOutcome.INCONCLUSIVE
+    return VerdictOutcome.PASS
+
+
+def _f(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def harm_rule(
+    rule: str,
+    harm: Interval,
+    tolerance: float,
+    *,
+    baseline: float,
+    candidate: float,
+    what: str,
+    confidence: float = 0.95,
+) -> RuleResult:
+    """Apply the CI-aware non-inferiority rule to a harm (drop or rise) and its interval
+    (``confidence``: the interval's level, printed in the message)."""
+    d, lo, hi = harm.estimate, harm.low, harm.high
+    level = confidence_label(confidence)
+    figures = f"{what} {d:+.4f} ({level} CI {lo:+.4f} to {hi:+.4f}), tolerance {tolerance:.4f}"
+    if math.isnan(d):
+        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{what}: not measurable on this suite"
+    elif hi <= tolerance:
+        outcome, why = VerdictOutcome.PASS, f"{figures}: within tolerance"
+    elif d > tolerance and lo > 0:
+        outcome, why = VerdictOutcome.FAIL, f"{figures}: exceeds tolerance and is not noise"
+    else:
+        outcome, why = (
+            VerdictOutcome.INCONCLUSIVE,
+            (f"{figures}: cannot rule out a harm beyond tolerance (interval too wide)"),
+        )
+    return RuleResult(
+        rule=rule,
+        outcome=outcome,
+        baseline=_f(baseline),
+        candidate=_f(candidate),
+        difference=_f(d),
+        ci_low=_f(lo),
+        ci_high=_f(hi),
+        threshold=tolerance,
+        message=why,
+    )
+
+
+@verdict_rule("core_improvement")
+def core_improvement(ev: VerdictEvidence) -> list[RuleResult]:
+    """Core accuracy (overall when the suite has no core slice): pass when its interval is
+    above 0, fail when below 0, inconclusive ("within noise") when it contains 0."""
+    main = "slice:core" if ev.subset_sizes["slice:core"] else "overall"
+    gain = ev.table("diff", main)["accuracy"]
+    base_acc = ev.table("a", main)["accuracy"].estimate
+    cand_acc = ev.table("b", main)["accuracy"].estimate
+    p_value = ev.mcnemar[main].p_value if main in ev.mcnemar else float("nan")
+    figures = (
+        f"{main.removeprefix('slice:')} accuracy {base_acc:.4f} -> {cand_acc:.4f} "
+        f"({gain.estimate:+.4f}, {confidence_label(ev.confidence)} CI {gain.low:+.4f} to "
+        f"{gain.high:+.4f}; McNemar exact p={p_value:.3g})"
+    )
+    if gain.low > 0:
+        outcome, why = VerdictOutcome.PASS, f"{figures}: an improvement beyond noise"
+    elif gain.high < 0:
+        outcome, why = VerdictOutcome.FAIL, f"{figures}: a regression beyond noise"
+    else:
+        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{figures}: within noise"
+    return [
+        RuleResult(
+            rule="core_improvement",
+            outcome=outcome,
+            baseline=base_acc,
+            candidate=cand_acc,
+            difference=gain.estimate,
+            ci_low=gain.low,
+            ci_high=gain.high,
+            threshold=0.0,
+            message=why,
+        )
+    ]
+
+
+@verdict_rule("preservation")
+def preservation(ev: VerdictEvidence) -> list[RuleResult]:
+    """Accuracy drop on the preservation slice within ``preservation_tolerance`` (CI-aware); a
+    drop beyond it fails whatever core gained. Inconclusive when the suite has no such slice."""
+    if not ev.subset_sizes["slice:preservation"]:
+        return [
+            RuleResult(
+                rule="preservation",
+                outcome=VerdictOutcome.INCONCLUSIVE,
+                message="the suite has no preservation slice; add 50-100 "
+                "examples of behaviour that must not regress",
+            )
+        ]
+    d = ev.table("diff", "slice:preservation")["accuracy"]
+    return [
+        harm_rule(
+            "preservation",
+            Interval(-d.estimate, -d.high, -d.low),
+            ev.policy.preservation_tolerance,
+            baseline=ev.table("a", "slice:preservation")["accuracy"].estimate,
+            candidate=ev.table("b", "slice:preservation")["accuracy"].estimate,
+            what="preservation accuracy drop",
+            confidence=ev.confidence,
+        )
+    ]
+
+
+@verdict_rule("preservation_probe")
+def preservation_probe_rule(ev: VerdictEvidence) -> list[RuleResult]:
+    """The external probe's accuracy drop within ``preservation_tolerance`` (CI-aware), as
+    ``preservation:<dataset>``; no finding when no probe was given."""
+    probe = ev.probe
+    if probe is None:
+        return []
+    return [
+        harm_rule(
+            f"preservation:{probe.dataset}",
+            probe.drop,
+            ev.policy.preservation_tolerance,
+            baseline=probe.before.accuracy,
+            candidate=probe.after.accuracy,
+            what=f"{probe.dataset} probe accuracy drop",
+            confidence=probe.confidence,
+        )
+    ]
+
+
+@verdict_rule("protected_fnr")
+def protected_fnr(ev: VerdictEvidence) -> list[RuleResult]:
+    """For every protected class, ``protected_fnr:<label>``: its false-negative-rate rise over
+    the whole suite within ``protected_fnr_tolerance`` (CI-aware)."""
+    out = []
+    for label in ev.protected_labels:
+        key = f"fnr:{list(ev.labels).index(label)}"
+        out.append(
+            harm_rule(
+                f"protected_fnr:{label}",
+                ev.table("diff", "overall")[key],
+                ev.policy.protected_fnr_tolerance,
+                baseline=ev.table("a", "overall")[key].estimate,
+                candidate=ev.table("b", "overall")[key].estimate,
+                what=f"{label} false-negative-rate rise",
+                confidence=ev.confidence,
+            )
+        )
+    return out
+
+
+@verdict_rule("ece")
+def ece(ev: VerdictEvidence) -> list[RuleResult]:
+    """A point rise of ECE within ``max_ece_increase`` passes; above it, fail when the interval
+    excludes 0, else inconclusive."""
+    # ECE's bootstrap interval on a few hundred examples is a few points wide even for two
+    # perfectly calibrated models, so requiring hi <= tol (as for the accuracy harms) would
+    # block almost every candidate.
+    key = "expected_calibration_error"
+    rise = ev.table("diff", "overall")[key]
+    limit = ev.policy.max_ece_increase
+    figures = (
+        f"ECE {rise.estimate:+.4f} ({confidence_label(ev.confidence)} CI {rise.low:+.4f} to "
+        f"{rise.high:+.4f}), tolerance +{limit:.4f}"
+    )
+    if rise.estimate <= limit:
+        outcome, why = VerdictOutcome.PASS, f"{figures}: within tolerance"
+    elif rise.low > 0:
+        outcome, why = VerdictOutcome.FAIL, f"{figures}: a rise beyond noise"
+    else:
+        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{figures}: above tolerance but within noise"
+    return [
+        RuleResult(
+            rule="ece",
+            outcome=outcome,
+            baseline=ev.table("a", "overall")[key].estimate,
+            candidate=ev.table("b", "overall")[key].estimate,
+            difference=rise.estimate,
+            ci_low=rise.low,
+            ci_high=rise.high,
+            threshold=limit,
+            message=why,
+        )
+    ]
+
+
+@verdict_rule("latency_p50")
+def latency_p50(ev: VerdictEvidence) -> list[RuleResult]:
+    """A relative rise of median latency above ``max_latency_increase`` fails; inconclusive
+    when latency was not recorded for both runs."""
+    if not ev.with_latency:
+        return [
+            RuleResult(
+                rule="latency_p50",
+                outcome=VerdictOutcome.INCONCLUSIVE,
+                message="latency was not recorded for both runs",
+            )
+        ]
+    base = ev.table("a", "overall")["latency_p50_ms"].estimate
+    cand = ev.table("b", "overall")["latency_p50_ms"].estimate
+    rel = (cand / base - 1.0) if base > 0 else (0.0 if cand == 0 else math.inf)
+    limit = ev.policy.max_latency_increase
+    return [
+        RuleResult(
+            rule="latency_p50",
+            outcome=VerdictOutcome.FAIL if rel > limit else VerdictOutcome.PASS,
+            baseline=base,
+            candidate=cand,
+            difference=rel if math.isfinite(rel) else None,
+            threshold=limit,
+            message=f"median latency {base:.2f} -> {cand:.2f} ms ({rel:+.1%}); fails above "
+            f"+{limit:.0%}",
+        )
+    ]
