@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
 
 from tunegate._progress import make_progress
@@ -481,7 +482,7 @@ def _with_known_tickets(
 ) -> list[_Entry]:
     """``entries`` whose override names a ticket in the store; the others are quarantined."""
     wanted = sorted({entry[0].ticket_id for entry in entries})  # type: ignore[attr-defined]
-    known = {ticket.id for ticket in store.tickets(ids=wanted)}
+    known = _stored_ids(store, "tickets", wanted)
     kept: list[_Entry] = []
     for entry in entries:
         ticket_id = entry[0].ticket_id  # type: ignore[attr-defined]
@@ -494,6 +495,24 @@ def _with_known_tickets(
                 f"ingest the tickets first (`tunegate ingest tickets FILE`), or fix ticket_id",
             )
     return kept
+
+
+def _stored_ids(store: Store, table: str, ids: list[str]) -> set[str]:
+    """The ``ids`` stored in ``table``: a primary-key lookup that builds no records (loading
+    the tickets themselves would make an override ingest about twice as slow)."""
+    column: sa.ColumnClause[str] = sa.column("id")
+    query = sa.select(column).select_from(sa.table(table, column))
+    found: set[str] = set()
+    with store.engine.connect() as conn:
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit, with room
+            chunk = ids[start : start + 900]
+            if conn.dialect.name == "sqlite":  # driver SQL: no per-chunk compile
+                marks = ", ".join("?" for _ in chunk)
+                sql = f"SELECT id FROM {table} WHERE id IN ({marks})"
+                found.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
+            else:
+                found.update(conn.execute(query.where(column.in_(chunk))).scalars())
+    return found
 
 
 def _one_by_one(entries: list[_Entry], store_rows: Any) -> list[tuple[_Entry, Exception | None]]:
