@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 import _store_fixtures
 from tunegate.config import Workflow
 from tunegate.io import ingest_file
-from tunegate.io._ingest import _fast_record, _general
 from tunegate.io._readers import jsonl_row
+from tunegate.io._rows import _fast_record, _general
 from tunegate.records import Decision, Example, Override, RuleHit, Ticket
 from tunegate.store import Store
 from tunegate.store import _schema as schema
