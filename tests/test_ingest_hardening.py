@@ -19,6 +19,8 @@ from tunegate.config import Workflow, parse_workflow, starter_yaml
 from tunegate.io import ingest_file, quarantine_path, read_records
 from tunegate.records import (
     MAX_TEXT_CHARS,
+    STORED,
+    Decision,
     Example,
     Override,
     Ticket,
@@ -188,6 +190,23 @@ def test_a_file_row_gets_the_same_message_as_the_record(tmp_path: Path, workflow
     _, problems = read_records("tickets", path, workflow=workflow)
     assert [p.reason for p in problems] == [validation_message(info.value)]
     assert "30,000 characters" in problems[0].reason
+
+
+def test_rows_stored_before_the_limits_still_load() -> None:
+    """A store may hold what ingestion accepted before the limits: read back with the STORED
+    context, such rows load (the store's one-line change); new records are refused."""
+    row = {"id": "t", "text": "x" * 30_000, "created_at": T0, "metadata": {"a": float("nan")}}
+    with pytest.raises(ValidationError):
+        Ticket.model_validate(row)
+    assert len(Ticket.model_validate(row, context=STORED).text) == 30_000
+    note = {"ticket_id": "t", "final_label": "a", "reason_code": "R1", "note": "n" * 3000}
+    assert Override.model_validate(note, context=STORED).note == note["note"]
+    probs = {"a": float("nan"), "b": 1.0}
+    decision = {"ticket_id": "t", "model_version": "m", "probabilities": probs, "label": "b"}
+    decision |= {"h_norm": 0.5, "route": "auto"}
+    with pytest.raises(ValidationError, match="finite"):
+        Decision.model_validate(decision)
+    assert Decision.model_validate(decision, context=STORED).label == "b"
 
 
 def test_records_keep_accepting_ordinary_values() -> None:

@@ -10,17 +10,19 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, ValidationInfo
 
 __all__ = [
     "MAX_METADATA_DEPTH",
     "MAX_NOTE_CHARS",
     "MAX_TEXT_CHARS",
+    "STORED",
     "aware",
     "check_json_value",
     "check_strings",
     "check_text",
     "check_unicode",
+    "limits_apply",
     "validation_message",
 ]
 
@@ -30,6 +32,16 @@ MAX_NOTE_CHARS = 2_000
 """The longest override note accepted."""
 MAX_METADATA_DEPTH = 32
 """The deepest nesting of lists and objects accepted in ``metadata`` (the object itself is 1)."""
+
+STORED: dict[str, Any] = {"stored": True}
+"""Validation context for re-reading a stored record (``model_validate(row, context=STORED)``):
+the size and value limits above are skipped, so rows stored before they existed still load."""
+
+
+def limits_apply(info: ValidationInfo) -> bool:
+    """False when validating with the :data:`STORED` context."""
+    context = info.context
+    return not (isinstance(context, dict) and context.get("stored"))
 
 
 def aware(value: datetime) -> datetime:

@@ -16,17 +16,26 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tunegate._validation import (
     MAX_METADATA_DEPTH,
     MAX_NOTE_CHARS,
     MAX_TEXT_CHARS,
+    STORED,
     aware,
     check_json_value,
     check_strings,
     check_text,
     check_unicode,
+    limits_apply,
     validation_message,
 )
 
@@ -34,6 +43,7 @@ __all__ = [
     "MAX_METADATA_DEPTH",
     "MAX_NOTE_CHARS",
     "MAX_TEXT_CHARS",
+    "STORED",
     "Attempt",
     "AttemptKind",
     "Decision",
@@ -139,10 +149,12 @@ class Ticket(_Record):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
+    def _text(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
             raise ValueError("text is empty or whitespace only")
-        return check_text(value, "text")
+        if len(value) > MAX_TEXT_CHARS or not value.isascii():  # cheap test first: hot path
+            return check_text(value, "text") if limits_apply(info) else value
+        return value
 
     @field_validator("created_at")
     @classmethod
@@ -150,9 +162,11 @@ class Ticket(_Record):
         return aware(value)
 
     @model_validator(mode="after")
-    def _strings(self) -> Ticket:  # one validator call for all: ingestion's hot path
-        check_strings(self, ("id",))
-        check_json_value(self.metadata, "metadata")
+    def _strings(self, info: ValidationInfo) -> Ticket:  # one call: ingestion's hot path
+        if not self.id.isascii():
+            check_unicode(self.id, "id")
+        if self.metadata and (info.context is None or limits_apply(info)):
+            check_json_value(self.metadata, "metadata")
         return self
 
     @property
@@ -192,11 +206,11 @@ class Decision(_Record):
         return aware(value)
 
     @model_validator(mode="after")
-    def _check(self) -> Decision:
+    def _check(self, info: ValidationInfo) -> Decision:
         check_strings(self, ("id", "ticket_id", "model_version", "label"))
         for name, p in self.probabilities.items():
             check_unicode(name, "a label of probabilities")
-            if not math.isfinite(p):
+            if not math.isfinite(p) and limits_apply(info):
                 raise ValueError(
                     f"probabilities[{name!r}] is {p!r}; every probability must be a finite number"
                 )
@@ -237,8 +251,8 @@ class Override(_Record):
 
     @field_validator("note")
     @classmethod
-    def _note(cls, value: str) -> str:
-        return check_text(value, "note", MAX_NOTE_CHARS)
+    def _note(cls, value: str, info: ValidationInfo) -> str:
+        return check_text(value, "note", MAX_NOTE_CHARS) if limits_apply(info) else value
 
     @model_validator(mode="after")
     def _strings(self) -> Override:
@@ -272,10 +286,12 @@ class Example(_Record):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
+    def _text(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
             raise ValueError("text is empty or whitespace only")
-        return check_text(value, "text")
+        if len(value) > MAX_TEXT_CHARS or not value.isascii():  # cheap test first: hot path
+            return check_text(value, "text") if limits_apply(info) else value
+        return value
 
     @field_validator("created_at")
     @classmethod
@@ -283,9 +299,10 @@ class Example(_Record):
         return aware(value)
 
     @model_validator(mode="after")
-    def _strings(self) -> Example:  # one validator call for all: ingestion's hot path
+    def _strings(self, info: ValidationInfo) -> Example:  # one call: ingestion's hot path
         check_strings(self, ("id", "label", "reviewer", "slice_tags", "ticket_id"))
-        check_json_value(self.metadata, "metadata")
+        if self.metadata and (info.context is None or limits_apply(info)):
+            check_json_value(self.metadata, "metadata")
         return self
 
     @property
