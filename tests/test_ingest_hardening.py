@@ -121,7 +121,9 @@ def test_an_unexpected_exception_in_one_row_is_that_rows_reason(
     rows.insert(1, {"id": "x", "text": "boom", "label": "vpn_issue"})
     path = tmp_path / "e.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    report = ingest_file(Store("sqlite://"), "examples", path, workflow=workflow)
+    report = ingest_file(
+        Store("sqlite://"), "examples", path, workflow=workflow, quarantine_dir=tmp_path
+    )
     assert (report.added, report.quarantined) == (3, 1)
     assert report.problems[0].line == 2 and "KeyError" in report.problems[0].reason
 
@@ -526,3 +528,10 @@ def test_any_csv_bytes_lose_no_good_row(
     path = tmp_path / f"p{abs(hash(tuple(lines)))}.csv"
     path.write_bytes(b"id,text,label\n" + b"\n".join(lines) + b"\n")
     _check_file(path, "examples", wf, good, len(good))
+
+
+def test_the_store_reads_back_rows_stored_before_the_limits(tmp_path: Path) -> None:
+    st_ = Store(f"sqlite:///{tmp_path / 's.db'}")
+    legacy = Ticket.model_construct(id="old", text="x" * 30_000, created_at=T0, metadata={})
+    st_.add_tickets([legacy])
+    assert len(st_.get_ticket("old").text) == 30_000

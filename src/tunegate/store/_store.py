@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from tunegate.errors import InputError, NotFoundError, StoreError
 from tunegate.records import (
+    STORED,
     Attempt,
     Decision,
     EvalRun,
@@ -236,7 +237,7 @@ def _entry_id(entry: _Entry) -> str:
 
 def _from_row(kind: str, row: sa.RowMapping) -> Any:
     model = RECORD_TYPES[kind]
-    return model.model_validate({name: row[name] for name in _FIELDS[kind]})
+    return model.model_validate({name: row[name] for name in _FIELDS[kind]}, context=STORED)
 
 
 class Store:
