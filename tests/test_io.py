@@ -18,7 +18,14 @@ import _store_fixtures
 from tunegate.cli import main
 from tunegate.config import Workflow, parse_workflow, starter_yaml
 from tunegate.errors import InputError
-from tunegate.io import export_file, ingest_file, read_jsonl, read_records, write_jsonl
+from tunegate.io import (
+    export_file,
+    ingest_file,
+    quarantine_path,
+    read_jsonl,
+    read_records,
+    write_jsonl,
+)
 from tunegate.records import Decision, Example, Override, Route, Ticket
 from tunegate.store import Store
 
@@ -114,6 +121,8 @@ def test_every_format_round_trips(kind: str, fmt: str, tmp_path: Path, workflow:
     path = tmp_path / f"{kind}.{fmt}"
     assert export_file(source, kind, path) == 7
     target = Store(f"sqlite:///{tmp_path / 'b.db'}")
+    if kind == "overrides":  # an override needs its ticket in the store
+        target.add_tickets(tickets(7))
     report = ingest_file(target, kind, path, workflow=workflow)  # type: ignore[arg-type]
     assert (report.rows, report.added, report.quarantined) == (7, 7, 0), report.problems
     got = stored(target, kind)
@@ -227,12 +236,16 @@ def test_hf_shape_with_index_labels(tmp_path: Path, workflow: Workflow) -> None:
             {"text": "out of range", "label": 99},
         ],
     )
-    recs, problems = read_records("examples", path, workflow=workflow, shape="hf")
+    recs, problems = read_records(
+        "examples", path, workflow=workflow, shape="hf", label_names=names
+    )
     assert [r.label for r in recs] == ["access_request", "hardware"]  # type: ignore[attr-defined]
     assert [(p.line, "out of range" in p.reason) for p in problems] == [(3, True)]
     csv_path = tmp_path / "hf.csv"
     csv_path.write_text(f"text,label\nmonitor flickers,{names.index('hardware')}\n")
-    recs, problems = read_records("examples", csv_path, workflow=workflow, shape="hf")
+    recs, problems = read_records(
+        "examples", csv_path, workflow=workflow, shape="hf", label_names=names
+    )
     assert [r.label for r in recs] == ["hardware"] and not problems  # type: ignore[attr-defined]
 
 
@@ -302,7 +315,7 @@ GOOD = {"id": "g1", "text": "vpn down", "label": "vpn_issue"}
             '{"id": "x", "text": "a", "label": "vpn_issue", "metadata": "{oops"}',
             "'metadata' is not valid JSON",
         ),
-        ("tickets", '{"id": "x", "text": "a"}', "missing field 'created_at'"),
+        ("tickets", '{"id": "", "text": "a"}', "id"),
         (
             "overrides",
             '{"ticket_id": "t", "final_label": "hardware", "reason_code": "R2"}',
@@ -363,11 +376,14 @@ def test_each_bad_row_kind_is_quarantined(
     path = tmp_path / "rows.jsonl"
     path.write_bytes(json.dumps(good).encode() + b"\n" + raw + b"\n\n" + b'{"id": "g1"}'[:0])
     st_ = Store(f"sqlite:///{tmp_path / 's.db'}")
+    if kind == "overrides":  # the good override's ticket
+        st_.add_tickets([Ticket(id="t", text="vpn down", created_at=T0)])
     report = ingest_file(st_, kind, path, workflow=workflow)  # type: ignore[arg-type]
     assert (report.rows, report.added, report.quarantined) == (2, 1, 1)
     assert report.problems[0].line == 2 and reason in report.problems[0].reason, report.problems
     assert st_.count(kind) == 1
-    qfile = tmp_path / "quarantine" / f"rows.jsonl.{kind}.quarantine.jsonl"
+    qfile = quarantine_path(st_, path, kind, None)
+    assert report.quarantine_file == str(qfile)
     entry = json.loads(qfile.read_text().splitlines()[0])
     assert (entry["file"], entry["line"], entry["kind"]) == (str(path), 2, kind)
     assert reason in entry["reason"]
@@ -387,7 +403,7 @@ def test_conflict_with_the_store_is_quarantined(tmp_path: Path, workflow: Workfl
     assert (report.added, report.quarantined) == (1, 1)
     assert "already in the store with different content" in report.problems[0].reason
     assert report.problems[0].line == 1
-    assert report.quarantine_file == str(tmp_path / "q" / "e.jsonl.examples.quarantine.jsonl")
+    assert report.quarantine_file == str(quarantine_path(st_, path, "examples", tmp_path / "q"))
 
 
 def test_malformed_csv_rows(tmp_path: Path, workflow: Workflow) -> None:
@@ -439,7 +455,8 @@ def test_cli_exit_codes_and_json(
     payload = json.loads(capsys.readouterr().out)
     assert (payload["added"], payload["existing"], payload["quarantined"]) == (0, 1, 1)
     assert payload["problems"][0]["line"] == 2
-    assert (tmp_path / "quarantine" / "e.jsonl.examples.quarantine.jsonl").exists()
+    assert Path(payload["quarantine_file"]).parent == tmp_path / "quarantine"
+    assert Path(payload["quarantine_file"]).exists()
     assert main(["ingest", "examples", "missing.jsonl"]) == 2
     assert main(["export", "examples", "out.parquet", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["records"] == 1

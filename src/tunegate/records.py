@@ -9,15 +9,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import unicodedata
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from tunegate._validation import (
+    MAX_METADATA_DEPTH,
+    MAX_NOTE_CHARS,
+    MAX_TEXT_CHARS,
+    STORED,
+    aware,
+    check_json_value,
+    check_strings,
+    check_text,
+    check_unicode,
+    limits_apply,
+    validation_message,
+)
 
 __all__ = [
+    "MAX_METADATA_DEPTH",
+    "MAX_NOTE_CHARS",
+    "MAX_TEXT_CHARS",
+    "STORED",
     "Attempt",
     "AttemptKind",
     "Decision",
@@ -39,10 +65,13 @@ __all__ = [
     "Ticket",
     "Verdict",
     "VerdictOutcome",
+    "check_json_value",
+    "check_unicode",
     "content_hash",
     "new_id",
     "normalize_text",
     "utcnow",
+    "validation_message",
 ]
 
 
@@ -65,10 +94,6 @@ def content_hash(*parts: Any) -> str:
     """SHA-256 over a canonical JSON encoding of ``parts``."""
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class _Record(BaseModel):
@@ -124,15 +149,25 @@ class Ticket(_Record):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
+    def _text(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
             raise ValueError("text is empty or whitespace only")
+        if len(value) > MAX_TEXT_CHARS or not value.isascii():  # cheap test first: hot path
+            return check_text(value, "text") if limits_apply(info) else value
         return value
 
     @field_validator("created_at")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _aware(value)
+        return aware(value)
+
+    @model_validator(mode="after")
+    def _strings(self, info: ValidationInfo) -> Ticket:  # one call: ingestion's hot path
+        if not self.id.isascii():
+            check_unicode(self.id, "id")
+        if self.metadata and (info.context is None or limits_apply(info)):
+            check_json_value(self.metadata, "metadata")
+        return self
 
     @property
     def content_hash(self) -> str:
@@ -168,10 +203,17 @@ class Decision(_Record):
     @field_validator("created_at")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _aware(value)
+        return aware(value)
 
     @model_validator(mode="after")
-    def _check(self) -> Decision:
+    def _check(self, info: ValidationInfo) -> Decision:
+        check_strings(self, ("id", "ticket_id", "model_version", "label"))
+        for name, p in self.probabilities.items():
+            check_unicode(name, "a label of probabilities")
+            if not math.isfinite(p) and limits_apply(info):
+                raise ValueError(
+                    f"probabilities[{name!r}] is {p!r}; every probability must be a finite number"
+                )
         if self.label not in self.probabilities:
             raise ValueError(f"label {self.label!r} is not among the probabilities' labels")
         total = sum(self.probabilities.values())
@@ -205,7 +247,19 @@ class Override(_Record):
     @field_validator("created_at")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _aware(value)
+        return aware(value)
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str, info: ValidationInfo) -> str:
+        return check_text(value, "note", MAX_NOTE_CHARS) if limits_apply(info) else value
+
+    @model_validator(mode="after")
+    def _strings(self) -> Override:
+        check_strings(
+            self, ("id", "ticket_id", "decision_id", "model_label", "final_label", "analyst")
+        )
+        return self
 
     @property
     def is_correction(self) -> bool:
@@ -232,15 +286,24 @@ class Example(_Record):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
+    def _text(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
             raise ValueError("text is empty or whitespace only")
+        if len(value) > MAX_TEXT_CHARS or not value.isascii():  # cheap test first: hot path
+            return check_text(value, "text") if limits_apply(info) else value
         return value
 
     @field_validator("created_at")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _aware(value)
+        return aware(value)
+
+    @model_validator(mode="after")
+    def _strings(self, info: ValidationInfo) -> Example:  # one call: ingestion's hot path
+        check_strings(self, ("id", "label", "reviewer", "slice_tags", "ticket_id"))
+        if self.metadata and (info.context is None or limits_apply(info)):
+            check_json_value(self.metadata, "metadata")
+        return self
 
     @property
     def content_hash(self) -> str:
@@ -283,8 +346,10 @@ class EvalSuite(_Record):
     def compute_hash(self) -> str:
         return content_hash(
             self.name,
-            [(e.id, normalize_text(e.text), e.label, e.slice.value, sorted(e.tags))
-             for e in sorted(self.examples, key=lambda e: e.id)],
+            [
+                (e.id, normalize_text(e.text), e.label, e.slice.value, sorted(e.tags))
+                for e in sorted(self.examples, key=lambda e: e.id)
+            ],
         )
 
     def frozen(self) -> EvalSuite:
@@ -293,8 +358,10 @@ class EvalSuite(_Record):
     @model_validator(mode="after")
     def _hash_ok(self) -> EvalSuite:
         if self.hash and self.hash != self.compute_hash():
-            raise ValueError(f"suite {self.name!r}: content does not match its hash "
-                             f"(it was modified after freezing)")
+            raise ValueError(
+                f"suite {self.name!r}: content does not match its hash "
+                f"(it was modified after freezing)"
+            )
         ids = [e.id for e in self.examples]
         if len(ids) != len(set(ids)):
             raise ValueError(f"suite {self.name!r}: duplicate example ids")
@@ -336,7 +403,7 @@ class ModelVersion(_Record):
     @field_validator("created_at")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _aware(value)
+        return aware(value)
 
 
 class VerdictOutcome(StrEnum):
@@ -417,6 +484,8 @@ class EvalRun(_Record):
     def _shapes(self) -> EvalRun:
         n = len(self.example_ids)
         if len(self.y_true) != n or len(self.proba) != n:
-            raise ValueError(f"example_ids ({n}), y_true ({len(self.y_true)}) and proba "
-                             f"({len(self.proba)}) must have the same length")
+            raise ValueError(
+                f"example_ids ({n}), y_true ({len(self.y_true)}) and proba "
+                f"({len(self.proba)}) must have the same length"
+            )
         return self

@@ -59,11 +59,20 @@ def ingest(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Rows per transaction.")
     ] = 5000,
+    label_names: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label-names",
+            help="With --shape hf: the data set's class names in index order (NAME,NAME,...; "
+            "repeatable), which integer labels index. Without it an integer label is a bad row.",
+        ),
+    ] = None,
     config: ConfigOpt = Path("tunegate.yaml"),
     as_json: JsonOpt = False,
 ) -> None:
     """Validate a file and add its records to the store; bad rows are quarantined.
 
+    Tickets without created_at are dated now; overrides need their ticket in the store.
     Exit code 1 when any row was quarantined (unless --allow-quarantine).
     """
     from tunegate.io import ingest_file
@@ -81,6 +90,7 @@ def ingest(
             column_map=column_map or None,
             quarantine_dir=quarantine_dir,
             batch_size=batch_size,
+            label_names=label_names,
         )
     finally:
         store.close()

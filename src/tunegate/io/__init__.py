@@ -10,13 +10,13 @@ from tunegate.io._ingest import (
     IngestReport,
     Kind,
     Problem,
-    build_record,
     ingest_file,
     quarantine_path,
     read_records,
 )
 from tunegate.io._jsonl import read_jsonl, write_jsonl
 from tunegate.io._readers import RawRow, detect_format, iter_rows
+from tunegate.io._rows import build_record
 from tunegate.io._shapes import SHAPES, RowError, Shape, apply_shape, parse_column_map
 from tunegate.io._tickets import TicketFile, parse_tickets
 

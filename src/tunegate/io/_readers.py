@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,12 +137,37 @@ def _jsonl(path: Path, progress: Progress) -> Iterator[RawRow]:
         yield jsonl_row(number, raw)
 
 
-def _csv(path: Path, progress: Progress) -> Iterator[RawRow]:
-    buffer: list[str] = []
-    start = [0]
-    pending: list[RawRow] = []
+_UNTERMINATED = (
+    "malformed CSV: a quoted field opened on this line is not closed properly (unterminated "
+    "or stray quote), so it ran into the following lines; this line was set aside and reading "
+    'resumed on the next line. Close the quote, or double a quote inside a quoted field ("")'
+)
 
-    def lines() -> Iterator[str]:
+
+def _swallowed(lines: list[tuple[int, str]], width: int) -> bool:
+    """True when a record of several physical lines looks like an unterminated quote that
+    swallowed whole rows: its first line, read with the quote as a plain character, already has
+    the header's ``width`` fields, and a line in between is itself a complete row of ``width``
+    fields. (A genuine multi-line text has fewer fields on its first line.)"""
+    first = next(csv.reader([lines[0][1]], quoting=csv.QUOTE_NONE), [])
+    if len(first) != width:
+        return False
+    for _, text in lines[1:-1]:
+        try:
+            row = next(csv.reader([text], strict=True), [])
+        except csv.Error:
+            continue
+        if len(row) == width:
+            return True
+    return False
+
+
+def _csv(path: Path, progress: Progress) -> Iterator[RawRow]:
+    bad_utf8: list[RawRow] = []
+    queue: deque[tuple[int, str]] = deque()  # lines given back after an unterminated quote
+    record: list[tuple[int, str]] = []  # the physical lines of the record being read
+
+    def physical() -> Iterator[tuple[int, str]]:
         with path.open("rb") as fh:
             for number, raw in enumerate(fh, 1):
                 progress(len(raw))
@@ -149,15 +175,21 @@ def _csv(path: Path, progress: Progress) -> Iterator[RawRow]:
                     raw = raw.removeprefix(_BOM)
                 bad = _invalid_utf8(raw, number)
                 if bad is not None:
-                    pending.append(bad)
+                    bad_utf8.append(bad)
                     continue
-                text = raw.decode("utf-8")
-                if not buffer:
-                    start[0] = number
-                buffer.append(text)
-                yield text
+                yield number, raw.decode("utf-8")
 
-    reader = csv.reader(lines(), strict=True)
+    source = physical()
+
+    def feed() -> Iterator[str]:
+        while True:
+            item = queue.popleft() if queue else next(source, None)
+            if item is None:
+                return
+            record.append(item)
+            yield item[1]
+
+    reader = csv.reader(feed(), strict=True)
     header: list[str] | None = None
     while True:
         try:
@@ -167,11 +199,23 @@ def _csv(path: Path, progress: Progress) -> Iterator[RawRow]:
             break
         except csv.Error as exc:
             fields, error = [], f"malformed CSV: {exc}"
-        raw = "".join(buffer).rstrip("\r\n")
-        line = start[0]
-        buffer.clear()
-        yield from pending
-        pending.clear()
+        lines = record[:]
+        record.clear()
+        yield from bad_utf8
+        bad_utf8.clear()
+        if not lines:
+            continue
+        line = lines[0][0]
+        raw = "".join(text for _, text in lines).rstrip("\r\n")
+        if (
+            len(lines) > 1
+            and header is not None
+            and (error is not None or len(fields) != len(header) or _swallowed(lines, len(header)))
+        ):  # an unterminated quote: set its line aside, read the lines it took once more
+            queue.extendleft(reversed(lines[1:]))
+            reader = csv.reader(feed(), strict=True)
+            yield RawRow(line, lines[0][1].rstrip("\r\n"), error=_UNTERMINATED)
+            continue
         if error is not None:
             yield RawRow(line, raw, error=error)
             continue
@@ -196,7 +240,7 @@ def _csv(path: Path, progress: Progress) -> Iterator[RawRow]:
             continue
         data = {name: value for name, value in zip(header, fields, strict=True) if value != ""}
         yield RawRow(line, raw, data=data)
-    yield from pending
+    yield from bad_utf8
     if header is None:
         raise InputError(
             f"{path}: the CSV file has no header row; the first row must name the "

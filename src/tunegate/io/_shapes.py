@@ -5,8 +5,8 @@
   ``user`` message is the text) and ``ideal`` (a string, or a list whose first item is the label).
 * ``inspect`` — Inspect samples: ``input`` (string or chat list), ``target`` (string or list,
   first item), ``id``, ``metadata``.
-* ``hf`` — Hugging Face style: ``text`` and ``label``, where the label may be a class name or an
-  integer index into ``workflow.label_names``.
+* ``hf`` — Hugging Face style: ``text`` and ``label``, where the label is a class name, or an
+  integer index into the class names the caller gives (``label_names``, ``--label-names``).
 
 Anything else: a ``column_map`` renames source columns first (``{"Document": "text"}``).
 """
@@ -20,7 +20,14 @@ from typing import Any, Literal
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 
-__all__ = ["SHAPES", "RowError", "Shape", "apply_shape", "parse_column_map"]
+__all__ = [
+    "SHAPES",
+    "RowError",
+    "Shape",
+    "apply_shape",
+    "parse_column_map",
+    "parse_label_names",
+]
 
 Shape = Literal["native", "openai-evals", "inspect", "hf"]
 SHAPES: tuple[str, ...] = ("native", "openai-evals", "inspect", "hf")
@@ -82,27 +89,54 @@ def _show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _label_from_index(value: Any, workflow: Workflow) -> Any:
-    """An int (or digit string that is not itself a label) indexes ``workflow.label_names``."""
-    names = workflow.label_names
+def _label_from_index(value: Any, workflow: Workflow, label_names: list[str] | None) -> Any:
+    """An int (or a digit string that is not itself a label) indexes ``label_names``: the
+    data set's class names in index order, which must be given — never guessed from the
+    order of the labels in tunegate.yaml."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value not in workflow.labels and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, int):
-        if not 0 <= value < len(names):
-            raise RowError(
-                f"label index {value} is out of range for the workflow's "
-                f"{len(names)} labels (0..{len(names) - 1})"
-            )
-        return names[value]
-    return value
+    if not isinstance(value, int):
+        return value
+    if label_names is None:
+        raise RowError(
+            f"label {value} is a class index, and no label names were given to map it; pass "
+            f"the data set's class names in index order (--label-names NAME,NAME,... or "
+            f"label_names=[...]), or give labels by name"
+        )
+    if not 0 <= value < len(label_names):
+        raise RowError(
+            f"label index {value} is out of range for the {len(label_names)} label names "
+            f"given (0..{len(label_names) - 1})"
+        )
+    return label_names[value]
+
+
+def parse_label_names(names: list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """``["a,b", "c"]`` (the CLI's repeatable, comma-separated form) or a list -> class names
+    in index order; :class:`InputError` for an empty or repeated name."""
+    if names is None:
+        return None
+    out = [part.strip() for item in names for part in str(item).split(",")]
+    if not out or any(not name for name in out):
+        raise InputError(f"label names {list(names)!r}: an empty name; give NAME,NAME,...")
+    repeated = sorted({name for name in out if out.count(name) > 1})
+    if repeated:
+        raise InputError(f"label names repeat {repeated}; each class index needs its own name")
+    return out
 
 
 def apply_shape(
-    kind: str, shape: Shape, data: dict[str, Any], workflow: Workflow, column_map: dict[str, str]
+    kind: str,
+    shape: Shape,
+    data: dict[str, Any],
+    workflow: Workflow,
+    column_map: dict[str, str],
+    label_names: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Map a raw row (already parsed) to native field names for ``kind``."""
+    """Map a raw row (already parsed) to native field names for ``kind``; in the ``hf`` shape
+    an integer label indexes ``label_names`` (a :class:`RowError` without them)."""
     row = {column_map.get(k, k): v for k, v in data.items()} if column_map else dict(data)
     if shape == "native":
         return row
@@ -131,7 +165,7 @@ def apply_shape(
             if name not in row:
                 raise RowError(f"missing field {name!r}")
         out["text"] = row.pop("text")
-        out["label"] = _label_from_index(row.pop("label"), workflow)
+        out["label"] = _label_from_index(row.pop("label"), workflow, label_names)
         if row.get("id") is not None:
             out["id"] = str(row.pop("id"))
     for name in ("source", "reviewer", "review_status", "ticket_id", "created_at"):

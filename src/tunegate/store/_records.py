@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from tunegate.errors import InputError, NotFoundError, StoreError
-from tunegate.records import Decision, Example, Override, ReviewStatus, Ticket
+from tunegate.records import STORED, Decision, Example, Override, ReviewStatus, Ticket
 from tunegate.store import _schema as s
 from tunegate.store._core import StoreCore, _chunks
 from tunegate.store._hashing import RECORD_TYPES
@@ -62,7 +62,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 
 def _from_row(kind: str, row: sa.RowMapping) -> Any:
     model = RECORD_TYPES[kind]
-    return model.model_validate({name: row[name] for name in _FIELDS[kind]})
+    return model.model_validate({name: row[name] for name in _FIELDS[kind]}, context=STORED)
 
 
 class RecordsMixin(StoreCore):
