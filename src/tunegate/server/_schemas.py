@@ -7,7 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunegate.records import Decision, ModelVersion, Override, ReasonCode
+from tunegate.records import (
+    MAX_NOTE_CHARS,
+    MAX_TEXT_CHARS,
+    Decision,
+    ModelVersion,
+    Override,
+    ReasonCode,
+)
 
 __all__ = [
     "BatchIn",
@@ -21,8 +28,6 @@ __all__ = [
     "TicketIn",
     "TokenCreateIn",
 ]
-
-MAX_TEXT_CHARS = 20_000
 
 
 class _In(BaseModel):
@@ -64,7 +69,7 @@ class OverrideIn(_In):
     """The correct label (equal to the model's label = a confirmation)."""
     reason_code: ReasonCode
     """R1 ambiguous input, R2 model missed a signal, R3 policy/workflow rule, R4 taxonomy."""
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
 class QueueItem(BaseModel):
