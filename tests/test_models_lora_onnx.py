@@ -17,6 +17,9 @@ import pytest
 from _tiny_models import TOPICS, make_tiny_encoder, toy_examples
 from tunegate.config import ModelSettings, TrainingSettings, parse_workflow, starter_yaml
 from tunegate.errors import InputError, ModelError
+from tunegate.lora import classifier as lora_module
+from tunegate.lora import onnx as onnx_module
+from tunegate.lora.artifact import file_sha256
 from tunegate.models import (
     ArtifactManifest,
     LoraClassifier,
@@ -25,9 +28,6 @@ from tunegate.models import (
     save_lora_artifact,
     softmax,
 )
-from tunegate.models import _lora as lora_module
-from tunegate.models import _onnx as onnx_module
-from tunegate.models.artifact import file_sha256
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -21,8 +21,8 @@ def load_model_version(mv: ModelVersion, workflow: Workflow, *, store: Any = Non
     (config ``k``, ``temperature``); ``rules``: config ``rules`` (else the workflow's rules).
     """
     from tunegate.config import RuleSpec
+    from tunegate.lora.classifier import LoraClassifier
     from tunegate.models._knn import KNNClassifier
-    from tunegate.models._lora import LoraClassifier
     from tunegate.models._rules import RulesClassifier
     from tunegate.models._zeroshot import ZeroShotClassifier
 
