@@ -81,7 +81,7 @@ class DemoResult:
             "monitor": self.monitor,
             "shift": self.shift,
             "next_gap": self.next_gap,
-            "table": [r.as_dict() for r in self.table],
+            "table": [r.to_dict() for r in self.table],
             "timings": [{"step": t.name, "seconds": round(t.seconds, 2)} for t in self.timings],
             "report_html": str(self.report_html) if self.report_html else None,
             "summary_md": str(self.summary_md) if self.summary_md else None,

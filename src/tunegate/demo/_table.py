@@ -33,7 +33,7 @@ class KeyRow:
             return False
         return self.ci_low <= 0.0 <= self.ci_high
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "within_noise": self.within_noise}
 
 
