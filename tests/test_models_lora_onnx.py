@@ -236,8 +236,11 @@ def test_registry_and_model_versions_follow_model_precision(
         wf = workflow.model_copy(
             update={"model": ModelSettings(backend="onnx", precision=precision)}
         )
-        for clf in (build_classifier(f"lora:{artifact}", wf), load_model_version(mv, wf),
-                    LoraClassifier.for_workflow(artifact, wf)):
+        for clf in (
+            build_classifier(f"lora:{artifact}", wf),
+            load_model_version(mv, wf),
+            LoraClassifier.for_workflow(artifact, wf),
+        ):
             assert clf.onnx_path is not None and clf.onnx_path.name == name  # type: ignore[attr-defined]
     # explicit arguments win over the workflow's settings
     fp32_wf = workflow.model_copy(update={"model": ModelSettings(precision="fp32")})

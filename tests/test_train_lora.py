@@ -143,10 +143,14 @@ def test_micro_batches_take_the_same_optimizer_steps(
     monkeypatch.setattr(_lora, "micro_batches", spy)
     outs = {}
     for name, max_tokens in (("whole", None), ("parts", 40)):
-        training = workflow.training.model_copy(update={
-            "learning_rate": 5e-3, "batch_size": 7, "lora_dropout": 0.0,
-            "max_batch_tokens": max_tokens,
-        })
+        training = workflow.training.model_copy(
+            update={
+                "learning_rate": 5e-3,
+                "batch_size": 7,
+                "lora_dropout": 0.0,
+                "max_batch_tokens": max_tokens,
+            }
+        )
         wf = workflow.model_copy(update={"training": training, "data_targets": []})
         sizes.clear()
         outs[name] = finetune(data, wf, tmp_path / name, seed=1, base_model=enc, epochs=2)

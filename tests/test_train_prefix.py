@@ -161,8 +161,14 @@ def test_finetune_pads_every_batch_with_a_precomputed_cap(
     monkeypatch.setattr(_prefix, "pad_batch", spy)
     for frozen in (None, 0):  # with and without the prefix cache
         caps.clear()
-        finetune(toy_examples(40, seed=5), _with_frozen(workflow, frozen), tmp_path / f"f{frozen}",
-                 seed=0, base_model=tiny, epochs=1)
+        finetune(
+            toy_examples(40, seed=5),
+            _with_frozen(workflow, frozen),
+            tmp_path / f"f{frozen}",
+            seed=0,
+            base_model=tiny,
+            epochs=1,
+        )
         assert caps and None not in caps, caps
         assert len(set(caps)) == 1  # one value: the longest text of the run
 
