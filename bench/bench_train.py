@@ -264,7 +264,7 @@ def run_tunegate(data: str, tmp: Path, training: dict[str, Any] | None = None) -
     # scored in PyTorch fp32 like (a) and (b) (not the int8 ONNX serving path)
     clf = LoraClassifier.load(out, batch_size=64, backend="torch")
     proba = clf.predict_proba(te_x)
-    from tunegate.models.artifact import read_manifest
+    from tunegate.lora.artifact import read_manifest
 
     m = read_manifest(out).metrics
     phases = m["phase_seconds"]

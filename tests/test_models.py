@@ -12,6 +12,7 @@ import pytest
 
 from tunegate.config import ModelSettings, RuleSpec, TrainingSettings, Workflow
 from tunegate.errors import InputError, ModelError
+from tunegate.lora.artifact import dir_sha256, file_sha256
 from tunegate.models import (
     ArtifactManifest,
     DuplicateBackendError,
@@ -34,7 +35,6 @@ from tunegate.models import (
     softmax,
     write_manifest,
 )
-from tunegate.models.artifact import dir_sha256, file_sha256
 from tunegate.records import Example, ModelKind, ReviewStatus, Route, Ticket, utcnow
 
 torch = pytest.importorskip("torch")

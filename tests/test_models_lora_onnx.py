@@ -17,6 +17,9 @@ import pytest
 from _tiny_models import TOPICS, make_tiny_encoder, toy_examples
 from tunegate.config import ModelSettings, TrainingSettings, parse_workflow, starter_yaml
 from tunegate.errors import InputError, ModelError
+from tunegate.lora import classifier as lora_module
+from tunegate.lora import onnx as onnx_module
+from tunegate.lora.artifact import file_sha256
 from tunegate.models import (
     ArtifactManifest,
     LoraClassifier,
@@ -25,9 +28,6 @@ from tunegate.models import (
     save_lora_artifact,
     softmax,
 )
-from tunegate.models import _lora as lora_module
-from tunegate.models import _onnx as onnx_module
-from tunegate.models.artifact import file_sha256
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -236,8 +236,11 @@ def test_registry_and_model_versions_follow_model_precision(
         wf = workflow.model_copy(
             update={"model": ModelSettings(backend="onnx", precision=precision)}
         )
-        for clf in (build_classifier(f"lora:{artifact}", wf), load_model_version(mv, wf),
-                    LoraClassifier.for_workflow(artifact, wf)):
+        for clf in (
+            build_classifier(f"lora:{artifact}", wf),
+            load_model_version(mv, wf),
+            LoraClassifier.for_workflow(artifact, wf),
+        ):
             assert clf.onnx_path is not None and clf.onnx_path.name == name  # type: ignore[attr-defined]
     # explicit arguments win over the workflow's settings
     fp32_wf = workflow.model_copy(update={"model": ModelSettings(precision="fp32")})

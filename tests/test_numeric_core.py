@@ -77,13 +77,7 @@ MUST_IMPORT_METRICS = (
 )
 """Modules that use a core formula and must take it from tunegate.metrics."""
 
-PENDING: dict[str, str] = {
-    "train/_lora.py": (
-        "still defines its own macro_f1 and expected_calibration_error; the LoRA rewrite "
-        "replaces them with tunegate.metrics.macro_f1_score / expected_calibration_error. "
-        "Delete this entry when that lands (strict xfail: an XPASS fails the suite)."
-    ),
-}
+PENDING: dict[str, str] = {}
 """Modules known to hold a copy until a parallel change lands."""
 
 

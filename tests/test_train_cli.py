@@ -13,8 +13,8 @@ import pytest
 from _tiny_models import make_tiny_encoder, toy_examples
 from tunegate.cli import main
 from tunegate.config import Workflow, load_workflow
+from tunegate.lora.artifact import dir_sha256
 from tunegate.models import load_model_version
-from tunegate.models.artifact import dir_sha256
 from tunegate.records import (
     EvalSuite,
     Override,

@@ -19,8 +19,9 @@ import pytest
 from _tiny_models import make_tiny_encoder, toy_examples
 from tunegate.config import Workflow
 from tunegate.errors import InputError
+from tunegate.lora import CHECKPOINT_DIR
+from tunegate.lora.artifact import read_manifest
 from tunegate.models import LoraClassifier
-from tunegate.models.artifact import read_manifest
 from tunegate.train import (
     apply_temperature,
     expected_calibration_error,
@@ -29,7 +30,6 @@ from tunegate.train import (
     fit_temperature,
     split_examples,
 )
-from tunegate.train._lora import CHECKPOINT_DIR
 
 TESTS = Path(__file__).resolve().parent
 
@@ -101,7 +101,7 @@ def test_training_is_deterministic_for_a_seed(tiny: str, wf: Workflow, tmp_path:
 
 
 def test_micro_batches_bound_the_padded_size() -> None:
-    from tunegate.train._lora import micro_batches
+    from tunegate.lora.batching import micro_batches
 
     lengths = np.array([128] * 16 + [40] * 16 + [100] * 5)
     wide, short, odd = list(range(16)), list(range(16, 32)), list(range(32, 37))
@@ -128,7 +128,7 @@ def test_micro_batches_take_the_same_optimizer_steps(
 ) -> None:
     """Without dropout, training in micro-batches gives the adapter of whole batches: the
     parts' losses are weighted by their share of the rows (unequal parts are checked)."""
-    from tunegate.train import _lora
+    from tunegate.lora import loop as _lora
 
     enc = make_tiny_encoder(tmp_path / "enc", dropout=0.0)
     data = toy_examples(12)
@@ -143,10 +143,14 @@ def test_micro_batches_take_the_same_optimizer_steps(
     monkeypatch.setattr(_lora, "micro_batches", spy)
     outs = {}
     for name, max_tokens in (("whole", None), ("parts", 40)):
-        training = workflow.training.model_copy(update={
-            "learning_rate": 5e-3, "batch_size": 7, "lora_dropout": 0.0,
-            "max_batch_tokens": max_tokens,
-        })
+        training = workflow.training.model_copy(
+            update={
+                "learning_rate": 5e-3,
+                "batch_size": 7,
+                "lora_dropout": 0.0,
+                "max_batch_tokens": max_tokens,
+            }
+        )
         wf = workflow.model_copy(update={"training": training, "data_targets": []})
         sizes.clear()
         outs[name] = finetune(data, wf, tmp_path / name, seed=1, base_model=enc, epochs=2)

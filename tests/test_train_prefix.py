@@ -11,7 +11,10 @@ import pytest
 from _tiny_models import make_tiny_encoder, toy_examples
 from tunegate.config import Workflow
 from tunegate.errors import InputError
-from tunegate.train._lora import _lora_model, _predict_logits, _tokenize, frozen_layers
+from tunegate.lora.data import tokenize as _tokenize
+from tunegate.lora.model import frozen_layers
+from tunegate.lora.model import predict_logits as _predict_logits
+from tunegate.lora.model import training_model as _lora_model
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,8 @@ def test_replayed_prefix_gives_the_full_models_logits(
     import torch
     import transformers
 
-    from tunegate.train import _prefix
-    from tunegate.train._prefix import PrefixCache
+    from tunegate.lora import prefix as _prefix
+    from tunegate.lora.prefix import PrefixCache
 
     wf = _with_frozen(workflow, 2)
     model, _ = _lora_model(tiny, wf.label_names, wf)
@@ -85,8 +88,8 @@ def test_replayed_prefix_gives_the_full_models_logits(
 def test_finetune_leaves_the_frozen_prefix_untouched(
     tiny: str, workflow: Workflow, tmp_path: Path
 ) -> None:
+    from tunegate.lora.artifact import read_manifest
     from tunegate.models import LoraClassifier
-    from tunegate.models.artifact import read_manifest
     from tunegate.train import finetune
 
     wf = _with_frozen(workflow, 2)
@@ -120,7 +123,7 @@ def test_finetune_leaves_the_frozen_prefix_untouched(
 
 
 def test_batch_widths_are_exact_when_short_and_rounded_when_long() -> None:
-    from tunegate.train._prefix import PAD_EXACT_UP_TO, PAD_MULTIPLE, pad_batch, padded_width
+    from tunegate.lora.batching import PAD_EXACT_UP_TO, PAD_MULTIPLE, pad_batch, padded_width
 
     assert [padded_width(n) for n in (1, 21, PAD_EXACT_UP_TO)] == [1, 21, PAD_EXACT_UP_TO]
     assert padded_width(PAD_EXACT_UP_TO + 1) == 96 == padded_width(96)
@@ -145,7 +148,8 @@ def test_finetune_pads_every_batch_with_a_precomputed_cap(
     tiny: str, workflow: Workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The data set's longest text is computed once per run, not once per batch."""
-    from tunegate.train import _prefix, finetune
+    from tunegate.lora import batching as _prefix
+    from tunegate.train import finetune
 
     caps: list[int | None] = []
     real = _prefix.pad_batch
@@ -157,8 +161,14 @@ def test_finetune_pads_every_batch_with_a_precomputed_cap(
     monkeypatch.setattr(_prefix, "pad_batch", spy)
     for frozen in (None, 0):  # with and without the prefix cache
         caps.clear()
-        finetune(toy_examples(40, seed=5), _with_frozen(workflow, frozen), tmp_path / f"f{frozen}",
-                 seed=0, base_model=tiny, epochs=1)
+        finetune(
+            toy_examples(40, seed=5),
+            _with_frozen(workflow, frozen),
+            tmp_path / f"f{frozen}",
+            seed=0,
+            base_model=tiny,
+            epochs=1,
+        )
         assert caps and None not in caps, caps
         assert len(set(caps)) == 1  # one value: the longest text of the run
 
@@ -168,7 +178,7 @@ def test_rounded_padding_does_not_change_the_logits(
 ) -> None:
     import transformers
 
-    from tunegate.train import _prefix
+    from tunegate.lora import batching as _prefix
 
     model, _ = _lora_model(tiny, workflow.label_names, _with_frozen(workflow, 0))
     tok = transformers.AutoTokenizer.from_pretrained(tiny)
@@ -189,8 +199,10 @@ def test_rounded_padding_does_not_change_the_logits(
 def test_the_training_loop_trims_the_heap_when_it_grows(
     tiny: str, workflow: Workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tunegate.models.artifact import read_manifest
-    from tunegate.train import _lora, _memory, finetune
+    from tunegate.lora import loop as _lora
+    from tunegate.lora import memory as _memory
+    from tunegate.lora.artifact import read_manifest
+    from tunegate.train import finetune
 
     calls: list[int] = []
     monkeypatch.setattr(_lora, "trim_heap", lambda: calls.append(1) or True)  # phase ends
@@ -214,7 +226,7 @@ def test_the_training_loop_trims_the_heap_when_it_grows(
 
 
 def test_heap_trimmer_trims_only_past_its_slack(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tunegate.train import _memory
+    from tunegate.lora import memory as _memory
 
     rss = iter([100, 150, 170, 171, 172, None])  # MiB; None: /proc unreadable
     monkeypatch.setattr(
@@ -232,7 +244,7 @@ def test_heap_trimmer_trims_only_past_its_slack(monkeypatch: pytest.MonkeyPatch)
 def test_trim_heap_runs_on_glibc() -> None:
     import platform
 
-    from tunegate.train._memory import trim_heap
+    from tunegate.lora.memory import trim_heap
 
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert trim_heap() is expected

@@ -7,12 +7,10 @@ import pytest
 
 from _tiny_models import make_tiny_encoder, toy_examples
 from tunegate.config import Workflow
-from tunegate.train._lora import (
-    _lora_model,
-    _predict_logits,
-    _tokenize,
-    _warm_start_head,
-)
+from tunegate.lora.data import tokenize as _tokenize
+from tunegate.lora.head import warm_start_head as _warm_start_head
+from tunegate.lora.model import predict_logits as _predict_logits
+from tunegate.lora.model import training_model as _lora_model
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 from tunegate._optional import require
 from tunegate.config import Workflow
 from tunegate.errors import InputError
-from tunegate.models.artifact import read_manifest
+from tunegate.lora.artifact import read_manifest
 from tunegate.records import ModelVersion
 
 __all__ = ["MlflowExport", "export_training", "registered_model_name", "set_alias"]

@@ -11,17 +11,24 @@ from tunegate.cli._common import JsonOpt, emit
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the store, artifacts and reports.")]
-    = Path("tunegate-demo"),
-    quick: Annotated[bool, typer.Option("--quick", help="Small volumes, 2 seeds: under two "
-                                        "minutes (for tests).")] = False,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the store, artifacts and reports.")
+    ] = Path("tunegate-demo"),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small volumes, 2 seeds: under two minutes (for tests).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 7,
-    seeds: Annotated[int | None, typer.Option(help="LoRA seeds (default 3; 2 with --quick).")]
-    = None,
-    precision: Annotated[str | None, typer.Option(
-        help="Weights of the champion and the candidate on ONNX Runtime: fp32 (the default; "
-             "the same label for a ticket whatever its batch) or int8 (2-6x faster here; about "
-             "1% of labels differ; the default with --quick).")] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="LoRA seeds (default 3; 2 with --quick).")
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Weights of the champion and the candidate on ONNX Runtime: fp32 (the default; "
+            "the same label for a ticket whatever its batch) or int8 (2-6x faster here; about "
+            "1% of labels differ; the default with --quick)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole loop on a simulated service desk and write report.html and summary.md.
@@ -35,8 +42,13 @@ def demo(
 
     if precision not in (None, "int8", "fp32"):
         raise typer.BadParameter("choose int8 or fp32", param_hint="--precision")
-    config = DemoConfig(out_dir=out, quick=quick, seed=seed, seeds=seeds,
-                        precision=cast(Literal["int8", "fp32"] | None, precision))
+    config = DemoConfig(
+        out_dir=out,
+        quick=quick,
+        seed=seed,
+        seeds=seeds,
+        precision=cast(Literal["int8", "fp32"] | None, precision),
+    )
     if as_json:
         result = run_demo(config, log=lambda _msg: None)
         emit(result.to_dict(), as_json=True)

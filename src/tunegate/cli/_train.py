@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -144,48 +144,25 @@ def finetune_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train LoRA adapter(s), register the candidate, optionally evaluate it (Verdict)."""
-    from tunegate.train import (
-        ensure_champion,
-        evaluate_candidate,
-        finetune_seeds,
-        load_dataset,
-        register_adapter,
-    )
+    from tunegate.train import load_dataset, run_finetune
 
     workflow = load(config)
     store = store_for(workflow, config)
     ds = load_dataset(store, dataset)
-    # With --suite the candidate is judged against a champion, so one must exist (the
-    # workflow's zero-shot model becomes the first champion when none is registered).
-    parent_id = (
-        ensure_champion(store, workflow, actor=actor)
-        if suite is not None
-        else store.get_alias("champion")
+    outcome = run_finetune(
+        store,
+        workflow,
+        ds,
+        out_dir,
+        seeds=seeds,
+        base_seed=seed,
+        resume=resume,
+        epochs=epochs,
+        suite=store.get_suite(suite) if suite is not None else None,
+        actor=actor,
     )
-    sweep = finetune_seeds(
-        ds, workflow, out_dir, seeds=seeds, base_seed=seed, resume=resume, epochs=epochs
-    )
-    mv = register_adapter(store, sweep.chosen, actor=actor, parent=parent_id)
-    payload: dict[str, Any] = {
-        "candidate": mv.id,
-        "artifact": str(sweep.chosen),
-        "dataset": ds.hash,
-        **sweep.summary(),
-    }
-    if workflow.mlflow_tracking_uri:
-        from tunegate.documents import MlflowRun
-        from tunegate.mlflow_export import export_training
-
-        stds = {f"{k}_std": v["std"] for k, v in sweep.spread.items()}
-        exported = export_training(workflow, sweep.chosen, model_version=mv, extra_metrics=stds)
-        store.documents(MlflowRun).put(mv.id, MlflowRun.model_validate(exported.as_dict()))
-        payload["mlflow"] = exported.as_dict()
-    if suite is not None:
-        attempt = evaluate_candidate(store, workflow, mv.id, store.get_suite(suite), actor=actor)
-        assert attempt.verdict is not None
-        payload["verdict"] = attempt.verdict.outcome.value
-        payload["attempt"] = attempt.id
-        payload["champion"] = attempt.baseline_version
+    sweep, mv = outcome.sweep, outcome.candidate
+    payload = outcome.to_dict()
 
     def human() -> None:
         out.print(

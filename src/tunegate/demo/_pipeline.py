@@ -23,289 +23,68 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tunegate._progress import console
-from tunegate.config import Workflow, parse_workflow, starter_yaml
+from tunegate.config import Workflow
+from tunegate.demo._config import (
+    FIX_INSTRUCTIONS,
+    FIX_RULE,
+    INSTRUCTION_VARIANTS,
+    DemoConfig,
+    demo_workflow,
+    simulation_config,
+)
+from tunegate.demo._result import (
+    DemoResult,
+    Steps,
+    attempt_dict,
+    gap_headline,
+    override_lines,
+    share,
+    verdict_dict,
+)
 from tunegate.demo._table import KeyRow, key_table, render_key_table
 from tunegate.errors import TunegateError
-from tunegate.records import (
-    Attempt,
-    AttemptKind,
-    EvalRun,
-    EvalSuite,
-    ModelKind,
-    ModelVersion,
-    Verdict,
-    VerdictOutcome,
-)
+from tunegate.records import EvalRun, EvalSuite, ModelKind, ModelVersion, Verdict, VerdictOutcome
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
-T = TypeVar("T")
 
-# Instructions a team would try first when MFA lockouts are misrouted (step 5).
-FIX_INSTRUCTIONS = (
-    "IT service desk ticket; unexpected MFA push prompts, authenticator codes or sign-in "
-    "attempts the user did not make are security incidents, not routine lockouts. Ticket about"
-)
-# The rule a team would try (step 5): the policy "MFA prompts + lockout = security incident".
-FIX_RULE = {
-    "name": "mfa_lockout_is_security",
-    "label": "security_incident",
-    "all_of": [r"\b(locked|lock(ed)? ?out|lockout)\b"],
-    "any_of": [r"\b(push (prompt|notification|request)s?|authenticator|mfa|2fa)\b"],
-    "description": "MFA prompts with a lockout are treated as a possible attack.",
-}
-# Paraphrases of the champion's instructions: the zero-shot model's "seeds" are its prompt
-# configurations, so its variance is measured across these (docs/demo.md).
-INSTRUCTION_VARIANTS = (
-    "IT service desk ticket about",
-    "Support request concerning",
-    "This helpdesk ticket is about",
-)
-
-
-@dataclass
-class DemoConfig:
-    """Knobs of the demo. ``quick`` shrinks every volume for tests (under two minutes)."""
-
-    out_dir: Path = Path("tunegate-demo")
-    quick: bool = False
-    seed: int = 7
-    weeks: int = 12
-    rollout_week: int = 6
-    post_weeks: int | None = None
-    seeds: int | None = None
-    epochs: int | None = None
-    """Training epochs (default: 5 in the full demo, 2 with ``quick``; early stopping may end
-    sooner)."""
-    shift_share: float = 0.3
-    """Share of tickets from the new VPN client in the shifted weeks (step 8c): a
-    company-wide rollout; the simulation's own default (``SimConfig.shift_rate``) is 0.15."""
-    fresh: bool = True
-    """Delete ``out_dir`` first (the demo always starts from an empty store)."""
-    precision: Literal["int8", "fp32"] | None = None
-    """``model.precision`` of the demo's workflow, for the champion and the candidate alike
-    (default: ``fp32``; ``int8`` with ``quick``). float32: at a service desk's volume the speed
-    of int8 buys nothing, while int8 changes about 1% of labels and makes a ticket's label
-    depend on its batch (docs/demo.md). ``quick`` keeps int8: in float32 it ran at the edge of
-    its two-minute budget (119 s) and its small preservation slice left the verdict
-    inconclusive (docs/demo.md)."""
-
-    def __post_init__(self) -> None:
-        self.out_dir = Path(self.out_dir)
-        if not 0.0 <= self.shift_share <= 1.0:
-            raise TunegateError(f"shift_share must be between 0 and 1, got {self.shift_share}")
-        if self.precision not in (None, "int8", "fp32"):
-            raise TunegateError(f"precision must be int8 or fp32, got {self.precision!r}")
-        if self.rollout_week >= self.weeks:
-            raise TunegateError(
-                f"rollout_week ({self.rollout_week}) must be before weeks ({self.weeks})"
-            )
-
-    @property
-    def serving_precision(self) -> Literal["int8", "fp32"]:
-        if self.precision is not None:
-            return self.precision
-        return "int8" if self.quick else "fp32"
-
-    @property
-    def n_seeds(self) -> int:
-        return self.seeds if self.seeds is not None else (2 if self.quick else 3)
-
-    @property
-    def n_post_weeks(self) -> int:
-        return self.post_weeks if self.post_weeks is not None else (2 if self.quick else 4)
-
-
-@dataclass
-class StepTiming:
-    name: str
-    seconds: float
-
-
-@dataclass
-class DemoResult:
-    """Everything the demo produced (also written to ``out_dir/result.json``)."""
-
-    out_dir: Path
-    champion_version: str
-    candidate_version: str | None
-    suite_hash: str
-    baseline_run: str
-    candidate_run: str | None
-    trend: dict[str, Any]
-    recommendation: dict[str, Any]
-    findings: list[dict[str, Any]]
-    highlights: list[dict[str, Any]]
-    attempts: list[dict[str, Any]]
-    gate: dict[str, Any]
-    dataset: dict[str, Any]
-    label_issues: dict[str, Any]
-    sweep: dict[str, Any]
-    verdict: dict[str, Any] | None
-    promoted: bool
-    monitor: dict[str, Any]
-    shift: dict[str, Any]
-    next_gap: dict[str, Any]
-    table: list[KeyRow]
-    timings: list[StepTiming] = field(default_factory=list)
-    report_html: Path | None = None
-    summary_md: Path | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "out_dir": str(self.out_dir),
-            "champion_version": self.champion_version,
-            "candidate_version": self.candidate_version,
-            "suite_hash": self.suite_hash,
-            "baseline_run": self.baseline_run,
-            "candidate_run": self.candidate_run,
-            "trend": self.trend,
-            "recommendation": self.recommendation,
-            "findings": self.findings,
-            "highlights": self.highlights,
-            "attempts": self.attempts,
-            "gate": self.gate,
-            "dataset": self.dataset,
-            "label_issues": self.label_issues,
-            "sweep": self.sweep,
-            "verdict": self.verdict,
-            "promoted": self.promoted,
-            "monitor": self.monitor,
-            "shift": self.shift,
-            "next_gap": self.next_gap,
-            "table": [r.as_dict() for r in self.table],
-            "timings": [{"step": t.name, "seconds": round(t.seconds, 2)} for t in self.timings],
-            "report_html": str(self.report_html) if self.report_html else None,
-            "summary_md": str(self.summary_md) if self.summary_md else None,
-        }
-
-
-class _Steps:
-    """Prints each step's header and records its wall time."""
-
-    def __init__(self, log: Callable[[str], None]) -> None:
-        self.timings: list[StepTiming] = []
-        self.log = log
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        self.log(f"[bold cyan]▶ {name}[/bold cyan]")
-        start = time.perf_counter()
-        yield
-        took = time.perf_counter() - start
-        self.timings.append(StepTiming(name, took))
-        self.log(f"  [dim]done in {took:.1f} s[/dim]")
-
-
-def demo_workflow(config: DemoConfig) -> Workflow:
-    """The starter service-desk workflow with the demo's store; quick mode scales the data
-    targets down with the smaller volumes (the same proportions, documented in docs/demo.md)."""
-    wf = parse_workflow(starter_yaml())
-    updates: dict[str, Any] = {
-        "store": wf.store.model_copy(update={"url": "sqlite:///demo.db"}),
-        "model": wf.model.model_copy(update={"precision": config.serving_precision}),
-    }
-    if config.quick:
-        updates["data_targets"] = [
-            t.model_copy(update={"min": max(10, t.min // 5)}) for t in wf.data_targets
-        ]
-        updates["gate"] = wf.gate.model_copy(update={"min_reviewed_examples": 100})
-        updates["triage"] = wf.triage.model_copy(update={"min_failures": 40})
-        updates["regression"] = wf.regression.model_copy(update={"n_bootstrap": 300})
-        updates["training"] = wf.training.model_copy(update={"epochs": config.epochs or 2})
-    else:
-        # Five, not the workflow's three: in the reference run every seed was still improving
-        # at epoch 3 (best epoch = last); early stopping ends a run that stops improving.
-        updates["training"] = wf.training.model_copy(update={"epochs": config.epochs or 5})
-    return wf.model_copy(update=updates)
-
-
-def _sim_config(config: DemoConfig) -> Any:
-    from tunegate.simulate import SimConfig
-
-    if config.quick:
-        return SimConfig(
-            weeks=config.weeks, rollout_week=config.rollout_week, seed=config.seed,
-            tickets_per_week=110, history_size=500, heldout_core=150, heldout_edge=90,
-            heldout_preservation=80,
-        )
-    return SimConfig(weeks=config.weeks, rollout_week=config.rollout_week, seed=config.seed)
-
-
-def _verdict_dict(verdict: Verdict | None) -> dict[str, Any] | None:
-    return None if verdict is None else verdict.model_dump(mode="json")
-
-
-def _attempt_dict(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "id": attempt.id,
-        "kind": attempt.kind.value,
-        "description": attempt.description,
-        "outcome": attempt.verdict.outcome.value if attempt.verdict else None,
-        "details": attempt.details,
-    }
-
-
-def gap_headline(gap: dict[str, Any]) -> str:
-    """One sentence naming what is still being corrected after the deployment."""
-    n, k = gap.get("n_decisions", 0), gap.get("n_overridden", 0)
-    if not n:
-        return "no decisions since the deployment"
-    pairs = ", ".join(f"{p['model_label']} -> {p['final_label']} ({p['count']})"
-                      for p in gap.get("top_pairs", [])[:3])
-    grams = ", ".join(str(g.get("ngram", g.get("term", ""))) for g in gap.get("r2_ngrams", [])[:5])
-    return (f"{k} of {n} decisions still corrected ({k / n:.1%}); by reason "
-            f"{gap.get('by_reason', {})}; most common: {pairs or 'none'}"
-            + (f"; over-represented in remaining R2 overrides: {grams}" if grams else ""))
-
-
-def _share(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.0%}"
-
-
-def _highlight_examples(store: Any, workflow: Workflow, champion: Any, *, n: int) -> list[
-        dict[str, Any]]:
+def _highlight_examples(
+    store: Store, workflow: Workflow, champion: Any, *, n: int
+) -> list[dict[str, Any]]:
     """Word attributions (occlusion) on a few R2-overridden tickets, toward the model's label
     and the analyst's label, for the report."""
     from tunegate.diagnose import attribute_texts, scorer_for
 
-    picked = [o for o in store.overrides(reason_code="R2")
-              if o.model_label and o.model_label != o.final_label][-n:]
+    picked = [
+        o
+        for o in store.overrides(reason_code="R2")
+        if o.model_label and o.model_label != o.final_label
+    ][-n:]
     if not picked:
         return []
     texts = [store.get_ticket(o.ticket_id).text for o in picked]
     classes = [[o.model_label or "", o.final_label] for o in picked]
-    attributions = attribute_texts(scorer_for(champion, workflow), texts, classes,
-                                   method="occlusion")
+    attributions = attribute_texts(
+        scorer_for(champion, workflow), texts, classes, method="occlusion"
+    )
     return [
-        {"ticket_id": o.ticket_id, "model_label": o.model_label, "final_label": o.final_label,
-         "words": a.words, "scores": a.scores}
+        {
+            "ticket_id": o.ticket_id,
+            "model_label": o.model_label,
+            "final_label": o.final_label,
+            "words": a.words,
+            "scores": a.scores,
+        }
         for o, a in zip(picked, attributions, strict=True)
     ]
-
-
-def _override_lines(result: Any, *, last: int | None = None) -> list[str]:
-    """One line per judged window (the last ``last`` ones): override rate against the
-    baseline and the trigger's p-value (steps 8b and 8c)."""
-    windows = result.windows[-last:] if last else result.windows
-    out = []
-    for w in windows:
-        r = next((r for r in w.results if r.trigger == "override_rate"), None)
-        if r is None or not r.judged:
-            out.append(f"  {w.window}: not judged")
-            continue
-        out.append(f"  {w.window}: override rate {r.current:.1%} vs baseline {r.baseline:.1%} "
-                   f"(p={r.p_value:.2g}){' FIRED' if r.fired else ''}")
-    return out
 
 
 def run_demo(
@@ -328,7 +107,7 @@ def run_demo(
         try_retrieval,
         try_rules,
     )
-    from tunegate.evaluate import check_leakage, compare_runs, freeze_suite, run_eval
+    from tunegate.evaluate import check_leakage, freeze_suite, run_eval
     from tunegate.models import LoraClassifier, ZeroShotClassifier, get_encoder
     from tunegate.monitor import (
         act_on,
@@ -347,11 +126,11 @@ def run_demo(
         simulate_analysts,
     )
     from tunegate.store import Store
-    from tunegate.train import build_dataset, finetune_seeds, label_issues
+    from tunegate.train import build_dataset, conclude_finetune, finetune_seeds, label_issues
 
     config = config or DemoConfig()
     say = log or (lambda msg: console.print(msg, highlight=False))
-    steps = _Steps(say)
+    steps = Steps(say)
     out = config.out_dir
     if config.fresh and out.exists():
         shutil.rmtree(out)
@@ -360,7 +139,7 @@ def run_demo(
     (out / "tunegate.yaml").write_text(workflow.to_yaml(), encoding="utf-8")
     store = Store(workflow.resolved_store_url(out.resolve()))
     registry = Registry(store)
-    sim_config = _sim_config(config)
+    sim_config = simulation_config(config)
     actor = "demo"
 
     # 1-2. the champion, the simulation, the suite, the baseline ------------------------------
@@ -369,40 +148,51 @@ def run_demo(
 
         history = generate_history(sim_config)
         champion = ZeroShotClassifier(workflow)
-        champion.fit_temperature([t.ticket.text for t in history],
-                                 [t.truth.label for t in history])
+        champion.fit_temperature([t.ticket.text for t in history], [t.truth.label for t in history])
         champ_mv = ModelVersion(
-            id=champion.version, kind=ModelKind.ZERO_SHOT, base_model=get_encoder(
-                workflow.model).path,
+            id=champion.version,
+            kind=ModelKind.ZERO_SHOT,
+            base_model=get_encoder(workflow.model).path,
             config={"instructions": workflow.instructions, "temperature": champion.temperature},
         )
         registry.register(champ_mv, actor=actor, as_candidate=False)
         registry.promote(champ_mv.id, actor=actor, reason="first champion (pre-rollout)")
-        say(f"  champion {champ_mv.id}: temperature {champion.temperature:.4f} fitted on "
-            f"{len(history)} reviewed pre-rollout tickets")
+        say(
+            f"  champion {champ_mv.id}: temperature {champion.temperature:.4f} fitted on "
+            f"{len(history)} reviewed pre-rollout tickets"
+        )
 
-    with steps.step(f"2. simulate {config.weeks} weeks (MFA rollout at week "
-                    f"{config.rollout_week}), serve with entropy routing, ingest"):
+    with steps.step(
+        f"2. simulate {config.weeks} weeks (MFA rollout at week "
+        f"{config.rollout_week}), serve with entropy routing, ingest"
+    ):
         sim = simulate(sim_config, out / "sim", champion=champion, workflow=workflow)
         reports = ingest_simulation(store, out / "sim", workflow=workflow)
         quarantined = sum(getattr(r, "quarantined", 0) for r in reports)
         if quarantined:
-            raise TunegateError(f"the simulation produced {quarantined} invalid rows; "
-                                f"see the quarantine files in {out / 'sim'}")
+            raise TunegateError(
+                f"the simulation produced {quarantined} invalid rows; "
+                f"see the quarantine files in {out / 'sim'}"
+            )
         say(f"  {sim.counts}")
 
     with steps.step("3. freeze the evaluation suite; champion baseline EvalRun"):
-        training_texts = [t.ticket.text for t in sim.history] + \
-            [t.ticket.text for t in sim.production]
+        training_texts = [t.ticket.text for t in sim.history] + [
+            t.ticket.text for t in sim.production
+        ]
         # Held-out examples that are near-duplicates of training text would flatter every
         # model; they are dropped before freezing (freeze_suite refuses them anyway).
         encoder = get_encoder(workflow.model)
         pool = list(sim.eval_examples)
         dropped: set[str] = set()
         for _ in range(5):  # int8 embeddings shift slightly with batch composition: re-check
-            leak = check_leakage([e.id for e in pool], [e.text for e in pool], training_texts,
-                                 threshold=workflow.training.near_duplicate_threshold,
-                                 encoder=encoder)
+            leak = check_leakage(
+                [e.id for e in pool],
+                [e.text for e in pool],
+                training_texts,
+                threshold=workflow.training.near_duplicate_threshold,
+                encoder=encoder,
+            )
             if not leak.leaked_ids:
                 break
             dropped |= set(leak.leaked_ids)
@@ -419,16 +209,22 @@ def run_demo(
         baseline = run_eval(champion, suite, workflow, seed=0)
         store.save_eval_run(baseline)
         variants = [
-            run_eval(ZeroShotClassifier(workflow, instructions=v,
-                                        temperature=champion.temperature), suite, workflow)
+            run_eval(
+                ZeroShotClassifier(workflow, instructions=v, temperature=champion.temperature),
+                suite,
+                workflow,
+            )
             for v in INSTRUCTION_VARIANTS
         ]
         champion_std = statistics.stdev(
-            [r.metrics["overall"]["accuracy"]["estimate"] for r in variants])
+            [r.metrics["overall"]["accuracy"]["estimate"] for r in variants]
+        )
         set_reference(store, champ_mv.id, [t.ticket.text for t in sim.history])
         acc = baseline.metrics["overall"]["accuracy"]
-        say(f"  suite {suite.hash[:12]}: {len(suite.examples)} examples; champion accuracy "
-            f"{acc['estimate']:.3f} ({acc['low']:.3f}-{acc['high']:.3f})")
+        say(
+            f"  suite {suite.hash[:12]}: {len(suite.examples)} examples; champion accuracy "
+            f"{acc['estimate']:.3f} ({acc['low']:.3f}-{acc['high']:.3f})"
+        )
 
     # 4. diagnose ---------------------------------------------------------------------------
     with steps.step("4. diagnose: override trend, triage, attribution"):
@@ -439,26 +235,42 @@ def run_demo(
         # The simulated team lead accepts every suggestion as made (a real team reviews the
         # exported file: `tunegate triage export` / `tunegate triage import`).
         for sug in suggestions:
-            confirm_triage(store, sug.failure_id, sug.category.value, reviewer="demo-lead",
-                           note=f"accepted suggestion ({sug.rule})")
+            confirm_triage(
+                store,
+                sug.failure_id,
+                sug.category.value,
+                reviewer="demo-lead",
+                note=f"accepted suggestion ({sug.rule})",
+            )
         recommendation = recommend_from_store(store, workflow)
         # Occlusion keeps the demo inside its time budget; `tunegate attribute --method ig`
         # runs Integrated Gradients (docs/diagnosis.md).
         findings = attribute_overrides(
-            store, workflow, reason_code="R2", method="occlusion",
-            max_per_side=30 if config.quick else 60, seed=config.seed,
+            store,
+            workflow,
+            reason_code="R2",
+            method="occlusion",
+            max_per_side=30 if config.quick else 60,
+            seed=config.seed,
         )
         findings.sort(key=lambda f: f.get("n_overrides", 0), reverse=True)
         if findings:
             findings[0] = confirm_finding(
-                store, findings[0]["id"], reviewer="demo-lead",
-                note="the MFA signal, confirmed by the simulated team lead")
+                store,
+                findings[0]["id"],
+                reviewer="demo-lead",
+                note="the MFA signal, confirmed by the simulated team lead",
+            )
         highlights = _highlight_examples(store, workflow, champion, n=3)
-        say(f"  R2 per week: {trend.counts}; stable-or-increasing: "
+        say(
+            f"  R2 per week: {trend.counts}; stable-or-increasing: "
             f"{trend.decision.passed} (Mann-Kendall p(decrease)="
-            f"{trend.decision.test.p_decrease:.3f})")
-        say(f"  triage of {recommendation.total} failures -> {recommendation.action}: "
-            f"{'; '.join(recommendation.reasons)}")
+            f"{trend.decision.test.p_decrease:.3f})"
+        )
+        say(
+            f"  triage of {recommendation.total} failures -> {recommendation.action}: "
+            f"{'; '.join(recommendation.reasons)}"
+        )
         if findings:
             terms = ", ".join(t["term"] for t in findings[0]["tokens"][:8])
             say(f"  attribution: under-weighted toward {findings[0]['label']}: {terms}")
@@ -471,10 +283,12 @@ def run_demo(
             try_retrieval(workflow, store, suite, champion=champion),
         ]
         for a in attempts:
-            say(f"  {a.kind.value}: verdict {a.verdict.outcome.value if a.verdict else '-'}; "
+            say(
+                f"  {a.kind.value}: verdict {a.verdict.outcome.value if a.verdict else '-'}; "
                 f"missed-signal overrides fixed: "
-                f"{_share(a.details.get('fixed_share'))} of "
-                f"{a.details.get('missed_signal_total', 0)}")
+                f"{share(a.details.get('fixed_share'))} of "
+                f"{a.details.get('missed_signal_total', 0)}"
+            )
 
     # 6. the gate ----------------------------------------------------------------------------
     with steps.step("6. the fine-tuning gate"):
@@ -505,87 +319,112 @@ def run_demo(
             bad = [o.id for o in pending if truth.get(o.ticket_id) != o.final_label]
             store.set_review_status("override", ok, "reviewed", reviewer="demo-senior")
             store.set_review_status("override", bad, "rejected", reviewer="demo-senior")
-            say(f"  senior review of {len(pending)} pending overrides: {len(ok)} confirmed, "
-                f"{len(bad)} rejected")
+            say(
+                f"  senior review of {len(pending)} pending overrides: {len(ok)} confirmed, "
+                f"{len(bad)} rejected"
+            )
             dataset = build_dataset(store, workflow, suites=[suite], seed=config.seed)
             encoder = get_encoder(workflow.model)
-            report = label_issues(dataset.examples, workflow.label_names, encoder=encoder,
-                                  n_folds=3 if config.quick else 5)
+            report = label_issues(
+                dataset.examples,
+                workflow.label_names,
+                encoder=encoder,
+                n_folds=3 if config.quick else 5,
+            )
             # Flagged examples go to review; the demo's simulated reviewer drops them.
             flagged = [i.id for i in report.issues]
             if flagged:
                 dataset = dataset.without(flagged, reason="label_issue")
             dataset.save(store)
-            dataset_info = {"hash": dataset.hash, "manifest": dataset.manifest,
-                            "targets": dataset.target_report,
-                            "leakage": dataset.leakage_report, "dedup": dataset.dedup_report}
-            issues_info = report.summary() if hasattr(report, "summary") else {
-                "flagged": len(flagged)}
-            say(f"  dataset {dataset.hash[:12]}: {len(dataset.examples)} examples; "
+            dataset_info = {
+                "hash": dataset.hash,
+                "manifest": dataset.manifest,
+                "targets": dataset.target_report,
+                "leakage": dataset.leakage_report,
+                "dedup": dataset.dedup_report,
+            }
+            issues_info = (
+                report.summary() if hasattr(report, "summary") else {"flagged": len(flagged)}
+            )
+            say(
+                f"  dataset {dataset.hash[:12]}: {len(dataset.examples)} examples; "
                 f"{len(flagged)} flagged by confident learning and dropped; leakage excluded: "
-                f"{dataset.leakage_report.get('excluded', dataset.leakage_report)}")
+                f"{dataset.leakage_report.get('excluded', dataset.leakage_report)}"
+            )
 
         with steps.step(f"7b. LoRA fine-tune over {config.n_seeds} seeds, calibrated"):
-            sweep = finetune_seeds(dataset, workflow, out / "adapters", seeds=config.n_seeds,
-                                   base_seed=0, parent_proba=champion.predict_proba)
+            sweep = finetune_seeds(
+                dataset,
+                workflow,
+                out / "adapters",
+                seeds=config.n_seeds,
+                base_seed=0,
+                parent_proba=champion.predict_proba,
+            )
             sweep_info = sweep.summary()
 
         with steps.step("7c. evaluate every seed and the candidate against the champion"):
-            chosen: LoraClassifier | None = None
-            for seed, path in zip(sweep.seeds, sweep.artifacts, strict=True):
-                clf = LoraClassifier.for_workflow(path, workflow)
-                run = run_eval(clf, suite, workflow, seed=seed)
-                seed_runs.append(run)
-                if path == sweep.chosen:
-                    chosen, candidate_run = clf, run
-            assert chosen is not None and candidate_run is not None
-            store.save_eval_run(candidate_run)
-            candidate_mv = ModelVersion(
-                id=chosen.version, kind=ModelKind.LORA, base_model=champ_mv.base_model,
-                artifact_path=str(sweep.chosen), artifact_hash=chosen.version,
-                training_data_hash=dataset.hash, parent=champ_mv.id,
-                config={"seeds": sweep.seeds, "chosen_seed": sweep.chosen_seed,
-                        "selection": sweep_info.get("selection")},
+            outcome = conclude_finetune(
+                store,
+                workflow,
+                dataset,
+                sweep,
+                suite=suite,
+                parent=champ_mv.id,
+                baseline=baseline,
+                evaluate_seeds=True,
+                actor=actor,
+                description="LoRA fine-tune (median seed)",
             )
-            registry.register(candidate_mv, actor=actor)
-            comparison = compare_runs(baseline, candidate_run, suite, workflow)
+            seed_runs, candidate_mv = outcome.seed_runs, outcome.candidate
+            candidate_run, comparison = outcome.candidate_run, outcome.comparison
+            assert candidate_run is not None and comparison is not None
             verdict = comparison.verdict
-            store.save_attempt(Attempt(
-                kind=AttemptKind.FINETUNE, description="LoRA fine-tune (median seed)",
-                baseline_version=champ_mv.id, candidate_version=candidate_mv.id,
-                verdict=verdict, details={"dataset": dataset.hash, "sweep": sweep_info},
-            ))
-            candidate_std = statistics.stdev(
-                [r.metrics["overall"]["accuracy"]["estimate"] for r in seed_runs]
-            ) if len(seed_runs) > 1 else 0.0
+            candidate_std = (
+                statistics.stdev([r.metrics["overall"]["accuracy"]["estimate"] for r in seed_runs])
+                if len(seed_runs) > 1
+                else 0.0
+            )
             rows = key_table(
-                comparison, workflow, champion_std=champion_std, candidate_std=candidate_std,
-                std_note=(f"overall accuracy; champion: {len(INSTRUCTION_VARIANTS)} prompt "
-                          f"configurations; candidate: {len(seed_runs)} seeds"),
+                comparison,
+                workflow,
+                champion_std=champion_std,
+                candidate_std=candidate_std,
+                std_note=(
+                    f"overall accuracy; champion: {len(INSTRUCTION_VARIANTS)} prompt "
+                    f"configurations; candidate: {len(seed_runs)} seeds"
+                ),
             )
             say(f"  verdict: {verdict.outcome.value.upper()}")
             for r in verdict.rules:
                 say(f"    {r.rule}: {r.outcome.value} {r.message}")
 
         # 8. shadow, promote, monitor, next gap ------------------------------------------
-        with steps.step("8a. shadow the candidate on the last two weeks, then promote "
-                        "(refused unless the verdict passed)"):
+        with steps.step(
+            "8a. shadow the candidate on the last two weeks, then promote "
+            "(refused unless the verdict passed)"
+        ):
             candidate_clf = LoraClassifier.for_workflow(sweep.chosen, workflow)
             last_weeks = generate_stream(sim_config, max(0, config.weeks - 2), config.weeks)
             # Modelled latency here and in 8b/8c (as in the simulation): measured batch wall
             # time on a shared machine judges the host's load, and a batch mean copied to every
             # ticket is not an independent sample for the latency trigger's test.
             shadow = make_decisions(candidate_clf, [t.ticket for t in last_weeks], workflow)
-            store.add_decisions([d.model_copy(update={"shadow": True,
-                                                      "model_version": candidate_mv.id})
-                                 for d in shadow])
+            store.add_decisions(
+                [
+                    d.model_copy(update={"shadow": True, "model_version": candidate_mv.id})
+                    for d in shadow
+                ]
+            )
             # Analysts label the tickets where the candidate disagreed with an un-reviewed
             # champion label, so its baseline is not charged with the champion's misses.
             to_review = disagreements_to_review(store, candidate_mv.id)
             store.add_examples(review_disagreements(last_weeks, to_review, sim_config, workflow))
-            say(f"  {len(shadow)} shadow decisions stored (nothing routed); analysts labelled "
+            say(
+                f"  {len(shadow)} shadow decisions stored (nothing routed); analysts labelled "
                 f"the {len(to_review)} tickets where it disagreed with an un-reviewed champion "
-                f"label")
+                f"label"
+            )
             if verdict.outcome == VerdictOutcome.PASS:
                 registry.promote(candidate_mv.id, actor=actor)
                 promoted = True
@@ -604,12 +443,17 @@ def run_demo(
     live_id = candidate_mv.id if promoted and candidate_mv else champ_mv.id
 
     def serve_weeks(start: int, end: int, shift: str | None) -> list[Any]:
-        weeks_config = sim_config.model_copy(update={"shift_rate": config.shift_share}) \
-            if shift else sim_config
+        weeks_config = (
+            sim_config.model_copy(update={"shift_rate": config.shift_share})
+            if shift
+            else sim_config
+        )
         stream = generate_stream(weeks_config, start, end, shift=shift)
         tickets = [t.ticket for t in stream]
-        decisions = [d.model_copy(update={"model_version": live_id}) for d in
-                     make_decisions(live, tickets, workflow)]
+        decisions = [
+            d.model_copy(update={"model_version": live_id})
+            for d in make_decisions(live, tickets, workflow)
+        ]
         analysts = simulate_analysts(stream, decisions, sim_config, workflow)
         store.add_tickets(tickets)
         store.add_decisions(decisions)
@@ -625,12 +469,18 @@ def run_demo(
         alert = act_on(result, store, auto_rollback=promoted, actor="demo-monitor")
         monitor_info = result.to_dict()
         monitor_info["alert"] = alert.to_dict() if alert else None
-        say(f"  baseline: {result.baseline_source}; windows judged: "
-            f"{len(result.windows)}; triggers fired: {len(result.fired)}")
-        for line in _override_lines(result):
+        say(
+            f"  baseline: {result.baseline_source}; windows judged: "
+            f"{len(result.windows)}; triggers fired: {len(result.fired)}"
+        )
+        for line in override_lines(result):
             say(line)
-        gap = next_gap_from_store(store, workflow, model_version=live_id,
-                                  since=post_tickets[0].created_at if post_tickets else None)
+        gap = next_gap_from_store(
+            store,
+            workflow,
+            model_version=live_id,
+            since=post_tickets[0].created_at if post_tickets else None,
+        )
         gap_info = gap.to_dict()
         gap_info["headline"] = gap_headline(gap_info)
         say(f"  next gap: {gap_info['headline']}")
@@ -643,7 +493,7 @@ def run_demo(
         shift_info = shifted.to_dict()
         shift_info["alert"] = alert.to_dict() if alert else None
         shift_info["champion_after"] = registry.champion()
-        for line in _override_lines(shifted, last=2):
+        for line in override_lines(shifted, last=2):
             say(line)
         for fired in shifted.fired:
             say(f"  [red]trigger fired[/red] {fired.window}: {fired.message}")
@@ -652,12 +502,22 @@ def run_demo(
         elif alert is not None:
             say("  alert raised; nothing to roll back to (the champion was never replaced)")
         else:
-            say(f"  [yellow]no trigger fired[/yellow]: the shifted weeks' changes did not reach "
+            say(
+                f"  [yellow]no trigger fired[/yellow]: the shifted weeks' changes did not reach "
                 f"significance p < {workflow.rollback.significance} against the baseline"
-                + (" (quick mode: about 110 decisions a week are too few to show a change of "
-                   "a few points at this level)" if config.quick else ""))
-        gap2 = next_gap_from_store(store, workflow, model_version=live_id,
-                                   since=shift_tickets[0].created_at if shift_tickets else None)
+                + (
+                    " (quick mode: about 110 decisions a week are too few to show a change of "
+                    "a few points at this level)"
+                    if config.quick
+                    else ""
+                )
+            )
+        gap2 = next_gap_from_store(
+            store,
+            workflow,
+            model_version=live_id,
+            since=shift_tickets[0].created_at if shift_tickets else None,
+        )
         shift_info["gap"] = gap2.to_dict()
         shift_info["gap"]["headline"] = gap_headline(shift_info["gap"])
         say(f"  next gap: {shift_info['gap']['headline']}")
@@ -673,12 +533,12 @@ def run_demo(
         recommendation=recommendation.to_dict() if hasattr(recommendation, "to_dict") else {},
         findings=findings,
         highlights=highlights,
-        attempts=[_attempt_dict(a) for a in attempts],
+        attempts=[attempt_dict(a) for a in attempts],
         gate=gate.to_dict(),
         dataset=dataset_info,
         label_issues=issues_info,
         sweep=sweep_info,
-        verdict=_verdict_dict(verdict),
+        verdict=verdict_dict(verdict),
         promoted=promoted,
         monitor=monitor_info,
         shift=shift_info,
@@ -690,11 +550,18 @@ def run_demo(
         from tunegate.demo._report import write_demo_report
 
         demo.report_html, demo.summary_md = write_demo_report(
-            demo, workflow=workflow, suite=suite, baseline=baseline, candidate=candidate_run,
-            comparison=comparison, seed_runs=seed_runs, store=store,
+            demo,
+            workflow=workflow,
+            suite=suite,
+            baseline=baseline,
+            candidate=candidate_run,
+            comparison=comparison,
+            seed_runs=seed_runs,
+            store=store,
         )
-    (out / "result.json").write_text(json.dumps(demo.to_dict(), indent=2, default=str),
-                                     encoding="utf-8")
+    (out / "result.json").write_text(
+        json.dumps(demo.to_dict(), indent=2, default=str), encoding="utf-8"
+    )
     if rows:
         say("\n" + render_key_table(rows))
     say(f"\nreport: {demo.report_html}\nsummary: {demo.summary_md}")

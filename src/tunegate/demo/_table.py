@@ -33,7 +33,7 @@ class KeyRow:
             return False
         return self.ci_low <= 0.0 <= self.ci_high
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "within_noise": self.within_noise}
 
 
@@ -52,7 +52,13 @@ def _row(
     n = comparison.subset_sizes.get(subset)
     extra = f"n={n}" if n is not None and subset != "overall" else ""
     return KeyRow(
-        metric, f(a.estimate), f(b.estimate), f(d.estimate), f(d.low), f(d.high), better,
+        metric,
+        f(a.estimate),
+        f(b.estimate),
+        f(d.estimate),
+        f(d.low),
+        f(d.high),
+        better,
         "; ".join(x for x in (note, extra) if x),
     )
 
@@ -77,20 +83,61 @@ def key_table(
     rows = [
         _row(comparison, "overall accuracy", "overall", "accuracy", "higher"),
         _row(comparison, f"{protected} FNR", "overall", f"fnr:{c}", "lower"),
-        _row(comparison, "MFA-related FNR", f"tag:{mfa_slice}", f"fnr:{c}", "lower",
-             f"{protected} within {mfa_slice}"),
-        _row(comparison, "night-shift FNR", f"tag:{night_slice}", f"fnr:{c}", "lower",
-             f"{protected} within {night_slice}"),
-        _row(comparison, "capability-preservation accuracy", "slice:preservation", "accuracy",
-             "higher"),
-        _row(comparison, "ECE", "overall", "expected_calibration_error", "lower",
-             "15 equal-width bins"),
+        _row(
+            comparison,
+            "MFA-related FNR",
+            f"tag:{mfa_slice}",
+            f"fnr:{c}",
+            "lower",
+            f"{protected} within {mfa_slice}",
+        ),
+        _row(
+            comparison,
+            "night-shift FNR",
+            f"tag:{night_slice}",
+            f"fnr:{c}",
+            "lower",
+            f"{protected} within {night_slice}",
+        ),
+        _row(
+            comparison,
+            "capability-preservation accuracy",
+            "slice:preservation",
+            "accuracy",
+            "higher",
+        ),
+        _row(
+            comparison,
+            "ECE",
+            "overall",
+            "expected_calibration_error",
+            "lower",
+            "15 equal-width bins",
+        ),
     ]
     diff = None if champion_std is None or candidate_std is None else candidate_std - champion_std
-    rows.append(KeyRow("standard deviation across seeds", champion_std, candidate_std, diff,
-                       None, None, "lower", std_note))
-    rows.append(_row(comparison, "median latency (ms)", "overall", "latency_p50_ms", "lower",
-                     "per ticket, batched"))
+    rows.append(
+        KeyRow(
+            "standard deviation across seeds",
+            champion_std,
+            candidate_std,
+            diff,
+            None,
+            None,
+            "lower",
+            std_note,
+        )
+    )
+    rows.append(
+        _row(
+            comparison,
+            "median latency (ms)",
+            "overall",
+            "latency_p50_ms",
+            "lower",
+            "per ticket, batched",
+        )
+    )
     return rows
 
 
@@ -111,14 +158,21 @@ def render_key_table(rows: list[KeyRow]) -> str:
             before = "n/a" if r.before is None else f"{r.before:.2f}"
             after = "n/a" if r.after is None else f"{r.after:.2f}"
             diff = "n/a" if r.difference is None else f"{r.difference:+.2f}"
-            ci = "" if r.ci_low is None or r.ci_high is None else \
-                f" ({r.ci_low:+.2f} to {r.ci_high:+.2f})"
+            ci = (
+                ""
+                if r.ci_low is None or r.ci_high is None
+                else f" ({r.ci_low:+.2f} to {r.ci_high:+.2f})"
+            )
         else:
             before, after = _fmt(r.before, pct=pct), _fmt(r.after, pct=pct)
             diff = _fmt(r.difference, pct=pct, signed=True)
-            ci = "" if r.ci_low is None or r.ci_high is None else (
-                f" ({_fmt(r.ci_low, pct=pct, signed=True)} to "
-                f"{_fmt(r.ci_high, pct=pct, signed=True)})"
+            ci = (
+                ""
+                if r.ci_low is None or r.ci_high is None
+                else (
+                    f" ({_fmt(r.ci_low, pct=pct, signed=True)} to "
+                    f"{_fmt(r.ci_high, pct=pct, signed=True)})"
+                )
             )
         noise = " within noise" if r.within_noise else ""
         out.append(f"| {r.metric} | {before} | {after} | {diff}{ci}{noise} |")

@@ -4,10 +4,15 @@ Backends (registered by name, see :func:`build_classifier`): ``zero-shot``
 (:class:`ZeroShotClassifier`), ``knn`` (:class:`KNNClassifier`), ``rules``
 (:class:`RulesClassifier`), ``lora`` (:class:`LoraClassifier`). :class:`Router` chains them.
 Embeddings come from :func:`get_encoder` (ONNX Runtime int8 when available, else PyTorch).
-The LoRA artifact format lives in :mod:`tunegate.models.artifact`.
+The LoRA method (its classifier, model builders and artifact format) lives in
+:mod:`tunegate.lora`; its public names are re-exported here on first access, so that importing
+this package does not import that one (imports flow from ``lora`` to ``models``).
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from tunegate.models._base import (
     Classifier,
@@ -28,18 +33,24 @@ from tunegate.models._encoder import (
     validate_texts,
 )
 from tunegate.models._knn import KNNClassifier
-from tunegate.models._lora import (
-    LoraClassifier,
-    build_lora_model,
-    load_sequence_classifier,
-    lora_modules_to_save,
-    save_lora_artifact,
-)
 from tunegate.models._router import Router, make_decision
 from tunegate.models._rules import RulesClassifier
 from tunegate.models._versions import load_model_version
 from tunegate.models._zeroshot import ZeroShotClassifier, fit_temperature_nll
-from tunegate.models.artifact import ArtifactManifest, read_manifest, write_manifest
+
+if TYPE_CHECKING:
+    from tunegate.lora.artifact import (
+        ArtifactManifest,
+        read_manifest,
+        save_lora_artifact,
+        write_manifest,
+    )
+    from tunegate.lora.classifier import LoraClassifier
+    from tunegate.lora.model import (
+        build_lora_model,
+        load_sequence_classifier,
+        lora_modules_to_save,
+    )
 
 __all__ = [
     "ArtifactManifest",
@@ -72,3 +83,24 @@ __all__ = [
     "validate_texts",
     "write_manifest",
 ]
+
+_FROM_LORA = {
+    "ArtifactManifest": "tunegate.lora.artifact",
+    "LoraClassifier": "tunegate.lora.classifier",
+    "build_lora_model": "tunegate.lora.model",
+    "load_sequence_classifier": "tunegate.lora.model",
+    "lora_modules_to_save": "tunegate.lora.model",
+    "read_manifest": "tunegate.lora.artifact",
+    "save_lora_artifact": "tunegate.lora.artifact",
+    "write_manifest": "tunegate.lora.artifact",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The LoRA names of ``__all__``, imported from :mod:`tunegate.lora` on first access."""
+    module = _FROM_LORA.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -87,8 +87,8 @@ def backends() -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the backend modules registers them.
+    import tunegate.lora.classifier
     import tunegate.models._knn
-    import tunegate.models._lora
     import tunegate.models._rules
     import tunegate.models._zeroshot  # noqa: F401
 

@@ -29,8 +29,8 @@ def load_model_version(
     (:func:`tunegate.serving.load_champion` for the champion alias).
     """
     from tunegate.config import RuleSpec
+    from tunegate.lora.classifier import LoraClassifier
     from tunegate.models._knn import KNNClassifier
-    from tunegate.models._lora import LoraClassifier
     from tunegate.models._rules import RulesClassifier
     from tunegate.models._zeroshot import ZeroShotClassifier
 

@@ -4,13 +4,18 @@
   unreviewed, de-duplicated (exact and near), never overlapping a frozen suite, with replay
   and per-class targets; content-hashed and storable.
 - :func:`label_issues`: confident learning (cleanlab) on out-of-fold probabilities.
-- :func:`finetune`: PEFT LoRA on the encoder, seeded, early-stopped, resumable, calibrated.
+- :func:`finetune`: PEFT LoRA on the encoder, seeded, early-stopped, resumable, calibrated
+  (the method itself lives in :mod:`tunegate.lora`).
 - :func:`finetune_seeds`: K seeds, the spread of every metric, the median-seed candidate.
+- :func:`run_finetune`: the use-case: train over seeds, register the candidate, evaluate it
+  against the champion (:class:`FinetuneOutcome`).
 - :func:`fit_temperature`: temperature scaling on held-out logits.
 """
 
 from __future__ import annotations
 
+from tunegate.lora import HEAD_LR_MULTIPLIER, Splits, split_examples
+from tunegate.metrics import expected_calibration_error
 from tunegate.train._calibration import apply_temperature, fit_temperature, nll_loss
 from tunegate.train._dataset import (
     Dataset,
@@ -26,25 +31,22 @@ from tunegate.train._label_quality import (
     label_issues,
     out_of_fold_proba,
 )
-from tunegate.train._lora import (
-    HEAD_LR_MULTIPLIER,
-    Splits,
-    expected_calibration_error,
-    finetune,
-    macro_f1,
-    split_examples,
-)
+from tunegate.train._lora import finetune
 from tunegate.train._pipeline import (
+    FinetuneOutcome,
     adapter_version_id,
+    conclude_finetune,
     ensure_champion,
     evaluate_candidate,
     register_adapter,
+    run_finetune,
 )
 from tunegate.train._seeds import SeedSweep, finetune_seeds, metric_spread
 
 __all__ = [
     "HEAD_LR_MULTIPLIER",
     "Dataset",
+    "FinetuneOutcome",
     "LabelIssue",
     "LabelIssueReport",
     "SeedSweep",
@@ -53,6 +55,7 @@ __all__ = [
     "apply_temperature",
     "build_dataset",
     "check_targets",
+    "conclude_finetune",
     "dataset_hash",
     "ensure_champion",
     "evaluate_candidate",
@@ -62,11 +65,11 @@ __all__ = [
     "fit_temperature",
     "label_issues",
     "load_dataset",
-    "macro_f1",
     "metric_spread",
     "nll_loss",
     "out_of_fold_proba",
     "override_to_example",
     "register_adapter",
+    "run_finetune",
     "split_examples",
 ]

@@ -1,23 +1,48 @@
-"""Glue between training, the registry and evaluation: register an adapter as a candidate
-and evaluate it against the champion, storing the Attempt whose Verdict ``promote`` reads."""
+"""The fine-tune use-case: train over seeds, register the candidate, evaluate it against the
+champion and store the Attempt whose Verdict ``promote`` reads.
+
+:func:`run_finetune` is the whole of it (``tunegate finetune``); the demo trains with
+:func:`~tunegate.train.finetune_seeds` in one step and concludes with
+:func:`conclude_finetune` in the next. Both return a :class:`FinetuneOutcome`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from tunegate.config import Workflow
-from tunegate.models.artifact import ADAPTER_DIR, dir_sha256, read_manifest
+from tunegate.lora.artifact import ADAPTER_DIR, dir_sha256, read_manifest
 from tunegate.records import (
     Attempt,
     AttemptKind,
+    EvalRun,
     EvalSuite,
     ModelKind,
     ModelVersion,
+    Verdict,
     content_hash,
 )
+from tunegate.train._dataset import Dataset
+from tunegate.train._seeds import SeedSweep, finetune_seeds
 
-__all__ = ["adapter_version_id", "ensure_champion", "evaluate_candidate", "register_adapter"]
+if TYPE_CHECKING:
+    from tunegate.evaluate import Comparison
+    from tunegate.store import Store
+
+__all__ = [
+    "FinetuneOutcome",
+    "adapter_version_id",
+    "conclude_finetune",
+    "ensure_champion",
+    "evaluate_candidate",
+    "register_adapter",
+    "run_finetune",
+]
 
 
 def adapter_version_id(artifact_dir: str | Path) -> str:
@@ -27,10 +52,16 @@ def adapter_version_id(artifact_dir: str | Path) -> str:
 
 
 def register_adapter(
-    store: Any, artifact_dir: str | Path, *, actor: str = "tunegate", parent: str | None = None
+    store: Store,
+    artifact_dir: str | Path,
+    *,
+    actor: str = "tunegate",
+    parent: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Register a trained artifact as a LoRA ModelVersion (lineage: parent, dataset, config)
-    and point ``candidate`` at it. ``parent`` defaults to the current champion."""
+    and point ``candidate`` at it. ``parent`` defaults to the current champion; ``config``
+    adds entries to the recorded training config (e.g. the seed sweep's)."""
     from tunegate.registry import Registry
 
     folder = Path(artifact_dir).resolve()
@@ -43,7 +74,12 @@ def register_adapter(
         artifact_path=str(folder),
         artifact_hash=dir_sha256(folder / ADAPTER_DIR),
         training_data_hash=manifest.dataset_hash,
-        config={**manifest.config, "seed": manifest.seed, "temperature": manifest.temperature},
+        config={
+            **manifest.config,
+            "seed": manifest.seed,
+            "temperature": manifest.temperature,
+            **(config or {}),
+        },
         parent=parent if parent is not None else registry.champion(),
     )
     try:
@@ -53,7 +89,7 @@ def register_adapter(
     return existing
 
 
-def ensure_champion(store: Any, workflow: Workflow, *, actor: str = "tunegate") -> str:
+def ensure_champion(store: Store, workflow: Workflow, *, actor: str = "tunegate") -> str:
     """The champion's id; with none registered, the workflow's zero-shot model is registered
     and promoted as the first champion (recorded in the alias history and audit log)."""
     from tunegate.registry import Registry
@@ -72,7 +108,7 @@ def ensure_champion(store: Any, workflow: Workflow, *, actor: str = "tunegate") 
 
 
 def evaluate_candidate(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     version_id: str,
     suite: EvalSuite,
@@ -82,15 +118,39 @@ def evaluate_candidate(
 ) -> Attempt:
     """Run the champion and ``version_id`` on ``suite``, compare them, store both EvalRuns
     and the Attempt (kind ``finetune``) with its Verdict; returns the Attempt."""
-    from tunegate.evaluate import compare, run_eval
+    return _evaluate(store, workflow, version_id, suite, actor=actor, description=description)[3]
+
+
+def _evaluate(
+    store: Store,
+    workflow: Workflow,
+    version_id: str,
+    suite: EvalSuite,
+    *,
+    actor: str,
+    description: str = "",
+    baseline: EvalRun | None = None,
+    candidate_run: EvalRun | None = None,
+    details: dict[str, Any] | None = None,
+) -> tuple[EvalRun, EvalRun, Comparison, Attempt]:
+    """The champion's run (``baseline``, else run now and stored), the candidate's
+    (``candidate_run``, else run now), their comparison and the stored Attempt."""
+    from tunegate.evaluate import compare_runs, run_eval
     from tunegate.models import load_model_version
 
     champ_id = ensure_champion(store, workflow, actor=actor)
-    champion = load_model_version(store.get_model_version(champ_id), workflow, store=store)
-    candidate = load_model_version(store.get_model_version(version_id), workflow, store=store)
-    base_run = run_eval(champion, suite, workflow).model_copy(update={"model_version": champ_id})
-    cand_run = run_eval(candidate, suite, workflow).model_copy(update={"model_version": version_id})
-    verdict = compare(base_run, cand_run, suite, workflow)
+    if baseline is None:
+        champion = load_model_version(store.get_model_version(champ_id), workflow, store=store)
+        baseline = run_eval(champion, suite, workflow).model_copy(
+            update={"model_version": champ_id}
+        )
+        store.save_eval_run(baseline)
+    if candidate_run is None:
+        candidate = load_model_version(store.get_model_version(version_id), workflow, store=store)
+        candidate_run = run_eval(candidate, suite, workflow)
+    candidate_run = candidate_run.model_copy(update={"model_version": version_id})
+    comparison = compare_runs(baseline, candidate_run, suite, workflow)
+    verdict = comparison.verdict
     attempt = Attempt(
         kind=AttemptKind.FINETUNE,
         description=description or f"fine-tuned adapter {version_id}",
@@ -98,14 +158,14 @@ def evaluate_candidate(
         candidate_version=version_id,
         verdict=verdict,
         details={
+            **(details or {}),
             "suite": suite.name,
             "suite_hash": suite.hash,
-            "baseline_run": base_run.id,
-            "candidate_run": cand_run.id,
+            "baseline_run": baseline.id,
+            "candidate_run": candidate_run.id,
         },
     )
-    store.save_eval_run(base_run)
-    store.save_eval_run(cand_run)
+    store.save_eval_run(candidate_run)
     store.save_attempt(attempt)
     store.audit(
         "train.evaluate",
@@ -117,4 +177,157 @@ def evaluate_candidate(
             "verdict": verdict.outcome.value,
         },
     )
-    return attempt
+    return baseline, candidate_run, comparison, attempt
+
+
+@dataclass(frozen=True)
+class FinetuneOutcome:
+    """What a fine-tune produced: the seed sweep, the registered candidate and, with a suite,
+    its evaluation against the champion."""
+
+    dataset_hash: str
+    sweep: SeedSweep
+    candidate: ModelVersion
+    """The registered median-seed adapter (alias ``candidate``)."""
+    parent: str | None
+    """The champion when the candidate was registered (its lineage parent)."""
+    mlflow: dict[str, Any] | None = None
+    """The MLflow run the training was exported to (``mlflow_tracking_uri`` set)."""
+    baseline_run: EvalRun | None = None
+    candidate_run: EvalRun | None = None
+    seed_runs: list[EvalRun] = field(default_factory=list)
+    """Every seed's run on the suite, in seed order (``evaluate_seeds``)."""
+    comparison: Comparison | None = None
+    attempt: Attempt | None = None
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.comparison.verdict if self.comparison is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (what ``tunegate finetune --json`` prints)."""
+        payload: dict[str, Any] = {
+            "candidate": self.candidate.id,
+            "artifact": str(self.sweep.chosen),
+            "dataset": self.dataset_hash,
+            **self.sweep.summary(),
+        }
+        if self.mlflow is not None:
+            payload["mlflow"] = self.mlflow
+        if self.attempt is not None and self.attempt.verdict is not None:
+            payload["verdict"] = self.attempt.verdict.outcome.value
+            payload["attempt"] = self.attempt.id
+            payload["champion"] = self.attempt.baseline_version
+        return payload
+
+
+def run_finetune(
+    store: Store,
+    workflow: Workflow,
+    dataset: Dataset,
+    out_dir: str | Path,
+    *,
+    seeds: int | None = None,
+    base_seed: int = 0,
+    resume: bool = True,
+    epochs: int | None = None,
+    suite: EvalSuite | None = None,
+    parent_proba: Callable[[Sequence[str]], np.ndarray] | None = None,
+    actor: str = "tunegate",
+) -> FinetuneOutcome:
+    """Train ``seeds`` adapters on ``dataset`` into ``out_dir`` and conclude
+    (:func:`conclude_finetune`): register the median seed as the candidate and, with a
+    ``suite``, evaluate it against the champion (the workflow's zero-shot model becomes the
+    first champion when none is registered)."""
+    # With a suite the candidate is judged against a champion, so one must exist.
+    parent = (
+        ensure_champion(store, workflow, actor=actor)
+        if suite is not None
+        else store.get_alias("champion")
+    )
+    sweep = finetune_seeds(
+        dataset,
+        workflow,
+        out_dir,
+        seeds=seeds,
+        base_seed=base_seed,
+        resume=resume,
+        epochs=epochs,
+        parent_proba=parent_proba,
+    )
+    return conclude_finetune(
+        store, workflow, dataset, sweep, suite=suite, parent=parent, actor=actor
+    )
+
+
+def conclude_finetune(
+    store: Store,
+    workflow: Workflow,
+    dataset: Dataset,
+    sweep: SeedSweep,
+    *,
+    suite: EvalSuite | None = None,
+    parent: str | None = None,
+    baseline: EvalRun | None = None,
+    evaluate_seeds: bool = False,
+    actor: str = "tunegate",
+    description: str = "",
+) -> FinetuneOutcome:
+    """Register the sweep's chosen adapter as the candidate (lineage: ``parent``, default the
+    champion; the sweep's seeds), export it to MLflow when configured and, with a ``suite``,
+    compare it with the champion and store the Attempt.
+
+    ``baseline``: the champion's run on ``suite`` when already made (else it is run now);
+    ``evaluate_seeds``: run every seed's adapter on the suite (``seed_runs``, each with its
+    seed as the bootstrap seed) and use the chosen seed's run as the candidate's.
+    """
+    if parent is None:
+        parent = (
+            ensure_champion(store, workflow, actor=actor)
+            if suite is not None
+            else (store.get_alias("champion"))
+        )
+    lineage = {
+        "seeds": sweep.seeds,
+        "chosen_seed": sweep.chosen_seed,
+        "selection": sweep.summary()["selection"],
+    }
+    mv = register_adapter(store, sweep.chosen, actor=actor, parent=parent, config=lineage)
+    mlflow: dict[str, Any] | None = None
+    if workflow.mlflow_tracking_uri:
+        from tunegate.documents import MlflowRun
+        from tunegate.mlflow_export import export_training
+
+        stds = {f"{k}_std": v["std"] for k, v in sweep.spread.items()}
+        exported = export_training(workflow, sweep.chosen, model_version=mv, extra_metrics=stds)
+        store.documents(MlflowRun).put(mv.id, MlflowRun.model_validate(exported.as_dict()))
+        mlflow = exported.as_dict()
+    outcome = FinetuneOutcome(dataset.hash, sweep, mv, parent, mlflow)
+    if suite is None:
+        return outcome
+    seed_runs = _seed_runs(workflow, sweep, suite) if evaluate_seeds else []
+    chosen = sweep.seeds.index(sweep.chosen_seed)
+    base_run, cand_run, comparison, attempt = _evaluate(
+        store,
+        workflow,
+        mv.id,
+        suite,
+        actor=actor,
+        description=description,
+        baseline=baseline,
+        candidate_run=seed_runs[chosen] if seed_runs else None,
+        details={"dataset": dataset.hash, "sweep": sweep.summary()},
+    )
+    return FinetuneOutcome(
+        dataset.hash, sweep, mv, parent, mlflow, base_run, cand_run, seed_runs, comparison, attempt
+    )
+
+
+def _seed_runs(workflow: Workflow, sweep: SeedSweep, suite: EvalSuite) -> list[EvalRun]:
+    from tunegate.evaluate import run_eval
+    from tunegate.lora import LoraClassifier
+
+    return [
+        run_eval(LoraClassifier.for_workflow(path, workflow), suite, workflow, seed=seed)
+        for seed, path in zip(sweep.seeds, sweep.artifacts, strict=True)
+    ]

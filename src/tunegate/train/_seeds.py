@@ -28,8 +28,8 @@ import numpy as np
 
 from tunegate.config import Workflow
 from tunegate.errors import InputError
+from tunegate.lora.artifact import read_manifest
 from tunegate.metrics import seed_summary
-from tunegate.models.artifact import read_manifest
 from tunegate.records import Example
 from tunegate.train._dataset import Dataset
 from tunegate.train._lora import finetune

@@ -15,9 +15,10 @@ fitted temperature, the token budget, the seed and library versions.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import platform
+import shutil
 from datetime import datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -25,10 +26,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tunegate.errors import InputError, ModelError
+from tunegate._optional import require
+from tunegate.errors import ModelError
+from tunegate.models._hashing import dir_sha256, file_sha256
 from tunegate.records import utcnow
 
 __all__ = [
+    "ADAPTER_DIR",
     "ARTIFACT_FORMAT",
     "MANIFEST_NAME",
     "ArtifactManifest",
@@ -36,14 +40,14 @@ __all__ = [
     "file_sha256",
     "library_versions",
     "read_manifest",
+    "save_lora_artifact",
+    "write_artifact",
     "write_manifest",
 ]
 
 ARTIFACT_FORMAT = "tunegate-lora/1"
 MANIFEST_NAME = "manifest.json"
 ADAPTER_DIR = "adapter"
-
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".pt")
 
 
 class ArtifactManifest(BaseModel):
@@ -92,35 +96,6 @@ class ArtifactManifest(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError(f"labels must be unique, got {value}")
         return value
-
-
-def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of one file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def dir_sha256(path: str | Path, *, weights_only: bool = True) -> str:
-    """Hex SHA-256 over the files of a folder (relative names and contents, sorted).
-
-    With ``weights_only`` only weight files (``.safetensors``, ``.bin``, ``.onnx``, ``.pt``)
-    count, so that a copied README or cache file does not change a model's identity.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise InputError(f"{root}: expected a folder to hash, found none")
-    digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    for file in files:
-        if weights_only and not file.name.endswith(_WEIGHT_SUFFIXES):
-            continue
-        digest.update(file.relative_to(root).as_posix().encode("utf-8"))
-        digest.update(b"\0")
-        digest.update(file_sha256(file).encode("ascii"))
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -173,3 +148,62 @@ def read_manifest(directory: str | Path) -> ArtifactManifest:
             for err in exc.errors()
         )
         raise ModelError(f"{target}: invalid manifest: {problems}") from None
+
+
+def write_artifact(out_dir: str | Path, model: Any, manifest: ArtifactManifest) -> Path:
+    """Write a trained PEFT ``model`` and its manifest into ``out_dir``, replacing any adapter
+    there: the adapter is saved next to it first and swapped into place, the manifest last."""
+    out = Path(out_dir)
+    adapter_tmp = out / (ADAPTER_DIR + ".tmp")
+    if adapter_tmp.exists():
+        shutil.rmtree(adapter_tmp)
+    model.save_pretrained(str(adapter_tmp), safe_serialization=True)
+    if (out / ADAPTER_DIR).exists():
+        shutil.rmtree(out / ADAPTER_DIR)
+    os.replace(adapter_tmp, out / ADAPTER_DIR)
+    write_manifest(out, manifest)
+    return out
+
+
+def save_lora_artifact(model: Any, out_dir: str | Path, manifest: ArtifactManifest) -> Path:
+    """Write a ``tunegate-lora/1`` artifact: ``adapter/`` (PEFT) and ``manifest.json``.
+
+    Fills ``base_model_hash`` and ``library_versions`` when the manifest leaves them empty.
+    Refuses a model whose head width differs from ``manifest.labels``, or whose new modules
+    (head, missing pooler) would not be saved.
+    """
+    from tunegate.lora.model import load_sequence_classifier
+
+    peft = require("peft", purpose="LoRA adapters")
+    if not isinstance(model, peft.PeftModel):
+        raise ModelError(
+            f"save_lora_artifact needs a peft.PeftModel, got "
+            f"{type(model).__name__}; build it with build_lora_model()"
+        )
+    num_labels = int(getattr(model.config, "num_labels", -1))
+    if num_labels != len(manifest.labels):
+        raise ModelError(
+            f"the model has {num_labels} outputs but the manifest lists "
+            f"{len(manifest.labels)} labels"
+        )
+    saved = set(getattr(model.peft_config["default"], "modules_to_save", None) or [])
+    _, missing = load_sequence_classifier(manifest.base_model, manifest.labels)
+    unsaved = [
+        m for m in missing if not any(m == s or m.endswith("." + s) or s.endswith(m) for s in saved)
+    ]
+    if unsaved:
+        raise ModelError(
+            f"modules {unsaved} are not in the base checkpoint and would not be "
+            f"saved; add them to LoraConfig.modules_to_save (build_lora_model "
+            f"does this)"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out / ADAPTER_DIR))
+    updates: dict[str, Any] = {}
+    if not manifest.base_model_hash:
+        updates["base_model_hash"] = dir_sha256(manifest.base_model)
+    if not manifest.library_versions:
+        updates["library_versions"] = library_versions()
+    write_manifest(out, manifest.model_copy(update=updates))
+    return out

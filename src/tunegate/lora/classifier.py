@@ -1,22 +1,18 @@
-"""LoRA-adapter classifiers: an encoder with a sequence-classification head and a PEFT adapter.
+"""Serving a LoRA artifact: :class:`LoraClassifier`, registered as the ``lora`` model backend.
 
-Training lives in ``tunegate.train``; this module builds the model (:func:`build_lora_model`),
-saves an artifact folder (:func:`save_lora_artifact`, format in ``tunegate.models.artifact``)
-and serves it (:class:`LoraClassifier`). Every module that the base checkpoint does not
-provide (the classification head, and the BERT pooler when a sentence-transformers
-checkpoint has none) is trained and saved through PEFT's ``modules_to_save``, so a reloaded
+The artifact folder (format in :mod:`tunegate.lora.artifact`) holds the adapter and every
+module the base checkpoint does not provide (:mod:`tunegate.lora.model`), so a reloaded
 adapter predicts exactly like the saved one.
 
 Serving has two paths sharing tokenization (Rust tokenizer, whole input first) and length
 bucketing: the fast path (default when onnxruntime is installed) merges the adapter into the
 base weights, exports the classifier to ONNX, quantizes it to int8 and caches it on disk
-(``tunegate.models._onnx.lora_onnx_path``); the PyTorch path runs the PEFT model.
+(:func:`tunegate.lora.onnx.lora_onnx_path`); the PyTorch path runs the PEFT model.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 import warnings
 from collections.abc import Sequence
@@ -26,8 +22,10 @@ from typing import Any, Literal
 import numpy as np
 
 from tunegate._optional import require
-from tunegate.config import TrainingSettings, Workflow
+from tunegate.config import Workflow
 from tunegate.errors import InputError, ModelError
+from tunegate.lora.artifact import ADAPTER_DIR, ArtifactManifest, dir_sha256, read_manifest
+from tunegate.lora.model import load_sequence_classifier, merged_model
 from tunegate.models._base import Metadata, register_backend, softmax
 from tunegate.models._encoder import (
     TextTooLongWarning,
@@ -37,131 +35,14 @@ from tunegate.models._encoder import (
     default_encoder_path,
     validate_texts,
 )
-from tunegate.models.artifact import (
-    ADAPTER_DIR,
-    ArtifactManifest,
-    dir_sha256,
-    library_versions,
-    read_manifest,
-    write_manifest,
-)
 from tunegate.records import ModelKind
 
-__all__ = [
-    "LoraBackend",
-    "LoraClassifier",
-    "build_lora_model",
-    "load_sequence_classifier",
-    "lora_modules_to_save",
-    "merged_model",
-    "save_lora_artifact",
-]
+__all__ = ["LoraBackend", "LoraClassifier"]
 
 LoraBackend = Literal["auto", "onnx", "torch"]
 _BACKENDS: tuple[str, ...] = ("auto", "onnx", "torch")
 _WARNED: set[str] = set()  # cache keys whose failed export was already warned about
 _WARN_LOCK = threading.Lock()
-
-
-def load_sequence_classifier(base_model: str, labels: Sequence[str]) -> tuple[Any, list[str]]:
-    """``AutoModelForSequenceClassification`` on ``base_model`` with ``len(labels)`` outputs.
-
-    Returns ``(model, new_modules)``: ``new_modules`` are the dotted module names whose
-    weights were missing from the checkpoint (newly initialized, so they must be trained and
-    saved with the adapter).
-    """
-    transformers = require("transformers", purpose="LoRA classifiers")
-    labels = list(labels)
-    try:
-        with _quiet_transformers():
-            model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-                base_model,
-                num_labels=len(labels),
-                output_loading_info=True,
-                id2label=dict(enumerate(labels)),
-                label2id={y: i for i, y in enumerate(labels)},
-            )
-    except Exception as exc:
-        raise ModelError(f"could not load {base_model} as a sequence classifier: {exc}") from exc
-    missing = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", ())})
-    return model, missing
-
-
-def lora_modules_to_save(base_model: str, labels: Sequence[str]) -> list[str]:
-    """Modules a LoRA adapter on ``base_model`` must save in full (head + missing modules)."""
-    _, missing = load_sequence_classifier(base_model, labels)
-    return missing
-
-
-def build_lora_model(
-    base_model: str,
-    labels: Sequence[str],
-    training: TrainingSettings | None = None,
-    *,
-    seed: int = 0,
-) -> Any:
-    """A ``PeftModel`` for sequence classification, ready to train.
-
-    LoRA on ``training.target_modules`` with rank/alpha/dropout from ``training``; the head
-    and any module missing from the checkpoint go into ``modules_to_save``. Seeded, so the
-    same arguments give the same initial weights.
-    """
-    torch = require("torch")
-    peft = require("peft", purpose="LoRA adapters")
-    training = training or TrainingSettings()
-    torch.manual_seed(seed)
-    model, missing = load_sequence_classifier(base_model, labels)
-    config = peft.LoraConfig(
-        task_type=peft.TaskType.SEQ_CLS,
-        r=training.lora_r,
-        lora_alpha=training.lora_alpha,
-        lora_dropout=training.lora_dropout,
-        target_modules=list(training.target_modules),
-        modules_to_save=missing,
-    )
-    return peft.get_peft_model(model, config)
-
-
-def save_lora_artifact(model: Any, out_dir: str | Path, manifest: ArtifactManifest) -> Path:
-    """Write a ``tunegate-lora/1`` artifact: ``adapter/`` (PEFT) and ``manifest.json``.
-
-    Fills ``base_model_hash`` and ``library_versions`` when the manifest leaves them empty.
-    Refuses a model whose head width differs from ``manifest.labels``, or whose new modules
-    (head, missing pooler) would not be saved.
-    """
-    peft = require("peft", purpose="LoRA adapters")
-    if not isinstance(model, peft.PeftModel):
-        raise ModelError(
-            f"save_lora_artifact needs a peft.PeftModel, got "
-            f"{type(model).__name__}; build it with build_lora_model()"
-        )
-    num_labels = int(getattr(model.config, "num_labels", -1))
-    if num_labels != len(manifest.labels):
-        raise ModelError(
-            f"the model has {num_labels} outputs but the manifest lists "
-            f"{len(manifest.labels)} labels"
-        )
-    saved = set(getattr(model.peft_config["default"], "modules_to_save", None) or [])
-    _, missing = load_sequence_classifier(manifest.base_model, manifest.labels)
-    unsaved = [
-        m for m in missing if not any(m == s or m.endswith("." + s) or s.endswith(m) for s in saved)
-    ]
-    if unsaved:
-        raise ModelError(
-            f"modules {unsaved} are not in the base checkpoint and would not be "
-            f"saved; add them to LoraConfig.modules_to_save (build_lora_model "
-            f"does this)"
-        )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out / ADAPTER_DIR))
-    updates: dict[str, Any] = {}
-    if not manifest.base_model_hash:
-        updates["base_model_hash"] = dir_sha256(manifest.base_model)
-    if not manifest.library_versions:
-        updates["library_versions"] = library_versions()
-    write_manifest(out, manifest.model_copy(update=updates))
-    return out
 
 
 def _resolve_base(manifest: ArtifactManifest, check_hash: bool) -> tuple[str, str | None]:
@@ -183,19 +64,6 @@ def _resolve_base(manifest: ArtifactManifest, check_hash: bool) -> tuple[str, st
         f"{manifest.base_model_hash[:12]}...; install that encoder, or pass "
         f"check_hash=False to load anyway"
     )
-
-
-def merged_model(peft_model: Any) -> Any:
-    """A plain ``transformers`` classifier with the LoRA weights merged into the base weights.
-
-    Works on a deep copy, so ``peft_model`` keeps its adapter (it stays usable as the
-    PyTorch fallback). ``modules_to_save`` (head, pooler) become ordinary modules.
-    """
-    try:
-        merged = copy.deepcopy(peft_model).merge_and_unload()
-    except Exception as exc:
-        raise ModelError(f"could not merge the LoRA adapter into the base: {exc}") from exc
-    return merged.eval()
 
 
 def _warn_once(key: str, message: str) -> None:
@@ -294,7 +162,7 @@ class LoraClassifier:
 
         use_onnx = backend == "onnx" or (backend == "auto" and _onnx_available())
         if use_onnx:
-            from tunegate.models import _onnx
+            from tunegate.lora import onnx as _onnx
 
             key = _onnx.lora_cache_key(adapter_hash, base_hash or dir_sha256(base))
             try:
@@ -341,18 +209,19 @@ class LoraClassifier:
         cache_dir: str | Path | None,
         threads: int | None,
     ) -> tuple[Path, Any]:
-        from tunegate.models import _onnx
+        from tunegate.lora import onnx as _onnx
+        from tunegate.models._onnx import ort_session
 
         path = _onnx.lora_onnx_path(key, build, quantize=quantize, cache_dir=cache_dir)
         try:
-            return path, _onnx.ort_session(path, threads=threads)
+            return path, ort_session(path, threads=threads)
         except ModelError:
             # a file that passes its checksum but does not load (e.g. written by another
             # onnxruntime build): rebuild once, then give up
             path = _onnx.lora_onnx_path(
                 key, build, quantize=quantize, cache_dir=cache_dir, rebuild=True
             )
-            return path, _onnx.ort_session(path, threads=threads)
+            return path, ort_session(path, threads=threads)
 
     def _forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Logits (b, k) float64 of one padded batch."""

@@ -15,8 +15,9 @@ forward, and without the cache it runs it on every epoch). What it changes: drop
 frozen layers is not applied during training (they run in eval mode once), which is the only
 difference from training the same adapters without the cache.
 
-Supported: BERT-style backbones (a module with ``embeddings`` and ``encoder.layer``). For any
-other architecture :func:`find_backbone` returns ``None`` and training runs uncached.
+Padded widths come from :mod:`tunegate.lora.batching`. Supported: BERT-style backbones (a
+module with ``embeddings`` and ``encoder.layer``). For any other architecture
+:func:`find_backbone` returns ``None`` and training runs uncached.
 """
 
 from __future__ import annotations
@@ -27,43 +28,13 @@ from typing import Any
 
 import torch
 
-__all__ = [
-    "PAD_EXACT_UP_TO",
-    "PAD_MULTIPLE",
-    "STORE_DTYPE",
-    "PrefixCache",
-    "find_backbone",
-    "n_encoder_layers",
-    "pad_batch",
-    "padded_width",
-]
+from tunegate.lora import batching
+
+__all__ = ["STORE_DTYPE", "PrefixCache", "find_backbone", "n_encoder_layers"]
 
 STORE_DTYPE = torch.float16
 """Cached states are kept in half precision (half the memory: 0.75 kB per token for MiniLM)
 and computed on in float32; the rounding (relative 5e-4) is far below dropout's noise."""
-
-
-PAD_MULTIPLE = 32
-"""Training batches wider than :data:`PAD_EXACT_UP_TO` tokens are padded to a multiple of this.
-Length-bucketed batches otherwise come in every width up to ``max_length``, and with them
-tensors of every size: glibc's allocator keeps fragments of all of them and the process grows
-epoch by epoch (peak RSS on 5,000 Endava tickets, adapters on every linear layer, in
-exploratory runs: 2,441 MiB at exact widths, 1,785 MiB at multiples of 32; docs/training.md).
-Padding is masked, so predictions do not change."""
-
-PAD_EXACT_UP_TO = 64
-"""Narrower batches keep their exact width: their tensors are small, and rounding short texts
-(the simulation's median ticket is 21 tokens) up to 32 would cost up to half the compute."""
-
-
-def padded_width(longest: int, cap: int | None = None) -> int:
-    """The batch width for a longest row of ``longest`` tokens (see :data:`PAD_MULTIPLE`),
-    never above ``cap`` (the longest text of the data set: texts are truncated to
-    ``max_length``, which the model's position embeddings accept; a rounded width might not)."""
-    if longest <= PAD_EXACT_UP_TO:
-        return longest
-    rounded = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
-    return rounded if cap is None else max(longest, min(rounded, cap))
 
 
 def find_backbone(model: Any) -> Any | None:
@@ -157,7 +128,7 @@ class PrefixCache:
             with self._swapped(bb.embeddings, lower), torch.no_grad():
                 for start in range(0, len(order), batch_size):
                     batch = order[start : start + batch_size]
-                    input_ids, mask = pad_batch(ids, batch, pad_id, cap=self._longest)
+                    input_ids, mask = batching.pad_batch(ids, batch, pad_id, cap=self._longest)
                     hidden = bb(input_ids=input_ids, attention_mask=mask).last_hidden_state
                     for r, i in enumerate(batch):
                         start_at, length = self._spans[i]
@@ -168,7 +139,7 @@ class PrefixCache:
     def load(self, rows: Sequence[int]) -> None:
         """Stage the padded cached states of ``rows`` (in this order) for the next forward."""
         spans = [self._spans[i] for i in rows]
-        width = padded_width(max(length for _, length in spans), self._longest)
+        width = batching.padded_width(max(length for _, length in spans), self._longest)
         batch = torch.zeros((len(spans), width, self._buffer.shape[1]), dtype=torch.float32)
         for r, (start_at, length) in enumerate(spans):
             batch[r, :length] = self._buffer[start_at : start_at + length]
@@ -183,20 +154,3 @@ class PrefixCache:
                 yield
             finally:
                 self._replay.value = None
-
-
-def pad_batch(
-    ids: list[list[int]], rows: Sequence[int], pad_id: int, *, cap: int | None = None
-) -> tuple[Any, Any]:
-    """Right-padded ``input_ids`` and ``attention_mask`` tensors for ``rows`` (width: the
-    longest row rounded up by :func:`padded_width`, at most ``cap``, the longest of all
-    ``ids``; pass it when padding many batches of the same ``ids``, else it is computed)."""
-    longest = cap if cap is not None else max((len(x) for x in ids), default=0)
-    width = padded_width(max(len(ids[i]) for i in rows), longest)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, i in enumerate(rows):
-        seq = ids[i]
-        input_ids[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[r, : len(seq)] = 1
-    return input_ids, mask

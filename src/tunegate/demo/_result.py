@@ -1,0 +1,157 @@
+"""What the demo produced (``result.json``), its step timer and its console lines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunegate.demo._table import KeyRow
+from tunegate.records import Attempt, Verdict
+
+__all__ = [
+    "DemoResult",
+    "StepTiming",
+    "Steps",
+    "attempt_dict",
+    "gap_headline",
+    "override_lines",
+    "share",
+    "verdict_dict",
+]
+
+
+@dataclass
+class StepTiming:
+    name: str
+    seconds: float
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo produced (also written to ``out_dir/result.json``)."""
+
+    out_dir: Path
+    champion_version: str
+    candidate_version: str | None
+    suite_hash: str
+    baseline_run: str
+    candidate_run: str | None
+    trend: dict[str, Any]
+    recommendation: dict[str, Any]
+    findings: list[dict[str, Any]]
+    highlights: list[dict[str, Any]]
+    attempts: list[dict[str, Any]]
+    gate: dict[str, Any]
+    dataset: dict[str, Any]
+    label_issues: dict[str, Any]
+    sweep: dict[str, Any]
+    verdict: dict[str, Any] | None
+    promoted: bool
+    monitor: dict[str, Any]
+    shift: dict[str, Any]
+    next_gap: dict[str, Any]
+    table: list[KeyRow]
+    timings: list[StepTiming] = field(default_factory=list)
+    report_html: Path | None = None
+    summary_md: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "champion_version": self.champion_version,
+            "candidate_version": self.candidate_version,
+            "suite_hash": self.suite_hash,
+            "baseline_run": self.baseline_run,
+            "candidate_run": self.candidate_run,
+            "trend": self.trend,
+            "recommendation": self.recommendation,
+            "findings": self.findings,
+            "highlights": self.highlights,
+            "attempts": self.attempts,
+            "gate": self.gate,
+            "dataset": self.dataset,
+            "label_issues": self.label_issues,
+            "sweep": self.sweep,
+            "verdict": self.verdict,
+            "promoted": self.promoted,
+            "monitor": self.monitor,
+            "shift": self.shift,
+            "next_gap": self.next_gap,
+            "table": [r.to_dict() for r in self.table],
+            "timings": [{"step": t.name, "seconds": round(t.seconds, 2)} for t in self.timings],
+            "report_html": str(self.report_html) if self.report_html else None,
+            "summary_md": str(self.summary_md) if self.summary_md else None,
+        }
+
+
+class Steps:
+    """Prints each step's header and records its wall time."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.timings: list[StepTiming] = []
+        self.log = log
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self.log(f"[bold cyan]▶ {name}[/bold cyan]")
+        start = time.perf_counter()
+        yield
+        took = time.perf_counter() - start
+        self.timings.append(StepTiming(name, took))
+        self.log(f"  [dim]done in {took:.1f} s[/dim]")
+
+
+def verdict_dict(verdict: Verdict | None) -> dict[str, Any] | None:
+    return None if verdict is None else verdict.model_dump(mode="json")
+
+
+def attempt_dict(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "kind": attempt.kind.value,
+        "description": attempt.description,
+        "outcome": attempt.verdict.outcome.value if attempt.verdict else None,
+        "details": attempt.details,
+    }
+
+
+def gap_headline(gap: dict[str, Any]) -> str:
+    """One sentence naming what is still being corrected after the deployment."""
+    n, k = gap.get("n_decisions", 0), gap.get("n_overridden", 0)
+    if not n:
+        return "no decisions since the deployment"
+    pairs = ", ".join(
+        f"{p['model_label']} -> {p['final_label']} ({p['count']})"
+        for p in gap.get("top_pairs", [])[:3]
+    )
+    grams = ", ".join(str(g.get("ngram", g.get("term", ""))) for g in gap.get("r2_ngrams", [])[:5])
+    return (
+        f"{k} of {n} decisions still corrected ({k / n:.1%}); by reason "
+        f"{gap.get('by_reason', {})}; most common: {pairs or 'none'}"
+        + (f"; over-represented in remaining R2 overrides: {grams}" if grams else "")
+    )
+
+
+def share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def override_lines(result: Any, *, last: int | None = None) -> list[str]:
+    """One line per judged window (the last ``last`` ones): override rate against the
+    baseline and the trigger's p-value (steps 8b and 8c)."""
+    windows = result.windows[-last:] if last else result.windows
+    out = []
+    for w in windows:
+        r = next((r for r in w.results if r.trigger == "override_rate"), None)
+        if r is None or not r.judged:
+            out.append(f"  {w.window}: not judged")
+            continue
+        out.append(
+            f"  {w.window}: override rate {r.current:.1%} vs baseline {r.baseline:.1%} "
+            f"(p={r.p_value:.2g}){' FIRED' if r.fired else ''}"
+        )
+    return out
