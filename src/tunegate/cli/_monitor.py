@@ -28,11 +28,9 @@ def _when(value: str | None, what: str) -> datetime | None:
 
 
 def _embedder(workflow: Any) -> Any:
-    """The workflow's encoder as ``texts -> (n, d)``, or None when the ML extra is missing."""
-    try:
-        from tunegate.models import get_encoder
-    except ImportError:
-        return None
+    """The workflow's encoder as ``texts -> (n, d)``."""
+    from tunegate.models import get_encoder
+
     encoder = get_encoder(workflow.model)
     return lambda texts: encoder.embed(list(texts))
 

@@ -524,18 +524,13 @@ def create_app(
             "since": since.isoformat(),
             "champion": store.get_alias("champion"),
         }
-        try:
-            from tunegate.monitor import figures_by_period
-        except ImportError:
-            payload["monitor"] = None
-        else:
-            live = [d for d in decisions if not d.shadow]
-            payload["monitor"] = [
-                p.to_dict()
-                for p in figures_by_period(
-                    live, overrides, workflow, period="week", breakdown=False
-                )
-            ]
+        from tunegate.monitor import figures_by_period
+
+        live = [d for d in decisions if not d.shadow]
+        payload["monitor"] = [
+            p.to_dict()
+            for p in figures_by_period(live, overrides, workflow, period="week", breakdown=False)
+        ]
         return payload
 
     @app.get("/v1/tokens", tags=["admin"], summary="List tokens (admin; never the secrets)")
