@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +24,13 @@ from tunegate.report import (
     table,
     verdict_section,
 )
+from tunegate.text import week_start
 
 if TYPE_CHECKING:
     from tunegate.demo._pipeline import DemoResult
     from tunegate.evaluate import Comparison
 
 __all__ = ["write_demo_report"]
-
-
-def _week(d: date) -> date:
-    return d - timedelta(days=d.weekday())
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -61,11 +58,11 @@ def _override_trend(
     counts: dict[str, Counter[date]] = defaultdict(Counter)
     weeks: set[date] = set()
     for d in store.decisions(shadow=False):
-        weeks.add(_week(d.created_at.date()))
+        weeks.add(week_start(d.created_at))
     for o in store.overrides():
-        if o.model_label is not None and o.model_label == o.final_label:
-            continue  # a confirmation, not a correction
-        wk = _week(o.created_at.date())
+        if not o.is_correction:
+            continue
+        wk = week_start(o.created_at)
         weeks.add(wk)
         counts[o.reason_code.value][wk] += 1
     ordered = sorted(weeks)

@@ -25,7 +25,6 @@ import numpy as np
 import yaml
 
 from tunegate.config import RuleSpec, Workflow
-from tunegate.diagnose._overrides import is_correction
 from tunegate.errors import InputError
 from tunegate.records import (
     Attempt,
@@ -99,7 +98,7 @@ def recent_missed_signal_overrides(
 ) -> list[Override]:
     """Corrections with ``reason_code`` in the ``weeks`` weeks before ``as_of`` (default: the
     newest override)."""
-    picked = [o for o in overrides if is_correction(o) and str(o.reason_code.value) == reason_code]
+    picked = [o for o in overrides if o.is_correction and str(o.reason_code.value) == reason_code]
     if not picked:
         return []
     end = as_of or max(o.created_at for o in picked)

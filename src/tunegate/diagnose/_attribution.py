@@ -29,14 +29,10 @@ import numpy as np
 
 from tunegate._optional import require
 from tunegate.config import Workflow
-from tunegate.diagnose._overrides import (
-    _STOPWORDS,
-    _correct_ticket_ids,
-    is_correction,
-    log_odds_dirichlet,
-)
+from tunegate.diagnose._overrides import _correct_ticket_ids, log_odds_dirichlet
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import new_id, utcnow
+from tunegate.text import STOPWORDS
 
 __all__ = [
     "LogitScorer",
@@ -411,7 +407,7 @@ def underweighted_terms(
 
 
 def _content(word: str) -> bool:
-    return len(word) >= 3 and word.isalpha() and word not in _STOPWORDS
+    return len(word) >= 3 and word.isalpha() and word not in STOPWORDS
 
 
 def word_lists(
@@ -467,7 +463,7 @@ def attribute_overrides(
         (
             o
             for o in overrides
-            if is_correction(o) and o.model_label and str(o.reason_code.value) == code
+            if o.is_correction and o.model_label and str(o.reason_code.value) == code
         ),
         key=lambda o: o.created_at,
     )

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from tunegate.config import RuleSpec, TriagePolicy, Workflow
-from tunegate.diagnose._overrides import is_correction
 from tunegate.errors import InputError
 from tunegate.records import EvalRun, EvalSuite, ExampleSource, Override, Ticket, utcnow
 
@@ -322,7 +321,7 @@ def failures_from_overrides(
     out = []
     for o in overrides:
         t = by_id.get(o.ticket_id)
-        if t is None or not is_correction(o):
+        if t is None or not o.is_correction:
             continue
         out.append(
             FailureCase(
@@ -363,7 +362,7 @@ def failures_from_eval_run(run: EvalRun, suite: EvalSuite) -> list[FailureCase]:
 
 def failures_from_store(store: Any, *, since: Any = None) -> list[FailureCase]:
     """Every correcting override in the store, as failure cases."""
-    overrides = [o for o in store.overrides(since=since) if is_correction(o)]
+    overrides = [o for o in store.overrides(since=since) if o.is_correction]
     ids = sorted({o.ticket_id for o in overrides})
     tickets = store.tickets(ids=ids) if ids else []
     return failures_from_overrides(overrides, tickets)
@@ -754,7 +753,8 @@ def recommend(
 def recommend_from_store(store: Any, workflow: Workflow) -> Recommendation:
     """:func:`recommend` over the store's confirmed triage, with the trend and the share of
     reasoning failures whose text contains a recurring missed-signal pattern."""
-    from tunegate.diagnose._overrides import ngrams, override_trend_from_store, patterns_from_store
+    from tunegate.diagnose._overrides import override_trend_from_store, patterns_from_store
+    from tunegate.text import ngrams
 
     confirmed = confirmed_triage(store)
     if len(confirmed) < workflow.triage.min_failures:
