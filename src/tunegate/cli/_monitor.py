@@ -69,7 +69,7 @@ def monitor(
 ) -> None:
     """Weekly/monthly figures, input drift and rollback triggers; exit 1 when a trigger fires."""
     from tunegate.monitor import act_on, next_gap_from_store, render_alert, run_monitor
-    from tunegate.monitor import write_report as write
+    from tunegate.report import write_monitor_review as write
 
     if period not in ("week", "month"):
         raise InputError(f"--period must be 'week' or 'month', got {period!r}")
