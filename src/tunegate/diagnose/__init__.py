@@ -46,6 +46,7 @@ from tunegate.diagnose._gate import (
     reviewed_examples,
 )
 from tunegate.diagnose._overrides import (
+    GroupBy,
     MissedSignalPattern,
     OverrideTrend,
     WeeklyCount,
@@ -92,6 +93,7 @@ __all__ = [
     "GateCondition",
     "GateEvidence",
     "GateReport",
+    "GroupBy",
     "LogitScorer",
     "MissedSignalPattern",
     "OverrideTrend",

@@ -23,7 +23,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from tunegate.diagnose._overrides import _correct_ticket_ids, log_odds_dirichlet
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import new_id, utcnow
 from tunegate.text import STOPWORDS
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
     "LogitScorer",
@@ -432,7 +435,7 @@ class _Sample:
 
 
 def attribute_overrides(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     *,
     scorer: Scorer | None = None,
@@ -529,7 +532,7 @@ def attribute_overrides(
         mine = [t for t in terms if t.label == label]
         if not mine:
             continue
-        finding = {
+        finding: dict[str, Any] = {
             "id": new_id("fnd"),
             "kind": "attribution",
             "reason_code": code,
@@ -555,7 +558,7 @@ def attribute_overrides(
 
 
 def confirm_finding(
-    store: Any, finding_id: str, *, reviewer: str = "unknown", note: str = ""
+    store: Store, finding_id: str, *, reviewer: str = "unknown", note: str = ""
 ) -> dict[str, Any]:
     """Mark a finding as confirmed by a person (the gate's condition 2)."""
     payload = store.get("finding", finding_id)

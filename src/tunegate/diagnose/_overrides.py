@@ -24,12 +24,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tunegate.config import Workflow
 from tunegate.diagnose._trend import TrendDecision, stable_or_increasing
 from tunegate.records import Decision, Override, Ticket
 from tunegate.text import ngrams, week_start
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
     "GroupBy",
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 GroupBy = Literal["reason_code", "class", "slice", "all"]
+
 
 @dataclass(frozen=True)
 class WeeklyCount:
@@ -236,7 +240,7 @@ def override_trend(
 
 
 def override_trend_from_store(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     *,
     reason_code: str | None = None,
@@ -367,7 +371,7 @@ def _correct_ticket_ids(decisions: Iterable[Decision], overrides: Iterable[Overr
 
 
 def patterns_from_store(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     *,
     reason_code: str | None = None,

@@ -8,6 +8,7 @@ review and the demo report are built from it.
 
 from __future__ import annotations
 
+from tunegate.report._demo import demo_report_html, demo_summary_markdown
 from tunegate.report._evaluation import (
     comparison_html,
     fmt_interval,
@@ -38,6 +39,8 @@ __all__ = [
     "bar_chart",
     "comparison_html",
     "confusion_heatmap",
+    "demo_report_html",
+    "demo_summary_markdown",
     "esc",
     "fmt_interval",
     "line_chart",
