@@ -236,8 +236,8 @@ def demo_report_html(
             "2. Error triage",
             Html(
                 triage_chart + f"<p><b>Recommendation:</b> {esc(rec.get('action', ''))} — "
-                f"{esc('; '.join(rec.get('reasons', [])))} ({esc(rec.get('total'))} confirmed triaged "
-                f"failures)</p>"
+                f"{esc('; '.join(rec.get('reasons', [])))} ({esc(rec.get('total'))} confirmed "
+                f"triaged failures)</p>"
             ),
             "triage",
         )
