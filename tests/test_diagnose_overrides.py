@@ -10,13 +10,12 @@ from tunegate.config import Workflow
 from tunegate.diagnose import (
     log_odds_dirichlet,
     missed_signal_patterns,
-    ngrams,
     override_trend,
-    week_start,
     weekly_override_counts,
     weekly_series,
 )
 from tunegate.records import Decision, Override, ReasonCode, Route, Ticket
+from tunegate.text import ngrams, week_start
 
 MONDAY = datetime(2025, 1, 6, 9, tzinfo=UTC)
 

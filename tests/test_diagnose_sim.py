@@ -29,7 +29,7 @@ from tunegate.records import (
 
 pytestmark = pytest.mark.slow
 
-# words of the simulation's MFA security-incident phrasings (tunegate/simulate/_text.py)
+# words of the simulation's MFA security-incident phrasings (tunegate/simulate/phrasing.yaml)
 PLANTED = {"authenticator", "mfa", "2fa", "push", "pushes", "prompt", "prompts", "approve",
            "approval", "notification", "notifications", "duo", "okta", "verify"}
 

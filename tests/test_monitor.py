@@ -381,7 +381,7 @@ def test_next_gap_finds_the_remaining_r2_signal(workflow: Workflow) -> None:
     assert gap.top_pairs[0] == ("account_unlock", "security_incident", 10)
     assert gap.by_slice == {"mfa_related": 10}
     assert any("push prompts" in g.ngram for g in gap.r2_ngrams)
-    assert all(g.in_r2 == 10 and g.in_rest == 0 for g in gap.r2_ngrams)
+    assert all(g.overrides_with == 10 and g.reference_with == 0 for g in gap.r2_ngrams)
     assert all("locked" not in g.ngram or "push" in g.ngram for g in gap.r2_ngrams)
 
 

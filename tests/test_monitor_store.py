@@ -15,6 +15,7 @@ import pytest
 
 from tunegate.cli import main
 from tunegate.config import Workflow
+from tunegate.diagnose import MissedSignalPattern
 from tunegate.documents import Finding, FindingTerm
 from tunegate.errors import InputError
 from tunegate.monitor import (
@@ -22,14 +23,13 @@ from tunegate.monitor import (
     next_gap_from_store,
     post_webhook,
     promotion_of,
-    render_html,
     run_monitor,
     set_reference,
     shadow_figures,
     shadow_score,
-    write_report,
 )
 from tunegate.records import Decision, ModelKind, ModelVersion, Override, Route, Ticket
+from tunegate.report import monitor_review_html, monitor_review_markdown, write_monitor_review
 from tunegate.store import Store
 
 T0 = datetime(2025, 1, 6, 9, tzinfo=UTC)  # a Monday
@@ -212,7 +212,7 @@ def test_cli_monitor_exit_code_json_and_report(
     html = (tmp_path / "review" / "review.html").read_text()
     assert (
         "<svg" in html
-        and "FIRED" in html
+        and '<span class="fired">FIRED</span>' in html
         and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
     md = (tmp_path / "review" / "review.md").read_text()
@@ -243,9 +243,18 @@ def test_next_gap_and_report_render(store: Store, workflow: Workflow) -> None:
     assert gap.model_version == "v2" and gap.by_reason == {"R2": gap.n_overridden}
     assert gap.top_pairs and gap.top_pairs[0][0] == "password_reset"
     result = run_monitor(store, workflow, drift=False)
-    page = render_html(result, gap=gap)
+    # the gap's n-grams are diagnosis's missed-signal patterns (R2 vs correctly handled tickets)
+    assert gap.r2_ngrams and all(isinstance(p, MissedSignalPattern) for p in gap.r2_ngrams)
+    assert all(p.z >= 0 and p.n_overrides == gap.by_reason["R2"] for p in gap.r2_ngrams)
+    page = monitor_review_html(result, gap=gap)
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
-    html_path, md_path = write_report(result, Path(store.sqlite_path or ".").parent / "r", gap=gap)
+    for needle in ("Trigger status", "Figures per period", "The next gap", "R2 n-gram", "<svg"):
+        assert needle in page, needle
+    md = monitor_review_markdown(result, gap=gap)
+    assert "| R2 n-gram | R2 tickets | correctly handled | log-odds | z |" in md
+    html_path, md_path = write_monitor_review(
+        result, Path(store.sqlite_path or ".").parent / "r", gap=gap
+    )
     assert html_path.exists() and md_path.exists()
 
 

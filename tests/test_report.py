@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import markupsafe
 import pytest
 
 from test_evaluate import BASE_WRONG, NON_SEC_WRONG, _run, _suite
@@ -42,6 +43,22 @@ def test_escaping_everywhere() -> None:
     assert esc(esc("<")) == "&lt;"  # escaping is idempotent on trusted markup
 
 
+def test_escaping_is_markupsafe() -> None:
+    assert esc(EVIL) == markupsafe.escape(EVIL)
+    assert esc('it\'s "x"') == "it&#39;s &#34;x&#34;"
+    assert esc(markupsafe.Markup("<b>ok</b>")) == "<b>ok</b>"  # markupsafe's markup is trusted
+    assert markupsafe.escape(table(["a"], [])) == table(["a"], [])  # and ours is trusted by it
+    assert esc(3) == "3" and esc(None) == "None"
+
+
+def test_line_chart_threshold_and_percent_axis() -> None:
+    svg = line_chart(["w1", "w2"], {"rate": [0.1, 0.2]}, threshold=0.5, percent=True)
+    assert 'stroke-dasharray="4 3"><title>threshold 0.5</title>' in svg
+    assert ">50%</text>" in svg and ">10%</text>" in svg  # the range includes the threshold
+    plain = line_chart(["w1", "w2"], {"rate": [0.1, 0.2]})
+    assert "threshold" not in plain and ">0.2</text>" in plain
+
+
 @pytest.mark.parametrize(
     "svg",
     [
@@ -50,6 +67,7 @@ def test_escaping_everywhere() -> None:
             ["a", EVIL], {"m": [0.5, None]}, errors={"m": [(0.4, 0.6), (None, None)]}, title=EVIL
         ),
         line_chart(["w1", "w2", "w3"], {EVIL: [1.0, None, 2.0]}, title=EVIL),
+        line_chart(["w1", "w2"], {EVIL: [0.1, 0.2]}, title=EVIL, threshold=0.5, percent=True),
         confusion_heatmap([[3, 1], [0, 4]], ["a", EVIL]),
     ],
 )

@@ -4,6 +4,7 @@ stands in for the real model here; tests/test_simulate_slow.py runs the real zer
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -35,6 +36,7 @@ from tunegate.simulate import (
     GroundTruth,
     SimConfig,
     SimTicket,
+    _text,
     generate_all,
     generate_stream,
     is_night,
@@ -42,6 +44,7 @@ from tunegate.simulate import (
     simulate,
     simulate_analysts,
 )
+from tunegate.simulate._text import load_phrasing
 
 SMALL = {
     "weeks": 5,
@@ -137,6 +140,44 @@ def test_same_seed_and_config_give_byte_identical_files(
     ids_a = {r["id"] for r in _read(a / FILES["tickets"])}
     ids_c = {r["id"] for r in _read(c / FILES["tickets"])}
     assert not ids_a & ids_c  # the seed is part of every id
+
+
+# SHA-256 over (file name, bytes) of every output file, computed with the code from before the
+# phrasing moved from Python into simulate/phrasing.yaml: the data file must change nothing.
+_GOLDEN = [
+    ({**SMALL}, "015388d105da2d6a5197a58b2e31782f8ef9cba764dca122f2082c461e8e3025"),
+    ({**SMALL, "seed": 11}, "65fec5ab5439ea6091564ed4095dcee4e64a34afb1595605c60c7da833754f18"),
+    (
+        {"weeks": 12, "rollout_week": 6, "tickets_per_week": 250, "history_size": 1500},
+        "4a58388d411cefc49bb5995674dad988b3d2c2494c2a08acf7432665c21b3cd6",
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "digest"), _GOLDEN)
+def test_simulation_output_matches_the_recorded_hash(
+    tmp_path: Path,
+    workflow: Workflow,
+    champion: KeywordChampion,
+    config: dict[str, int],
+    digest: str,
+) -> None:
+    simulate(SimConfig(**config), tmp_path, champion=champion, workflow=workflow)  # type: ignore[arg-type]
+    h = hashlib.sha256()
+    for path in sorted(tmp_path.iterdir()):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    assert h.hexdigest() == digest
+
+
+def test_phrasing_data_is_checked_on_load() -> None:
+    text = (Path(_text.__file__).parent / "phrasing.yaml").read_text(encoding="utf-8")
+    assert load_phrasing(text) == _text.PHRASING
+    assert {k.label for k in _text.KINDS.values()} == set(LABELS)
+    with pytest.raises(ValueError, match=r"slots without a pool: \['nowhere'\]"):
+        load_phrasing(text.replace('"{system} says account', '"{nowhere} says account'))
+    with pytest.raises(ValueError, match="repeats the name 'unlock'"):
+        load_phrasing(text.replace('name: "reset"', 'name: "unlock"'))
 
 
 def test_output_files_hold_valid_linked_records(

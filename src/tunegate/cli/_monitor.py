@@ -28,11 +28,9 @@ def _when(value: str | None, what: str) -> datetime | None:
 
 
 def _embedder(workflow: Any) -> Any:
-    """The workflow's encoder as ``texts -> (n, d)``, or None when the ML extra is missing."""
-    try:
-        from tunegate.models import get_encoder
-    except ImportError:
-        return None
+    """The workflow's encoder as ``texts -> (n, d)``."""
+    from tunegate.models import get_encoder
+
     encoder = get_encoder(workflow.model)
     return lambda texts: encoder.embed(list(texts))
 
@@ -71,7 +69,7 @@ def monitor(
 ) -> None:
     """Weekly/monthly figures, input drift and rollback triggers; exit 1 when a trigger fires."""
     from tunegate.monitor import act_on, next_gap_from_store, render_alert, run_monitor
-    from tunegate.monitor import write_report as write
+    from tunegate.report import write_monitor_review as write
 
     if period not in ("week", "month"):
         raise InputError(f"--period must be 'week' or 'month', got {period!r}")

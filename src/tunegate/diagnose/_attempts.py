@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
 from tunegate.config import RuleSpec, Workflow
-from tunegate.diagnose._overrides import is_correction
 from tunegate.errors import InputError
 from tunegate.records import (
     Attempt,
@@ -36,6 +35,9 @@ from tunegate.records import (
     ReviewStatus,
     normalize_text,
 )
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
     "RulesFirstClassifier",
@@ -75,7 +77,7 @@ class RulesFirstClassifier:
         return out
 
 
-def champion_classifier(workflow: Workflow, store: Any) -> tuple[Any, str | None]:
+def champion_classifier(workflow: Workflow, store: Store) -> tuple[Any, str | None]:
     """(classifier, registered champion id or None) for the store's champion.
 
     A zero-shot champion is rebuilt from its recorded config (instructions, temperature), a
@@ -88,8 +90,10 @@ def champion_classifier(workflow: Workflow, store: Any) -> tuple[Any, str | None
     if champ_id:
         mv = store.get_model_version(champ_id)
         if mv.kind not in (ModelKind.LORA, ModelKind.ZERO_SHOT):
-            raise InputError(f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
-                             f"(a classifier) to try a fix against it")
+            raise InputError(
+                f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
+                f"(a classifier) to try a fix against it"
+            )
         return load_model_version(mv, workflow, store=store), champ_id
     return ZeroShotClassifier(workflow), None
 
@@ -99,7 +103,7 @@ def recent_missed_signal_overrides(
 ) -> list[Override]:
     """Corrections with ``reason_code`` in the ``weeks`` weeks before ``as_of`` (default: the
     newest override)."""
-    picked = [o for o in overrides if is_correction(o) and str(o.reason_code.value) == reason_code]
+    picked = [o for o in overrides if o.is_correction and str(o.reason_code.value) == reason_code]
     if not picked:
         return []
     end = as_of or max(o.created_at for o in picked)
@@ -141,7 +145,7 @@ def missed_signal_fix(
 def _evaluate_change(
     kind: AttemptKind,
     workflow: Workflow,
-    store: Any,
+    store: Store,
     suite: EvalSuite,
     baseline: Any,
     candidate: Any,
@@ -207,7 +211,7 @@ def _evaluate_change(
 def try_instructions(
     workflow: Workflow,
     new_instructions: str,
-    store: Any,
+    store: Store,
     suite: EvalSuite,
     *,
     champion: Any = None,
@@ -277,7 +281,7 @@ def parse_rules(rules_yaml: str | Sequence[RuleSpec] | Sequence[dict[str, Any]])
 def try_rules(
     workflow: Workflow,
     rules_yaml: str | Sequence[RuleSpec] | Sequence[dict[str, Any]],
-    store: Any,
+    store: Store,
     suite: EvalSuite,
     *,
     champion: Any = None,
@@ -317,7 +321,7 @@ def try_rules(
 
 def try_retrieval(
     workflow: Workflow,
-    store: Any,
+    store: Store,
     suite: EvalSuite,
     *,
     champion: Any = None,

@@ -23,21 +23,20 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from tunegate._optional import require
 from tunegate.config import Workflow
-from tunegate.diagnose._overrides import (
-    _STOPWORDS,
-    _correct_ticket_ids,
-    is_correction,
-    log_odds_dirichlet,
-)
+from tunegate.diagnose._overrides import _correct_ticket_ids, log_odds_dirichlet
 from tunegate.documents import Finding, FindingTerm
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import new_id, utcnow
+from tunegate.text import STOPWORDS
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
     "LogitScorer",
@@ -412,7 +411,7 @@ def underweighted_terms(
 
 
 def _content(word: str) -> bool:
-    return len(word) >= 3 and word.isalpha() and word not in _STOPWORDS
+    return len(word) >= 3 and word.isalpha() and word not in STOPWORDS
 
 
 def word_lists(
@@ -437,7 +436,7 @@ class _Sample:
 
 
 def attribute_overrides(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     *,
     scorer: Scorer | None = None,
@@ -469,7 +468,7 @@ def attribute_overrides(
         (
             o
             for o in overrides
-            if is_correction(o) and o.model_label and str(o.reason_code.value) == code
+            if o.is_correction and o.model_label and str(o.reason_code.value) == code
         ),
         key=lambda o: o.created_at,
     )
@@ -561,7 +560,7 @@ def attribute_overrides(
 
 
 def confirm_finding(
-    store: Any, finding_id: str, *, reviewer: str = "unknown", note: str = ""
+    store: Store, finding_id: str, *, reviewer: str = "unknown", note: str = ""
 ) -> dict[str, Any]:
     """Mark a finding as confirmed by a person (the gate's condition 2)."""
     found: Finding | None = store.documents(Finding).get(finding_id)

@@ -20,58 +20,35 @@ Conventions (documented in docs/diagnosis.md):
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tunegate.config import Workflow
 from tunegate.diagnose._trend import TrendDecision, stable_or_increasing
 from tunegate.records import Decision, Override, Ticket
+from tunegate.text import ngrams, week_start
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
     "GroupBy",
     "MissedSignalPattern",
     "OverrideTrend",
     "WeeklyCount",
-    "is_correction",
     "log_odds_dirichlet",
     "missed_signal_patterns",
-    "ngrams",
     "override_trend",
     "override_trend_from_store",
     "patterns_from_store",
-    "week_start",
     "weekly_override_counts",
     "weekly_series",
 ]
 
 GroupBy = Literal["reason_code", "class", "slice", "all"]
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
-_STOPWORDS_TEXT = """
-    a an the and or but if of to in on at by for with from as is are was were be been being
-    it its this that these those i me my we our you your he she they them their his her not no
-    do does did have has had can could will would should may might must so than then there
-    here what which who when where why how all any some just also very too up out about into
-    over again please hi hello thanks thank regards am pm now still didn wasn isn don doesn
-    won couldn can't don't didn't wasn't isn't i'm i've im ive"""
-_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
-
-
-def week_start(moment: datetime) -> date:
-    """The Monday (UTC) of the week containing ``moment``."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    day = moment.date()
-    return day - timedelta(days=day.weekday())
-
-
-def is_correction(override: Override) -> bool:
-    """True when the analyst changed the label (a confirmation is not an override)."""
-    return override.model_label is None or override.model_label != override.final_label
 
 
 @dataclass(frozen=True)
@@ -133,7 +110,7 @@ def weekly_override_counts(
     Rows are sorted by (key, week).
     """
     by_ticket = {t.id: t for t in tickets}
-    corrections = [o for o in overrides if is_correction(o)]
+    corrections = [o for o in overrides if o.is_correction]
     live = [d for d in decisions if not d.shadow]
     stamps = [o.created_at for o in corrections] + [d.created_at for d in live]
     if not stamps:
@@ -197,7 +174,7 @@ def weekly_series(
     The range runs from the first to the last record of *any* reason (so weeks before the first
     override of this code count as zeros).
     """
-    all_overrides = [o for o in overrides if is_correction(o)]
+    all_overrides = [o for o in overrides if o.is_correction]
     live = [d for d in decisions if not d.shadow]
     stamps = [o.created_at for o in all_overrides] + [d.created_at for d in live]
     if not stamps:
@@ -263,7 +240,7 @@ def override_trend(
 
 
 def override_trend_from_store(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     *,
     reason_code: str | None = None,
@@ -282,25 +259,6 @@ def override_trend_from_store(
 
 
 # -- recurring missed-signal patterns ------------------------------------------------------------
-
-
-def ngrams(text: str, n_range: tuple[int, int] = (1, 3)) -> set[str]:
-    """Distinct word n-grams of ``text`` (lowercased). Unigram stopwords are dropped, and an
-    n-gram may not start or end with a stopword."""
-    lo, hi = n_range
-    if not 1 <= lo <= hi:
-        raise ValueError(f"n_range must satisfy 1 <= lo <= hi, got {n_range}")
-    words = _TOKEN.findall(text.lower())
-    out: set[str] = set()
-    for n in range(lo, hi + 1):
-        for i in range(len(words) - n + 1):
-            gram = words[i : i + n]
-            if gram[0] in _STOPWORDS or gram[-1] in _STOPWORDS:
-                continue
-            if n == 1 and (len(gram[0]) < 2 or gram[0].isdigit()):
-                continue
-            out.add(" ".join(gram))
-    return out
 
 
 @dataclass(frozen=True)
@@ -404,7 +362,7 @@ def missed_signal_patterns(
 
 
 def _correct_ticket_ids(decisions: Iterable[Decision], overrides: Iterable[Override]) -> list[str]:
-    corrected = {o.ticket_id for o in overrides if is_correction(o)}
+    corrected = {o.ticket_id for o in overrides if o.is_correction}
     seen: dict[str, None] = {}
     for d in decisions:
         if not d.shadow and d.ticket_id not in corrected:
@@ -413,7 +371,7 @@ def _correct_ticket_ids(decisions: Iterable[Decision], overrides: Iterable[Overr
 
 
 def patterns_from_store(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     *,
     reason_code: str | None = None,
@@ -426,7 +384,7 @@ def patterns_from_store(
     same period. ``kwargs`` go to :func:`missed_signal_patterns`."""
     code = reason_code or workflow.gate.reason_code
     all_overrides = store.overrides(since=since, until=until)
-    picked = [o for o in all_overrides if is_correction(o) and str(o.reason_code.value) == code]
+    picked = [o for o in all_overrides if o.is_correction and str(o.reason_code.value) == code]
     decisions = store.decisions(since=since, until=until)
     ref_ids = _correct_ticket_ids(decisions, all_overrides)
     ticket_ids = sorted({o.ticket_id for o in picked} | set(ref_ids))

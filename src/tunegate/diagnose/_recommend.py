@@ -152,7 +152,8 @@ def recommend(
 def recommend_from_store(store: Store, workflow: Workflow) -> Recommendation:
     """:func:`recommend` over the store's confirmed triage, with the trend and the share of
     reasoning failures whose text contains a recurring missed-signal pattern."""
-    from tunegate.diagnose._overrides import ngrams, override_trend_from_store, patterns_from_store
+    from tunegate.diagnose._overrides import override_trend_from_store, patterns_from_store
+    from tunegate.text import ngrams
 
     confirmed = confirmed_triage(store)
     if len(confirmed) < workflow.triage.min_failures:

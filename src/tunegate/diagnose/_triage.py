@@ -23,6 +23,7 @@ from tunegate._registries import NamedRegistry
 from tunegate.config import RuleSpec, Workflow
 from tunegate.diagnose._failures import FailureCase
 from tunegate.records import ExampleSource
+from tunegate.text import words
 
 if TYPE_CHECKING:
     from tunegate.store import Store
@@ -51,7 +52,6 @@ class TriageCategory(StrEnum):
     FORMATTING_FAILURE = "formatting_failure"
 
 
-_WORD = re.compile(r"[a-z][a-z0-9]*(?:['’-][a-z0-9]+)*")
 _VERSION = re.compile(r"\b(?:v?\d+(?:\.\d+)+|(?:19|20)\d\d(?:-\d\d(?:-\d\d)?)?)\b", re.IGNORECASE)
 _NAMED_VERSION = re.compile(r"\b([a-z][a-z]+)\s+v?(\d+(?:\.\d+)*)\b", re.IGNORECASE)
 
@@ -75,7 +75,7 @@ _STOP = frozenset(_STOP_TEXT.split())
 
 def content_words(text: str) -> set[str]:
     """Lowercased words of 3+ letters that are not stopwords."""
-    return {w for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in _STOP}
+    return {w for w in words(text, pattern="alpha") if len(w) >= 3 and w not in _STOP}
 
 
 @dataclass

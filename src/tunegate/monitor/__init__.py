@@ -1,7 +1,8 @@
 """Production monitoring: figures, input drift, rollback triggers, shadow mode, the next gap.
 
 See docs/monitoring.md. The pure functions take lists of records; the ``*_from_store`` and
-``run_monitor`` helpers read them from a :class:`tunegate.store.Store`.
+``run_monitor`` helpers read them from a :class:`tunegate.store.Store`. The review report is
+rendered by :func:`tunegate.report.write_monitor_review`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,10 @@ from tunegate.monitor._figures import (
 )
 from tunegate.monitor._gap import (
     Gap,
-    NgramLift,
     aggregate_attribution,
     next_gap,
     next_gap_from_store,
 )
-from tunegate.monitor._report import render_html, render_markdown, write_report
 from tunegate.monitor._run import (
     EvalPassRate,
     MonitorResult,
@@ -76,7 +75,6 @@ __all__ = [
     "Figures",
     "Gap",
     "MonitorResult",
-    "NgramLift",
     "Period",
     "PeriodFigures",
     "ShadowFigures",
@@ -106,8 +104,6 @@ __all__ = [
     "reference_texts",
     "register_drift_test",
     "render_alert",
-    "render_html",
-    "render_markdown",
     "reviewed_for",
     "run_monitor",
     "set_reference",
@@ -116,5 +112,4 @@ __all__ = [
     "shadow_score",
     "tokenize",
     "weekly_figures",
-    "write_report",
 ]

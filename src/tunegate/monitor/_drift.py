@@ -27,8 +27,6 @@ name               kind        score     drifted when
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tunegate.errors import InputError
+from tunegate.text import words
 
 __all__ = [
     "DEFAULT_EMBEDDING_TESTS",
@@ -58,13 +57,12 @@ _RawResult = tuple[float, float | None, dict[str, Any]]
 DEFAULT_EMBEDDING_TESTS: tuple[str, ...] = ("mmd_rbf",)
 DEFAULT_VOCABULARY_TESTS: tuple[str, ...] = ("psi_tokens", "new_vocabulary")
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _PSI_EPS = 1e-4
 
 
 def tokenize(text: str) -> list[str]:
     """Lowercased NFKC word tokens (letters/digits, with an inner apostrophe)."""
-    return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower().replace("’", "'"))
+    return words(text, pattern="vocabulary")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from tunegate import metrics
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.records import Decision, Override, Route, Ticket
+from tunegate.text import iso_week
 
 __all__ = [
     "Figures",
@@ -55,8 +56,7 @@ def period_key(when: datetime, period: Period) -> str:
     """The ISO week (``2025-W07``) or month (``2025-02``) that ``when`` (UTC) falls in."""
     when = _aware(when).astimezone(UTC)
     if period == "week":
-        year, week, _ = when.isocalendar()
-        return f"{year}-W{week:02d}"
+        return iso_week(when)
     if period == "month":
         return f"{when.year}-{when.month:02d}"
     raise InputError(f"period must be 'week' or 'month', got {period!r}")

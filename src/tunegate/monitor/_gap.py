@@ -2,62 +2,33 @@
 
 Over the decisions of one model version (by default the champion since its promotion), the
 remaining corrections are counted by reason code, by final class and by slice; the most common
-``model_label -> final_label`` confusions are listed; and the word n-grams over-represented in
-the remaining R2 ("model missed a signal") tickets, compared with the other tickets of the same
-window, are ranked by a smoothed log-odds ratio. When attribution findings are stored (by
+``model_label -> final_label`` confusions are listed; and the missed-signal patterns of the
+remaining R2 ("model missed a signal") tickets are found the way diagnosis finds them
+(:func:`tunegate.diagnose.missed_signal_patterns`: word n-grams over-represented against the
+correctly handled tickets of the same window). When attribution findings are stored (by
 ``tunegate.diagnose.attribute_overrides``, as :class:`~tunegate.documents.Finding` documents),
 the remaining R2 tickets that contain their under-weighted terms are counted per term.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunegate.config import Workflow
+from tunegate.diagnose import MissedSignalPattern, missed_signal_patterns
 from tunegate.documents import Finding
 from tunegate.monitor._figures import match_overrides
 from tunegate.records import Decision, Override, ReasonCode, Ticket
+from tunegate.text import words
 
-__all__ = ["Gap", "NgramLift", "aggregate_attribution", "next_gap", "next_gap_from_store"]
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
-_WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
-_STOP = frozenset(
-    """a an the and or but if of to in on at by for with from as is are was were be been it its
-    this that i me my we our you your he she they them not no do does did have has had can could
-    will would should so than then there what which who when where how please hi hello thanks
-    thank regards am pm""".split()  # noqa: SIM905
-)
-
-
-def _ngrams(text: str, n_max: int = 3) -> set[str]:
-    words = _WORD.findall(text.lower())
-    out: set[str] = set()
-    for n in range(1, n_max + 1):
-        for i in range(len(words) - n + 1):
-            gram = words[i : i + n]
-            if gram[0] in _STOP or gram[-1] in _STOP:
-                continue
-            out.add(" ".join(gram))
-    return out
-
-
-@dataclass(frozen=True)
-class NgramLift:
-    """An n-gram over-represented among the remaining R2 overrides."""
-
-    ngram: str
-    in_r2: int
-    """R2-overridden tickets containing it."""
-    in_rest: int
-    """Other tickets of the window containing it."""
-    log_odds: float
-    """Smoothed log-odds ratio (R2 tickets vs the rest; +0.5 on every cell)."""
+__all__ = ["Gap", "aggregate_attribution", "next_gap", "next_gap_from_store"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +44,8 @@ class Gap:
     by_slice: dict[str, int]
     top_pairs: list[tuple[str, str, int]]
     """``(model_label, final_label, count)``, most common first."""
-    r2_ngrams: list[NgramLift]
+    r2_ngrams: list[MissedSignalPattern]
+    """Missed-signal patterns of the remaining R2 tickets against the correctly handled ones."""
     attribution: dict[str, float] = field(default_factory=dict)
     """Term -> remaining R2 tickets that contain it, for the terms stored attribution findings
     name as under-weighted for the ticket's final class (empty when there are none)."""
@@ -89,7 +61,7 @@ class Gap:
             "top_pairs": [
                 {"model_label": a, "final_label": b, "count": n} for a, b, n in self.top_pairs
             ],
-            "r2_ngrams": [n.__dict__ for n in self.r2_ngrams],
+            "r2_ngrams": [p.to_dict() for p in self.r2_ngrams],
             "attribution": self.attribution,
         }
 
@@ -103,9 +75,16 @@ def next_gap(
     model_version: str | None = None,
     top: int = 10,
     min_count: int = 3,
+    z_min: float = 0.0,
     attribution: Mapping[str, float] | None = None,
 ) -> Gap:
-    """The remaining override patterns among ``decisions`` (optionally of one version)."""
+    """The remaining override patterns among ``decisions`` (optionally of one version).
+
+    ``r2_ngrams`` are :func:`tunegate.diagnose.missed_signal_patterns` of the remaining R2
+    tickets against the correctly handled ones, in at least ``min_count`` R2 tickets with
+    ``z >= z_min`` (default 0: any over-representation, since a month of one version's
+    tickets is usually too few for the diagnosis default of 1.96).
+    """
     ds = [
         d
         for d in decisions
@@ -117,10 +96,12 @@ def next_gap(
     slices: Counter[str] = Counter()
     pairs: Counter[tuple[str, str]] = Counter()
     r2_ids: set[str] = set()
+    corrected: set[str] = set()
     for d in ds:
         ov = matched.get(d.id)
         if ov is None or ov.final_label == d.label:
             continue
+        corrected.add(d.ticket_id)
         reasons[str(ov.reason_code)] += 1
         classes[ov.final_label] += 1
         pairs[(d.label, ov.final_label)] += 1
@@ -129,26 +110,17 @@ def next_gap(
             slices.update(workflow.slice_tags(t.text, t.metadata))
         if ov.reason_code == ReasonCode.R2:
             r2_ids.add(d.ticket_id)
-    r2_docs = [_ngrams(tickets[i].text) for i in r2_ids if i in tickets]
-    rest_docs = [
-        _ngrams(tickets[d.ticket_id].text)
-        for d in ds
-        if d.ticket_id not in r2_ids and d.ticket_id in tickets
-    ]
-    lifts: list[NgramLift] = []
-    if r2_docs:
-        a_counts = Counter(g for doc in r2_docs for g in doc)
-        b_counts = Counter(g for doc in rest_docs for g in doc)
-        big_a, big_b = len(r2_docs), len(rest_docs)
-        for gram, a in a_counts.items():
-            if a < min_count:
-                continue
-            b = b_counts.get(gram, 0)
-            lo = math.log((a + 0.5) / (big_a - a + 0.5)) - math.log((b + 0.5) / (big_b - b + 0.5))
-            if lo > 0:
-                lifts.append(NgramLift(gram, a, b, lo))
-        lifts.sort(key=lambda x: (-x.log_odds, -x.in_r2, x.ngram))
-        lifts = _drop_nested(lifts)[:top]
+    texts = {d.ticket_id: tickets[d.ticket_id].text for d in ds if d.ticket_id in tickets}
+    r2_final = {
+        d.ticket_id: (d.label, matched[d.id].final_label) for d in ds if d.ticket_id in r2_ids
+    }
+    r2 = [(texts[i], *labels) for i, labels in r2_final.items() if i in texts]
+    reference = [text for i, text in texts.items() if i not in corrected]
+    patterns = (
+        missed_signal_patterns(r2, reference, min_count=min_count, z_min=z_min, top=top)
+        if r2
+        else []
+    )
     return Gap(
         model_version=model_version,
         n_decisions=len(ds),
@@ -157,19 +129,9 @@ def next_gap(
         by_class=dict(classes.most_common()),
         by_slice=dict(slices.most_common()),
         top_pairs=[(a, b, n) for (a, b), n in pairs.most_common(top)],
-        r2_ngrams=lifts,
+        r2_ngrams=patterns,
         attribution=dict(sorted((attribution or {}).items(), key=lambda kv: -kv[1])[:top]),
     )
-
-
-def _drop_nested(lifts: list[NgramLift]) -> list[NgramLift]:
-    """Drop an n-gram contained in a better-ranked one with the same R2 count."""
-    kept: list[NgramLift] = []
-    for lift in lifts:
-        if any(lift.in_r2 == k.in_r2 and f" {lift.ngram} " in f" {k.ngram} " for k in kept):
-            continue
-        kept.append(lift)
-    return kept
 
 
 def aggregate_attribution(
@@ -191,13 +153,13 @@ def aggregate_attribution(
         wanted = terms.get(o.final_label)
         if ticket is None or not wanted:
             continue
-        for term in wanted & set(_WORD.findall(ticket.text.lower())):
+        for term in wanted & set(words(ticket.text)):
             total[term] = total.get(term, 0.0) + 1.0
     return total
 
 
 def next_gap_from_store(
-    store: Any,
+    store: Store,
     workflow: Workflow,
     *,
     model_version: str | None = None,

@@ -31,7 +31,7 @@ import numpy as np
 
 from tunegate.config import Workflow
 from tunegate.documents import DatasetManifest, MonitorReference
-from tunegate.errors import InputError, NotFoundError, RegistryError
+from tunegate.errors import InputError, NotFoundError
 from tunegate.monitor._drift import (
     DEFAULT_EMBEDDING_TESTS,
     DEFAULT_VOCABULARY_TESTS,
@@ -411,20 +411,9 @@ def act_on(
 
 
 def _rollback(store: Store, *, actor: str, reason: str) -> str | None:
-    """Restore the previous champion through the registry (or, without it, the alias history)."""
-    try:
-        from tunegate.registry import Registry
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("tunegate.registry",):
-            raise
-        events = store.alias_history("champion")
-        if not events or events[-1].previous is None:
-            raise RegistryError(
-                "cannot roll back: the champion alias has no previous version "
-                "in the alias history; promote a model first"
-            ) from None
-        store.set_alias("champion", events[-1].previous, actor=actor, reason=reason)
-    else:
-        Registry(store).rollback(actor=actor, reason=reason)
+    """Restore the previous champion through the registry."""
+    from tunegate.registry import Registry
+
+    Registry(store).rollback(actor=actor, reason=reason)
     champion: str | None = store.get_alias("champion")
     return champion

@@ -1,13 +1,15 @@
 """Reports: self-contained HTML (inline CSS and SVG, no scripts, no network at view time),
-Markdown and JSON.
+Markdown and JSON. The only place in tunegate that produces HTML, SVG or Markdown.
 
 The toolkit (:func:`page`, :class:`Section`, :func:`table`, :func:`badge`, :func:`esc` and the
-SVG charts) is reusable by other modules' reports; the evaluation reports are built from it.
+SVG charts) is reusable by other modules' reports; the evaluation reports, the monitoring
+review and the demo report are built from it.
 """
 
 from __future__ import annotations
 
 from tunegate.report._dashboard import StackedBar, StackedBarChart, stacked_bar_chart
+from tunegate.report._demo import demo_report_html, demo_summary_markdown
 from tunegate.report._evaluation import (
     comparison_html,
     fmt_interval,
@@ -17,6 +19,11 @@ from tunegate.report._evaluation import (
 )
 from tunegate.report._html import Html, Section, badge, esc, page, table
 from tunegate.report._markdown import md_escape, md_table
+from tunegate.report._monitoring import (
+    monitor_review_html,
+    monitor_review_markdown,
+    write_monitor_review,
+)
 from tunegate.report._svg import (
     PALETTE,
     bar_chart,
@@ -35,11 +42,15 @@ __all__ = [
     "bar_chart",
     "comparison_html",
     "confusion_heatmap",
+    "demo_report_html",
+    "demo_summary_markdown",
     "esc",
     "fmt_interval",
     "line_chart",
     "md_escape",
     "md_table",
+    "monitor_review_html",
+    "monitor_review_markdown",
     "page",
     "reliability_diagram",
     "run_html",
@@ -47,4 +58,5 @@ __all__ = [
     "table",
     "verdict_markdown",
     "verdict_section",
+    "write_monitor_review",
 ]

@@ -1,13 +1,15 @@
 """A tiny toolkit for self-contained HTML reports: no scripts, no network, inline SVG.
 
-Every piece of text goes through :func:`esc`; only the toolkit's own markup is trusted.
+Every piece of text goes through :func:`esc` (markupsafe's escaping); only the toolkit's own
+markup is trusted.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import markupsafe
 
 __all__ = ["Html", "Section", "badge", "esc", "page", "table"]
 
@@ -25,20 +27,27 @@ caption{caption-side:top;text-align:left;color:#57606a;padding-bottom:.3rem}
 .pass{background:#1a7f37}.fail{background:#cf222e}.inconclusive{background:#9a6700}
 .figs{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}
 figcaption{font-size:.85rem;color:#57606a}
+.status{padding:.5rem .7rem;border-radius:6px;background:#ddf4ff}.status.bad{background:#ffebe9}
+.fired{color:#cf222e;font-weight:600}
 """
 
 
 class Html(str):
-    """Markup that is already safe (produced by this toolkit)."""
+    """Markup that is already safe (produced by this toolkit).
+
+    A plain ``str`` subclass (concatenating it with a ``str`` does not escape anything), which
+    markupsafe recognises as safe through ``__html__``.
+    """
 
     __slots__ = ()
 
+    def __html__(self) -> str:
+        return str(self)
+
 
 def esc(value: object) -> Html:
-    """Escape any value for HTML text or attribute context."""
-    if isinstance(value, Html):
-        return value
-    return Html(html.escape(str(value), quote=True))
+    """Escape any value for HTML text or attribute context (safe markup is kept as is)."""
+    return Html(markupsafe.escape(value))
 
 
 @dataclass(frozen=True)

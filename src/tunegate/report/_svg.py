@@ -157,12 +157,20 @@ def line_chart(
     series: Mapping[str, Sequence[float | None]],
     *,
     title: str = "",
+    threshold: float | None = None,
+    percent: bool = False,
     width: int = 640,
     height: int = 240,
 ) -> Html:
-    """Lines over ordered categories ``x`` (e.g. weeks); ``None``/``nan`` points break a line."""
+    """Lines over ordered categories ``x`` (e.g. weeks); ``None``/``nan`` points break a line.
+
+    ``threshold`` draws a dashed horizontal line (inside the value range); ``percent`` labels
+    the y axis in percent (values are shares in [0, 1]).
+    """
     left, right, top, bottom = 50, 20, 24, 40
     vals = [v for vs in series.values() for v in vs if _ok(v)]
+    if threshold is not None:
+        vals.append(threshold)
     lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
     if hi == lo:
         hi = lo + 1.0
@@ -180,8 +188,15 @@ def line_chart(
         f'y2="{height - bottom}" stroke="#8c959f"/>',
     ]
     for v in (lo, hi):
+        label = f"{v:.0%}" if percent else f"{v:.3g}"
         body.append(
-            f'<text x="{left - 4}" y="{py(v) + 4}" text-anchor="end" {_FONT}>{v:.3g}</text>'
+            f'<text x="{left - 4}" y="{py(v) + 4}" text-anchor="end" {_FONT}>{label}</text>'
+        )
+    if threshold is not None:
+        body.append(
+            f'<line x1="{left}" y1="{py(threshold):.1f}" x2="{width - right}" '
+            f'y2="{py(threshold):.1f}" stroke="#57606a" stroke-dasharray="4 3">'
+            f"<title>threshold {threshold:.4g}</title></line>"
         )
     step = max(1, len(x) // 12)
     for i, label in enumerate(x):

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -44,6 +44,9 @@ from tunegate.simulate._analysts import simulate_analysts
 from tunegate.simulate._config import SimConfig
 from tunegate.simulate._generate import LABELS, SimTicket, generate_all
 from tunegate.simulate._serve import Champion, default_champion, make_decisions, model_version_of
+
+if TYPE_CHECKING:
+    from tunegate.store import Store
 
 __all__ = [
     "FILES",
@@ -312,7 +315,7 @@ INGEST_ORDER: tuple[tuple[Literal["tickets", "decisions", "overrides", "examples
 (``tunegate suite freeze``), never training data."""
 
 
-def ingest_simulation(store: Any, out_dir: str | Path, *, workflow: Workflow) -> list[Any]:
+def ingest_simulation(store: Store, out_dir: str | Path, *, workflow: Workflow) -> list[Any]:
     """Load a simulation folder into ``store`` with :func:`tunegate.io.ingest_file`.
 
     Also records the folder's ``sim_config.json`` and ``summary.json`` as a
