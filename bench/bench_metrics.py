@@ -116,9 +116,9 @@ def main() -> None:
         "target_s": 3.0,
         "meets_target": min(single) < 3.0,
         "sanity": {
-            "accuracy": o["accuracy"].as_dict(),
-            "ece": o["expected_calibration_error"].as_dict(),
-            "accuracy_diff_b_minus_a": rp.diff["overall"]["accuracy"].as_dict()
+            "accuracy": o["accuracy"].to_dict(),
+            "ece": o["expected_calibration_error"].to_dict(),
+            "accuracy_diff_b_minus_a": rp.diff["overall"]["accuracy"].to_dict()
             if rp.diff
             else None,
         },

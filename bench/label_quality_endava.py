@@ -93,7 +93,7 @@ def main() -> int:
         "drop_random_same_count": fit_eval(random_keep),
     }
     per_label = train_report.summary()["flagged_per_given_label"]
-    shown = [i.as_dict() for i in train_report.issues[:12]]
+    shown = [i.to_dict() for i in train_report.issues[:12]]
     for row in shown:
         row["text"] = row["text"][:160]
     payload = {

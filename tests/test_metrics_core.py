@@ -138,7 +138,7 @@ def test_one_seed_has_no_spread_in_training_and_evaluation_alike() -> None:
     assert (one["mean"], one["min"], one["max"]) == (0.7, 0.7, 0.7)
     rows = [{"a": 0.8}, {"a": 0.82}, {"a": 0.84, "b": 1.0}]
     spread = metric_spread(rows)
-    assert spread["a"] == M.seed_summary([0.8, 0.82, 0.84]).as_dict()
+    assert spread["a"] == M.seed_summary([0.8, 0.82, 0.84]).to_dict()
     assert math.isnan(spread["b"]["std"])
 
 

@@ -519,7 +519,7 @@ def test_the_payloads_the_writers_build_validate_as_their_documents() -> None:
     from tunegate.train import LabelIssue, LabelIssueReport
 
     exported = MlflowExport("file:///m", "exp", "run1", "tunegate-x", "3", ["candidate"])
-    assert MlflowRun.model_validate(exported.as_dict()).model_dump() == exported.as_dict()
+    assert MlflowRun.model_validate(exported.to_dict()).model_dump() == exported.to_dict()
     issue = LabelIssue("ex_1", "text", "a", "b", 0.123456)
     report = LabelIssueReport([issue], 4, ["a", "b"], np.full((4, 2), 0.5), 0.75, 2)
     summary = report.summary()

@@ -183,7 +183,7 @@ class LabelIssues(Document):
     n_folds: int
     flagged_per_given_label: dict[str, int] = Field(default_factory=dict)
     issues: list[dict[str, Any]] = Field(default_factory=list)
-    """One entry per flagged example (``LabelIssue.as_dict()``)."""
+    """One entry per flagged example (``LabelIssue.to_dict()``)."""
 
 
 class MonitorReference(Document):

@@ -35,7 +35,7 @@ class MlflowExport:
     aliases: list[str]
     note: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 

@@ -46,7 +46,7 @@ class Promotion:
     """Outcome of the Verdict that allowed it (``None`` for a first champion or a rollback)."""
     attempt_id: str | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "alias": self.alias,
             "version_id": self.version_id,
@@ -209,7 +209,7 @@ class Registry:
             verdict=outcome,
             attempt_id=attempt.id if attempt else None,
         )
-        self.store.audit("registry.promote", actor, promotion.as_dict())
+        self.store.audit("registry.promote", actor, promotion.to_dict())
         return promotion
 
     def champion_stack(self) -> list[str]:
@@ -255,5 +255,5 @@ class Registry:
             verdict=None,
             attempt_id=None,
         )
-        self.store.audit("registry.rollback", actor, result.as_dict())
+        self.store.audit("registry.rollback", actor, result.to_dict())
         return result

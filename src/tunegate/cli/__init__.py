@@ -6,16 +6,16 @@ clear line on stderr and the error's exit code, never a traceback.
 
 from __future__ import annotations
 
+import collections.abc
 import importlib
 import os
 import sys
 import warnings
-from collections.abc import Sequence
 
+import rich.markup
 import typer
-from rich.markup import escape
 
-from tunegate.errors import TunegateError
+from tunegate import errors
 
 __all__ = ["app", "main"]
 
@@ -90,7 +90,7 @@ def _register() -> None:
 _register()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: collections.abc.Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and, as a console script, exits with) the exit code."""
     from tunegate._progress import console
 
@@ -101,10 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None:
             raise
         return code
-    except TunegateError as exc:
+    except errors.TunegateError as exc:
         # The message is user data (ids in brackets, paths): never parse it as Rich markup.
         console.print(
-            f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True
+            f"[red]error:[/red] {rich.markup.escape(str(exc))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
         )
         if argv is None:
             sys.exit(exc.exit_code)

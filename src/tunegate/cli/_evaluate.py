@@ -271,7 +271,7 @@ def probe_cmd(
     payload: dict[str, Any] = {
         "dataset": dataset,
         "encoder": encoder or "default",
-        "accuracy": after.interval.as_dict(),
+        "accuracy": after.interval.to_dict(),
         "n_test": after.n_test,
         "n_train": after.n_train,
         "k": after.k,
@@ -282,8 +282,8 @@ def probe_cmd(
         )
         cmp = compare_probes(before, after, seed=seed)
         payload |= {
-            "baseline_accuracy": before.interval.as_dict(),
-            "drop": cmp.drop.as_dict(),
+            "baseline_accuracy": before.interval.to_dict(),
+            "drop": cmp.drop.to_dict(),
             "within_noise": cmp.within_noise,
             "mcnemar_p": cmp.mcnemar.p_value,
         }

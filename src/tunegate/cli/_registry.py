@@ -139,7 +139,7 @@ def promote_cmd(
     result = reg.promote(version, actor=actor, force=force, reason=reason)
     _mlflow_alias(workflow, reg.store, version)
     emit(
-        result.as_dict(),
+        result.to_dict(),
         as_json=as_json,
         human=lambda: out.print(
             f"champion: {result.previous} -> [bold]{result.version_id}[/bold] ({result.reason})"
@@ -158,7 +158,7 @@ def rollback_cmd(
     result = reg.rollback(actor=actor, reason=reason)
     _mlflow_alias(workflow, reg.store, result.version_id)
     emit(
-        result.as_dict(),
+        result.to_dict(),
         as_json=as_json,
         human=lambda: out.print(
             f"champion rolled back: {result.previous} -> [bold]{result.version_id}[/bold]"

@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from tunegate.evaluate._compare import Comparison, compare, compare_runs
 from tunegate.evaluate._probe import (
     ProbeComparison,
@@ -22,7 +20,7 @@ from tunegate.evaluate._probe import (
     load_banking77,
     preservation_probe,
 )
-from tunegate.evaluate._run import run_eval, subset_masks
+from tunegate.evaluate._run import run_eval, seed_variance, subset_masks
 from tunegate.evaluate._suites import (
     LeakageCheckWarning,
     LeakageReport,
@@ -44,8 +42,6 @@ from tunegate.evaluate._verdict_rules import (
     verdict_rule,
     verdict_rules,
 )
-from tunegate.metrics import SeedSummary, seed_summary
-from tunegate.records import EvalRun
 
 __all__ = [
     "Comparison",
@@ -77,22 +73,3 @@ __all__ = [
     "verdict_rule",
     "verdict_rules",
 ]
-
-
-def seed_variance(
-    runs: Sequence[EvalRun], *, metric: str = "accuracy", subset: str = "overall"
-) -> SeedSummary:
-    """Mean and standard deviation of one metric over K runs of the same suite that differ
-    only in seed (``subset``: ``overall``, ``core``/``edge``/``preservation`` or a named slice)."""
-    values = []
-    for run in runs:
-        m = run.metrics
-        table = (
-            m["overall"]
-            if subset == "overall"
-            else m["slices"].get(subset) or m["named_slices"].get(subset)
-        )
-        if table is None or metric not in table:
-            raise KeyError(f"run {run.id} has no {metric!r} for subset {subset!r}")
-        values.append(table[metric]["estimate"])
-    return seed_summary([float("nan") if v is None else v for v in values])

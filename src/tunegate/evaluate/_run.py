@@ -18,9 +18,11 @@ from tunegate.metrics import (
     BinStrategy,
     BootstrapResult,
     Interval,
+    SeedSummary,
     confusion_matrix,
     paired_bootstrap,
     reliability_curve,
+    seed_summary,
 )
 from tunegate.records import EvalRun, EvalSuite, SuiteSlice
 
@@ -28,6 +30,7 @@ __all__ = [
     "SCALAR_KEYS",
     "escalate_ids",
     "run_eval",
+    "seed_variance",
     "subset_masks",
     "summarize_table",
 ]
@@ -75,9 +78,9 @@ def summarize_table(table: Mapping[str, Interval], labels: Sequence[str], n: int
     out: dict[str, Any] = {"n": int(n)}
     for key in (*SCALAR_KEYS, "latency_p50_ms", "latency_p95_ms"):
         if key in table:
-            out[key] = table[key].as_dict()
+            out[key] = table[key].to_dict()
     out["per_class"] = {
-        label: {m: table[f"{m}:{c}"].as_dict() for m in ("precision", "recall", "fnr")}
+        label: {m: table[f"{m}:{c}"].to_dict() for m in ("precision", "recall", "fnr")}
         for c, label in enumerate(labels)
     }
     return out
@@ -219,3 +222,22 @@ def run_eval(
         latency_ms=latency,
         seed=used_seed,
     )
+
+
+def seed_variance(
+    runs: Sequence[EvalRun], *, metric: str = "accuracy", subset: str = "overall"
+) -> SeedSummary:
+    """Mean and standard deviation of one metric over K runs of the same suite that differ
+    only in seed (``subset``: ``overall``, ``core``/``edge``/``preservation`` or a named slice)."""
+    values = []
+    for run in runs:
+        m = run.metrics
+        table = (
+            m["overall"]
+            if subset == "overall"
+            else m["slices"].get(subset) or m["named_slices"].get(subset)
+        )
+        if table is None or metric not in table:
+            raise KeyError(f"run {run.id} has no {metric!r} for subset {subset!r}")
+        values.append(table[metric]["estimate"])
+    return seed_summary([float("nan") if v is None else v for v in values])

@@ -72,7 +72,7 @@ class Interval:
         """For a difference: the interval contains 0, so it is not distinguishable from noise."""
         return self.contains(0.0)
 
-    def as_dict(self) -> dict[str, float | None]:
+    def to_dict(self) -> dict[str, float | None]:
         """JSON-friendly form (``nan`` -> ``None``)."""
         return {
             k: (None if np.isnan(v) else float(v))

@@ -87,7 +87,7 @@ class SeedSummary:
     maximum: float
     k: int
 
-    def as_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         """``{"mean", "std", "min", "max"}`` (``std`` may be ``nan``)."""
         return {"mean": self.mean, "std": self.std, "min": self.minimum, "max": self.maximum}
 

@@ -12,7 +12,7 @@ this package does not import that one (imports flow from ``lora`` to ``models``)
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
 
 from tunegate.models._base import (
     Classifier,
@@ -38,7 +38,7 @@ from tunegate.models._rules import RulesClassifier
 from tunegate.models._versions import load_model_version
 from tunegate.models._zeroshot import ZeroShotClassifier, fit_temperature_nll
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from tunegate.lora.artifact import (
         ArtifactManifest,
         read_manifest,
@@ -96,7 +96,7 @@ _FROM_LORA = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     """The LoRA names of ``__all__``, imported from :mod:`tunegate.lora` on first access."""
     module = _FROM_LORA.get(name)
     if module is None:

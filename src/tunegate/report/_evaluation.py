@@ -35,7 +35,7 @@ def fmt_interval(d: Mapping[str, Any] | Interval | None) -> str:
     if d is None:
         return "n/a"
     if isinstance(d, Interval):
-        d = d.as_dict()
+        d = d.to_dict()
     est = d.get("estimate")
     if est is None:
         return "n/a"

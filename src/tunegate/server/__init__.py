@@ -6,9 +6,9 @@ Needs the ``server`` extra (``pip install 'tunegate[server]'``). See docs/servic
 
 from __future__ import annotations
 
-from tunegate._optional import require
+from tunegate import _optional
 
-require("fastapi", purpose="the tunegate service")
+_optional.require("fastapi", purpose="the tunegate service")
 
 from tunegate.server._app import create_app  # noqa: E402
 from tunegate.server._auth import (  # noqa: E402

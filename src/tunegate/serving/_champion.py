@@ -168,7 +168,7 @@ class AliasChange:
     champion: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.promotion.as_dict()
+        result: dict[str, Any] = self.promotion.to_dict()
         result["champion"] = self.champion
         return result
 

@@ -34,7 +34,7 @@ class LabelIssue:
     self_confidence: float
     """Out-of-fold probability of the given label (low = likely mislabelled)."""
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "text": self.text,
@@ -72,7 +72,7 @@ class LabelIssueReport:
             "flagged_per_given_label": dict(
                 sorted(Counter(i.given_label for i in self.issues).items())
             ),
-            "issues": [i.as_dict() for i in self.issues],
+            "issues": [i.to_dict() for i in self.issues],
         }
 
 

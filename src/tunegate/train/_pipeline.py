@@ -300,8 +300,8 @@ def conclude_finetune(
 
         stds = {f"{k}_std": v["std"] for k, v in sweep.spread.items()}
         exported = export_training(workflow, sweep.chosen, model_version=mv, extra_metrics=stds)
-        store.documents(MlflowRun).put(mv.id, MlflowRun.model_validate(exported.as_dict()))
-        mlflow = exported.as_dict()
+        store.documents(MlflowRun).put(mv.id, MlflowRun.model_validate(exported.to_dict()))
+        mlflow = exported.to_dict()
     outcome = FinetuneOutcome(dataset.hash, sweep, mv, parent, mlflow)
     if suite is None:
         return outcome

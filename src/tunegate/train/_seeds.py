@@ -76,7 +76,7 @@ def metric_spread(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float
     """Mean, std (ddof=1, ``nan`` for a single row), min and max of every scalar metric
     (:func:`tunegate.metrics.seed_summary` per metric)."""
     keys = sorted({k for row in rows for k in row})
-    return {key: seed_summary([row[key] for row in rows if key in row]).as_dict() for key in keys}
+    return {key: seed_summary([row[key] for row in rows if key in row]).to_dict() for key in keys}
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

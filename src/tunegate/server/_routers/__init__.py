@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import fastapi
 
 from tunegate.server._routers import (
     admin,
@@ -18,7 +18,7 @@ from tunegate.server._routers import (
 
 __all__ = ["ROUTERS"]
 
-ROUTERS: tuple[APIRouter, ...] = (
+ROUTERS: tuple[fastapi.APIRouter, ...] = (
     ops.router,
     classify.router,
     overrides.router,
