@@ -79,7 +79,7 @@ def document_type(kind: str) -> type[Document]:
 
 class FindingTerm(BaseModel):
     """A word distinctive of the missed overrides, with how much the model weighs it
-    (:class:`tunegate.diagnose.TermWeight` as stored)."""
+    (``tunegate.diagnose.TermWeight`` is this class)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
@@ -311,28 +311,9 @@ def _occlusion(scorer: Scorer, ids: Any, mask: Any, target: Any) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
-class TermWeight:
-    """A word distinctive of the missed overrides, with how much the model weighs it."""
-
-    term: str
-    label: str
-    """The analyst's class this term is evidence for (most common among its overrides)."""
-    z: float
-    """Log-odds z of the term in overrides vs correctly handled tickets."""
-    overrides_with: int
-    reference_with: int
-    attr_analyst: float
-    """Mean normalized attribution toward the analyst's class, in the overrides."""
-    attr_predicted: float
-    """Mean normalized attribution toward the model's (wrong) class, in the overrides."""
-    margin: float
-    """attr_analyst - attr_predicted: > 0 pulls the right way (too weakly), < 0 misleads."""
-    cue: str
-    """``weak`` (points to the analyst's class, not enough) or ``misleading``."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+TermWeight = FindingTerm
+"""A word distinctive of the missed overrides, with how much the model weighs it: the stored
+:class:`~tunegate.documents.FindingTerm` (one definition for the finding and its document)."""
 
 
 def underweighted_terms(
@@ -395,15 +376,15 @@ def underweighted_terms(
         margin = mean_a - mean_p
         out.append(
             TermWeight(
-                w,
-                labels[w].most_common(1)[0][0],
-                float(z),
-                df_o[w],
-                df_r.get(w, 0),
-                mean_a,
-                mean_p,
-                margin,
-                "weak" if margin >= 0 else "misleading",
+                term=w,
+                label=labels[w].most_common(1)[0][0],
+                z=float(z),
+                overrides_with=df_o[w],
+                reference_with=df_r.get(w, 0),
+                attr_analyst=mean_a,
+                attr_predicted=mean_p,
+                margin=margin,
+                cue="weak" if margin >= 0 else "misleading",
             )
         )
     out.sort(key=lambda t: (-t.z, t.term))
@@ -540,7 +521,7 @@ def attribute_overrides(
             reason_code=code,
             label=label,
             model_labels={p: c for (p, a), c in pairs.items() if a == label},
-            tokens=[FindingTerm.model_validate(t.to_dict()) for t in mine],
+            tokens=list(mine),
             reference_level=level,
             method=method,
             n_steps=n_steps,
