@@ -125,3 +125,12 @@ def test_comparison_report_and_markdown(workflow: Workflow) -> None:
 
 def test_md_table_escapes_pipes() -> None:
     assert mdt(["a|b"], [["x\ny"]]) == "| a\\|b |\n|---|\n| x y |"
+
+
+def test_demo_key_table_prints_the_configured_confidence_level() -> None:
+    from tunegate.demo import KeyRow, render_key_table
+
+    row = KeyRow("overall accuracy", 0.7, 0.9, 0.2, 0.1, 0.3, "higher", confidence=0.9)
+    text = render_key_table([row])
+    assert "difference (90% CI)" in text
+    assert "95%" not in text

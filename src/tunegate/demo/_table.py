@@ -1,15 +1,17 @@
-"""The demo's key table: before / after / difference with its 95% CI, from one paired bootstrap."""
+"""The demo's key table: before / after / difference with its interval at the configured
+confidence level (``regression.confidence``), from one paired bootstrap."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from tunegate.config import Workflow
-from tunegate.evaluate import Comparison
+from tunegate.evaluate import Comparison, confidence_label
 
-__all__ = ["KeyRow", "key_table", "render_key_table"]
+__all__ = ["KeyRow", "key_table", "key_table_confidence", "render_key_table"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class KeyRow:
     better: str
     """``higher`` or ``lower``: which direction is an improvement."""
     note: str = ""
+    confidence: float = 0.95
+    """The confidence level of ``ci_low``/``ci_high`` (the comparison's)."""
 
     @property
     def within_noise(self) -> bool:
@@ -43,7 +47,17 @@ def _row(
     boot = comparison.bootstrap
     assert boot.b is not None and boot.diff is not None
     if subset not in boot.a or key not in boot.a[subset]:
-        return KeyRow(metric, None, None, None, None, None, better, note or "subset not in suite")
+        return KeyRow(
+            metric,
+            None,
+            None,
+            None,
+            None,
+            None,
+            better,
+            note or "subset not in suite",
+            confidence=comparison.confidence,
+        )
     a, b, d = boot.a[subset][key], boot.b[subset][key], boot.diff[subset][key]
 
     def f(x: float) -> float | None:
@@ -60,6 +74,7 @@ def _row(
         f(d.high),
         better,
         "; ".join(x for x in (note, extra) if x),
+        confidence=comparison.confidence,
     )
 
 
@@ -149,9 +164,15 @@ def _fmt(x: float | None, *, pct: bool = False, signed: bool = False) -> str:
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
+def key_table_confidence(rows: Sequence[KeyRow]) -> float:
+    """The confidence level of the table's intervals (0.95 when no row has one)."""
+    return next((r.confidence for r in rows if r.ci_low is not None), 0.95)
+
+
 def render_key_table(rows: list[KeyRow]) -> str:
     """The table as Markdown."""
-    out = ["| metric | before | after | difference (95% CI) |", "|---|---|---|---|"]
+    level = confidence_label(key_table_confidence(rows))
+    out = [f"| metric | before | after | difference ({level} CI) |", "|---|---|---|---|"]
     for r in rows:
         pct = "accuracy" in r.metric
         if r.metric.startswith("median latency"):

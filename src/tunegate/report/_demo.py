@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tunegate.evaluate import confidence_label
 from tunegate.records import EvalRun, EvalSuite
 from tunegate.report._evaluation import verdict_section
 from tunegate.report._html import Html, Section, badge, esc, page, table
@@ -38,7 +39,8 @@ def _key_table_html(rows: Sequence[KeyRow]) -> Html:
         noise = " — within noise" if r.within_noise else ""
         diff = "n/a" if r.difference is None else f"{r.difference:+.3f}"
         body.append([r.metric, _fmt(r.before), _fmt(r.after), f"{diff}{ci}{noise}", r.note])
-    return table(["metric", "before", "after", "difference (95% CI)", "note"], body)
+    level = confidence_label(next((r.confidence for r in rows if r.ci_low is not None), 0.95))
+    return table(["metric", "before", "after", f"difference ({level} CI)", "note"], body)
 
 
 def _attribution_html(
@@ -114,7 +116,7 @@ def _slice_bars(comparison: Comparison) -> Html:
         {"champion": before, "candidate": after},
         errors=errors,
         max_value=1.0,
-        title="Accuracy per slice (95% CI)",
+        title=f"Accuracy per slice ({confidence_label(comparison.confidence)} CI)",
     )
 
 
