@@ -329,3 +329,21 @@ def test_paired_mean_difference() -> None:
     assert (d.estimate, d.low, d.high) == (0.0, 0.0, 0.0)
     worse = M.paired_mean_difference(a, np.zeros(100), n_resamples=300)
     assert worse.estimate == pytest.approx(-0.75) and worse.high < 0
+
+
+def test_bad_arguments_raise_input_error() -> None:
+    """Documented: bad inputs raise InputError (a ValueError), never a bare ValueError."""
+    with pytest.raises(InputError, match="class id"):
+        M.false_negative_rate(Y, P, -1)
+    with pytest.raises(InputError, match="class id"):
+        M.false_negative_rate(Y, P, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="out of range for n_classes=3"):
+        M.false_negative_rate(Y, P, 3, n_classes=3)
+    assert math.isnan(M.false_negative_rate(Y, P, 5))  # no true example of class 5: undefined
+    y, p = _random(20, 3, 0)
+    with pytest.raises(InputError, match="n_bins"):
+        M.expected_calibration_error(y, p, n_bins=0)
+    with pytest.raises(InputError, match="strategy"):
+        M.expected_calibration_error(y, p, strategy="equal")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="n_bins"):
+        M.paired_bootstrap(y, p, n_bins=0, n_resamples=2)

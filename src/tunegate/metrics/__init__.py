@@ -5,8 +5,9 @@ lower-is-better. Labels are integer class ids ``0..k-1`` (a label's index in the
 label order); probabilities are (n, k) arrays whose rows sum to 1. Inputs are validated once,
 at the boundary; bad inputs raise :class:`~tunegate.errors.InputError`.
 
-Uncertainty: :func:`paired_bootstrap` gives percentile intervals for every metric and for
-every difference between two models on the same examples; :func:`mcnemar_exact` tests an
+Uncertainty: :func:`paired_bootstrap` gives bias-corrected percentile intervals (each containing
+its estimate) for every metric and for every difference between two models on the same
+examples; :func:`mcnemar_exact` tests an
 accuracy difference; :func:`seed_summary` gives the spread over K seed runs;
 :func:`one_sided_rate_increase_p` tests a rise of a rate between two windows;
 :func:`mann_kendall` and :func:`sens_slope` test and size a trend in a series.
@@ -22,6 +23,7 @@ from __future__ import annotations
 from tunegate.metrics._bootstrap import (
     BootstrapResult,
     Interval,
+    bias_corrected_interval,
     paired_bootstrap,
     paired_mean_difference,
     percentile_interval,
@@ -82,6 +84,7 @@ __all__ = [
     "apply_temperature",
     "assign_bins",
     "auto_route_mask",
+    "bias_corrected_interval",
     "bin_edges",
     "brier_score_loss",
     "confidence_calibration_error",

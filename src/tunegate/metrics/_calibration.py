@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from tunegate.errors import InputError
 from tunegate.metrics._registry import register_metric
 from tunegate.metrics._validation import check_confidence, check_proba
 
@@ -43,7 +44,7 @@ def bin_edges(confidence: FloatArray, *, n_bins: int, strategy: BinStrategy) -> 
     exactly ``b / n_bins``) or equal-mass (``quantile``, the empirical quantiles of
     ``confidence`` at levels ``b / n_bins``)."""
     if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+        raise InputError(f"n_bins must be >= 1, got {n_bins}")
     levels = np.arange(n_bins + 1, dtype=np.float64) / n_bins
     if strategy == "uniform":
         return levels
@@ -51,7 +52,7 @@ def bin_edges(confidence: FloatArray, *, n_bins: int, strategy: BinStrategy) -> 
         edges = np.quantile(confidence, levels)
         edges[0], edges[-1] = 0.0, 1.0
         return np.asarray(edges, dtype=np.float64)
-    raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
+    raise InputError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
 
 
 def assign_bins(confidence: FloatArray, edges: FloatArray) -> npt.NDArray[np.intp]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tunegate.errors import InputError
 from tunegate.metrics._registry import register_metric
 from tunegate.metrics._validation import check_labels, check_mask
 
@@ -149,13 +150,21 @@ def false_negative_rate(
     With ``label`` returns a float for that class, otherwise a (k,) array for every class.
     ``mask`` (boolean, shape (n,)) restricts the rows first: FNR on a named slice such as
     ``mfa_related``. ``nan`` when the (masked) rows have no true example of the class.
+    A ``label`` that is not a class id (negative, not an integer, ``>= n_classes``) raises
+    :class:`~tunegate.errors.InputError`.
     """
     t, p, k = check_labels(y_true, y_pred, n_classes)
     if mask is not None:
         m = check_mask(mask, t.size)
         t, p = t[m], p[m]
-    if label is not None and not 0 <= label < max(k, label + 1):
-        raise ValueError(f"label must be a class id >= 0, got {label}")
+    if label is not None:
+        if isinstance(label, bool) or not isinstance(label, int | np.integer) or label < 0:
+            raise InputError(f"label must be a class id (an integer >= 0), got {label!r}")
+        if n_classes is not None and label >= k:
+            raise InputError(
+                f"label {label} is out of range for n_classes={n_classes}; class ids are 0..{k - 1}"
+            )
+        label = int(label)
     k = max(k, (label + 1) if label is not None else 0)
     cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.float64)
     fnr = 1.0 - _safe_div(np.diag(cm), cm.sum(axis=1))
