@@ -275,7 +275,7 @@ def test_service_figures_match_the_weekly_and_monitor_views(
     assert week.decisions == 4 and week.routes == {"auto": 1, "clarify": 2, "escalate": 1}
     assert figures.totals == {"decisions": 4, "corrections": 1, "confirmations": 1}
     payload = json.loads(json.dumps(figures.to_dict()))
-    assert set(payload) == {"weeks", "since", "champion", "monitor"}
+    assert set(payload) == {"weeks", "since", "until", "chosen", "champion", "monitor"}
     assert payload["weeks"][0]["override_rate"] == pytest.approx(0.25)
     assert payload["monitor"][0]["n_decisions"] == 4
 

@@ -8,6 +8,7 @@ champion alias names the version; without one the workflow's zero-shot classifie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from tunegate.config import Workflow
@@ -98,13 +99,37 @@ class ChampionSummary:
     def verdict(self) -> Verdict | None:
         return self.attempt.verdict if self.attempt is not None else None
 
+    @property
+    def base_model_name(self) -> str:
+        """The base model as a page shows it (see :func:`_display_model`); "" when none."""
+        return _display_model(self.version.base_model) if self.version else ""
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "version": self.version.model_dump(mode="json") if self.version else None,
+            "base_model_name": self.base_model_name,
             "verdict": self.verdict.model_dump(mode="json") if self.verdict else None,
             "attempt": self.attempt.model_dump(mode="json") if self.attempt else None,
         }
+
+
+def _display_model(ref: str, root: Path | None = None) -> str:
+    """A model reference fit to show: a hub name or relative path as given; an absolute path
+    relative to ``root`` (default: the working directory) when it lies under it, otherwise
+    its last component, the model's name (never an absolute site-packages path)."""
+    path = PurePath(ref)
+    if not ref or not path.is_absolute():
+        return ref
+    base = root or Path.cwd()
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        pass
+    cache = path.parent.parent.name  # a Hugging Face cache: models--org--name/snapshots/<hash>
+    if path.parent.name == "snapshots" and cache.startswith("models--"):
+        return cache.removeprefix("models--").replace("--", "/")
+    return path.name or ref
 
 
 def champion_summary(store: Store) -> ChampionSummary:

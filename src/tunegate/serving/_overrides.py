@@ -10,7 +10,7 @@ is False); monitoring and the dashboard count corrections only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tunegate.config import Workflow
@@ -97,10 +97,14 @@ def record_override(
     return RecordedOverride(override, correction)
 
 
-def recent_overrides(store: Store, *, days: int = 14, limit: int = 10) -> list[Override]:
-    """The latest ``limit`` overrides of the last ``days`` days, newest first."""
+def recent_overrides(
+    store: Store, *, days: int = 14, limit: int = 10, until: datetime | None = None
+) -> list[Override]:
+    """The latest ``limit`` overrides of the ``days`` days before ``until`` (default: now;
+    exclusive), newest first."""
+    end = until or utcnow()
     recent = sorted(
-        store.overrides(since=utcnow() - timedelta(days=days)),
+        store.overrides(since=end - timedelta(days=days), until=until),
         key=lambda o: o.created_at,
         reverse=True,
     )

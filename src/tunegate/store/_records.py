@@ -150,6 +150,17 @@ class RecordsMixin(StoreCore):
             out.extend(self._select("decisions", query.where(d.c.ticket_id.in_(chunk))))
         return sorted(out, key=lambda x: (x.created_at, x.id))
 
+    def latest_activity(self) -> datetime | None:
+        """The newest ``created_at`` of any decision (routed or shadow) or override; ``None``
+        when there is none."""
+        with self._read() as conn:
+            found = [
+                conn.execute(sa.select(sa.func.max(t.c.created_at))).scalar_one()
+                for t in (s.decisions, s.overrides)
+            ]
+        stamps: list[datetime] = [x for x in found if x is not None]
+        return max(stamps) if stamps else None
+
     def overrides(
         self,
         *,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response
 
@@ -150,12 +150,19 @@ def post_decide(
 
 
 @router.get("/dashboard", response_model=None)
-def get_dashboard(request: Request, state: State) -> Response:
+def get_dashboard(
+    request: Request,
+    state: State,
+    start: Annotated[str, Query(alias="from", max_length=40)] = "",
+    end: Annotated[str, Query(alias="to", max_length=40)] = "",
+) -> Response:
+    """The weekly figures of the 12 weeks that end with the newest data, or of the range
+    ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (either may be left out)."""
     who = page_principal(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
     principal, sid = who
-    figures = service_figures(state.store, state.workflow, weeks=12)
+    figures = service_figures(state.store, state.workflow, weeks=12, start=start, end=end)
     weeks = [w.to_dict() for w in figures.weeks]
     names = [w["week"] for w in weeks]
     reasons = [c.value for c in ReasonCode]
@@ -172,7 +179,8 @@ def get_dashboard(request: Request, state: State) -> Response:
         "weeks": weeks,
         "totals": figures.totals,
         "champion": champion_summary(state.store),
-        "recent": recent_overrides(state.store, days=14, limit=10),
+        "figures": figures,
+        "recent": recent_overrides(state.store, days=14, limit=10, until=figures.until),
         "reason_meaning": {c.value: c.meaning for c in ReasonCode},
         "workflow": state.workflow.name,
         "queue_total": open_queue(
