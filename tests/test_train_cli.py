@@ -113,6 +113,17 @@ def test_cli_train_promote_rollback(
     assert code == {"pass": 0, "fail": 1, "inconclusive": 2}[result["verdict"]]
     candidate, champion = result["candidate"], result["champion"]
     assert champion.startswith("zero-shot-")
+    assert main(["runs", "-c", cfg, "--json"]) == 0
+    listed = _json(capsys)
+    assert isinstance(listed, list)
+    by_id = {r["id"]: r for r in listed}
+    assert by_id[result["candidate_run"]]["model_version"] == candidate
+    assert by_id[result["baseline_run"]]["model_version"] == champion
+    assert {r["suite"] for r in listed} == {"frozen"}
+    assert main(["runs", "-c", cfg, "--model", candidate, "--json"]) == 0
+    assert [r["id"] for r in _json(capsys)] == [result["candidate_run"]]  # type: ignore[union-attr]
+    assert main(["runs", "-c", cfg, "--suite", "nope"]) == 1
+    assert "no suite named 'nope'" in capsys.readouterr().err
 
     workflow = load_workflow(project)
     store = Store(workflow.resolved_store_url(project.parent))

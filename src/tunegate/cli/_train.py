@@ -195,6 +195,12 @@ def finetune_cmd(
                 f"verdict against champion {payload['champion']}: "
                 f"[bold]{payload['verdict']}[/bold] (attempt {payload['attempt']})"
             )
+            out.print(
+                f"runs: champion {payload['baseline_run']}, candidate "
+                f"{payload['candidate_run']} (`tunegate runs`; `tunegate compare "
+                f"{payload['baseline_run']} {payload['candidate_run']}`)",
+                highlight=False,
+            )
             out.print(f"next: tunegate promote {mv.id}")
 
     emit(payload, as_json=as_json, human=human)
