@@ -127,3 +127,32 @@ def test_gate_exit_codes_and_confirm(project: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "PASS (2) root_cause" in out and "FAIL (4) instructions_tried" in out
     assert main(["attribute", "--confirm", "nope", "-c", str(project)]) == 1
+
+
+@pytest.mark.parametrize(("outcome", "code"), [("pass", 0), ("fail", 1), ("inconclusive", 2)])
+def test_try_commands_exit_with_their_verdict(
+    project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: str,
+    code: int,
+) -> None:
+    """A failed cheap fix exits non-zero, as `tunegate compare` does (it exited 0)."""
+    import tunegate.diagnose
+    from tunegate.records import Attempt, AttemptKind, Verdict, VerdictOutcome
+
+    attempt = Attempt(
+        kind=AttemptKind.RULES,
+        baseline_version="zs",
+        candidate_version="rules-zs",
+        verdict=Verdict(
+            outcome=VerdictOutcome(outcome), baseline_run="a", candidate_run="b", rules=[]
+        ),
+    )
+    monkeypatch.setattr(tunegate.diagnose, "try_rules", lambda *a, **k: attempt)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("[]", encoding="utf-8")
+    monkeypatch.setattr("tunegate.cli._diagnose._suite", lambda store, name: None)
+    assert main(["try", "rules", str(rules), "-c", str(project), "--json"]) == code
+    assert json.loads(capsys.readouterr().out)["id"] == attempt.id

@@ -141,3 +141,10 @@ def test_require_rise_separates_a_new_problem_from_the_standing_floor() -> None:
     assert stable_or_increasing(
         plateau, min_weeks=4, alpha=0.05, min_mean=5, require_rise=True
     ).passed
+
+
+def test_no_overrides_at_all_is_not_called_an_error_floor() -> None:
+    d = stable_or_increasing([0] * 8, min_weeks=4, alpha=0.05, min_mean=0, require_rise=True)
+    assert not d.passed
+    assert not any("error floor" in r for r in d.reasons)
+    assert any("none in the 8 week(s)" in r for r in d.reasons)

@@ -39,3 +39,33 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     assert commands == ["bash scripts/setup.sh && tunegate demo", "bash scripts/test.sh"]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "bash scripts/test.sh" in ci
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_doc_references_in_code_and_docs_resolve() -> None:
+    """Every ``docs/<page>.md`` (and ``#anchor``) named in the package, the docs or the README
+    exists: the starter config once linked sections that did not."""
+    pattern = re.compile(r"docs/([\w-]+\.md)(?:#([\w-]+))?")
+    sources = [
+        *(ROOT / "src" / "tunegate").rglob("*.py"),
+        *(ROOT / "src" / "tunegate").rglob("*.yaml"),
+    ]
+    sources += [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
+    broken = []
+    for source in sources:
+        for match in pattern.finditer(source.read_text(encoding="utf-8")):
+            page = ROOT / "docs" / match.group(1)
+            if not page.exists():
+                broken.append(f"{source.name}: {match.group(0)} (no such page)")
+                continue
+            anchor = match.group(2)
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), re.M)
+                if anchor not in {_slug(h) for h in headings}:
+                    broken.append(f"{source.name}: {match.group(0)} (no such section)")
+    assert not broken, broken

@@ -168,3 +168,41 @@ def test_classify_writes_the_store(project: Path, capsys: pytest.CaptureFixture[
     # champion requested but none registered: a clear error
     code, _, err = _run(project, str(src), "--model", "champion", capsys=capsys)
     assert code == 2 and "no champion is registered" in err
+
+
+def test_no_store_still_serves_the_registered_champion(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-store means "do not write"; it read no registry, so a registered champion was
+    silently replaced by zero-shot and `--model champion` said none was registered."""
+    from tunegate.config import load_workflow
+    from tunegate.store import Store
+    from tunegate.train import ensure_champion
+
+    cfg = project / "tunegate.yaml"
+    workflow = load_workflow(cfg)
+    store = Store(workflow.resolved_store_url(project))
+    champion = ensure_champion(store, workflow)
+    before = (len(store.tickets()), len(store.decisions()))
+    store.close()
+    import io
+
+    for extra in ([], ["--model", "champion"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO("printer broken\n"))
+        code, stdout, _ = _run(project, "-", "--no-store", "--json", *extra, capsys=capsys)
+        assert code == 0
+        assert json.loads(stdout)["model_version"] == champion
+    store = Store(workflow.resolved_store_url(project))
+    assert (len(store.tickets()), len(store.decisions())) == before  # nothing written
+    store.close()
+
+
+def test_no_store_without_a_store_creates_none(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("printer broken\n"))
+    code, stdout, _ = _run(project, "-", "--no-store", "--json", capsys=capsys)
+    assert code == 0 and json.loads(stdout)["decisions"] == 1
+    assert not list(project.glob("*.db"))

@@ -427,3 +427,18 @@ def test_monitoring_figures_equal_the_offline_metrics(workflow: Workflow) -> Non
     assert f.protected_fnr["security_incident"] == metrics.false_negative_rate(y, pred, sec)
     assert f.selective_accuracy == metrics.accuracy_score(y, pred, mask=auto)
     assert f.accuracy == metrics.accuracy_score(y, pred)
+
+
+def test_a_window_without_analyst_feedback_has_no_accuracy(workflow: Workflow) -> None:
+    """No override and no confirmation: "not overridden" says nothing about being right, so
+    the accuracy figures are unknown, not a perfect 100% with a negative calibration gap."""
+    labels = workflow.label_names
+    ds = [decision(f"t{i}", "account_unlock", labels=labels, conf=0.6) for i in range(5)]
+    f = compute_figures(ds, [], workflow)
+    assert f.n_decisions == 5 and f.override_rate == 0.0
+    assert f.selective_accuracy is None and f.accuracy is None
+    assert f.calibration_gap is None and f.ece is None
+    assert set(f.protected_fnr.values()) == {None}
+    assert f.breakdown["class"]["account_unlock"].accuracy is None
+    confirmed = compute_figures(ds, [override("t0", "account_unlock", "account_unlock")], workflow)
+    assert confirmed.accuracy == 1.0 and confirmed.calibration_gap == pytest.approx(0.6 - 1.0)

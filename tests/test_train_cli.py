@@ -99,14 +99,31 @@ def test_cli_train_promote_rollback(
             str(tmp_path / "ad"),
             "--suite",
             "frozen",
+            "--despite-gate",
+            "a toy project: the gate's evidence is not simulated here",
             "--json",
         ]
     )
     result = _json(capsys)
     assert isinstance(result, dict)
+    [despite] = Store(load_workflow(project).resolved_store_url(project.parent)).audit_log(
+        "finetune_despite_gate"
+    )
+    assert "toy project" in despite["details"]["reason"]
     assert code == {"pass": 0, "fail": 1, "inconclusive": 2}[result["verdict"]]
     candidate, champion = result["candidate"], result["champion"]
     assert champion.startswith("zero-shot-")
+    assert main(["runs", "-c", cfg, "--json"]) == 0
+    listed = _json(capsys)
+    assert isinstance(listed, list)
+    by_id = {r["id"]: r for r in listed}
+    assert by_id[result["candidate_run"]]["model_version"] == candidate
+    assert by_id[result["baseline_run"]]["model_version"] == champion
+    assert {r["suite"] for r in listed} == {"frozen"}
+    assert main(["runs", "-c", cfg, "--model", candidate, "--json"]) == 0
+    assert [r["id"] for r in _json(capsys)] == [result["candidate_run"]]  # type: ignore[union-attr]
+    assert main(["runs", "-c", cfg, "--suite", "nope"]) == 1
+    assert "no suite named 'nope'" in capsys.readouterr().err
 
     workflow = load_workflow(project)
     store = Store(workflow.resolved_store_url(project.parent))
@@ -159,3 +176,22 @@ def test_cli_train_promote_rollback(
     shown = _json(capsys)
     assert shown["lineage"] == [candidate, champion]  # type: ignore[index]
     assert shown["version"]["training_data_hash"] == built["hash"]  # type: ignore[index]
+
+
+def test_finetune_refuses_a_closed_gate_unless_a_reason_is_given(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = str(project)
+    assert main(["dataset", "build", "-c", cfg, "--json"]) == 0
+    built = _json(capsys)
+    assert isinstance(built, dict)
+    args = ["finetune", built["hash"][:12], "-c", cfg, "--out", str(tmp_path / "ad"), "--json"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "gate CLOSED" in err and "(2) root_cause" in err and "--despite-gate" in err
+    assert not (tmp_path / "ad").exists()  # nothing trained
+    assert main([*args, "--despite-gate", "  "]) != 0  # a blank reason is no reason
+
+    workflow = load_workflow(project)
+    store = Store(workflow.resolved_store_url(project.parent))
+    assert store.audit_log("finetune_despite_gate") == []

@@ -176,7 +176,7 @@ class RuleSpec(_Strict):
 
 
 class GatePolicy(_Strict):
-    """The five-condition fine-tuning gate (see docs/concepts.md)."""
+    """The five-condition fine-tuning gate (see docs/diagnosis.md)."""
 
     reason_code: str = "R2"
     """Override reason code whose weekly trend condition (1) tests."""

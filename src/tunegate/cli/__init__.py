@@ -72,6 +72,7 @@ _COMMAND_MODULES = (
     "_classify",
     "_simulate",
     "_evaluate",
+    "_runs",
     "_diagnose",
     "_train",
     "_registry",

@@ -18,7 +18,7 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-from tunegate.cli._common import ConfigOpt, JsonOpt, emit, err, load, out, store_for
+from tunegate.cli._common import ConfigOpt, JsonOpt, emit, err, existing_store, load, out, store_for
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.records import Decision
@@ -44,7 +44,10 @@ def _build(
         return serving.classifier, serving.version_id, serving.description
     if model == "knn":
         if store is None:
-            raise InputError("--model knn reads reviewed examples from the store; drop --no-store")
+            raise InputError(
+                "--model knn reads reviewed examples from the store, and there is none yet; "
+                "ingest examples first (`tunegate ingest examples FILE`)"
+            )
         clf = build_classifier("knn", workflow, store=store)
         return clf, None, "knn"
     return build_classifier(model, workflow), None, model
@@ -99,7 +102,11 @@ def classify(
     ] = None,
     use_store: Annotated[
         bool,
-        typer.Option("--store/--no-store", help="Also save tickets and decisions in the store."),
+        typer.Option(
+            "--store/--no-store",
+            help="Also save tickets and decisions in the store (--no-store still reads the "
+            "registry's champion from it).",
+        ),
     ] = True,
     explain: Annotated[
         bool,
@@ -128,9 +135,13 @@ def classify(
         )
     if not tickets:
         raise InputError(f"{source}: no tickets to classify (blank lines: {blank})")
-    store = store_for(workflow, config) if use_store else None
+    # --no-store means "do not write": the registry (champion) and the reviewed examples (knn)
+    # are still read from the store when it exists.
+    store = store_for(workflow, config) if use_store else existing_store(workflow, config)
     clf, version_id, described = _build(model, workflow, store)
-    classifier = TicketClassifier(workflow, clf, version=version_id, store=store)
+    classifier = TicketClassifier(
+        workflow, clf, version=version_id, store=store if use_store else None
+    )
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text("", encoding="utf-8")
@@ -162,7 +173,7 @@ def classify(
         "skipped_invalid": len(problems),
         "blank_lines": blank,
         "out": str(out_path) if out_path else None,
-        "stored": store is not None,
+        "stored": use_store,
     }
     if problems:
         summary["invalid_rows"] = [{"line": n, "reason": why} for n, why in problems]

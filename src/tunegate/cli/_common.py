@@ -41,6 +41,17 @@ def store_for(workflow: Workflow, config: Path) -> Store:
     return Store(workflow.resolved_store_url(config.resolve().parent))
 
 
+def existing_store(workflow: Workflow, config: Path) -> Store | None:
+    """The workflow's store when it exists (a server URL, or a SQLite file on disk); None for
+    a SQLite file not yet created - reading the registry must not create a database."""
+    url = workflow.resolved_store_url(config.resolve().parent)
+    prefix = "sqlite:///"
+    sqlite_file = url.startswith(prefix) and url != prefix + ":memory:"
+    if sqlite_file and not Path(url[len(prefix) :]).exists():
+        return None
+    return store_for(workflow, config)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")

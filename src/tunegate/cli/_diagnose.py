@@ -384,6 +384,14 @@ def _print_attempt(attempt: Any) -> None:
                 out.print(f"  - {r.rule}: {r.outcome.value} {r.message}")
 
 
+def _finish_attempt(attempt: Any, *, as_json: bool) -> None:
+    """Print the stored Attempt; exit as `tunegate compare` does (0 pass, 1 fail,
+    2 inconclusive) so a script can tell a failed cheap fix from a working one."""
+    emit(attempt, as_json=as_json, human=lambda: _print_attempt(attempt))
+    if attempt.verdict is not None and attempt.verdict.exit_code:
+        raise typer.Exit(attempt.verdict.exit_code)
+
+
 @try_app.command("instructions")
 def try_instructions_cmd(
     text: Annotated[str | None, typer.Argument(help="The new instructions.")] = None,
@@ -393,7 +401,10 @@ def try_instructions_cmd(
     weeks: WeeksOpt = 4,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate new zero-shot instructions against the champion; store the Attempt."""
+    """Evaluate new zero-shot instructions against the champion; store the Attempt.
+
+    Exit code: the verdict's (0 pass, 1 fail, 2 inconclusive), as `tunegate compare`.
+    """
     from tunegate.diagnose import try_instructions
 
     if (text is None) == (file is None):
@@ -402,7 +413,7 @@ def try_instructions_cmd(
     workflow = load(config)
     store = store_for(workflow, config)
     attempt = try_instructions(workflow, new, store, _suite(store, suite), weeks=weeks)
-    emit(attempt, as_json=as_json, human=lambda: _print_attempt(attempt))
+    _finish_attempt(attempt, as_json=as_json)
 
 
 @try_app.command("rules")
@@ -413,7 +424,10 @@ def try_rules_cmd(
     weeks: WeeksOpt = 4,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate rules applied before the champion; store the Attempt."""
+    """Evaluate rules applied before the champion; store the Attempt.
+
+    Exit code: the verdict's (0 pass, 1 fail, 2 inconclusive), as `tunegate compare`.
+    """
     from tunegate.diagnose import try_rules
 
     if not rules_file.exists():
@@ -423,7 +437,7 @@ def try_rules_cmd(
     attempt = try_rules(
         workflow, rules_file.read_text(encoding="utf-8"), store, _suite(store, suite), weeks=weeks
     )
-    emit(attempt, as_json=as_json, human=lambda: _print_attempt(attempt))
+    _finish_attempt(attempt, as_json=as_json)
 
 
 @try_app.command("retrieval")
@@ -434,13 +448,16 @@ def try_retrieval_cmd(
     weeks: WeeksOpt = 4,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a kNN retriever over reviewed examples; store the Attempt."""
+    """Evaluate a kNN retriever over reviewed examples; store the Attempt.
+
+    Exit code: the verdict's (0 pass, 1 fail, 2 inconclusive), as `tunegate compare`.
+    """
     from tunegate.diagnose import try_retrieval
 
     workflow = load(config)
     store = store_for(workflow, config)
     attempt = try_retrieval(workflow, store, _suite(store, suite), k=k, weeks=weeks)
-    emit(attempt, as_json=as_json, human=lambda: _print_attempt(attempt))
+    _finish_attempt(attempt, as_json=as_json)
 
 
 # -- the gate ----------------------------------------------------------------------------------

@@ -141,14 +141,31 @@ def finetune_cmd(
         typer.Option("--suite", help="Evaluate the candidate against the champion on this suite."),
     ] = None,
     actor: Annotated[str, typer.Option("--actor", help="Who is training (audit log).")] = "cli",
+    despite_gate: Annotated[
+        str | None,
+        typer.Option(
+            "--despite-gate",
+            metavar="REASON",
+            help="Train although the fine-tuning gate is closed; the reason and the failed "
+            "conditions are recorded in the audit log.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train LoRA adapter(s), register the candidate, optionally evaluate it (Verdict)."""
+    """Train LoRA adapter(s), register the candidate, optionally evaluate it (Verdict).
+
+    Runs only when the fine-tuning gate is open (`tunegate gate`); a closed gate stops it
+    with the failed conditions, unless --despite-gate gives a reason.
+    """
+    from tunegate.diagnose import require_open_gate
     from tunegate.train import load_dataset, run_finetune
 
     workflow = load(config)
     store = store_for(workflow, config)
     ds = load_dataset(store, dataset)
+    gate = require_open_gate(store, workflow, despite=despite_gate, actor=actor)
+    if not gate.open and not as_json:
+        out.print(f"[yellow]training despite a closed gate[/yellow] ({despite_gate})")
     outcome = run_finetune(
         store,
         workflow,
@@ -177,6 +194,12 @@ def finetune_cmd(
             out.print(
                 f"verdict against champion {payload['champion']}: "
                 f"[bold]{payload['verdict']}[/bold] (attempt {payload['attempt']})"
+            )
+            out.print(
+                f"runs: champion {payload['baseline_run']}, candidate "
+                f"{payload['candidate_run']} (`tunegate runs`; `tunegate compare "
+                f"{payload['baseline_run']} {payload['candidate_run']}`)",
+                highlight=False,
             )
             out.print(f"next: tunegate promote {mv.id}")
 

@@ -52,6 +52,7 @@ from tunegate.diagnose._gate import (
     data_shortfalls,
     decide_gate,
     evaluate_gate,
+    require_open_gate,
     reviewed_examples,
 )
 from tunegate.diagnose._gate_conditions import (
@@ -155,6 +156,7 @@ __all__ = [
     "recommend",
     "recommend_from_store",
     "registered_rules",
+    "require_open_gate",
     "reviewed_examples",
     "scorer_for",
     "sens_slope",

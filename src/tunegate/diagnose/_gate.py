@@ -54,6 +54,7 @@ __all__ = [
     "data_shortfalls",
     "decide_gate",
     "evaluate_gate",
+    "require_open_gate",
     "reviewed_examples",
 ]
 
@@ -183,3 +184,34 @@ def collect_evidence(
 def evaluate_gate(store: Store, workflow: Workflow, *, as_of: datetime | None = None) -> GateReport:
     """Collect the evidence from ``store`` and judge the five conditions."""
     return decide_gate(collect_evidence(store, workflow, as_of=as_of), workflow)
+
+
+def require_open_gate(
+    store: Store, workflow: Workflow, *, despite: str | None = None, actor: str = "tunegate"
+) -> GateReport:
+    """The gate, which must be open before a fine-tune.
+
+    Closed: raises :class:`~tunegate.errors.GateClosedError` naming the failed conditions,
+    unless ``despite`` gives a reason to train anyway; that reason and the failed conditions
+    are then recorded in the audit log (``finetune_despite_gate``) and the report returned.
+    """
+    from tunegate.errors import GateClosedError, InputError
+
+    report = evaluate_gate(store, workflow)
+    if report.open:
+        return report
+    failed = [c for c in report.conditions if not c.passed]
+    if despite is None:
+        lines = "; ".join(f"({c.number}) {c.name}: {c.summary}" for c in failed)
+        raise GateClosedError(
+            f"{report.message}. Failed: {lines}. Run `tunegate gate` for the evidence; to "
+            "train anyway, give a reason (`--despite-gate REASON`, recorded in the audit log)"
+        )
+    if not despite.strip():
+        raise InputError("--despite-gate needs a reason (it is recorded in the audit log)")
+    store.audit(
+        "finetune_despite_gate",
+        actor,
+        {"reason": despite, "failed": [f"{c.number}:{c.name}" for c in failed]},
+    )
+    return report

@@ -95,7 +95,10 @@ def stable_or_increasing(
     if mean < min_mean:
         reasons.append(f"mean {mean:.1f}/week is below the minimum of {min_mean:g}/week")
     rise: TrendResult | None = None
-    if require_rise:
+    if len(x) and not np.any(x):
+        # an all-zero history is no problem at all, not an error floor
+        reasons.append(f"none in the {len(x)} week(s) of history: no problem to fine-tune for")
+    elif require_rise:
         rise = mann_kendall(x)
         if rise.p_increase >= alpha:
             reasons.append(

@@ -7,12 +7,14 @@
   (exit code 0 pass / 1 fail / 2 inconclusive); :func:`compare_runs` also returns the evidence.
 * the regression policy is a set of registered verdict rules (:func:`verdict_rule`,
   :func:`verdict_rules`), pure functions of the gathered :class:`VerdictEvidence`.
+* :func:`run_summaries` lists stored runs (``tunegate runs``).
 * :func:`preservation_probe` checks the encoder on BANKING77 (external capability).
 """
 
 from __future__ import annotations
 
 from tunegate.evaluate._compare import Comparison, compare, compare_runs
+from tunegate.evaluate._listing import RunSummary, run_summaries
 from tunegate.evaluate._probe import (
     ProbeComparison,
     ProbeResult,
@@ -49,6 +51,7 @@ __all__ = [
     "LeakageReport",
     "ProbeComparison",
     "ProbeResult",
+    "RunSummary",
     "SuiteSizeWarning",
     "VerdictEvidence",
     "VerdictRule",
@@ -65,6 +68,7 @@ __all__ = [
     "preservation_probe",
     "read_suite_examples",
     "run_eval",
+    "run_summaries",
     "seed_variance",
     "subset_masks",
     "suite_from_examples",

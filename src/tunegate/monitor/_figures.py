@@ -105,8 +105,12 @@ class Figures:
     """Figures of one window (and optionally one group) of decisions.
 
     Rates are shares in [0, 1]; ``None`` means the window had nothing to measure. Latencies are
-    milliseconds. ``calibration_gap`` = mean confidence - override-corrected accuracy (positive
-    = over-confident); ``ece`` is the expected calibration error over 10 equal-width bins
+    milliseconds. The accuracy figures (``selective_accuracy``, ``accuracy``,
+    ``calibration_gap``, ``ece``, ``protected_fnr``) take an un-overridden decision as correct,
+    so they need analyst feedback: in a window where no decision was overridden or confirmed
+    they are ``None`` (not a perfect 100%). ``calibration_gap`` = mean confidence -
+    override-corrected accuracy (positive = over-confident); ``ece`` is the expected
+    calibration error over 10 equal-width bins
     (:func:`tunegate.metrics.confidence_calibration_error`).
     """
 
@@ -220,6 +224,7 @@ def compute_figures(
     tickets: Mapping[str, Ticket] | None = None,
     breakdown: bool = True,
     matched: Mapping[str, Override] | None = None,
+    _feedback: bool | None = None,
 ) -> Figures:
     """Figures of ``decisions`` given the ``overrides`` analysts made.
 
@@ -255,6 +260,13 @@ def compute_figures(
             support[c] = int(cm[i].sum())
             misses[c] = support[c] - int(cm[i, i])
             fnr[c] = _or_none(per_class_fnr[i])
+    # Without any analyst feedback "not overridden" says nothing about being right.
+    # (A breakdown group inherits its window's answer.)
+    judged = n > 0 and (
+        any(d.id in matched for d in decisions) if _feedback is None else _feedback
+    )
+    if not judged:
+        fnr = dict.fromkeys(protected)
     routes = [d.route for d in decisions]
     n_esc = routes.count(Route.ESCALATE)
     n_clar = routes.count(Route.CLARIFY)
@@ -278,7 +290,9 @@ def compute_figures(
                     keyed["slice"][tag].append(d)
         groups = {
             dim: {
-                key: compute_figures(ds, (), workflow, breakdown=False, matched=matched)
+                key: compute_figures(
+                    ds, (), workflow, breakdown=False, matched=matched, _feedback=judged
+                )
                 for key, ds in sorted(by.items())
             }
             for dim, by in keyed.items()
@@ -295,17 +309,17 @@ def compute_figures(
         n_auto=n_auto,
         n_auto_correct=int(correct[a.auto].sum()),
         selective_accuracy=(
-            _or_none(metrics.accuracy_score(a.y_true, a.y_pred, mask=a.auto)) if n else None
+            _or_none(metrics.accuracy_score(a.y_true, a.y_pred, mask=a.auto)) if judged else None
         ),
-        accuracy=metrics.accuracy_score(a.y_true, a.y_pred) if n else None,
+        accuracy=metrics.accuracy_score(a.y_true, a.y_pred) if judged else None,
         mean_confidence=float(a.confidence.mean()) if n else None,
-        calibration_gap=float(a.confidence.mean() - correct.mean()) if n else None,
+        calibration_gap=float(a.confidence.mean() - correct.mean()) if judged else None,
         ece=(
             # clip: a stored distribution may sum to 1 within 1e-3, so one entry may be 1.0004
             metrics.confidence_calibration_error(
                 correct, np.clip(a.confidence, 0.0, 1.0), n_bins=_ECE_BINS
             )
-            if n
+            if judged
             else None
         ),
         latency_p50=metrics.latency_p50_ms(a.latency_ms) if n else None,

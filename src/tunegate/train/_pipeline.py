@@ -218,6 +218,8 @@ class FinetuneOutcome:
             payload["verdict"] = self.attempt.verdict.outcome.value
             payload["attempt"] = self.attempt.id
             payload["champion"] = self.attempt.baseline_version
+            payload["baseline_run"] = self.attempt.verdict.baseline_run
+            payload["candidate_run"] = self.attempt.verdict.candidate_run
         return payload
 
 
