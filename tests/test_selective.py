@@ -312,3 +312,18 @@ def test_routing_policy_takes_one_target() -> None:
     assert RoutingPolicy(target_clarify_rate=0.1).target_clarify_rate == 0.1
     with pytest.raises(ValidationError, match="at most one"):
         RoutingPolicy(target_clarify_rate=0.1, target_risk=0.05)
+
+
+def test_ticket_classifier_routes_with_the_version_threshold(workflow: Workflow) -> None:
+    from datetime import UTC, datetime
+
+    from tunegate.records import Route, Ticket
+    from tunegate.serving import TicketClassifier
+
+    tickets = [
+        Ticket(id=f"t{i}", text=f"hello {i}", created_at=datetime.now(UTC)) for i in range(3)
+    ]
+    fallback = TicketClassifier(workflow, _Fixed(workflow.label_names, None)).decide(tickets)
+    wide = TicketClassifier(workflow, _Fixed(workflow.label_names, 0.999)).decide(tickets)
+    assert {d.route for d in fallback} == {Route.CLARIFY}  # H_norm above the default 0.5
+    assert {d.route for d in wide} != {Route.CLARIFY}
