@@ -26,7 +26,7 @@ def test_starter_is_valid_and_round_trips() -> None:
         (
             ("  clarify_threshold: 0.6", "  clarify_threshold: 0.6\n  colour: red"),
             r"unknown key 'routing.colour'; allowed here: "
-            r"\['clarify_threshold', 'escalate_classes'\]",
+            r"\['clarify_threshold', 'escalate_classes', 'target_clarify_rate', 'target_risk'\]",
         ),
         (("security_incident: 0.4", "nonsense_label: 0.4"), r"unknown label 'nonsense_label'"),
         (("name: service_desk ", "nme: service_desk "), r"unknown key 'nme'"),

@@ -134,7 +134,17 @@ class RoutingPolicy(_Strict):
     """How a decision is routed from its probabilities (see ``tunegate.routing``)."""
 
     clarify_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
-    """Route to the clarification queue when normalized entropy H(p)/log(k) is above this."""
+    """Route to the clarification queue when normalized entropy H(p)/log(k) is above this.
+    The fallback for model versions without a fitted threshold of their own
+    (``ModelVersion.clarify_threshold``, fitted to ``target_clarify_rate`` or ``target_risk``
+    on validation data when a fine-tune is registered)."""
+    target_clarify_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Fit each new version's threshold so that this share of validation examples is sent to
+    clarification (``tunegate.metrics.fit_route_threshold``). Set at most one target."""
+    target_risk: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Fit each new version's threshold to the largest coverage whose selective risk (error
+    rate among ``auto`` decisions) on validation data is at most this. Set at most one
+    target; with neither, versions keep ``clarify_threshold``."""
     escalate_classes: dict[str, float] = Field(default_factory=dict)
     """Class -> probability: escalate when the top class is this class with probability >= it."""
 
@@ -145,6 +155,15 @@ class RoutingPolicy(_Strict):
             if not 0.0 <= threshold <= 1.0:
                 raise ValueError(f"threshold for {name!r} must be within [0, 1], got {threshold}")
         return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RoutingPolicy:
+        if self.target_clarify_rate is not None and self.target_risk is not None:
+            raise ValueError(
+                "set at most one of target_clarify_rate and target_risk (the fitted threshold "
+                "can meet only one target)"
+            )
+        return self
 
 
 class RuleSpec(_Strict):
@@ -221,6 +240,16 @@ class RegressionPolicy(_Strict):
     """Fail when expected calibration error rises by more than this."""
     max_latency_increase: float = Field(default=0.15, ge=0.0)
     """Fail when median latency rises by more than this fraction."""
+    max_selective_risk_increase: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Fail when the candidate's selective risk rises by more than this (CI-aware): its area
+    under the risk-coverage curve (AURC) or its error rate among ``auto`` decisions at the
+    baseline's coverage (rule ``selective_risk``)."""
+    max_oos_auto_increase: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Fail when the share of out-of-scope suite examples routed ``auto`` rises by more than
+    this (CI-aware; rule ``oos_auto_rate``, only for suites with an out_of_scope slice)."""
+    max_oos_auto_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Optionally also fail when the candidate's out-of-scope ``auto`` share is above this
+    (the interval's lower bound must be above it to fail)."""
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of the bootstrap intervals."""
     n_bootstrap: int = Field(default=1000, ge=100)

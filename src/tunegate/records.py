@@ -43,6 +43,7 @@ __all__ = [
     "MAX_METADATA_DEPTH",
     "MAX_NOTE_CHARS",
     "MAX_TEXT_CHARS",
+    "OUT_OF_SCOPE_LABEL",
     "STORED",
     "Attempt",
     "AttemptKind",
@@ -320,6 +321,13 @@ class SuiteSlice(StrEnum):
     CORE = "core"
     EDGE = "edge"
     PRESERVATION = "preservation"
+    OUT_OF_SCOPE = "out_of_scope"
+    """Queries with no valid label (label :data:`OUT_OF_SCOPE_LABEL`): no class can be right,
+    so they count only for routing (the share sent ``auto`` is a verdict rule)."""
+
+
+OUT_OF_SCOPE_LABEL = "out_of_scope"
+"""The reserved label of out-of-scope suite examples (class id ``-1`` in an EvalRun)."""
 
 
 class SuiteExample(_Record):
@@ -399,11 +407,21 @@ class ModelVersion(_Record):
     parent: str | None = None
     status: ModelStatus = ModelStatus.CANDIDATE
     created_at: datetime = Field(default_factory=utcnow)
+    clarify_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """This version's routing threshold on normalized entropy, fitted on validation data
+    (``tunegate.metrics.fit_route_threshold``); ``None``: the workflow's
+    ``routing.clarify_threshold``. Serving and evaluation route the version with it."""
+    routing_fit: dict[str, Any] | None = None
+    """How ``clarify_threshold`` was fitted (target, validation clarify rate and risk, n)."""
 
     @field_validator("created_at")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
         return aware(value)
+
+    def routing_threshold(self, fallback: float) -> float:
+        """The threshold to route this version with: its own, else ``fallback``."""
+        return fallback if self.clarify_threshold is None else self.clarify_threshold
 
 
 class VerdictOutcome(StrEnum):

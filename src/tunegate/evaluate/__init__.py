@@ -8,11 +8,15 @@
 * the regression policy is a set of registered verdict rules (:func:`verdict_rule`,
   :func:`verdict_rules`), pure functions of the gathered :class:`VerdictEvidence`.
 * :func:`run_summaries` lists stored runs (``tunegate runs``).
+* :mod:`._selective_rules` adds ``selective_risk`` (AURC, risk at matched coverage) and
+  ``oos_auto_rate`` (out-of-scope examples routed ``auto``), registered after the others.
 * :func:`preservation_probe` checks the encoder on BANKING77 (external capability).
 """
 
 from __future__ import annotations
 
+# after _verdict_rules: the selective-prediction rules run after the regression rules
+from tunegate.evaluate import _selective_rules  # noqa: F401
 from tunegate.evaluate._compare import Comparison, compare, compare_runs
 from tunegate.evaluate._listing import RunSummary, run_summaries
 from tunegate.evaluate._probe import (

@@ -12,7 +12,13 @@ on the preservation slice, tolerance ``regression.preservation_tolerance``, CI-a
 rise of every protected class over the whole suite, ``protected_fnr_tolerance``), ``ece`` (a
 point rise of ECE within ``max_ece_increase`` passes; above it, fail when the interval
 excludes 0, else inconclusive), ``latency_p50`` (relative rise of median latency >
-``max_latency_increase`` fails). The verdict is ``fail`` if any rule fails (a core gain never
+``max_latency_increase`` fails), then the selective-prediction rules of
+:mod:`._selective_rules`: ``selective_risk`` (AURC and the selective risk at the baseline's
+coverage must not rise beyond ``max_selective_risk_increase``, CI-aware) and, for suites with
+an ``out_of_scope`` slice, ``oos_auto_rate`` (the share of out-of-scope examples routed
+``auto`` must not rise beyond ``max_oos_auto_increase``, nor exceed ``max_oos_auto_rate`` when
+set). Each run is routed with the threshold it recorded (its version's fitted threshold, or
+``routing.clarify_threshold``). The verdict is ``fail`` if any rule fails (a core gain never
 buys a preservation loss), else ``inconclusive`` if any rule is, else ``pass``. Intervals are
 at ``regression.confidence``, and the messages say so.
 """
@@ -27,7 +33,7 @@ import numpy.typing as npt
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.evaluate._probe import ProbeComparison
-from tunegate.evaluate._run import escalate_ids, subset_masks
+from tunegate.evaluate._run import escalate_ids, run_clarify_threshold, subset_masks
 from tunegate.evaluate._verdict_rules import VerdictEvidence, verdict_outcome, verdict_rules
 from tunegate.metrics import BootstrapResult, McNemarResult, mcnemar_exact, paired_bootstrap
 from tunegate.records import EvalRun, EvalSuite, Verdict
@@ -113,13 +119,15 @@ def compare_runs(
         subsets=masks,
         latency_a=lat_a if with_latency else None,
         latency_b=lat_b if with_latency else None,
-        clarify_threshold=workflow.routing.clarify_threshold,
+        clarify_threshold=run_clarify_threshold(baseline, workflow),
+        clarify_threshold_b=run_clarify_threshold(candidate, workflow),
         escalate=escalate_ids(workflow, labels),
         n_resamples=policy.n_bootstrap,
         confidence=policy.confidence,
         seed=policy.seed,
     )
     assert boot.b is not None and boot.diff is not None
+    # out-of-scope rows (y = -1) are wrong for both models: concordant, so McNemar ignores them
     correct_a = p_a.argmax(axis=1) == y_a
     correct_b = p_b.argmax(axis=1) == y_b
     all_masks = {"overall": np.ones(len(ids), dtype=np.bool_), **masks}

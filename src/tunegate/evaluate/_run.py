@@ -1,6 +1,14 @@
 """Run a classifier on a frozen suite: an :class:`EvalRun` with metrics overall, per slice,
 per named slice and per class (each with a bootstrap interval), per-example probabilities and
-per-example latency."""
+per-example latency.
+
+Routing metrics use the version's own threshold: ``run_eval``'s ``clarify_threshold``, else
+the classifier's ``clarify_threshold`` attribute (set by
+:func:`tunegate.models.load_model_version` from ``ModelVersion.clarify_threshold``), else the
+workflow's ``routing.clarify_threshold``; the run records it in
+``metrics["routing"]["clarify_threshold"]``, and :func:`~tunegate.evaluate.compare_runs` routes
+each run with the threshold it recorded. Out-of-scope suite examples get the true class id
+``-1`` (:data:`~tunegate.metrics.OUT_OF_SCOPE`)."""
 
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ from tunegate._progress import track
 from tunegate.config import Workflow
 from tunegate.errors import InputError, ModelError
 from tunegate.metrics import (
+    OUT_OF_SCOPE,
     BinStrategy,
     BootstrapResult,
     Interval,
@@ -24,11 +33,12 @@ from tunegate.metrics import (
     reliability_curve,
     seed_summary,
 )
-from tunegate.records import EvalRun, EvalSuite, SuiteSlice
+from tunegate.records import OUT_OF_SCOPE_LABEL, EvalRun, EvalSuite, SuiteSlice
 
 __all__ = [
     "SCALAR_KEYS",
     "escalate_ids",
+    "run_clarify_threshold",
     "run_eval",
     "seed_variance",
     "subset_masks",
@@ -42,6 +52,9 @@ SCALAR_KEYS = (
     "brier_score_loss",
     "selective_accuracy",
     "coverage",
+    "selective_risk",
+    "aurc",
+    "oos_auto_rate",
 )
 
 
@@ -66,6 +79,13 @@ def escalate_ids(workflow: Workflow, labels: Sequence[str]) -> dict[int, float]:
         for name, thr in workflow.routing.escalate_classes.items()
         if name in labels
     }
+
+
+def run_clarify_threshold(run: EvalRun, workflow: Workflow) -> float:
+    """The threshold ``run`` was routed with (recorded by :func:`run_eval`; runs made before
+    it was recorded, or without it: the workflow's ``routing.clarify_threshold``)."""
+    recorded = (run.metrics.get("routing") or {}).get("clarify_threshold")
+    return workflow.routing.clarify_threshold if recorded is None else float(recorded)
 
 
 def _jsonable(value: float) -> float | None:
@@ -96,16 +116,21 @@ def evaluation_metrics(
     workflow: Workflow,
     *,
     seed: int,
+    clarify_threshold: float | None = None,
 ) -> tuple[dict[str, Any], BootstrapResult]:
-    """The ``EvalRun.metrics`` mapping for one model, and the bootstrap it came from."""
+    """The ``EvalRun.metrics`` mapping for one model, and the bootstrap it came from
+    (``clarify_threshold``: the model's own, default the workflow's)."""
     masks = subset_masks(suite, example_ids)
     policy = workflow.regression
+    threshold = (
+        workflow.routing.clarify_threshold if clarify_threshold is None else clarify_threshold
+    )
     boot = paired_bootstrap(
         y_true,
         proba,
         subsets=masks,
         latency_a=list(latency_ms) if len(latency_ms) else None,
-        clarify_threshold=workflow.routing.clarify_threshold,
+        clarify_threshold=threshold,
         escalate=escalate_ids(workflow, labels),
         n_resamples=policy.n_bootstrap,
         confidence=policy.confidence,
@@ -113,11 +138,15 @@ def evaluation_metrics(
     )
     sizes = {name: int(m.sum()) for name, m in masks.items()}
     k = len(labels)
-    support = np.bincount(y_true, minlength=k)
+    inscope = y_true != OUT_OF_SCOPE
+    y_in, p_in = y_true[inscope], proba[inscope]
+    support = np.bincount(y_in, minlength=k)
     curves = {}
     strategies: tuple[BinStrategy, ...] = ("uniform", "quantile")
     for strategy in strategies:
-        curve = reliability_curve(y_true, proba, n_bins=15, strategy=strategy)
+        if not inscope.any():
+            break
+        curve = reliability_curve(y_in, p_in, n_bins=15, strategy=strategy)
         curves[strategy] = {
             "edges": [float(x) for x in curve.edges],
             "confidence": [_jsonable(x) for x in curve.confidence],
@@ -125,7 +154,7 @@ def evaluation_metrics(
             "count": [int(x) for x in curve.count],
         }
     metrics: dict[str, Any] = {
-        "overall": summarize_table(boot.a["overall"], labels, y_true.size),
+        "overall": summarize_table(boot.a["overall"], labels, int(inscope.sum())),
         "slices": {
             s.value: summarize_table(boot.a[f"slice:{s.value}"], labels, sizes[f"slice:{s.value}"])
             for s in SuiteSlice
@@ -136,7 +165,12 @@ def evaluation_metrics(
             if name.startswith("tag:")
         },
         "support": {label: int(support[c]) for c, label in enumerate(labels)},
-        "confusion_matrix": confusion_matrix(y_true, proba.argmax(axis=1), n_classes=k).tolist(),
+        "n_out_of_scope": int((~inscope).sum()),
+        "confusion_matrix": (
+            confusion_matrix(y_in, p_in.argmax(axis=1), n_classes=k).tolist()
+            if inscope.any()
+            else [[0] * k for _ in range(k)]
+        ),
         "reliability": curves,
         "bootstrap": {
             "n_resamples": boot.n_resamples,
@@ -145,7 +179,7 @@ def evaluation_metrics(
             "method": "paired percentile",
         },
         "routing": {
-            "clarify_threshold": workflow.routing.clarify_threshold,
+            "clarify_threshold": threshold,
             "escalate_classes": dict(workflow.routing.escalate_classes),
         },
     }
@@ -181,14 +215,20 @@ def run_eval(
     *,
     seed: int | None = None,
     batch_size: int | None = None,
+    clarify_threshold: float | None = None,
 ) -> EvalRun:
     """Score every suite example with ``classifier`` and compute its metrics.
 
     Latency per example is the wall time of its batch divided by the batch size (ms).
     ``seed`` seeds the bootstrap (default ``workflow.regression.seed``) and is recorded.
+    ``clarify_threshold``: the routing threshold of this model (default: the classifier's
+    ``clarify_threshold`` attribute when set, else ``workflow.routing.clarify_threshold``);
+    recorded in ``metrics["routing"]``.
     """
     labels = workflow.label_names
-    unknown = sorted({e.label for e in suite.examples} - set(labels))
+    if clarify_threshold is None:
+        clarify_threshold = getattr(classifier, "clarify_threshold", None)
+    unknown = sorted({e.label for e in suite.examples} - {*labels, OUT_OF_SCOPE_LABEL})
     if unknown:
         raise InputError(f"suite {suite.name!r} has labels {unknown} that the workflow lacks")
     if not suite.examples:
@@ -205,11 +245,27 @@ def run_eval(
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         latency.extend([elapsed_ms / len(chunk)] * len(chunk))
     proba = np.concatenate(probas, axis=0)
-    y_true = np.array([labels.index(e.label) for e in examples], dtype=np.intp)
+    y_true = np.array(
+        [
+            OUT_OF_SCOPE
+            if e.slice is SuiteSlice.OUT_OF_SCOPE or e.label == OUT_OF_SCOPE_LABEL
+            else labels.index(e.label)
+            for e in examples
+        ],
+        dtype=np.intp,
+    )
     ids = [e.id for e in examples]
     used_seed = workflow.regression.seed if seed is None else seed
     metrics, _ = evaluation_metrics(
-        y_true, proba, latency, suite, ids, labels, workflow, seed=used_seed
+        y_true,
+        proba,
+        latency,
+        suite,
+        ids,
+        labels,
+        workflow,
+        seed=used_seed,
+        clarify_threshold=clarify_threshold,
     )
     return EvalRun(
         model_version=str(getattr(classifier, "version", "unknown")),

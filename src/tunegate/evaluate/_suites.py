@@ -11,6 +11,12 @@ How an example is assigned to a slice, in this order:
    whose behaviour must not regress); pass ``preservation_labels`` to choose them;
 4. ``core`` otherwise.
 
+**Out-of-scope examples** are queries no workflow label fits (the ``out_of_scope`` slice).
+Give them the reserved label ``out_of_scope`` (:data:`~tunegate.records.OUT_OF_SCOPE_LABEL`),
+or no label (``null``), or the slice ``out_of_scope``: the three mark the same thing. Metrics
+leave them out of accuracy, calibration and coverage and count only where they are routed:
+the share sent ``auto`` is the verdict rule ``oos_auto_rate``.
+
 A frozen suite is content-hashed (:meth:`EvalSuite.frozen`) and never overlaps training data:
 an example whose normalized text equals a training text, or whose embedding has cosine
 similarity >= ``training.near_duplicate_threshold`` with one, is refused with a
@@ -32,6 +38,7 @@ import numpy as np
 from tunegate.config import Workflow
 from tunegate.errors import InputError, LeakageError, MissingExtraError, ModelError
 from tunegate.records import (
+    OUT_OF_SCOPE_LABEL,
     EvalSuite,
     Example,
     SuiteExample,
@@ -167,6 +174,8 @@ def suite_size_warnings(suite: EvalSuite, workflow: Workflow) -> list[str]:
     """One message per slice whose size is outside ``workflow.suites``."""
     messages = []
     for which in SuiteSlice:
+        if which is SuiteSlice.OUT_OF_SCOPE:  # optional, no recommended size
+            continue
         low, high = getattr(workflow.suites, which.value)
         n = len(suite.slice_examples(which))
         if not low <= n <= high:
@@ -211,6 +220,11 @@ def _to_suite_example(
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"suite example {data.get('id', '?')!r} has no text")
     label = data.get("label")
+    explicit = data.get("slice")
+    if label is None and str(explicit or "").strip().lower() == SuiteSlice.OUT_OF_SCOPE.value:
+        label = OUT_OF_SCOPE_LABEL
+    if label is None and "label" in data:  # an explicit null: out of scope
+        label = OUT_OF_SCOPE_LABEL
     if not isinstance(label, str):
         raise InputError(f"suite example {data.get('id', '?')!r} has no label")
     metadata = dict(data.get("metadata") or {})
@@ -218,8 +232,9 @@ def _to_suite_example(
     if isinstance(raw_tags, str):
         raw_tags = [t for t in raw_tags.replace(";", ",").split(",") if t.strip()]
     tags = sorted({*(t.strip() for t in raw_tags), *workflow.slice_tags(text, metadata)})
-    explicit = data.get("slice")
-    if explicit:
+    if label == OUT_OF_SCOPE_LABEL:
+        which = SuiteSlice.OUT_OF_SCOPE
+    elif explicit:
         try:
             which = SuiteSlice(str(explicit).strip().lower())
         except ValueError:
@@ -229,6 +244,12 @@ def _to_suite_example(
             ) from None
     else:
         which = assign_slice(label, tags, metadata, preservation_labels)
+    if which is SuiteSlice.OUT_OF_SCOPE and label != OUT_OF_SCOPE_LABEL:
+        raise InputError(
+            f"suite example {data.get('id', '?')!r} is in the out_of_scope slice but has the "
+            f"label {label!r}; out-of-scope examples have no label (null or "
+            f"{OUT_OF_SCOPE_LABEL!r})"
+        )
     ex_id = str(data.get("id") or "sx_" + content_hash(normalize_text(text), label)[:16])
     return SuiteExample(id=ex_id, text=text, label=label, slice=which, tags=tags, metadata=metadata)
 
@@ -265,8 +286,13 @@ def freeze_suite(
             f"preservation_labels {unknown_pres} are not workflow labels; "
             f"allowed: {workflow.label_names}"
         )
+    if OUT_OF_SCOPE_LABEL in workflow.label_names:
+        raise InputError(
+            f"the workflow has a label named {OUT_OF_SCOPE_LABEL!r}, which suites reserve for "
+            f"out-of-scope examples; rename that label"
+        )
     items = [_to_suite_example(e, workflow, pres) for e in examples]
-    unknown = sorted({e.label for e in items} - set(workflow.label_names))
+    unknown = sorted({e.label for e in items} - {*workflow.label_names, OUT_OF_SCOPE_LABEL})
     if unknown:
         raise InputError(
             f"suite {name!r}: labels {unknown} are not in the workflow; add them "

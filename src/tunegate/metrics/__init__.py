@@ -14,8 +14,10 @@ accuracy difference; :func:`seed_summary` gives the spread over K seed runs;
 
 This package is tunegate's one numeric core: softmax and temperature scaling
 (:func:`softmax`, :func:`fit_temperature`, :func:`apply_temperature`, :func:`nll_loss`),
-normalized entropy, calibration error, macro-F1, seed spread and the statistical tests above
-are computed here and nowhere else (``tests/test_numeric_core.py`` checks it).
+normalized entropy, selective risk, the risk-coverage curve and its area (AURC), the
+fitting of routing thresholds (:func:`fit_route_threshold`), calibration error, macro-F1,
+seed spread and the statistical tests above are computed here and nowhere else
+(``tests/test_numeric_core.py`` checks it).
 """
 
 from __future__ import annotations
@@ -52,12 +54,21 @@ from tunegate.metrics._classification import (
 )
 from tunegate.metrics._registry import MetricSpec, metric_registry, register_metric
 from tunegate.metrics._selective import (
+    OUT_OF_SCOPE,
+    RiskCoverageCurve,
+    RouteThresholdFit,
+    aurc_rate,
     auto_route_mask,
     coverage_score,
+    fit_route_threshold,
     latency_p50_ms,
     latency_p95_ms,
     normalized_entropy,
+    oos_auto_rate,
+    risk_coverage_curve,
     selective_accuracy_score,
+    selective_risk_at_coverage,
+    selective_risk_rate,
 )
 from tunegate.metrics._stats import (
     McNemarResult,
@@ -71,6 +82,7 @@ from tunegate.metrics._trend import EXACT_MAX_N, TrendResult, mann_kendall, sens
 
 __all__ = [
     "EXACT_MAX_N",
+    "OUT_OF_SCOPE",
     "BinStrategy",
     "BootstrapResult",
     "Interval",
@@ -78,11 +90,14 @@ __all__ = [
     "MetricSpec",
     "PerClassReport",
     "ReliabilityCurve",
+    "RiskCoverageCurve",
+    "RouteThresholdFit",
     "SeedSummary",
     "TrendResult",
     "accuracy_score",
     "apply_temperature",
     "assign_bins",
+    "aurc_rate",
     "auto_route_mask",
     "bias_corrected_interval",
     "bin_edges",
@@ -94,6 +109,7 @@ __all__ = [
     "expected_calibration_error",
     "f1_from_confusion",
     "false_negative_rate",
+    "fit_route_threshold",
     "fit_temperature",
     "latency_p50_ms",
     "latency_p95_ms",
@@ -104,6 +120,7 @@ __all__ = [
     "nll_loss",
     "normalized_entropy",
     "one_sided_rate_increase_p",
+    "oos_auto_rate",
     "paired_bootstrap",
     "paired_mean_difference",
     "per_class_report",
@@ -112,8 +129,11 @@ __all__ = [
     "recall_per_class",
     "register_metric",
     "reliability_curve",
+    "risk_coverage_curve",
     "seed_summary",
     "selective_accuracy_score",
+    "selective_risk_at_coverage",
+    "selective_risk_rate",
     "sens_slope",
     "softmax",
 ]

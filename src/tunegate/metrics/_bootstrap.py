@@ -11,6 +11,26 @@ and Brier terms. Latency percentiles come from a bincount over latency ranks and
 sum. Every metric is then a few array operations on these tables; no Python loop runs per
 resample.
 
+Selective prediction: ``selective_risk`` (error rate among in-scope decisions routed
+``auto``), ``coverage`` and ``oos_auto_rate`` (share of out-of-scope examples, class id
+:data:`~tunegate.metrics.OUT_OF_SCOPE`, routed ``auto``) come from the same key table, where
+out-of-scope examples get their own "true class" row (they never count for accuracy, F1,
+calibration or Brier). ``aurc`` (area under the risk-coverage curve sorted by normalized
+entropy, :func:`~tunegate.metrics.aurc_rate`) and ``selective_risk_matched`` (the risk of the
+most confident ``c`` share of in-scope examples, ``c`` the baseline's full-sample coverage held
+fixed across resamples, :func:`~tunegate.metrics.selective_risk_at_coverage`) need the order
+of the examples: a second bincount over (resample, group, entropy step, right/wrong/out of
+scope) gives per-resample step tables, and AURC follows in closed form from harmonic numbers
+(:func:`~tunegate.metrics._selective.aurc_from_steps`): still no Python loop per resample,
+one more pass over the (B, n) index matrix. To keep that pass cheap, resamples read the curve
+over at most :data:`CURVE_STEPS` (2048) entropy steps: neighbouring distinct entropies are
+merged into one tied step (ties are spread evenly, so this smooths the curve within a step of
+at most n/2048 examples). Point estimates use every distinct entropy and equal
+:func:`~tunegate.metrics.aurc_rate` exactly.
+
+Each model is routed with its own threshold (``clarify_threshold`` for A,
+``clarify_threshold_b`` for B when given): a version's fitted threshold is part of the model.
+
 Intervals are bias-corrected percentile (BC) intervals (:func:`bias_corrected_interval`),
 for every metric, model and difference alike, and every reported interval contains its point
 estimate. Why BC: the plug-in ECE (and macro-F1, a ratio, a latency percentile) is biased
@@ -37,8 +57,13 @@ import numpy.typing as npt
 from tunegate.errors import InputError
 from tunegate.metrics._calibration import BinStrategy, assign_bins, bin_edges, per_example_brier
 from tunegate.metrics._classification import f1_from_confusion
-from tunegate.metrics._selective import auto_route_mask
-from tunegate.metrics._validation import check_latency, check_mask, check_proba
+from tunegate.metrics._selective import (
+    aurc_from_steps,
+    auto_route_mask,
+    normalized_entropy,
+    risk_at_coverage_from_steps,
+)
+from tunegate.metrics._validation import OUT_OF_SCOPE, check_latency, check_mask, check_proba
 
 __all__ = [
     "BootstrapResult",
@@ -59,9 +84,16 @@ SCALAR_METRICS = (
     "brier_score_loss",
     "selective_accuracy",
     "coverage",
+    "selective_risk",
+    "aurc",
+    "selective_risk_matched",
+    "oos_auto_rate",
 )
 PER_CLASS_METRICS = ("precision", "recall", "fnr")
 LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms")
+CURVE_STEPS = 2048
+"""Resamples read the risk-coverage curve over at most this many entropy steps (neighbouring
+distinct entropies merged into one tied step); point estimates use every distinct value."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +196,10 @@ class _Model:
     brier: FloatArray  # (n,) per-example Brier term
     lat_rank: IntArray | None  # (n,) index into lat_values
     lat_values: FloatArray | None  # (u,) sorted distinct latencies
+    h_key3: IntArray  # (n,) 3 * (group * n_h + entropy rank) + (0 right, 1 wrong, 2 oos)
+    n_h: int  # distinct normalized entropies
+    h_key3_coarse: IntArray  # the same over at most CURVE_STEPS entropy steps (resamples)
+    n_h_coarse: int
 
 
 def _prepare(
@@ -178,12 +214,20 @@ def _prepare(
     latency: Any,
 ) -> _Model:
     k = proba.shape[1]
+    ky = _true_rows(y, k)
+    oos = y == OUT_OF_SCOPE
+    yk = np.where(oos, k, y)
     pred = proba.argmax(axis=1)
     conf = proba.max(axis=1)
     auto = auto_route_mask(proba, clarify_threshold=clarify_threshold, escalate=escalate)
     bins = assign_bins(conf, bin_edges(conf, n_bins=n_bins, strategy=strategy))
-    key = (((group * 2 + auto.astype(np.intp)) * k + y) * k + pred) * n_bins + bins
+    key = (((group * 2 + auto.astype(np.intp)) * ky + yk) * k + pred) * n_bins + bins
     gap = conf - (pred == y).astype(np.float64)
+    h_values, h_rank = np.unique(normalized_entropy(proba), return_inverse=True)
+    outcome = np.where(oos, 2, (pred != y).astype(np.intp))
+    h_rank = h_rank.reshape(-1)
+    n_coarse = min(int(h_values.size), CURVE_STEPS)
+    coarse = h_rank * n_coarse // h_values.size  # monotone: merges neighbouring steps
     lat_rank = lat_values = None
     if latency is not None:
         lat = check_latency(latency)
@@ -191,7 +235,63 @@ def _prepare(
             raise InputError(f"latency has {lat.size} values but there are {y.size} examples")
         lat_values, lat_rank = np.unique(lat, return_inverse=True)
         lat_rank = lat_rank.astype(np.intp)
-    return _Model(key.astype(np.intp), gap, per_example_brier(y, proba), lat_rank, lat_values)
+    brier = np.where(oos, 0.0, per_example_brier(np.where(oos, 0, y), proba))
+    return _Model(
+        key.astype(np.intp),
+        gap,
+        brier,
+        lat_rank,
+        lat_values,
+        ((group * h_values.size + h_rank.reshape(-1)) * 3 + outcome).astype(np.intp),
+        int(h_values.size),
+        ((group * n_coarse + coarse) * 3 + outcome).astype(np.intp),
+        n_coarse,
+    )
+
+
+def _true_rows(y: IntArray, k: int) -> int:
+    """Rows of the "true class" axis of the key: ``k``, plus one for out-of-scope examples."""
+    return k + 1 if bool(np.any(y == OUT_OF_SCOPE)) else k
+
+
+def _curve_stats(
+    model: _Model,
+    idx: IntArray | None,
+    member: npt.NDArray[np.bool_],
+    names: list[str],
+    matched: Mapping[str, float],
+) -> dict[str, dict[str, FloatArray]]:
+    """``aurc`` and ``selective_risk_matched`` per subset for R resamples (R=1 without
+    ``idx``): per-step counts and errors from one weighted bincount per table."""
+    key3, n_h = model.h_key3_coarse, model.n_h_coarse
+    if idx is None:
+        idx = np.arange(model.h_key3.size, dtype=np.intp)[None, :]
+        key3, n_h = model.h_key3, model.n_h
+    r = idx.shape[0]
+    g = member.shape[0]
+    size = g * n_h
+    # one integer bincount: key * 3 + (0 right, 1 wrong, 2 out of scope)
+    keys = np.take(key3, idx)
+    keys += (np.arange(r, dtype=np.intp) * (3 * size))[:, None]
+    table = np.bincount(keys.ravel(), minlength=r * size * 3).reshape(r, g, n_h, 3)
+    errs3 = table[..., 1].astype(np.float64)
+    count3 = errs3 + table[..., 0]
+    out: dict[str, dict[str, FloatArray]] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for s, name in enumerate(names):
+            groups = np.flatnonzero(member[:, s])
+            c = count3[:, groups].sum(axis=1)
+            e = errs3[:, groups].sum(axis=1)
+            cover = matched.get(name, float("nan"))
+            out[name] = {
+                "aurc": aurc_from_steps(c, e),
+                "selective_risk_matched": (
+                    risk_at_coverage_from_steps(c, e, cover)
+                    if np.isfinite(cover) and cover > 0
+                    else np.full(r, np.nan)
+                ),
+            }
+    return out
 
 
 def _tables(
@@ -246,16 +346,21 @@ def _stats(
 ) -> dict[str, dict[str, FloatArray]]:
     r = counts.shape[0]
     g = member.shape[0]
-    shape = (r, g, 2, k, k, n_bins)
-    c6 = counts.reshape(shape)
-    gap6 = gaps.reshape(shape)
-    bri = briers.reshape(r, g, -1).sum(axis=2)  # (r, g)
+    ky = counts.shape[1] // (g * 2 * k * n_bins)  # k, or k + 1 with out-of-scope examples
+    shape = (r, g, 2, ky, k, n_bins)
+    c_all = counts.reshape(shape)
+    c6 = c_all[:, :, :, :k]
+    gap6 = gaps.reshape(shape)[:, :, :, :k]
+    bri = briers.reshape(r, g, -1).sum(axis=2)  # (r, g); out-of-scope terms are 0
     weights = member.astype(np.float64)  # (g, s)
     out: dict[str, dict[str, FloatArray]] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         c_auto = np.einsum("rgaijb,gs->sraij", c6, weights)  # (s, r, 2, k, k)
         gap_bin = np.einsum("rgaijb,gs->srb", gap6, weights)  # (s, r, n_bins)
         bri_s = bri @ weights  # (r, s)
+        oos_route = np.zeros((len(names), r, 2))
+        if ky > k:  # out-of-scope examples: (s, r, 2) routed clarify/auto
+            oos_route = np.einsum("rgaijb,gs->sra", c_all[:, :, :, k:], weights)
         for s, name in enumerate(names):
             cm = c_auto[s].sum(axis=1)  # (r, k, k)
             n_s = cm.sum(axis=(1, 2))
@@ -271,7 +376,10 @@ def _stats(
                 "brier_score_loss": bri_s[:, s] / n_s,
                 "selective_accuracy": np.trace(auto_cm, axis1=1, axis2=2) / n_auto,
                 "coverage": n_auto / n_s,
+                "selective_risk": 1.0 - np.trace(auto_cm, axis1=1, axis2=2) / n_auto,
             }
+            if ky > k:  # only with out-of-scope examples in the data
+                res["oos_auto_rate"] = oos_route[s][:, 1] / oos_route[s].sum(axis=1)
             precision = np.where(predicted > 0, tp / predicted, np.nan)
             recall = np.where(support > 0, tp / support, np.nan)
             for c in range(k):
@@ -291,6 +399,7 @@ def paired_bootstrap(
     latency_a: Any = None,
     latency_b: Any = None,
     clarify_threshold: float = 0.5,
+    clarify_threshold_b: float | None = None,
     escalate: Mapping[int, float] | None = None,
     n_bins: int = 15,
     strategy: BinStrategy = "uniform",
@@ -303,12 +412,16 @@ def paired_bootstrap(
     """Bootstrap every metric of model A (and B, and B - A) on the same resampled examples.
 
     Args:
-        y_true: (n,) true class ids.
+        y_true: (n,) true class ids; :data:`~tunegate.metrics.OUT_OF_SCOPE` (-1) marks an
+            out-of-scope example (left out of every metric but ``oos_auto_rate``).
         proba_a, proba_b: (n, k) probabilities of two models on the same examples (B optional).
         subsets: name -> boolean (n,) mask of a slice (may overlap); ``overall`` is added.
         latency_a, latency_b: optional (n,) per-example latencies in milliseconds.
         clarify_threshold, escalate: the routing policy that defines selective accuracy and
-            coverage (see :func:`~tunegate.metrics.auto_route_mask`).
+            risk, coverage and ``oos_auto_rate`` (see
+            :func:`~tunegate.metrics.auto_route_mask`).
+        clarify_threshold_b: model B's own threshold (default: ``clarify_threshold``), so
+            each model is routed with the threshold of its version.
         n_bins, strategy: calibration bins (see :func:`expected_calibration_error`).
         n_resamples: B, the number of bootstrap resamples.
         confidence: level of the bias-corrected intervals (see
@@ -317,11 +430,11 @@ def paired_bootstrap(
         max_chunk_elements: resamples are drawn in chunks of at most this many indices.
         keep_samples: also return the raw per-resample values.
     """
-    t, pa = check_proba(y_true, proba_a)
+    t, pa = check_proba(y_true, proba_a, allow_out_of_scope=True)
     n, k = pa.shape
     pb = None
     if proba_b is not None:
-        _, pb = check_proba(t, proba_b)
+        _, pb = check_proba(t, proba_b, allow_out_of_scope=True)
         if pb.shape != pa.shape:
             raise InputError(
                 f"proba_a has shape {pa.shape} but proba_b has {pb.shape}; "
@@ -342,27 +455,45 @@ def paired_bootstrap(
     uniq, group = np.unique(membership, axis=0, return_inverse=True)
     group = group.reshape(-1).astype(np.intp)
     member = uniq.astype(np.bool_)  # (g, s)
-    n_keys = member.shape[0] * 2 * k * k * n_bins
+    n_keys = member.shape[0] * 2 * _true_rows(t, k) * k * n_bins
 
-    common = {
-        "n_bins": n_bins,
-        "strategy": strategy,
-        "clarify_threshold": clarify_threshold,
-        "escalate": escalate,
+    common = {"n_bins": n_bins, "strategy": strategy, "escalate": escalate}
+    models = {
+        "a": _prepare(
+            t,
+            pa,
+            group,
+            latency=latency_a,
+            clarify_threshold=clarify_threshold,
+            **common,  # type: ignore[arg-type]
+        )
     }
-    models = {"a": _prepare(t, pa, group, latency=latency_a, **common)}  # type: ignore[arg-type]
     if pb is not None:
-        models["b"] = _prepare(t, pb, group, latency=latency_b, **common)  # type: ignore[arg-type]
+        thr_b = clarify_threshold if clarify_threshold_b is None else clarify_threshold_b
+        models["b"] = _prepare(
+            t,
+            pb,
+            group,
+            latency=latency_b,
+            clarify_threshold=thr_b,
+            **common,  # type: ignore[arg-type]
+        )
+    matched: dict[str, float] = {}
 
     def evaluate(idx: IntArray | None) -> dict[str, dict[str, dict[str, FloatArray]]]:
         res = {}
         for tag, model in models.items():
             stats = _stats(*_tables(model, idx, n_keys), member, names, k, n_bins)
+            for s, curve in _curve_stats(model, idx, member, names, matched).items():
+                stats[s].update(curve)
             if model.lat_rank is not None:
                 stats["overall"].update(_latency(model, idx, n))
             res[tag] = stats
         return res
 
+    point = evaluate(None)
+    # the baseline's full-sample coverage per subset, held fixed across resamples
+    matched.update({s: float(point["a"][s]["coverage"][0]) for s in names})
     point = evaluate(None)
     chunk = max(1, min(n_resamples, max_chunk_elements // max(n, n_keys)))
     rng = np.random.Generator(np.random.SFC64(seed))

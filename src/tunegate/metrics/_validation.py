@@ -10,6 +10,7 @@ import numpy.typing as npt
 from tunegate.errors import InputError
 
 __all__ = [
+    "OUT_OF_SCOPE",
     "check_confidence",
     "check_labels",
     "check_latency",
@@ -26,8 +27,11 @@ BoolArray = npt.NDArray[np.bool_]
 
 _ROW_SUM_TOL = 1e-4
 
+OUT_OF_SCOPE = -1
+"""The class id of an out-of-scope example (no valid label among the workflow's labels)."""
 
-def _as_class_ids(values: Any, name: str) -> IntArray:
+
+def _as_class_ids(values: Any, name: str, *, allow_out_of_scope: bool = False) -> IntArray:
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise InputError(
@@ -48,6 +52,8 @@ def _as_class_ids(values: Any, name: str) -> IntArray:
                 f"{name} must hold integer class ids 0..k-1, got dtype {arr.dtype}; "
                 f"map label names to their index in the workflow's label order"
             )
+    if allow_out_of_scope and arr.min() == OUT_OF_SCOPE:
+        return arr.astype(np.intp, copy=False)
     if arr.min() < 0:
         raise InputError(
             f"{name} holds negative class ids (min {int(arr.min())}); class ids are 0..k-1"
@@ -76,9 +82,12 @@ def check_labels(
     return t, p, int(n_classes)
 
 
-def check_proba(y_true: Any, proba: Any) -> tuple[IntArray, FloatArray]:
-    """Validate labels and an ``(n, k)`` probability matrix whose rows sum to 1."""
-    t = _as_class_ids(y_true, "y_true")
+def check_proba(
+    y_true: Any, proba: Any, *, allow_out_of_scope: bool = False
+) -> tuple[IntArray, FloatArray]:
+    """Validate labels and an ``(n, k)`` probability matrix whose rows sum to 1
+    (``allow_out_of_scope``: ``y_true`` may also hold :data:`OUT_OF_SCOPE`)."""
+    t = _as_class_ids(y_true, "y_true", allow_out_of_scope=allow_out_of_scope)
     p = np.asarray(proba, dtype=np.float64)
     if p.ndim != 2:
         raise InputError(f"proba must be a 2-D (n, k) array, got shape {p.shape}")

@@ -27,7 +27,19 @@ def load_model_version(
     This is the one loader of registered versions: the service, ``tunegate classify`` and the
     pipelines build champions and candidates through it
     (:func:`tunegate.serving.load_champion` for the champion alias).
+
+    A version with a fitted routing threshold (``mv.clarify_threshold``) gets it as the
+    classifier's ``clarify_threshold`` attribute: :func:`tunegate.evaluate.run_eval` and
+    :class:`tunegate.serving.TicketClassifier` route with it instead of the workflow's.
     """
+    clf = _build(mv, workflow, store)
+    if mv.clarify_threshold is not None:
+        # the version's fitted routing threshold: read by run_eval and TicketClassifier
+        setattr(clf, "clarify_threshold", mv.clarify_threshold)  # noqa: B010
+    return clf
+
+
+def _build(mv: ModelVersion, workflow: Workflow, store: Store | None) -> Classifier:
     from tunegate.config import RuleSpec
     from tunegate.lora.classifier import LoraClassifier
     from tunegate.models._knn import KNNClassifier

@@ -24,7 +24,9 @@ class TicketClassifier:
 
     ``version`` is written into ``Decision.model_version`` (None: the classifier's own
     version, or a hash of rules and model when the workflow has rules). ``store`` None means
-    decide without logging.
+    decide without logging. Decisions are routed with the classifier's ``clarify_threshold``
+    attribute when it has one (a registered version's fitted threshold, set by
+    :func:`tunegate.models.load_model_version`), else ``workflow.routing.clarify_threshold``.
     """
 
     def __init__(
@@ -37,6 +39,10 @@ class TicketClassifier:
     ) -> None:
         from tunegate.models import Router
 
+        threshold = getattr(classifier, "clarify_threshold", None)
+        if threshold is not None:
+            routing = workflow.routing.model_copy(update={"clarify_threshold": float(threshold)})
+            workflow = workflow.model_copy(update={"routing": routing})
         self.workflow = workflow
         self.classifier = classifier
         self.store = store

@@ -30,6 +30,9 @@ class AliasEvent:
     at: datetime
 
 
+_OPTIONAL_ROUTING = ("clarify_threshold", "routing_fit")
+
+
 def _payload_hash(payload: Any) -> str:
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -42,7 +45,15 @@ class ModelsMixin(StoreCore):
         """Register a model version; saving the same version again is a no-op (a different
         status is applied), different content under the same id is an :class:`InputError`."""
         payload = mv.model_dump(mode="json")
-        digest = _payload_hash({k: v for k, v in payload.items() if k != "status"})
+        # routing fields left at None stay out of the digest: versions stored before they
+        # existed keep their hash
+        digest = _payload_hash(
+            {
+                k: v
+                for k, v in payload.items()
+                if k != "status" and not (k in _OPTIONAL_ROUTING and v is None)
+            }
+        )
         row = {
             "id": mv.id,
             "kind": mv.kind.value,
