@@ -277,3 +277,33 @@ def test_real_encoder_learns_and_is_calibrated(
         np.mean([wf.label_names[i] == e.label for i, e in zip(proba.argmax(1), test, strict=True)])
     )
     assert acc >= 0.8
+
+
+def test_a_fine_tune_fits_its_own_routing_threshold(
+    tiny: str, wf: Workflow, tmp_path: Path
+) -> None:
+    """With ``routing.target_clarify_rate`` the version's threshold is fitted on its calibrated
+    held-out probabilities, recorded in the manifest, registered with the version, and used
+    by the classifier; without a target the workflow's global threshold stays in charge."""
+    from tunegate.store import Store
+    from tunegate.train import register_adapter
+
+    routing = wf.routing.model_copy(update={"target_clarify_rate": 0.25})
+    fitted_wf = wf.model_copy(update={"routing": routing})
+    data = toy_examples(12)
+    out = finetune(data, fitted_wf, tmp_path / "a", seed=1, base_model=tiny, epochs=2)
+    m = read_manifest(out)
+    threshold = m.metrics["clarify_threshold"]
+    fit = m.metrics["routing_fit"]
+    assert fit["target"] == "clarify_rate" and fit["target_value"] == 0.25
+    assert fit["clarify_rate"] <= 0.25 and fit["n"] > 0 and 0.0 <= threshold <= 1.0
+    clf = LoraClassifier.load(out)
+    assert clf.clarify_threshold == threshold
+    store = Store("sqlite://")
+    mv = register_adapter(store, out)
+    assert mv.clarify_threshold == threshold and mv.routing_fit == fit
+    assert store.get_model_version(mv.id).clarify_threshold == threshold
+
+    plain = finetune(data, wf, tmp_path / "b", seed=1, base_model=tiny, epochs=2)
+    assert "clarify_threshold" not in read_manifest(plain).metrics
+    assert LoraClassifier.load(plain).clarify_threshold is None

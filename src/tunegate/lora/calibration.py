@@ -2,6 +2,12 @@
 
 The temperature is fitted by :func:`tunegate.train.fit_temperature`; ECE and macro-F1 come
 from :mod:`tunegate.metrics`. The figures go into the manifest's ``metrics``.
+
+When the workflow sets ``routing.target_clarify_rate`` or ``routing.target_risk``, the
+version's own routing threshold is fitted here too, on the calibrated probabilities of the
+same rows as the temperature (:func:`tunegate.metrics.fit_route_threshold`): the manifest's
+``metrics["clarify_threshold"]`` and ``metrics["routing_fit"]``, which
+:func:`tunegate.train.register_adapter` copies onto the ModelVersion.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from tunegate.lora.state import TrainingState, load_trainable
 from tunegate.metrics import (
     apply_temperature,
     expected_calibration_error,
+    fit_route_threshold,
     fit_temperature,
     macro_f1_score,
     nll_loss,
@@ -69,7 +76,18 @@ def calibrate(
         # scalar, but on a few hundred tickets the calibration split alone is too small to fit
         # it stably (validation only chose the epoch; the figures below stay on calibration).
         fit_rows = [*splits.calibration, *splits.validation]
-        temperature = fit_temperature(logits_of(fit_rows), run.y[fit_rows])
+        fit_logits = logits_of(fit_rows)
+        temperature = fit_temperature(fit_logits, run.y[fit_rows])
+        routing = run.workflow.routing
+        if routing.target_clarify_rate is not None or routing.target_risk is not None:
+            fit = fit_route_threshold(
+                apply_temperature(fit_logits, temperature),
+                run.y[fit_rows],
+                target_clarify_rate=routing.target_clarify_rate,
+                target_risk=routing.target_risk,
+            )
+            metrics["clarify_threshold"] = fit.threshold
+            metrics["routing_fit"] = {**fit.to_dict(), "rows": "calibration+validation"}
         metrics.update(
             {
                 "cal_accuracy": float((cal_logits.argmax(axis=1) == y_cal).mean()),

@@ -105,6 +105,9 @@ class LoraClassifier:
         self.manifest = manifest
         self.labels = list(manifest.labels)
         self.temperature = manifest.temperature
+        fitted = manifest.metrics.get("clarify_threshold")
+        self.clarify_threshold: float | None = None if fitted is None else float(fitted)
+        """The routing threshold fitted at training time (None: the workflow's)."""
         self.version = version
         self.batch_size = batch_size
         self.base_model = base_model

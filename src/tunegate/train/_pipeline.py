@@ -81,6 +81,8 @@ def register_adapter(
             **(config or {}),
         },
         parent=parent if parent is not None else registry.champion(),
+        clarify_threshold=manifest.metrics.get("clarify_threshold"),
+        routing_fit=manifest.metrics.get("routing_fit"),
     )
     try:
         existing: ModelVersion = store.get_model_version(mv.id)
