@@ -23,7 +23,13 @@ from tunegate.demo._result import StepTiming, console_summary, gap_headline
 from tunegate.evaluate import compare_runs
 from tunegate.evaluate._run import evaluation_metrics
 from tunegate.records import EvalRun, EvalSuite
-from tunegate.report import change_phrase, counts_phrase, demo_report_html, line_chart
+from tunegate.report import (
+    change_phrase,
+    counts_phrase,
+    demo_report_html,
+    demo_summary_markdown,
+    line_chart,
+)
 
 DUMP = re.compile(r"\{'|\[\{|\{\"|': ")
 """What a Python dict or list-of-dicts repr looks like in text."""
@@ -326,6 +332,12 @@ def test_decision_names_a_failed_rule_and_the_promotion_refused(
     heading, text = _sections(html)[0]
     assert heading == "Decision: FAIL, not promoted"
     assert "median latency rose by 31%" in text and "only a passing verdict promotes" in text
+    md = demo_summary_markdown(demo)
+    md_lines = md.split("\n")
+    assert md_lines[2] == "## Decision"
+    assert md_lines[4].startswith("- Verdict: FAIL for mv_cand against mv_champ: 1 of 5 rules")
+    assert md_lines[5].startswith("- Promotion: not promoted")
+    assert next(iter(demo.to_dict())) == "decision"
     lines = console_summary(demo)
     first = [line for line in lines if line.strip()]
     assert first[0] == "[bold]Decision[/bold]"

@@ -118,6 +118,7 @@ class DemoResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "decision": self.decision_lines(),
             "out_dir": str(self.out_dir),
             "champion_version": self.champion_version,
             "candidate_version": self.candidate_version,
@@ -135,7 +136,6 @@ class DemoResult:
             "sweep": self.sweep,
             "verdict": self.verdict,
             "promoted": self.promoted,
-            "decision": self.decision_lines(),
             "monitor": self.monitor,
             "shift": self.shift,
             "next_gap": self.next_gap,

@@ -593,7 +593,8 @@ def demo_summary_markdown(demo: DemoResult, key_table_markdown: str = "") -> str
     """The demo's Markdown summary (``key_table_markdown``: the before/after table)."""
     gate = demo.gate
     gap = demo.next_gap
-    md = ["# tunegate demo summary", ""]
+    md = ["# tunegate demo summary", "", "## Decision", ""]
+    md += [f"- {line}" for line in demo.decision_lines()] + [""]
     if demo.table:
         md += ["## Before and after", "", key_table_markdown, ""]
     md += [
@@ -616,8 +617,6 @@ def demo_summary_markdown(demo: DemoResult, key_table_markdown: str = "") -> str
         md_table(["kind", "verdict"], [[a["kind"], a["outcome"]] for a in demo.attempts]),
         "",
     ]
-    if demo.verdict:
-        md += ["## Verdict", "", f"**{demo.verdict['outcome']}**; promoted: {demo.promoted}", ""]
     md += [
         "## Monitoring",
         "",
