@@ -76,7 +76,7 @@ class DemoResult:
         champ, cand = self.champion_version, self.candidate_version or "none"
         if not self.verdict:
             lines = [
-                "Verdict: none: no candidate was trained because the fine-tuning gate stayed "
+                "Verdict: none; no candidate was trained because the fine-tuning gate stayed "
                 f"closed ({self.gate.get('message', 'see the gate')})",
                 f"Promotion: not promoted; {champ} stays champion",
             ]
@@ -114,6 +114,8 @@ class DemoResult:
             )
         elif after and alert:
             lines.append(f"After the VPN-client shift: a trigger fired; {after} is still champion")
+        elif after:
+            lines.append(f"After the VPN-client shift: no trigger fired; {after} is still champion")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
