@@ -160,7 +160,7 @@ def _leakage_html(ds: dict[str, Any]) -> Html:
         + ".</p>",
         f"<p>Duplicates within the training data: <b>{esc(dedup.get('exact_removed', 0))}</b> "
         f"exact and <b>{esc(dedup.get('near_removed', 0))}</b> near-duplicates{esc(by)} removed "
-        f"(the newest copy kept); {esc(dedup.get('label_conflicts', 0))} of them carried a "
+        f"(one copy of each kept); {esc(dedup.get('label_conflicts', 0))} of them carried a "
         "different label from the copy kept.</p>",
     ]
     leak_rows = leak.get("examples", []) or []
