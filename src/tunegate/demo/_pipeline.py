@@ -41,12 +41,13 @@ from tunegate.demo._result import (
     DemoResult,
     Steps,
     attempt_dict,
+    console_summary,
     gap_headline,
     override_lines,
     share,
     verdict_dict,
 )
-from tunegate.demo._table import KeyRow, key_table, render_key_table
+from tunegate.demo._table import KeyRow, key_table
 from tunegate.errors import TunegateError
 from tunegate.records import EvalRun, EvalSuite, ModelKind, ModelVersion, Verdict, VerdictOutcome
 
@@ -562,7 +563,6 @@ def run_demo(
     (out / "result.json").write_text(
         json.dumps(demo.to_dict(), indent=2, default=str), encoding="utf-8"
     )
-    if rows:
-        say("\n" + render_key_table(rows))
-    say(f"\nreport: {demo.report_html}\nsummary: {demo.summary_md}")
+    for line in console_summary(demo):
+        say(line)
     return demo

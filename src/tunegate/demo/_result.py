@@ -9,14 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunegate.demo._table import KeyRow
+from rich.markup import escape
+
+from tunegate.demo._table import KeyRow, render_key_table
 from tunegate.records import Attempt, Verdict
+from tunegate.report import counts_phrase
 
 __all__ = [
     "DemoResult",
     "StepTiming",
     "Steps",
     "attempt_dict",
+    "console_summary",
     "gap_headline",
     "override_lines",
     "share",
@@ -59,8 +63,64 @@ class DemoResult:
     report_html: Path | None = None
     summary_md: Path | None = None
 
+    @property
+    def outcome(self) -> str:
+        """The verdict on the candidate (``pass``, ``fail`` or ``inconclusive``), or ``none``
+        when no candidate was judged (the fine-tuning gate stayed closed)."""
+        return str(self.verdict["outcome"]) if self.verdict else "none"
+
+    def decision_lines(self) -> list[str]:
+        """The decision in plain words, first in the console summary and the report: the
+        verdict with the rules that did not pass, whether the candidate was promoted and why,
+        and who is champion after the monitored weeks."""
+        champ, cand = self.champion_version, self.candidate_version or "none"
+        if not self.verdict:
+            lines = [
+                "Verdict: none; no candidate was trained because the fine-tuning gate stayed "
+                f"closed ({self.gate.get('message', 'see the gate')})",
+                f"Promotion: not promoted; {champ} stays champion",
+            ]
+        else:
+            rules = self.verdict.get("rules", [])
+            missed = [r for r in rules if r.get("outcome") != "pass"]
+            why = (
+                f"all {len(rules)} rules passed"
+                if not missed
+                else f"{len(missed)} of {len(rules)} rules did not pass: "
+                + "; ".join(f"{r['rule']} {r['outcome']} ({r.get('message', '')})" for r in missed)
+            )
+            lines = [f"Verdict: {self.outcome.upper()} for {cand} against {champ}: {why}"]
+            if self.promoted:
+                lines.append(
+                    f"Promotion: promoted {cand} to champion because the verdict passed; "
+                    f"{champ} kept for rollback"
+                )
+            else:
+                reason = (
+                    "only a passing verdict promotes"
+                    if self.outcome != "pass"
+                    else "the promotion was refused"
+                )
+                lines.append(
+                    f"Promotion: not promoted: the verdict was {self.outcome.upper()} and "
+                    f"{reason}; {champ} stays champion"
+                )
+        after = self.shift.get("champion_after") if self.shift else None
+        alert = self.shift.get("alert") if self.shift else None
+        if after and self.promoted and after != self.candidate_version:
+            lines.append(
+                f"After the VPN-client shift: a rollback trigger fired and {after} is champion "
+                "again"
+            )
+        elif after and alert:
+            lines.append(f"After the VPN-client shift: a trigger fired; {after} is still champion")
+        elif after:
+            lines.append(f"After the VPN-client shift: no trigger fired; {after} is still champion")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "decision": self.decision_lines(),
             "out_dir": str(self.out_dir),
             "champion_version": self.champion_version,
             "candidate_version": self.candidate_version,
@@ -131,9 +191,19 @@ def gap_headline(gap: dict[str, Any]) -> str:
     grams = ", ".join(str(g.get("ngram", g.get("term", ""))) for g in gap.get("r2_ngrams", [])[:5])
     return (
         f"{k} of {n} decisions still corrected ({k / n:.1%}); by reason "
-        f"{gap.get('by_reason', {})}; most common: {pairs or 'none'}"
+        f"{counts_phrase(gap.get('by_reason'))}; most common: {pairs or 'none'}"
         + (f"; over-represented in remaining R2 overrides: {grams}" if grams else "")
     )
+
+
+def console_summary(demo: DemoResult) -> list[str]:
+    """The demo's final console summary: the decision first (verdict, promotion, champion
+    after monitoring), then the before/after table, then where the reports are."""
+    out = ["", "[bold]Decision[/bold]", *(f"  {escape(line)}" for line in demo.decision_lines())]
+    if demo.table:
+        out += ["", render_key_table(demo.table)]
+    out += ["", f"report: {demo.report_html}", f"summary: {demo.summary_md}"]
+    return out
 
 
 def share(x: float | None) -> str:

@@ -31,6 +31,7 @@ from tunegate.report._svg import (
     line_chart,
     reliability_diagram,
 )
+from tunegate.report._words import change_phrase, counts_phrase
 
 __all__ = [
     "PALETTE",
@@ -40,8 +41,10 @@ __all__ = [
     "StackedBarChart",
     "badge",
     "bar_chart",
+    "change_phrase",
     "comparison_html",
     "confusion_heatmap",
+    "counts_phrase",
     "demo_report_html",
     "demo_summary_markdown",
     "esc",

@@ -12,6 +12,7 @@ from tunegate.report._evaluation import verdict_section
 from tunegate.report._html import Html, Section, badge, esc, page, table
 from tunegate.report._markdown import md_table
 from tunegate.report._svg import bar_chart, line_chart, reliability_diagram
+from tunegate.report._words import change_phrase, counts_phrase
 
 if TYPE_CHECKING:
     from tunegate.demo import DemoResult, KeyRow
@@ -28,6 +29,200 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
+_TOP = 10
+"""Rows shown in the report's example tables (the full lists are in ``result.json``)."""
+
+
+def _excerpt(text: object, n: int = 90) -> str:
+    t = " ".join(str(text or "").split())
+    return t if len(t) <= n else t[: n - 1].rstrip() + "…"
+
+
+def _count_table(counts: Any, key: str, value: str = "examples") -> Html:
+    if not isinstance(counts, dict) or not counts:
+        return Html("")
+    return table([key, value], [[k, v] for k, v in counts.items()])
+
+
+def _target_slice(t: dict[str, Any]) -> str:
+    if t.get("slice"):
+        return str(t["slice"])
+    return f"not {t['not_slice']}" if t.get("not_slice") else "any"
+
+
+def _dataset_html(ds: dict[str, Any]) -> Html:
+    """Size and make-up of the training set and its data targets, as tables."""
+    m = ds.get("manifest", {}) or {}
+    dropped = m.get("dropped", {}) or {}
+    parts = [
+        f"<p>Dataset <code>{esc(str(ds.get('hash', ''))[:16])}</code>: "
+        f"<b>{esc(m.get('n_examples', 'n/a'))}</b> training examples "
+        f"({esc(m.get('n_new', 'n/a'))} new, {esc(m.get('n_replay', 'n/a'))} replayed from a "
+        f"pool of {esc(m.get('replay_pool', 'n/a'))} correctly handled historical tickets); "
+        f"{esc(m.get('gathered', 'n/a'))} gathered, {esc(m.get('rejected', 'n/a'))} rejected "
+        "in review"
+        + (f"; dropped afterwards: {esc(counts_phrase(dropped))}" if dropped else "")
+        + ".</p>"
+    ]
+    figs = [
+        _count_table(m.get("per_class"), "class"),
+        _count_table(m.get("per_source"), "source"),
+        _count_table(m.get("per_slice"), "slice"),
+    ]
+    parts.append('<div class="figs">' + "".join(f for f in figs if f) + "</div>")
+    targets = ds.get("targets", []) or []
+    if targets:
+        parts.append(
+            table(
+                ["data target", "class", "slice", "have", "need", "status"],
+                [
+                    [
+                        t.get("name"),
+                        t.get("label"),
+                        _target_slice(t),
+                        t.get("have"),
+                        t.get("need"),
+                        badge("pass") if t.get("ok") else badge("fail"),
+                    ]
+                    for t in targets
+                ],
+                caption="Reviewed examples against the workflow's data targets",
+            )
+        )
+    return Html("".join(parts))
+
+
+def _label_quality_html(issues: dict[str, Any]) -> Html:
+    """Confident-learning flags: how many of how many, per given label, and the top flagged
+    examples (given vs suggested label, self-confidence)."""
+    if not issues:
+        return Html("<p>No label-quality check ran.</p>")
+    flagged_rows = issues.get("issues", []) or []
+    n_flagged = issues.get("n_flagged", issues.get("flagged", len(flagged_rows)))
+    n = issues.get("n_examples")
+    share_text = (
+        f" ({n_flagged / n:.1%})" if isinstance(n, int) and n and isinstance(n_flagged, int) else ""
+    )
+    parts = [
+        f"<p><b>{esc(n_flagged)}</b> of {esc(n if n is not None else 'n/a')} training examples "
+        f"flagged{esc(share_text)} by confident learning"
+        + (
+            f" on {esc(issues['n_folds'])}-fold out-of-fold probabilities "
+            f"(out-of-fold accuracy {_fmt(issues.get('oof_accuracy'))})"
+            if issues.get("n_folds")
+            else ""
+        )
+        + "; flagged examples go to review and the demo's reviewer drops them from training."
+        "</p>"
+    ]
+    per_label = issues.get("flagged_per_given_label") or {}
+    if per_label:
+        parts.append(table(["given label", "flagged"], [[k, v] for k, v in per_label.items()]))
+    if flagged_rows:
+        ranked = sorted(flagged_rows, key=lambda i: i.get("self_confidence", 1.0))[:_TOP]
+        parts.append(
+            table(
+                ["id", "text", "given label", "suggested label", "self-confidence"],
+                [
+                    [
+                        i.get("id"),
+                        _excerpt(i.get("text")),
+                        i.get("given_label"),
+                        i.get("suggested_label"),
+                        _fmt(i.get("self_confidence")),
+                    ]
+                    for i in ranked
+                ],
+                caption=(
+                    f"The {len(ranked)} most suspicious of {len(flagged_rows)} flagged examples "
+                    "(lowest out-of-fold probability of the given label first)"
+                ),
+            )
+        )
+    return Html("".join(parts))
+
+
+def _leakage_html(ds: dict[str, Any]) -> Html:
+    """Training examples excluded for overlapping a frozen suite, and duplicates removed."""
+    leak = ds.get("leakage", {}) or {}
+    dedup = ds.get("dedup", {}) or {}
+    threshold = (ds.get("manifest", {}) or {}).get("near_duplicate_threshold")
+    by = f" (cosine similarity ≥ {threshold})" if threshold is not None else ""
+    parts = [
+        f"<p><b>{esc(leak.get('excluded', 0))}</b> training examples excluded for overlapping "
+        f"a frozen evaluation suite: {esc(leak.get('exact', 0))} exact copies (normalized "
+        f"text) and {esc(leak.get('near', 0))} near-duplicates{esc(by)}"
+        + (
+            f"; per suite: {esc(counts_phrase(leak.get('per_suite')))}"
+            if leak.get("per_suite")
+            else ""
+        )
+        + ".</p>",
+        f"<p>Duplicates within the training data: <b>{esc(dedup.get('exact_removed', 0))}</b> "
+        f"exact and <b>{esc(dedup.get('near_removed', 0))}</b> near-duplicates{esc(by)} removed "
+        f"(one copy of each kept); {esc(dedup.get('label_conflicts', 0))} of them carried a "
+        "different label from the copy kept.</p>",
+    ]
+    leak_rows = leak.get("examples", []) or []
+    if leak_rows:
+        parts.append(
+            table(
+                ["training example", "suite", "suite example", "match", "similarity", "text"],
+                [
+                    [
+                        r.get("example_id"),
+                        r.get("suite"),
+                        r.get("suite_example_id"),
+                        r.get("kind"),
+                        _fmt(r.get("similarity")),
+                        _excerpt(r.get("text")),
+                    ]
+                    for r in leak_rows[:_TOP]
+                ],
+                caption=f"Excluded for leakage (first {min(_TOP, len(leak_rows))} of "
+                f"{len(leak_rows)})",
+            )
+        )
+    dups = [{**r, "match": "exact"} for r in dedup.get("exact", []) or []] + [
+        {**r, "match": "near"} for r in dedup.get("near", []) or []
+    ]
+    if dups:
+        parts.append(
+            table(
+                ["removed", "kept", "match", "label", "kept label", "text"],
+                [
+                    [
+                        r.get("removed"),
+                        r.get("kept"),
+                        str(r["match"])
+                        + (f" {_fmt(r['similarity'])}" if r.get("similarity") is not None else ""),
+                        r.get("label"),
+                        r.get("kept_label"),
+                        _excerpt(r.get("text")),
+                    ]
+                    for r in dups[:_TOP]
+                ],
+                caption=f"Duplicates removed (first {min(_TOP, len(dups))} of {len(dups)})",
+            )
+        )
+    return Html("".join(parts))
+
+
+def _decision_section(demo: DemoResult) -> Section:
+    """The banner at the top: the verdict, whether the candidate was promoted and why."""
+    outcome = demo.outcome
+    cls = outcome if outcome in ("pass", "fail", "inconclusive") else "none"
+    lines = demo.decision_lines()
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
+    state = "promoted" if demo.promoted else "not promoted"
+    body = Html(
+        f'<div class="banner {cls}"><p class="headline">{badge(outcome)} '
+        f"<b>{esc(state.capitalize())}</b></p><ul>{items}</ul></div>"
+    )
+    verdict = "no verdict" if outcome == "none" else outcome.upper()
+    return Section(f"Decision: {verdict}, {state}", body, "decision")
+
+
 def _key_table_html(rows: Sequence[KeyRow]) -> Html:
     body = []
     for r in rows:
@@ -38,9 +233,17 @@ def _key_table_html(rows: Sequence[KeyRow]) -> Html:
         )
         noise = " — within noise" if r.within_noise else ""
         diff = "n/a" if r.difference is None else f"{r.difference:+.3f}"
-        body.append([r.metric, _fmt(r.before), _fmt(r.after), f"{diff}{ci}{noise}", r.note])
+        latency = r.metric.startswith("median latency")
+        change = change_phrase(
+            r.difference,
+            better=r.better,
+            percent="accuracy" in r.metric,
+            digits=2 if latency else 3,
+            unit="ms" if latency else "",
+        )
+        body.append([r.metric, _fmt(r.before), _fmt(r.after), change, f"{diff}{ci}{noise}", r.note])
     level = confidence_label(next((r.confidence for r in rows if r.ci_low is not None), 0.95))
-    return table(["metric", "before", "after", f"difference ({level} CI)", "note"], body)
+    return table(["metric", "before", "after", "change", f"difference ({level} CI)", "note"], body)
 
 
 def _attribution_html(
@@ -125,6 +328,12 @@ def _curve(run: EvalRun) -> tuple[list[float | None], list[float | None], list[i
     return c["confidence"], c["accuracy"], c["count"]
 
 
+def _change(before: Any, after: Any) -> str:
+    if not isinstance(before, int | float) or not isinstance(after, int | float):
+        return "n/a"
+    return change_phrase(float(after) - float(before))
+
+
 def _monitor_html(monitor: dict[str, Any], shift: dict[str, Any]) -> Html:
     source = shift if shift.get("periods") else monitor
     periods = source.get("periods", [])
@@ -162,13 +371,14 @@ def _monitor_html(monitor: dict[str, Any], shift: dict[str, Any]) -> Html:
         if fired:
             parts.append(
                 table(
-                    ["window", "trigger", "baseline", "current", "threshold", "why"],
+                    ["window", "trigger", "baseline", "current", "change", "threshold", "why"],
                     [
                         [
                             f.get("window"),
                             f.get("trigger"),
                             _fmt(f.get("baseline")),
                             _fmt(f.get("current")),
+                            _change(f.get("baseline"), f.get("current")),
                             _fmt(f.get("threshold")),
                             f.get("message"),
                         ]
@@ -178,7 +388,16 @@ def _monitor_html(monitor: dict[str, Any], shift: dict[str, Any]) -> Html:
             )
         alert = res.get("alert")
         if alert:
-            parts.append(f"<p><b>Alert:</b> {esc(alert.get('summary', alert))}</p>")
+            rollback = alert.get("rollback") or {}
+            parts.append(
+                f"<p><b>Alert:</b> {esc(alert.get('summary') or 'raised')}"
+                + (
+                    f"; rolled back {esc(rollback.get('from'))} &rarr; {esc(rollback.get('to'))}"
+                    if rollback
+                    else ""
+                )
+                + "</p>"
+            )
         if res.get("champion_after"):
             parts.append(
                 f"<p>Champion after monitoring: <code>{esc(res['champion_after'])}</code></p>"
@@ -201,7 +420,7 @@ def demo_report_html(
 
     ``weeks`` and ``series`` are the weekly correction counts by reason code (the trend chart).
     """
-    sections: list[Section] = []
+    sections: list[Section] = [_decision_section(demo)]
     if demo.table:
         sections.append(Section("Before and after", _key_table_html(demo.table), "table"))
     trend_chart = line_chart(weeks, series, title="Overrides per week by reason code")
@@ -209,13 +428,23 @@ def demo_report_html(
     decision = trend.get("decision", {})
     test = decision.get("test", {})
     rise = decision.get("rise") or {}
+    counts = trend.get("counts") or []
+    slope = test.get("slope")
+    slope_text = (
+        "n/a"
+        if not isinstance(slope, int | float)
+        else change_phrase(float(slope), digits=2).replace("unchanged", "stayed flat") + " a week"
+    )
     trend_text = (
-        f"R2 (missed signal) overrides per complete week: {trend.get('counts')}. Stable or "
-        f"increasing over the last {decision.get('weeks')} weeks: "
-        f"{decision.get('passed')} (Mann-Kendall one-sided p(decrease) = "
-        f"{_fmt(test.get('p_decrease'))}, Sen's slope {_fmt(test.get('slope'), 2)} per week"
+        "R2 (missed signal) overrides per complete week: "
+        f"{', '.join(str(c) for c in counts) or 'none'}. Over the last "
+        f"{decision.get('weeks')} weeks they "
+        f"{slope_text} (Sen's slope; Mann-Kendall one-sided p(decrease) = "
+        f"{_fmt(test.get('p_decrease'))}"
         + (f"; rise over the whole series p = {_fmt(rise.get('p_increase'))}" if rise else "")
-        + "). "
+        + "). Stable or increasing: "
+        + ("yes" if decision.get("passed") else "no")
+        + ". "
         + "; ".join(str(r) for r in decision.get("reasons", []))
     )
     sections.append(
@@ -294,26 +523,11 @@ def demo_report_html(
     )
     if demo.dataset:
         ds = demo.dataset
+        sections.append(Section("6. Dataset", _dataset_html(ds), "dataset"))
         sections.append(
-            Section(
-                "6. Dataset",
-                Html(
-                    f"<p>hash <code>{esc(ds['hash'][:16])}</code>; "
-                    f"{esc(ds['manifest'].get('n_examples', ''))} examples; per class "
-                    f"{esc(ds['manifest'].get('per_class', ''))}</p>"
-                    + table(
-                        ["target", "have", "need", "ok"],
-                        [
-                            [t.get("name"), t.get("have"), t.get("need"), t.get("ok")]
-                            for t in ds.get("targets", [])
-                        ],
-                    )
-                    + f"<p>Leakage report: {esc(ds.get('leakage'))}</p>"
-                    + f"<p>Label quality: {esc(demo.label_issues)}</p>"
-                ),
-                "dataset",
-            )
+            Section("Label quality", _label_quality_html(demo.label_issues), "label-quality")
         )
+        sections.append(Section("Leakage and duplicates", _leakage_html(ds), "leakage"))
     if comparison is not None and candidate is not None:
         verdict = comparison.verdict
         rel = reliability_diagram({"champion": _curve(baseline), "candidate": _curve(candidate)})
@@ -352,6 +566,7 @@ def demo_report_html(
             "9. The next gap",
             Html(
                 f"<p>{esc(gap.get('headline', ''))}</p>"
+                + _count_table(gap.get("by_reason"), "reason code", "corrections")
                 + table(
                     ["model label", "analyst label", "count"],
                     [
@@ -378,7 +593,8 @@ def demo_summary_markdown(demo: DemoResult, key_table_markdown: str = "") -> str
     """The demo's Markdown summary (``key_table_markdown``: the before/after table)."""
     gate = demo.gate
     gap = demo.next_gap
-    md = ["# tunegate demo summary", ""]
+    md = ["# tunegate demo summary", "", "## Decision", ""]
+    md += [f"- {line}" for line in demo.decision_lines()] + [""]
     if demo.table:
         md += ["## Before and after", "", key_table_markdown, ""]
     md += [
@@ -401,8 +617,6 @@ def demo_summary_markdown(demo: DemoResult, key_table_markdown: str = "") -> str
         md_table(["kind", "verdict"], [[a["kind"], a["outcome"]] for a in demo.attempts]),
         "",
     ]
-    if demo.verdict:
-        md += ["## Verdict", "", f"**{demo.verdict['outcome']}**; promoted: {demo.promoted}", ""]
     md += [
         "## Monitoring",
         "",

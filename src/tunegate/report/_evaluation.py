@@ -13,6 +13,7 @@ from tunegate.records import EvalRun, EvalSuite, Verdict
 from tunegate.report._html import Html, Section, badge, esc, page, table
 from tunegate.report._markdown import md_table
 from tunegate.report._svg import bar_chart, confusion_heatmap, reliability_diagram
+from tunegate.report._words import change_phrase
 
 __all__ = ["comparison_html", "fmt_interval", "run_html", "verdict_markdown", "verdict_section"]
 
@@ -52,7 +53,7 @@ def verdict_section(verdict: Verdict) -> Section:
             badge(r.outcome.value),
             _num(r.baseline),
             _num(r.candidate),
-            _num(r.difference),
+            change_phrase(r.difference),
             "n/a" if r.ci_low is None else f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
             _num(r.threshold),
             r.message,
@@ -64,7 +65,16 @@ def verdict_section(verdict: Verdict) -> Section:
         f"</code> vs candidate <code>{esc(verdict.candidate_run)}</code> (exit code "
         f"{verdict.exit_code})</p>"
         + table(
-            ["rule", "outcome", "baseline", "candidate", "difference", "CI", "threshold", "reason"],
+            [
+                "rule",
+                "outcome",
+                "baseline",
+                "candidate",
+                "candidate - baseline",
+                "CI",
+                "threshold",
+                "reason",
+            ],
             rows,
         )
     )
@@ -228,14 +238,14 @@ def verdict_markdown(verdict: Verdict, comparison: Comparison | None = None) -> 
         f"(exit code {verdict.exit_code})",
         "",
         md_table(
-            ["rule", "outcome", "baseline", "candidate", "diff", "CI", "reason"],
+            ["rule", "outcome", "baseline", "candidate", "candidate - baseline", "CI", "reason"],
             [
                 [
                     r.rule,
                     r.outcome.value,
                     _num(r.baseline),
                     _num(r.candidate),
-                    _num(r.difference),
+                    change_phrase(r.difference),
                     "" if r.ci_low is None else f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
                     r.message,
                 ]

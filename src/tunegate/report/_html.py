@@ -21,14 +21,21 @@ border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
 .sub{color:#57606a;margin-top:0}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
 th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:right}
-th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
+th{background:#f6f8fa}td:first-child,th:first-child,td.txt{text-align:left}
 caption{caption-side:top;text-align:left;color:#57606a;padding-bottom:.3rem}
-.badge{display:inline-block;border-radius:1rem;padding:.1rem .7rem;font-weight:600;color:#fff}
+.badge{display:inline-block;border-radius:1rem;padding:.1rem .7rem;font-weight:600;color:#fff;
+background:#57606a}
 .pass{background:#1a7f37}.fail{background:#cf222e}.inconclusive{background:#9a6700}
 .figs{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}
 figcaption{font-size:.85rem;color:#57606a}
 .status{padding:.5rem .7rem;border-radius:6px;background:#ddf4ff}.status.bad{background:#ffebe9}
 .fired{color:#cf222e;font-weight:600}
+.banner{border:1px solid #d0d7de;border-left:6px solid #57606a;border-radius:6px;
+padding:.2rem 1rem;background:#f6f8fa}
+.banner.pass{border-left-color:#1a7f37;background:#dafbe1}
+.banner.fail{border-left-color:#cf222e;background:#ffebe9}
+.banner.inconclusive{border-left-color:#9a6700;background:#fff8c5}
+.banner .headline{font-size:1.15rem;margin:.5rem 0}
 """
 
 
@@ -60,9 +67,15 @@ class Section:
 
 
 def badge(outcome: str) -> Html:
-    """A coloured pass / fail / inconclusive badge."""
+    """A coloured pass / fail / inconclusive badge (grey for any other word)."""
     cls = outcome if outcome in ("pass", "fail", "inconclusive") else ""
     return Html(f'<span class="badge {cls}">{esc(outcome.upper())}</span>')
+
+
+def _cell(value: object) -> str:
+    # prose (a sentence, a text excerpt) reads left-aligned; numbers and short codes right
+    prose = isinstance(value, str) and not isinstance(value, Html) and len(value) > 30
+    return f'<td class="txt">{esc(value)}</td>' if prose else f"<td>{esc(value)}</td>"
 
 
 def table(
@@ -70,7 +83,7 @@ def table(
 ) -> Html:
     """An HTML table; cells that are :class:`Html` are kept, everything else escaped."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     return Html(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 

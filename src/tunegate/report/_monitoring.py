@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from tunegate.report._html import Html, Section, esc, page, table
 from tunegate.report._markdown import md_table
 from tunegate.report._svg import line_chart
+from tunegate.report._words import counts_phrase
 
 if TYPE_CHECKING:
     from tunegate.monitor import Gap, MonitorResult, ShadowFigures
@@ -148,7 +149,8 @@ def _gap_patterns(gap: Gap) -> tuple[list[str], list[list[str]]]:
 def _gap_text(gap: Gap) -> str:
     return (
         f"{gap.n_overridden} corrections remain over {gap.n_decisions} decisions. By reason: "
-        f"{gap.by_reason}; by class: {gap.by_class}; by slice: {gap.by_slice}."
+        f"{counts_phrase(gap.by_reason)}; by class: {counts_phrase(gap.by_class)}; by slice: "
+        f"{counts_phrase(gap.by_slice)}."
     )
 
 

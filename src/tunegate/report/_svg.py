@@ -3,16 +3,47 @@ confusion-matrix heatmap. Pure string building, escaped text, no scripts."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import TypeGuard
 
 from tunegate.report._html import Html, esc
 
-__all__ = ["PALETTE", "bar_chart", "confusion_heatmap", "line_chart", "reliability_diagram"]
+__all__ = [
+    "PALETTE",
+    "bar_chart",
+    "confusion_heatmap",
+    "line_chart",
+    "reliability_diagram",
+    "tick_indices",
+]
 
 PALETTE = ("#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bf3989")
 _FONT = 'font-family="system-ui,sans-serif" font-size="11"'
+_CHAR_W = 6.5
+"""Approximate width in pixels of one character at ``_FONT``'s size (for fitting labels)."""
+
+
+def tick_indices(n: int, max_labels: int) -> list[int]:
+    """Indices of at most ``max_labels`` of ``n`` ordered categories to label on an axis:
+    evenly spaced, always the first and the last (all of them when they fit)."""
+    if n <= 0:
+        return []
+    k = max(1, min(n, max_labels))
+    if k == 1 or n == 1:
+        return [0]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def _fitting_ticks(n: int, max_labels: int, step_px: float, label_px: float) -> list[int]:
+    """The most evenly spaced tick indices (at most ``max_labels``, first and last always)
+    whose neighbours are at least ``label_px`` apart when points are ``step_px`` apart."""
+    for k in range(max(2, min(n, max_labels)), 1, -1):
+        idx = tick_indices(n, k)
+        if all((b - a) * step_px >= label_px for a, b in itertools.pairwise(idx)):
+            return idx
+    return tick_indices(n, 1)
 
 
 def _ok(v: float | None) -> TypeGuard[float]:
@@ -161,13 +192,23 @@ def line_chart(
     percent: bool = False,
     width: int = 640,
     height: int = 240,
+    max_ticks: int = 8,
 ) -> Html:
     """Lines over ordered categories ``x`` (e.g. weeks); ``None``/``nan`` points break a line.
 
     ``threshold`` draws a dashed horizontal line (inside the value range); ``percent`` labels
-    the y axis in percent (values are shares in [0, 1]).
+    the y axis in percent (values are shares in [0, 1]). At most ``max_ticks`` x labels are
+    drawn (fewer when long labels would not fit side by side), evenly spaced, always the first
+    and the last, so 52 weekly dates stay readable; every point keeps its label in its tooltip.
     """
-    left, right, top, bottom = 50, 20, 24, 40
+    label_w = max((len(label) for label in x), default=1) * _CHAR_W
+    # room for half a centred label at either end
+    left, right, top, bottom = (
+        max(50, math.ceil(label_w / 2) + 4),
+        max(20, math.ceil(label_w / 2) + 4),
+        24,
+        40,
+    )
     vals = [v for vs in series.values() for v in vs if _ok(v)]
     if threshold is not None:
         vals.append(threshold)
@@ -198,13 +239,13 @@ def line_chart(
             f'y2="{py(threshold):.1f}" stroke="#57606a" stroke-dasharray="4 3">'
             f"<title>threshold {threshold:.4g}</title></line>"
         )
-    step = max(1, len(x) // 12)
-    for i, label in enumerate(x):
-        if i % step == 0:
-            body.append(
-                f'<text x="{px(i)}" y="{height - bottom + 14}" text-anchor="middle" '
-                f"{_FONT}>{esc(label)}</text>"
-            )
+    for i in _fitting_ticks(len(x), max_ticks, (width - left - right) / n, label_w + 12):
+        body.append(
+            f'<line x1="{px(i):.1f}" y1="{height - bottom}" x2="{px(i):.1f}" '
+            f'y2="{height - bottom + 4}" stroke="#8c959f"/>'
+            f'<text class="xtick" x="{px(i):.1f}" y="{height - bottom + 16}" '
+            f'text-anchor="middle" {_FONT}>{esc(x[i])}</text>'
+        )
     for si, (name, vs) in enumerate(series.items()):
         color = PALETTE[si % len(PALETTE)]
         segment: list[str] = []
