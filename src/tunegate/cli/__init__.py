@@ -73,6 +73,7 @@ _COMMAND_MODULES = (
     "_simulate",
     "_evaluate",
     "_runs",
+    "_review",
     "_diagnose",
     "_train",
     "_registry",

@@ -125,7 +125,7 @@ def classify(
     from tunegate.serving import TicketClassifier
 
     workflow = load(config)
-    tickets, problems, blank = parse_tickets(source)
+    tickets, problems, blank = parse_tickets(source, id_prefix=workflow.id_prefix)
     if problems and not skip_invalid:
         shown = "; ".join(f"line {n}: {why}" for n, why in problems[:_SHOWN])
         more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""

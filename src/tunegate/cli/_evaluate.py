@@ -35,6 +35,12 @@ def suite_freeze(
     exact_only: Annotated[
         bool, typer.Option("--exact-only", help="Skip the embedding near-duplicate check.")
     ] = False,
+    drop_leaked: Annotated[
+        bool,
+        typer.Option(
+            "--drop-leaked", help="Leave out examples that overlap training data (listed)."
+        ),
+    ] = False,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
@@ -51,7 +57,12 @@ def suite_freeze(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         suite = freeze_suite(
-            name, rows, workflow, training_texts=training_texts, near_duplicates=not exact_only
+            name,
+            rows,
+            workflow,
+            training_texts=training_texts,
+            near_duplicates=not exact_only,
+            drop_leaked=drop_leaked,
         )
     store.save_suite(suite)
     notes = [str(w.message) for w in caught]

@@ -263,6 +263,7 @@ def freeze_suite(
     encoder: Any = None,
     preservation_labels: Sequence[str] | None = None,
     near_duplicates: bool = True,
+    drop_leaked: bool = False,
 ) -> EvalSuite:
     """Build a frozen, content-hashed :class:`EvalSuite`.
 
@@ -272,6 +273,8 @@ def freeze_suite(
     ``training_texts`` raises :class:`LeakageError`; when ``encoder`` is None and
     ``tunegate.models`` cannot provide one, only exact checks run and a
     :class:`LeakageCheckWarning` says so (as it does with ``near_duplicates=False``).
+    With ``drop_leaked`` the overlapping examples are left out of the suite instead, and a
+    :class:`LeakageCheckWarning` lists them.
     """
     if not examples:
         raise InputError(f"suite {name!r} has no examples")
@@ -315,7 +318,19 @@ def freeze_suite(
             threshold=workflow.training.near_duplicate_threshold,
             encoder=enc,
         )
-        if report.leaked_ids:
+        if report.leaked_ids and drop_leaked:
+            gone = set(report.leaked_ids)
+            items = [e for e in items if e.id not in gone]
+            if not items:
+                raise LeakageError(f"suite {name!r}: every example overlaps training data")
+            warnings.warn(
+                f"suite {name!r}: left out {len(gone)} examples that overlap training data "
+                f"({len(report.exact)} exact, {len(report.near)} near-duplicates): "
+                f"{sorted(gone)[:20]}",
+                LeakageCheckWarning,
+                stacklevel=2,
+            )
+        elif report.leaked_ids:
             near = ", ".join(f"{i} (cos {s:.3f})" for i, s in report.near[:20])
             raise LeakageError(
                 f"suite {name!r} overlaps training data: {len(report.exact)} exact "
@@ -331,6 +346,21 @@ def freeze_suite(
     suite = EvalSuite(name=name, examples=items).frozen()
     for message in suite_size_warnings(suite, workflow):
         warnings.warn(message, SuiteSizeWarning, stacklevel=2)
+    in_scope = [e for e in suite.examples if e.slice is not SuiteSlice.OUT_OF_SCOPE]
+    if in_scope and all(e.slice is SuiteSlice.CORE for e in in_scope):
+        why = (
+            "data_targets is empty, so no label is a preservation label"
+            if not workflow.data_targets
+            else "no example has a label without a data target (a preservation label)"
+        )
+        warnings.warn(
+            f"suite {name!r}: all {len(in_scope)} in-scope examples are core: none has a "
+            f"slice, none matched a named slice, and {why}; the verdict's edge and "
+            f"preservation checks have nothing to test. Give the file a 'slice' column "
+            f"(core, edge, preservation); see docs/evaluation.md#suites",
+            SuiteSizeWarning,
+            stacklevel=2,
+        )
     return suite
 
 

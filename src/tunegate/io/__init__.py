@@ -15,6 +15,7 @@ from tunegate.io._ingest import (
     read_records,
 )
 from tunegate.io._jsonl import read_jsonl, write_jsonl
+from tunegate.io._labels import LABEL_COLUMNS, TEXT_COLUMNS, LabelSummary, read_label_counts
 from tunegate.io._readers import RawRow, detect_format, iter_rows
 from tunegate.io._rows import build_record
 from tunegate.io._shapes import SHAPES, RowError, Shape, apply_shape, parse_column_map
@@ -23,9 +24,12 @@ from tunegate.io._tickets import TicketFile, parse_tickets
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "KINDS",
+    "LABEL_COLUMNS",
     "SHAPES",
+    "TEXT_COLUMNS",
     "IngestReport",
     "Kind",
+    "LabelSummary",
     "Problem",
     "RawRow",
     "RowError",
@@ -41,6 +45,7 @@ __all__ = [
     "parse_tickets",
     "quarantine_path",
     "read_jsonl",
+    "read_label_counts",
     "read_records",
     "write_jsonl",
 ]

@@ -2,8 +2,9 @@
 
 The format is detected from the first non-blank line (``{`` means JSONL).
 
-JSONL rows: ``text`` (required, a non-blank string), ``id`` (default: a hash of the text and
-line number), ``created_at`` (ISO 8601, default: now), ``metadata`` (an object). Any other
+JSONL rows: ``text`` (required, a non-blank string), ``id`` (default: ``<id_prefix>_`` and a
+hash of the text and line number; the prefix is the workflow's ``id_prefix``, ``tkt`` by
+default), ``created_at`` (ISO 8601, default: now), ``metadata`` (an object). Any other
 top-level field is moved into ``metadata`` (kept verbatim; models ignore metadata, named slices
 in tunegate.yaml read it). Plain lines get an id hashed from the text and line number. Every row
 is validated; bad rows are returned with their line numbers rather than raised, so a caller can
@@ -57,7 +58,7 @@ def _lines(source: str) -> Iterator[tuple[int, str]]:
         raise InputError(f"{source}: not valid UTF-8 ({exc}); re-encode the file") from exc
 
 
-def _row_ticket(number: int, row: Any) -> Ticket:
+def _row_ticket(number: int, row: Any, id_prefix: str = "tkt") -> Ticket:
     if not isinstance(row, dict):
         raise ValueError(f"expected a JSON object, got {type(row).__name__}")
     if "text" not in row:
@@ -76,7 +77,7 @@ def _row_ticket(number: int, row: Any) -> Ticket:
     metadata = {**extra, **metadata}
     ticket_id = row.get("id")
     if ticket_id is None:
-        ticket_id = f"tkt_{content_hash(text, number)[:16]}"
+        ticket_id = f"{id_prefix}_{content_hash(text, number)[:16]}"
     elif not isinstance(ticket_id, str | int) or not str(ticket_id).strip():
         raise ValueError(f"'id' must be a non-empty string or integer, got {ticket_id!r}")
     created = row.get("created_at") or utcnow()
@@ -88,8 +89,9 @@ def _row_ticket(number: int, row: Any) -> Ticket:
     return Ticket(id=str(ticket_id), text=text, created_at=created, metadata=metadata)
 
 
-def parse_tickets(source: str) -> TicketFile:
-    """Read tickets from a file path or ``-`` (stdin).
+def parse_tickets(source: str, *, id_prefix: str = "tkt") -> TicketFile:
+    """Read tickets from a file path or ``-`` (stdin); rows without an id get
+    ``<id_prefix>_<hash>`` (the workflow's ``id_prefix``).
 
     Raises :class:`~tunegate.errors.InputError` when the file is missing or not UTF-8; rows
     that are not valid tickets (bad JSON, no text, a duplicate id...) go to ``problems``.
@@ -111,10 +113,12 @@ def parse_tickets(source: str) -> TicketFile:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-                ticket = _row_ticket(number, row)
+                ticket = _row_ticket(number, row, id_prefix)
             else:
                 ticket = Ticket(
-                    id=f"tkt_{content_hash(line, number)[:16]}", text=line, created_at=utcnow()
+                    id=f"{id_prefix}_{content_hash(line, number)[:16]}",
+                    text=line,
+                    created_at=utcnow(),
                 )
         except ValueError as exc:
             problems.append((number, str(exc).splitlines()[0]))

@@ -36,7 +36,11 @@ from tunegate.models._knn import KNNClassifier
 from tunegate.models._router import Router, make_decision
 from tunegate.models._rules import RulesClassifier
 from tunegate.models._versions import load_model_version
-from tunegate.models._zeroshot import ZeroShotClassifier, fit_temperature_nll
+from tunegate.models._zeroshot import (
+    ZeroShotClassifier,
+    fit_temperature_nll,
+    zero_shot_version_id,
+)
 
 if typing.TYPE_CHECKING:
     from tunegate.lora.artifact import (
@@ -82,6 +86,7 @@ __all__ = [
     "softmax",
     "validate_texts",
     "write_manifest",
+    "zero_shot_version_id",
 ]
 
 _FROM_LORA = {

@@ -12,10 +12,15 @@ from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.metrics import fit_temperature, softmax
 from tunegate.models._base import Metadata, labels_to_index, register_backend
-from tunegate.models._encoder import Encoder, get_encoder, validate_texts
+from tunegate.models._encoder import (
+    Encoder,
+    get_encoder,
+    resolve_encoder_path,
+    validate_texts,
+)
 from tunegate.records import ModelKind, content_hash
 
-__all__ = ["DEFAULT_ZERO_SHOT_TEMPERATURE", "ZeroShotClassifier"]
+__all__ = ["DEFAULT_ZERO_SHOT_TEMPERATURE", "ZeroShotClassifier", "zero_shot_version_id"]
 
 DEFAULT_ZERO_SHOT_TEMPERATURE = 0.05
 """Prior temperature before any fit: cosine similarities of sentence encoders differ between
@@ -23,6 +28,30 @@ classes by a few hundredths, so the scores are sharpened ~20x. Replace it with
 :meth:`ZeroShotClassifier.fit_temperature` as soon as labelled data exists."""
 
 _T_BOUNDS = (1e-3, 10.0)
+
+
+def zero_shot_version_id(
+    workflow: Workflow,
+    *,
+    instructions: str | None = None,
+    temperature: float | None = None,
+    encoder_path: str | None = None,
+) -> str:
+    """The version id of a zero-shot model: ``zero-shot-`` and a content hash of the encoder
+    folder's name, the label prompts (instructions + descriptions) and the temperature.
+
+    The one formula for the id: :attr:`ZeroShotClassifier.version` (what ``tunegate eval
+    zero-shot`` records) and the registry's first champion
+    (:func:`tunegate.train.ensure_champion`) both call it, so the same model has one id.
+    Defaults: the workflow's instructions, the prior temperature, the workflow's encoder.
+    """
+    prompts = workflow.model_copy(
+        update={"instructions": workflow.instructions if instructions is None else instructions}
+    ).label_prompts()
+    path = encoder_path if encoder_path is not None else resolve_encoder_path(workflow.model)
+    t = DEFAULT_ZERO_SHOT_TEMPERATURE if temperature is None else float(temperature)
+    digest = content_hash("zero-shot", Path(path).name, prompts, round(t, 6))
+    return f"zero-shot-{digest[:12]}"
 
 
 class ZeroShotClassifier:
@@ -60,11 +89,14 @@ class ZeroShotClassifier:
 
     @property
     def version(self) -> str:
-        """Content hash of encoder, prompts and temperature: equal configs, equal versions."""
-        digest = content_hash(
-            "zero-shot", Path(self.encoder.path).name, self.prompts, round(self.temperature, 6)
+        """Content hash of encoder, prompts and temperature: equal configs, equal versions
+        (:func:`zero_shot_version_id`)."""
+        return zero_shot_version_id(
+            self.workflow,
+            instructions=self.instructions,
+            temperature=self.temperature,
+            encoder_path=self.encoder.path,
         )
-        return f"zero-shot-{digest[:12]}"
 
     def similarities(self, embeddings: np.ndarray) -> np.ndarray:
         """Cosine similarities (n, k) of unit-norm text embeddings (n, d) to the prompts."""

@@ -10,6 +10,8 @@
 - :func:`run_finetune`: the use-case: train over seeds, register the candidate, evaluate it
   against the champion (:class:`FinetuneOutcome`).
 - :func:`fit_temperature`: temperature scaling on held-out logits.
+- :func:`pending_examples`, :func:`mark_examples`: review imported examples
+  (``tunegate review``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tunegate.train._pipeline import (
     register_adapter,
     run_finetune,
 )
+from tunegate.train._review import mark_examples, pending_examples
 from tunegate.train._seeds import SeedSweep, finetune_seeds, metric_spread
 
 __all__ = [
@@ -65,10 +68,12 @@ __all__ = [
     "fit_temperature",
     "label_issues",
     "load_dataset",
+    "mark_examples",
     "metric_spread",
     "nll_loss",
     "out_of_fold_proba",
     "override_to_example",
+    "pending_examples",
     "register_adapter",
     "run_finetune",
     "split_examples",

@@ -333,9 +333,10 @@ def build_dataset(
         by_source = Counter(e.source.value for e in pending)
         raise InputError(
             f"{len(pending)} examples are not reviewed ({dict(sorted(by_source.items()))}); "
-            f"tunegate trains only on reviewed data. Review them in the review queue "
-            f"(`tunegate serve`, /review) or mark them with "
-            f"store.set_review_status('override' | 'example', ids, 'reviewed', reviewer=...); "
+            f"tunegate trains only on reviewed data. List them with `tunegate review list` and "
+            f"mark them with `tunegate review mark ID... --reviewer NAME` (or `--all --yes`); "
+            f"pending overrides with store.set_review_status('override', ids, 'reviewed', "
+            f"reviewer=...); "
             f"or pass --include-unreviewed to train on them anyway"
         )
     usable = [e for e in raw if e.review_status != ReviewStatus.REJECTED]

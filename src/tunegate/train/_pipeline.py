@@ -25,7 +25,6 @@ from tunegate.records import (
     ModelKind,
     ModelVersion,
     Verdict,
-    content_hash,
 )
 from tunegate.train._dataset import Dataset
 from tunegate.train._seeds import SeedSweep, finetune_seeds
@@ -100,10 +99,11 @@ def ensure_champion(store: Store, workflow: Workflow, *, actor: str = "tunegate"
     champ = registry.champion()
     if champ is not None:
         return champ
+    from tunegate.models import zero_shot_version_id
+
     config = {"instructions": workflow.instructions, "labels": workflow.label_names}
-    mv = ModelVersion(
-        id=f"zero-shot-{content_hash(config)[:12]}", kind=ModelKind.ZERO_SHOT, config=config
-    )
+    # the id `tunegate eval zero-shot` records for the same model (one formula, one id)
+    mv = ModelVersion(id=zero_shot_version_id(workflow), kind=ModelKind.ZERO_SHOT, config=config)
     registry.register(mv, actor=actor, as_candidate=False)
     registry.promote(mv.id, actor=actor, reason="baseline: the workflow's zero-shot model")
     return mv.id

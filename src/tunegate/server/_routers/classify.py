@@ -30,7 +30,7 @@ def api_classify(body: TicketIn | BatchIn, _: Analyst, state: State) -> Classify
     now = utcnow()
     tickets = [
         Ticket(
-            id=t.id or new_id("tkt"),
+            id=t.id or new_id(state.workflow.id_prefix),
             text=t.text,
             created_at=t.created_at or now,
             metadata=t.metadata,
