@@ -134,3 +134,60 @@ def test_demo_key_table_prints_the_configured_confidence_level() -> None:
     text = render_key_table([row])
     assert "difference (90% CI)" in text
     assert "95%" not in text
+
+
+def test_reports_stay_readable_with_150_classes(workflow: Workflow) -> None:
+    """Above 30 classes the confusion matrix becomes a top-confusions table and the FNR chart
+    keeps the worst classes: at 150 classes the reports were 3.7 and 7.4 MB with a
+    4,050 x 4,080 px matrix."""
+    import numpy as np
+
+    from tunegate.config import LabelSpec
+    from tunegate.evaluate._run import evaluation_metrics
+    from tunegate.records import EvalRun, EvalSuite, SuiteExample, SuiteSlice
+    from tunegate.report import MAX_MATRIX_CLASSES, run_html
+
+    names = [f"intent_{i:03d}" for i in range(150)]
+    wf = workflow.model_copy(
+        update={
+            "labels": {n: LabelSpec(description=n.replace("_", " ")) for n in names},
+            "routing": workflow.routing.model_copy(update={"escalate_classes": {}}),
+            "slices": {},
+        }
+    )
+    slices = [SuiteSlice.CORE, SuiteSlice.EDGE, SuiteSlice.PRESERVATION]
+    suite = EvalSuite(
+        name="many",
+        examples=[
+            SuiteExample(id=f"e{i}", text=f"text {i}", label=names[i % 150], slice=slices[i % 3])
+            for i in range(1500)
+        ],
+    ).frozen()
+    rng = np.random.default_rng(0)
+    y = np.array([names.index(e.label) for e in suite.examples])
+    runs = []
+    for flip in (0.3, 0.2):
+        pred = np.where(rng.random(len(y)) < flip, (y + rng.integers(1, 4, len(y))) % 150, y)
+        proba = np.full((len(y), 150), 0.2 / 149)
+        proba[np.arange(len(y)), pred] = 0.8
+        ids = [e.id for e in suite.examples]
+        metrics, _ = evaluation_metrics(y, proba, [1.0] * len(y), suite, ids, names, wf, seed=0)
+        runs.append(
+            EvalRun(
+                model_version=f"m{flip}",
+                suite_hash=suite.hash,
+                labels=names,
+                metrics=metrics,
+                example_ids=ids,
+                y_true=y.tolist(),
+                proba=proba.tolist(),
+            )
+        )
+    single = run_html(runs[0], suite)
+    both = comparison_html(compare_runs(runs[0], runs[1], suite, wf), runs[0], runs[1], suite)
+    for html in (single, both):
+        assert len(html) < 600_000, len(html)
+        assert "true \u2193 / predicted \u2192" not in html  # no heatmap
+        assert "largest of" in html and "confused pairs" in html
+        assert "the 30 worst of 150 classes" in html
+    assert MAX_MATRIX_CLASSES == 30

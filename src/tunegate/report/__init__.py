@@ -11,7 +11,9 @@ from __future__ import annotations
 from tunegate.report._dashboard import StackedBar, StackedBarChart, stacked_bar_chart
 from tunegate.report._demo import demo_report_html, demo_summary_markdown
 from tunegate.report._evaluation import (
+    MAX_MATRIX_CLASSES,
     comparison_html,
+    confusion_view,
     fmt_interval,
     run_html,
     verdict_markdown,
@@ -34,6 +36,7 @@ from tunegate.report._svg import (
 from tunegate.report._words import change_phrase, counts_phrase
 
 __all__ = [
+    "MAX_MATRIX_CLASSES",
     "PALETTE",
     "Html",
     "Section",
@@ -44,6 +47,7 @@ __all__ = [
     "change_phrase",
     "comparison_html",
     "confusion_heatmap",
+    "confusion_view",
     "counts_phrase",
     "demo_report_html",
     "demo_summary_markdown",

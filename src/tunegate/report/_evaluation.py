@@ -4,7 +4,7 @@ the verdict summary (Markdown for a pull-request comment)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tunegate.evaluate import Comparison, confidence_label
@@ -15,7 +15,21 @@ from tunegate.report._markdown import md_table
 from tunegate.report._svg import bar_chart, confusion_heatmap, reliability_diagram
 from tunegate.report._words import change_phrase
 
-__all__ = ["comparison_html", "fmt_interval", "run_html", "verdict_markdown", "verdict_section"]
+__all__ = [
+    "MAX_MATRIX_CLASSES",
+    "comparison_html",
+    "confusion_view",
+    "fmt_interval",
+    "run_html",
+    "verdict_markdown",
+    "verdict_section",
+]
+
+MAX_MATRIX_CLASSES = 30
+"""Above this many classes a confusion matrix is unreadable (and megabytes of SVG): reports
+show the top confusions as a table and the per-class charts keep the worst classes."""
+_TOP_CONFUSIONS = 25
+_TOP_CLASSES = 30
 
 _SCALARS = (
     ("accuracy", "accuracy"),
@@ -25,6 +39,10 @@ _SCALARS = (
     ("selective_accuracy", "selective acc."),
     ("coverage", "coverage"),
 )
+
+
+def _nan(v: Any) -> float:
+    return math.nan if v is None else float(v)
 
 
 def _num(v: Any) -> str:
@@ -43,6 +61,45 @@ def fmt_interval(d: Mapping[str, Any] | Interval | None) -> str:
     if d.get("low") is None:
         return _num(est)
     return f"{_num(est)} [{_num(d['low'])}, {_num(d['high'])}]"
+
+
+def confusion_view(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], *, title: str = "Confusion matrix"
+) -> Html:
+    """The confusion matrix as a heatmap; above :data:`MAX_MATRIX_CLASSES` classes, the
+    largest off-diagonal cells as a table (true, predicted, count, share of the true class)."""
+    if len(labels) <= MAX_MATRIX_CLASSES:
+        return confusion_heatmap(matrix, labels, title=title)
+    cells: list[tuple[int, str, str, float]] = []
+    for i, row in enumerate(matrix):
+        total = sum(row)
+        cells.extend(
+            (count, labels[i], labels[j], count / total)
+            for j, count in enumerate(row)
+            if j != i and count
+        )
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    errors = sum(c[0] for c in cells)
+    shown = cells[:_TOP_CONFUSIONS]
+    caption = (
+        f"{title}: the {len(shown)} largest of {len(cells)} confused pairs "
+        f"({sum(c[0] for c in shown)} of {errors} errors; {len(labels)} classes)"
+    )
+    return table(
+        ["true", "predicted", "count", "share of true class"],
+        [(t, pr, n, f"{share:.1%}") for n, t, pr, share in shown],
+        caption=caption,
+    )
+
+
+def _worst_classes(labels: Sequence[str], values: Sequence[float]) -> tuple[list[int], str]:
+    """Class indices for a per-class chart: all, or the worst :data:`_TOP_CLASSES` by
+    ``values`` (nan last) when there are more than :data:`MAX_MATRIX_CLASSES` classes."""
+    order = list(range(len(labels)))
+    if len(labels) <= MAX_MATRIX_CLASSES:
+        return order, ""
+    order.sort(key=lambda i: (math.isnan(values[i]), 0.0 if math.isnan(values[i]) else -values[i]))
+    return sorted(order[:_TOP_CLASSES]), f" - the {_TOP_CLASSES} worst of {len(labels)} classes"
 
 
 def verdict_section(verdict: Verdict) -> Section:
@@ -101,8 +158,10 @@ def run_html(run: EvalRun, suite: EvalSuite) -> str:
     """A standalone report of one EvalRun."""
     labels = run.labels
     per_class = run.metrics["overall"]["per_class"]
-    fnr = [per_class[name]["fnr"]["estimate"] for name in labels]
-    err = [(per_class[name]["fnr"]["low"], per_class[name]["fnr"]["high"]) for name in labels]
+    fnr_all = [_nan(per_class[name]["fnr"]["estimate"]) for name in labels]
+    keep, which = _worst_classes(labels, fnr_all)
+    fnr = [fnr_all[i] for i in keep]
+    err = [(per_class[labels[i]]["fnr"]["low"], per_class[labels[i]]["fnr"]["high"]) for i in keep]
     level = confidence_label(run.metrics.get("bootstrap", {}).get("confidence", 0.95))
     sections = [
         Section(
@@ -114,14 +173,14 @@ def run_html(run: EvalRun, suite: EvalSuite) -> str:
             Html(
                 '<div class="figs">'
                 + reliability_diagram({run.model_version: _curve(run)})
-                + confusion_heatmap(run.metrics["confusion_matrix"], labels)
+                + confusion_view(run.metrics["confusion_matrix"], labels)
                 + "</div>"
             ),
         ),
         Section(
-            "False-negative rate per class",
+            f"False-negative rate per class{which}",
             bar_chart(
-                labels,
+                [labels[i] for i in keep],
                 {run.model_version: fnr},
                 errors={run.model_version: err},
                 title="FNR (lower is better)",
@@ -162,8 +221,11 @@ def comparison_html(
                     "within noise" if d.within_noise else "beyond noise",
                 ]
             )
-    fnr_a = [boot.a["overall"][f"fnr:{c}"] for c in range(len(labels))]
-    fnr_b = [boot.b["overall"][f"fnr:{c}"] for c in range(len(labels))]
+    # many classes: the classes whose FNR rose most (the ones a reviewer must look at)
+    rise = [_nan(boot.diff["overall"][f"fnr:{c}"].estimate) for c in range(len(labels))]
+    keep, which = _worst_classes(labels, rise)
+    fnr_a = [boot.a["overall"][f"fnr:{c}"] for c in keep]
+    fnr_b = [boot.b["overall"][f"fnr:{c}"] for c in keep]
     level = confidence_label(comparison.confidence)
     mc_rows = [
         [name, r.only_a, r.only_b, f"{r.p_value:.3g}"] for name, r in comparison.mcnemar.items()
@@ -193,12 +255,12 @@ def comparison_html(
             "Confusion matrices",
             Html(
                 '<div class="figs">'
-                + confusion_heatmap(
+                + confusion_view(
                     baseline.metrics["confusion_matrix"],
                     labels,
                     title=f"baseline {baseline.model_version}",
                 )
-                + confusion_heatmap(
+                + confusion_view(
                     candidate.metrics["confusion_matrix"],
                     labels,
                     title=f"candidate {candidate.model_version}",
@@ -207,9 +269,9 @@ def comparison_html(
             ),
         ),
         Section(
-            "False-negative rate per class",
+            f"False-negative rate per class{which}",
             bar_chart(
-                labels,
+                [labels[c] for c in keep],
                 {"baseline": [i.estimate for i in fnr_a], "candidate": [i.estimate for i in fnr_b]},
                 errors={
                     "baseline": [(i.low, i.high) for i in fnr_a],
