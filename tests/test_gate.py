@@ -280,3 +280,20 @@ def test_evaluate_gate_over_a_store(tmp_path: Path, workflow: Workflow) -> None:
     report = evaluate_gate(store, workflow)
     assert not report.open and report.fine_tuning_needed is False
     store.close()
+
+
+def test_a_failed_instructions_attempt_without_recent_overrides_counts_as_tried(
+    workflow: Workflow,
+) -> None:
+    """Condition (4) is "tried and did not fix it: fixed too little, or its verdict failed";
+    with no missed-signal overrides to measure, a failed verdict alone must satisfy it."""
+    failed = decide_gate(
+        _evidence(workflow, RISING, attempts=[_attempt(None, VerdictOutcome.FAIL)]), workflow
+    ).conditions[3]
+    assert failed.passed and "verdict failed" in failed.summary
+    unmeasured = decide_gate(
+        _evidence(workflow, RISING, attempts=[_attempt(None, VerdictOutcome.PASS)]), workflow
+    ).conditions[3]
+    assert not unmeasured.passed
+    assert "no missed-signal (R2) overrides" in unmeasured.summary
+    assert "details.fixed_share" not in unmeasured.summary

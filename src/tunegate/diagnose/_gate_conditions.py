@@ -281,10 +281,22 @@ def instructions_tried(evidence: GateEvidence, workflow: Workflow) -> ConditionF
         "missed_signal_overrides": attempt.details.get("missed_signal_total"),
     }
     if share is None:
+        # No recent missed-signal overrides to measure the fix on: a failed verdict still
+        # shows the instructions change was tried and is not the fix (the docstring's "or").
+        if outcome == "fail":
+            return ConditionFinding(
+                True,
+                f"attempt {attempt.id}'s verdict failed (it regresses the suite); no recent "
+                "missed-signal overrides to measure its fix on",
+                "the cheap fix was not enough; fine-tuning is justified if the rest holds",
+                att_ev,
+            )
         return ConditionFinding(
             False,
-            f"attempt {attempt.id} has no missed-signal measurement (details.fixed_share)",
-            "re-run `tunegate try instructions` so it is measured on recent overrides",
+            f"attempt {attempt.id} could not be measured: no missed-signal "
+            f"({gate.reason_code}) overrides in its window, and its verdict was {outcome}",
+            "re-run `tunegate try instructions` once recent overrides exist "
+            "(`--weeks` widens the window)",
             att_ev,
         )
     if instructions_fixed(evidence, workflow):
