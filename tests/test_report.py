@@ -191,3 +191,28 @@ def test_reports_stay_readable_with_150_classes(workflow: Workflow) -> None:
         assert "largest of" in html and "confused pairs" in html
         assert "the 30 worst of 150 classes" in html
     assert MAX_MATRIX_CLASSES == 30
+
+
+def test_verdict_tables_show_a_preservation_gain_as_a_rise() -> None:
+    """`compare` showed -0.170 under "difference" when preservation accuracy rose 0.670 ->
+    0.840: the rule's tested figure is a drop. The change column is candidate - baseline."""
+    from tunegate.records import RuleResult, Verdict, VerdictOutcome
+    from tunegate.report import verdict_section
+
+    rule = RuleResult(
+        rule="preservation",
+        outcome=VerdictOutcome.PASS,
+        baseline=0.670,
+        candidate=0.840,
+        difference=-0.170,
+        ci_low=-0.230,
+        ci_high=-0.110,
+        threshold=0.02,
+        message="preservation accuracy rose",
+    )
+    verdict = Verdict(outcome=VerdictOutcome.PASS, baseline_run="a", candidate_run="b", rules=[rule])
+    html = str(verdict_section(verdict).body)
+    md = verdict_markdown(verdict)
+    for text in (html, md):
+        assert "rose by 0.170" in text and "fell by" not in text
+        assert "-0.170 [-0.230, -0.110]" in text  # the tested drop, labelled as such

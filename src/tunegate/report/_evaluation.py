@@ -9,7 +9,7 @@ from typing import Any
 
 from tunegate.evaluate import Comparison, confidence_label
 from tunegate.metrics import Interval
-from tunegate.records import EvalRun, EvalSuite, Verdict
+from tunegate.records import EvalRun, EvalSuite, RuleResult, Verdict
 from tunegate.report._html import Html, Section, badge, esc, page, table
 from tunegate.report._markdown import md_table
 from tunegate.report._svg import bar_chart, confusion_heatmap, reliability_diagram
@@ -102,6 +102,22 @@ def _worst_classes(labels: Sequence[str], values: Sequence[float]) -> tuple[list
     return sorted(order[:_TOP_CLASSES]), f" - the {_TOP_CLASSES} worst of {len(labels)} classes"
 
 
+def _change(r: RuleResult) -> str:
+    """candidate - baseline in words. A rule's ``difference`` is the figure it tests (a harm:
+    an accuracy *drop*, an FNR rise), so for a drop its sign is the opposite of the change."""
+    if r.baseline is not None and r.candidate is not None:
+        return change_phrase(r.candidate - r.baseline)
+    return change_phrase(r.difference)
+
+
+def _tested(r: RuleResult) -> str:
+    """The rule's tested figure with its interval: ``+0.012 [-0.004, 0.031]``."""
+    if r.difference is None:
+        return "n/a"
+    ci = "" if r.ci_low is None else f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
+    return f"{r.difference:+.3f}{ci}"
+
+
 def verdict_section(verdict: Verdict) -> Section:
     """The verdict badge and one row per rule with its figures."""
     rows = [
@@ -110,8 +126,8 @@ def verdict_section(verdict: Verdict) -> Section:
             badge(r.outcome.value),
             _num(r.baseline),
             _num(r.candidate),
-            change_phrase(r.difference),
-            "n/a" if r.ci_low is None else f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
+            _change(r),
+            _tested(r),
             _num(r.threshold),
             r.message,
         )
@@ -128,7 +144,7 @@ def verdict_section(verdict: Verdict) -> Section:
                 "baseline",
                 "candidate",
                 "candidate - baseline",
-                "CI",
+                "tested figure (CI)",
                 "threshold",
                 "reason",
             ],
@@ -300,15 +316,23 @@ def verdict_markdown(verdict: Verdict, comparison: Comparison | None = None) -> 
         f"(exit code {verdict.exit_code})",
         "",
         md_table(
-            ["rule", "outcome", "baseline", "candidate", "candidate - baseline", "CI", "reason"],
+            [
+                "rule",
+                "outcome",
+                "baseline",
+                "candidate",
+                "candidate - baseline",
+                "tested figure (CI)",
+                "reason",
+            ],
             [
                 [
                     r.rule,
                     r.outcome.value,
                     _num(r.baseline),
                     _num(r.candidate),
-                    change_phrase(r.difference),
-                    "" if r.ci_low is None else f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
+                    _change(r),
+                    _tested(r),
                     r.message,
                 ]
                 for r in verdict.rules
