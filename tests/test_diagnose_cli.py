@@ -127,3 +127,26 @@ def test_gate_exit_codes_and_confirm(project: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "PASS (2) root_cause" in out and "FAIL (4) instructions_tried" in out
     assert main(["attribute", "--confirm", "nope", "-c", str(project)]) == 1
+
+
+def test_attribute_contrasts_overrides_and_the_gate_names_the_words(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["attribute", "-c", str(project), "--json"]) == 0
+    findings = json.loads(capsys.readouterr().out)
+    top = findings[0]
+    assert top["kind"] == "contrast" and top["method"] == "contrast"
+    assert (top["predicted_label"], top["label"]) == ("account_unlock", "security_incident")
+    terms = {t["term"]: t for t in top["tokens"]}
+    assert {"authenticator push", "push prompts"} <= set(terms), sorted(terms)
+    assert terms["authenticator push"]["overrides_with"] == 68  # 3+2+3+2+9+13+16+20 overrides
+    assert terms["authenticator push"]["reference_with"] == 0
+    assert main(["attribute", "-c", str(project), "--min-support", "69", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["attribute", "--confirm", top["id"], "-c", str(project)]) == 0
+    capsys.readouterr()
+    main(["gate", "-c", str(project)])
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "PASS (2) root_cause" in out
+    assert "authenticator push (68 vs 0)" in out

@@ -9,6 +9,8 @@ Uncertainty: :func:`paired_bootstrap` gives percentile intervals for every metri
 every difference between two models on the same examples; :func:`mcnemar_exact` tests an
 accuracy difference; :func:`seed_summary` gives the spread over K seed runs;
 :func:`one_sided_rate_increase_p` tests a rise of a rate between two windows;
+:func:`fisher_rate_increase_p`, :func:`log_odds_ratio` and :func:`benjamini_hochberg` test,
+size and FDR-control many rate contrasts (contrastive attribution);
 :func:`mann_kendall` and :func:`sens_slope` test and size a trend in a series.
 
 This package is tunegate's one numeric core: softmax and temperature scaling
@@ -60,6 +62,9 @@ from tunegate.metrics._selective import (
 from tunegate.metrics._stats import (
     McNemarResult,
     SeedSummary,
+    benjamini_hochberg,
+    fisher_rate_increase_p,
+    log_odds_ratio,
     mcnemar_exact,
     one_sided_rate_increase_p,
     seed_summary,
@@ -82,6 +87,7 @@ __all__ = [
     "apply_temperature",
     "assign_bins",
     "auto_route_mask",
+    "benjamini_hochberg",
     "bin_edges",
     "brier_score_loss",
     "confidence_calibration_error",
@@ -91,9 +97,11 @@ __all__ = [
     "expected_calibration_error",
     "f1_from_confusion",
     "false_negative_rate",
+    "fisher_rate_increase_p",
     "fit_temperature",
     "latency_p50_ms",
     "latency_p95_ms",
+    "log_odds_ratio",
     "macro_f1_score",
     "mann_kendall",
     "mcnemar_exact",
