@@ -192,3 +192,24 @@ def test_finding_phrases_puts_pairs_first() -> None:
     assert phrases[0] == "authenticator + locked out (12 vs 0)"
     assert len(phrases) == 3
     assert all(isinstance(t, FindingTerm) for t in Finding.model_validate(f).tokens)
+
+
+def test_the_next_gap_counts_phrases_and_pairs_of_a_finding() -> None:
+    from datetime import UTC, datetime
+
+    from tunegate.monitor import aggregate_attribution
+    from tunegate.records import Override, ReasonCode, Ticket
+
+    f = Finding.model_validate(_contrast_finding())
+    at = datetime(2025, 3, 3, tzinfo=UTC)
+    tickets = {
+        "a": Ticket(id="a", text="the authenticator and now locked out", created_at=at),
+        "b": Ticket(id="b", text="locked out again", created_at=at),
+    }
+    r2 = [
+        Override(ticket_id=t, final_label="security_incident", reason_code=ReasonCode.R2)
+        for t in tickets
+    ]
+    counts = aggregate_attribution([f], r2, tickets)
+    assert counts["authenticator + locked out"] == 1.0  # only ticket a has both
+    assert counts["locked out"] == 2.0
