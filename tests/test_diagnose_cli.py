@@ -156,3 +156,24 @@ def test_try_commands_exit_with_their_verdict(
     monkeypatch.setattr("tunegate.cli._diagnose._suite", lambda store, name: None)
     assert main(["try", "rules", str(rules), "-c", str(project), "--json"]) == code
     assert json.loads(capsys.readouterr().out)["id"] == attempt.id
+def test_attribute_contrasts_overrides_and_the_gate_names_the_words(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["attribute", "-c", str(project), "--json"]) == 0
+    findings = json.loads(capsys.readouterr().out)
+    top = findings[0]
+    assert top["kind"] == "contrast" and top["method"] == "contrast"
+    assert (top["predicted_label"], top["label"]) == ("account_unlock", "security_incident")
+    terms = {t["term"]: t for t in top["tokens"]}
+    assert {"authenticator push", "push prompts"} <= set(terms), sorted(terms)
+    assert terms["authenticator push"]["overrides_with"] == 68  # 3+2+3+2+9+13+16+20 overrides
+    assert terms["authenticator push"]["reference_with"] == 0
+    assert main(["attribute", "-c", str(project), "--min-support", "69", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["attribute", "--confirm", top["id"], "-c", str(project)]) == 0
+    capsys.readouterr()
+    main(["gate", "-c", str(project)])
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "PASS (2) root_cause" in out
+    assert "authenticator push (68 vs 0)" in out

@@ -34,14 +34,16 @@ PLANTED = {"authenticator", "mfa", "2fa", "push", "pushes", "prompt", "prompts",
            "approval", "notification", "notifications", "duo", "okta", "verify"}
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory, encoder_path: str) -> Iterator[dict[str, Any]]:
+# words of a lockout (the context the model routes as account_unlock)
+LOCKOUT = {"locked", "locked out", "lockout", "unlock"}
+
+
+def _simulated_store(folder: Any, seed: int) -> dict[str, Any]:
     from tunegate.simulate import SimConfig, simulate
     from tunegate.store import Store
 
-    folder = tmp_path_factory.mktemp("sim")
     workflow = parse_workflow(starter_yaml())
-    config = SimConfig(weeks=12, rollout_week=6, seed=7)
+    config = SimConfig(weeks=12, rollout_week=6, seed=seed)
     result = simulate(config, folder / "out", workflow=workflow)
     store = Store(f"sqlite:///{folder / 'sim.db'}")
     store.add_tickets(s.ticket for s in result.production)
@@ -52,9 +54,15 @@ def sim(tmp_path_factory: pytest.TempPathFactory, encoder_path: str) -> Iterator
     store.save_suite(EvalSuite(name="sim", examples=result.eval_examples).frozen())
     start = datetime(config.start_date.year, config.start_date.month, config.start_date.day,
                      tzinfo=UTC)
-    yield {"store": store, "workflow": workflow, "result": result, "start": start,
-           "rollout": start + timedelta(weeks=config.rollout_week)}
-    store.close()
+    return {"store": store, "workflow": workflow, "result": result, "start": start,
+            "rollout": start + timedelta(weeks=config.rollout_week)}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory, encoder_path: str) -> Iterator[dict[str, Any]]:
+    built = _simulated_store(tmp_path_factory.mktemp("sim"), 7)
+    yield built
+    built["store"].close()
 
 
 def _failed(report: Any) -> list[str]:
@@ -151,3 +159,43 @@ def test_attribution_surfaces_the_planted_signal(sim: dict[str, Any]) -> None:
 
     gap = next_gap_from_store(store, wf, model_version=sim["result"].champion_version)
     assert set(gap.attribution) & PLANTED, gap.attribution
+
+
+def _check_contrastive_finding(store: Any, wf: Workflow) -> dict[str, Any]:
+    """The top contrastive finding: account_unlock tickets moved to security_incident, and one
+    of its two top pairs joins a word of the planted MFA phrasings with a lockout word."""
+    from tunegate.diagnose import confirm_finding, contrast_overrides, evaluate_gate
+
+    findings = contrast_overrides(store, wf, seed=3)
+    top = findings[0]
+    assert (top["predicted_label"], top["label"]) == ("account_unlock", "security_incident")
+    pairs = [t for t in top["tokens"] if t["kind"] == "pair"][:2]
+    joined = [t for t in pairs if set(t["parts"]) & PLANTED and set(t["parts"]) & LOCKOUT]
+    assert joined, [t["term"] for t in top["tokens"]]
+    pair = joined[0]
+    assert pair["overrides_with"] >= 20 and pair["reference_with"] <= 5, pair
+    assert pair["q_value"] < 1e-6
+    words = [t["term"] for t in top["tokens"][:10] if t["kind"] != "pair"]
+    assert set(words) & PLANTED, words
+    assert all(e["ticket_id"] for e in top["examples"])
+    # the same seed, the same finding (deterministic)
+    again = contrast_overrides(store, wf, seed=3, save=False)[0]
+    assert [t["term"] for t in again["tokens"]] == [t["term"] for t in top["tokens"]]
+    # confirmed, the gate's condition 2 names it
+    confirm_finding(store, top["id"], reviewer="lead")
+    summary = evaluate_gate(store, wf).conditions[1].summary
+    assert f"{pair['term']} ({pair['overrides_with']} vs {pair['reference_with']})" in summary
+    return top
+
+
+def test_contrastive_finding_names_mfa_with_lockout(sim: dict[str, Any]) -> None:
+    _check_contrastive_finding(sim["store"], sim["workflow"])
+
+
+@pytest.mark.parametrize("seed", [11, 23])
+def test_contrastive_finding_on_more_seeds(seed: int, tmp_path: Any, encoder_path: str) -> None:
+    built = _simulated_store(tmp_path, seed)
+    try:
+        _check_contrastive_finding(built["store"], built["workflow"])
+    finally:
+        built["store"].close()

@@ -210,7 +210,9 @@ def test_verdict_tables_show_a_preservation_gain_as_a_rise() -> None:
         threshold=0.02,
         message="preservation accuracy rose",
     )
-    verdict = Verdict(outcome=VerdictOutcome.PASS, baseline_run="a", candidate_run="b", rules=[rule])
+    verdict = Verdict(
+        outcome=VerdictOutcome.PASS, baseline_run="a", candidate_run="b", rules=[rule]
+    )
     html = str(verdict_section(verdict).body)
     md = verdict_markdown(verdict)
     for text in (html, md):

@@ -78,32 +78,57 @@ def document_type(kind: str) -> type[Document]:
 
 
 class FindingTerm(BaseModel):
-    """A word distinctive of the missed overrides, with how much the model weighs it
-    (``tunegate.diagnose.TermWeight`` is this class)."""
+    """A term (word, phrase, or a pair of terms found in the same ticket) distinctive of the
+    missed overrides (``tunegate.diagnose.TermWeight`` is this class).
+
+    Occlusion/IG findings (``Finding.kind == "attribution"``) fill the attribution fields;
+    contrastive findings (``"contrast"``) fill the counts, the log-odds ratio, ``p_value``,
+    ``q_value``, ``parts`` and ``examples`` and leave the attribution fields at 0. Documents
+    stored before the contrast fields existed still load (every new field has a default).
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     term: str
+    """The word or phrase; a pair reads ``"authenticator + locked out"``."""
     label: str
     """The analyst's class this term is evidence for."""
     z: float
     """Log-odds z of the term in overrides vs correctly handled tickets."""
     overrides_with: int
+    """Overridden tickets containing the term (a pair: both of its parts)."""
     reference_with: int
-    attr_analyst: float
+    """Correctly handled (contrast) tickets containing the term."""
+    attr_analyst: float = 0.0
     """Mean normalized attribution toward the analyst's class, in the overrides."""
-    attr_predicted: float
+    attr_predicted: float = 0.0
     """Mean normalized attribution toward the model's (wrong) class, in the overrides."""
-    margin: float
+    margin: float = 0.0
     """attr_analyst - attr_predicted."""
-    cue: str
-    """``weak`` or ``misleading``."""
+    cue: str = ""
+    """``weak`` or ``misleading`` (attribution findings); ``""`` for contrastive ones."""
+    kind: str = "word"
+    """``word``, ``phrase`` (an n-gram) or ``pair`` (two terms co-occurring in a ticket)."""
+    parts: list[str] = Field(default_factory=list)
+    """A pair's two terms (empty otherwise)."""
+    log_odds: float | None = None
+    """Smoothed log odds ratio, overridden vs contrast tickets (contrastive findings)."""
+    p_value: float | None = None
+    """One-sided Fisher exact p-value that the term is more frequent in the overrides."""
+    q_value: float | None = None
+    """Benjamini-Hochberg q-value over every term and pair tested for the finding."""
+    examples: list[str] = Field(default_factory=list)
+    """Ids of a few overridden tickets containing the term."""
 
 
 class Finding(Document):
-    """An attribution finding: words the model under-weights on one class's missed overrides.
+    """A finding: what distinguishes one class's missed overrides.
 
-    Written by :func:`tunegate.diagnose.attribute_overrides` (key: ``id``), confirmed by a
+    ``kind="contrast"`` (:func:`tunegate.diagnose.contrast_overrides`): terms and term pairs
+    over-represented in tickets the model labelled ``predicted_label`` and analysts moved to
+    ``label`` against tickets of the same predicted class handled correctly.
+    ``kind="attribution"`` (:func:`tunegate.diagnose.attribute_overrides`): words the model
+    under-weights by occlusion / integrated gradients. Key: ``id``; confirmed by a
     person with :func:`tunegate.diagnose.confirm_finding` (the gate's condition 2), and read by
     the monitor's next gap.
     """
@@ -112,7 +137,7 @@ class Finding(Document):
 
     id: str
     kind: str = "attribution"
-    """What produced the finding (``attribution``)."""
+    """What produced the finding (``attribution`` or ``contrast``)."""
     reason_code: str
     """The reason code of the overrides attributed (e.g. ``R2``)."""
     label: str
@@ -133,6 +158,14 @@ class Finding(Document):
     """ISO 8601 UTC timestamp."""
     confirmed_at: str | None = None
     note: str = ""
+    predicted_label: str | None = None
+    """The model's class of the contrasted tickets (contrastive findings)."""
+    examples: list[dict[str, str]] = Field(default_factory=list)
+    """A few overridden tickets (``ticket_id``, ``text``) showing the top terms."""
+    min_support: int = 0
+    """Fewest overridden tickets a term needed to be tested (contrastive findings)."""
+    alpha: float = 0.0
+    """False discovery rate a term's q-value had to meet (contrastive findings)."""
 
 
 class TriageLabel(Document):

@@ -301,18 +301,44 @@ def attribute(
         ),
     ] = None,
     reviewer: ReviewerOpt = "unknown",
-    method: Annotated[str, typer.Option("--method", help="ig | occlusion")] = "ig",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="contrast (overridden vs correctly handled tickets of the same predicted "
+            "class: terms and term pairs with counts and FDR-controlled tests) | ig | occlusion "
+            "(the champion's word attributions).",
+        ),
+    ] = "contrast",
     steps: Annotated[int, typer.Option("--steps", min=2, help="Integrated-gradients steps.")] = 20,
     max_per_side: Annotated[
-        int, typer.Option("--max", min=1, help="Tickets per side (overrides, correct).")
+        int, typer.Option("--max", min=1, help="Tickets per side (ig/occlusion only).")
     ] = 100,
+    min_support: Annotated[
+        int,
+        typer.Option(
+            "--min-support", min=1, help="Fewest overridden tickets a term needs (contrast)."
+        ),
+    ] = 5,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha", min=0.0, max=1.0, help="False discovery rate for terms (contrast)."
+        ),
+    ] = 0.05,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Reason code (default: gate.reason_code).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Name the words the champion under-weights on missed-signal overrides; record findings."""
-    from tunegate.diagnose import attribute_overrides, confirm_finding
+    """Name what separates missed-signal overrides from correctly handled tickets; record
+    findings (confirm one with --confirm for gate condition 2)."""
+    from tunegate.diagnose import (
+        attribute_overrides,
+        confirm_finding,
+        contrast_overrides,
+        finding_phrases,
+    )
 
     workflow = load(config)
     store = store_for(workflow, config)
@@ -326,26 +352,38 @@ def attribute(
             ),
         )
         return
-    if method not in ("ig", "occlusion"):
-        raise InputError(f"--method must be ig or occlusion, got {method!r}")
-    findings = attribute_overrides(
-        store,
-        workflow,
-        method=method,  # type: ignore[arg-type]
-        n_steps=steps,
-        max_per_side=max_per_side,
-        reason_code=reason,
-    )
+    if method not in ("contrast", "ig", "occlusion"):
+        raise InputError(f"--method must be contrast, ig or occlusion, got {method!r}")
+    if method == "contrast":
+        findings = contrast_overrides(
+            store, workflow, reason_code=reason, min_support=min_support, alpha=alpha
+        )
+    else:
+        findings = attribute_overrides(
+            store,
+            workflow,
+            method=method,  # type: ignore[arg-type]
+            n_steps=steps,
+            max_per_side=max_per_side,
+            reason_code=reason,
+        )
 
     def human() -> None:
         if not findings:
-            out.print("no under-weighted terms found")
+            out.print("no finding: no term passed the tests")
         for f in findings:
-            terms = ", ".join(t["term"] for t in f["tokens"][:10])
-            out.print(
-                f"[bold]{f['id']}[/bold] {f['label']} ({f['n_overrides']} overrides; "
-                f"model said {f['model_labels']}): under-weighted {terms}"
-            )
+            terms = "; ".join(finding_phrases(f, 8))
+            if f.get("kind") == "contrast":
+                out.print(
+                    f"[bold]{f['id']}[/bold] {f['predicted_label']} -> {f['label']} "
+                    f"({f['n_overrides']} overrides vs {f['n_reference']} correctly handled; "
+                    f"counts overridden vs correct): {terms}"
+                )
+            else:
+                out.print(
+                    f"[bold]{f['id']}[/bold] {f['label']} ({f['n_overrides']} overrides; "
+                    f"model said {f['model_labels']}): under-weighted {terms}"
+                )
         if findings:
             out.print(f"confirm after review: `tunegate attribute --confirm {findings[0]['id']}`")
 

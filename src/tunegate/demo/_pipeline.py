@@ -24,7 +24,7 @@ import json
 import shutil
 import statistics
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tunegate._progress import console
@@ -58,17 +58,27 @@ __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
 
 def _highlight_examples(
-    store: Store, workflow: Workflow, champion: Any, *, n: int
+    store: Store,
+    workflow: Workflow,
+    champion: Any,
+    *,
+    n: int,
+    ticket_ids: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Word attributions (occlusion) on a few R2-overridden tickets, toward the model's label
-    and the analyst's label, for the report."""
+    and the analyst's label, for the report: the tickets in ``ticket_ids`` (a finding's
+    examples) first, then the newest R2 overrides, ``n`` in all."""
     from tunegate.diagnose import attribute_texts, scorer_for
 
-    picked = [
+    corrected = [
         o
         for o in store.overrides(reason_code="R2")
         if o.model_label and o.model_label != o.final_label
-    ][-n:]
+    ]
+    by_ticket = {o.ticket_id: o for o in corrected}
+    picked = [by_ticket[t] for t in dict.fromkeys(ticket_ids) if t in by_ticket][:n]
+    chosen = {o.ticket_id for o in picked}
+    picked += [o for o in reversed(corrected) if o.ticket_id not in chosen][: n - len(picked)]
     if not picked:
         return []
     texts = [store.get_ticket(o.ticket_id).text for o in picked]
@@ -95,11 +105,12 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole loop; returns the result and writes ``report.html`` and ``summary.md``."""
     from tunegate.diagnose import (
-        attribute_overrides,
         confirm_finding,
         confirm_triage,
+        contrast_overrides,
         evaluate_gate,
         failures_from_store,
+        finding_phrases,
         override_trend_from_store,
         recommend_from_store,
         suggest,
@@ -244,17 +255,10 @@ def run_demo(
                 note=f"accepted suggestion ({sug.rule})",
             )
         recommendation = recommend_from_store(store, workflow)
-        # Occlusion keeps the demo inside its time budget; `tunegate attribute --method ig`
-        # runs Integrated Gradients (docs/diagnosis.md).
-        findings = attribute_overrides(
-            store,
-            workflow,
-            reason_code="R2",
-            method="occlusion",
-            max_per_side=30 if config.quick else 60,
-            seed=config.seed,
-        )
-        findings.sort(key=lambda f: f.get("n_overrides", 0), reverse=True)
+        # Contrastive attribution: R2-overridden tickets against correctly handled tickets of
+        # the same predicted class (terms and co-occurring pairs, docs/diagnosis.md). The
+        # per-ticket highlights for the report stay occlusion word scores.
+        findings = contrast_overrides(store, workflow, reason_code="R2", seed=config.seed)
         if findings:
             findings[0] = confirm_finding(
                 store,
@@ -262,7 +266,13 @@ def run_demo(
                 reviewer="demo-lead",
                 note="the MFA signal, confirmed by the simulated team lead",
             )
-        highlights = _highlight_examples(store, workflow, champion, n=3)
+        highlights = _highlight_examples(
+            store,
+            workflow,
+            champion,
+            n=3,
+            ticket_ids=[e["ticket_id"] for e in findings[0]["examples"]] if findings else [],
+        )
         say(
             f"  R2 per week: {trend.counts}; stable-or-increasing: "
             f"{trend.decision.passed} (Mann-Kendall p(decrease)="
@@ -273,8 +283,14 @@ def run_demo(
             f"{'; '.join(recommendation.reasons)}"
         )
         if findings:
-            terms = ", ".join(t["term"] for t in findings[0]["tokens"][:8])
-            say(f"  attribution: under-weighted toward {findings[0]['label']}: {terms}")
+            top = findings[0]
+            say(
+                f"  attribution ({top['predicted_label']} -> {top['label']}: "
+                f"{top['n_overrides']} R2 overrides vs {top['n_reference']} correctly handled "
+                f"tickets; counts overridden vs correct): {'; '.join(finding_phrases(top, 8))}"
+            )
+        else:
+            say("  attribution: no term or pair separates the R2 overrides (no finding)")
 
     # 5. cheap fixes -----------------------------------------------------------------------
     with steps.step("5. cheap fixes first: instructions, a rule, retrieval"):

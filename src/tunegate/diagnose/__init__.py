@@ -5,7 +5,10 @@
 * error triage — failures (:mod:`._failures`), suggested categories by registered rules
   (:mod:`._triage`), the confirm round trip (:mod:`._triage_review`), recommendations
   (:mod:`._recommend`);
-* attribution — the words the model under-weights on missed overrides (:mod:`._attribution`);
+* attribution — what separates missed overrides from correctly handled tickets of the same
+  predicted class: words, phrases and co-occurring pairs with counts and FDR-controlled tests
+  (:mod:`._contrastive`); per-ticket word highlights by occlusion or integrated gradients
+  (:mod:`._attribution`);
 * the cheap fixes — instructions, rules, retrieval, each evaluated and stored (:mod:`._attempts`);
 * the five-condition fine-tuning gate (:mod:`._gate`), one registered condition each
   (:mod:`._gate_conditions`).
@@ -38,6 +41,7 @@ from tunegate.diagnose._attribution import (
     underweighted_terms,
     word_lists,
 )
+from tunegate.diagnose._contrastive import contrast_overrides, contrast_terms, finding_phrases
 from tunegate.diagnose._failures import (
     FailureCase,
     failures_from_eval_run,
@@ -133,6 +137,8 @@ __all__ = [
     "confirm_finding",
     "confirm_triage",
     "confirmed_triage",
+    "contrast_overrides",
+    "contrast_terms",
     "data_shortfalls",
     "decide_gate",
     "evaluate_gate",
@@ -140,6 +146,7 @@ __all__ = [
     "failures_from_eval_run",
     "failures_from_overrides",
     "failures_from_store",
+    "finding_phrases",
     "gate_condition",
     "gate_conditions",
     "import_triage",

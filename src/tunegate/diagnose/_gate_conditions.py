@@ -14,6 +14,7 @@ from typing import Any
 
 from tunegate._registries import NamedRegistry
 from tunegate.config import Workflow
+from tunegate.diagnose._contrastive import finding_phrases
 from tunegate.diagnose._overrides import OverrideTrend
 from tunegate.records import (
     Attempt,
@@ -195,11 +196,20 @@ def root_cause(evidence: GateEvidence, workflow: Workflow) -> ConditionFinding:
     """An attribution finding is recorded and confirmed by a person."""
     confirmed = [(k, v) for k, v in evidence.findings if v.get("confirmed")]
     if confirmed:
-        fid, f = confirmed[-1]
-        terms = [t.get("term") if isinstance(t, dict) else t for t in f.get("tokens", [])][:8]
+        # the most recently confirmed finding (document keys are random ids, not an order)
+        fid, f = max(confirmed, key=lambda kv: (str(kv[1].get("confirmed_at") or ""), kv[0]))
+        words = ", ".join(finding_phrases(f, 6)) or "no terms"
+        if f.get("kind") == "contrast":
+            summary = (
+                f"confirmed finding {fid}: {words} ({f.get('predicted_label')} -> "
+                f"{f.get('label')}; counts: {f.get('n_overrides')} {f.get('reason_code')} "
+                f"overrides vs {f.get('n_reference')} correctly handled tickets)"
+            )
+        else:
+            summary = f"confirmed finding {fid}: under-weighted {words} for {f.get('label')!r}"
         return ConditionFinding(
             True,
-            f"confirmed finding {fid}: under-weighted {terms} for {f.get('label')!r}",
+            summary,
             "use the finding to target the data (reviewed examples in the affected slice)",
             {
                 "finding": fid,

@@ -25,7 +25,7 @@ from tunegate.models._onnx import cache_root, export_module, quantize_int8
 
 __all__ = ["export_logits_onnx", "lora_cache_key", "lora_onnx_path"]
 
-_LORA_RECIPE = "tunegate-onnx-lora/1"  # bump when the LoRA export or quantization changes
+_LORA_RECIPE = "tunegate-onnx-lora/2"  # bump when the LoRA export or quantization changes
 _LOCK = threading.Lock()
 
 

@@ -10,6 +10,8 @@ its estimate) for every metric and for every difference between two models on th
 examples; :func:`mcnemar_exact` tests an
 accuracy difference; :func:`seed_summary` gives the spread over K seed runs;
 :func:`one_sided_rate_increase_p` tests a rise of a rate between two windows;
+:func:`fisher_rate_increase_p`, :func:`log_odds_ratio` and :func:`benjamini_hochberg` test,
+size and FDR-control many rate contrasts (contrastive attribution);
 :func:`mann_kendall` and :func:`sens_slope` test and size a trend in a series.
 
 This package is tunegate's one numeric core: softmax and temperature scaling
@@ -73,6 +75,9 @@ from tunegate.metrics._selective import (
 from tunegate.metrics._stats import (
     McNemarResult,
     SeedSummary,
+    benjamini_hochberg,
+    fisher_rate_increase_p,
+    log_odds_ratio,
     mcnemar_exact,
     one_sided_rate_increase_p,
     seed_summary,
@@ -99,6 +104,7 @@ __all__ = [
     "assign_bins",
     "aurc_rate",
     "auto_route_mask",
+    "benjamini_hochberg",
     "bias_corrected_interval",
     "bin_edges",
     "brier_score_loss",
@@ -109,10 +115,12 @@ __all__ = [
     "expected_calibration_error",
     "f1_from_confusion",
     "false_negative_rate",
+    "fisher_rate_increase_p",
     "fit_route_threshold",
     "fit_temperature",
     "latency_p50_ms",
     "latency_p95_ms",
+    "log_odds_ratio",
     "macro_f1_score",
     "mann_kendall",
     "mcnemar_exact",

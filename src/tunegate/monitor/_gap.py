@@ -139,9 +139,10 @@ def aggregate_attribution(
 ) -> dict[str, float]:
     """Under-weighted terms of attribution findings that remain in the R2 tickets.
 
-    A finding (:class:`~tunegate.documents.Finding`, reason code R2) names words the model
-    under-weights for one class, its ``label``. Each of its terms counts the R2 overrides among
-    ``r2_overrides`` whose final label is that class and whose ticket text contains the term.
+    A finding (:class:`~tunegate.documents.Finding`, reason code R2) names terms for one
+    class, its ``label``: words, phrases or pairs (``"approve + locked"``). Each term counts the
+    R2 overrides among ``r2_overrides`` whose final label is that class and whose ticket text
+    contains every word of the term.
     """
     terms: dict[str, set[str]] = {}
     for f in findings:
@@ -153,8 +154,11 @@ def aggregate_attribution(
         wanted = terms.get(o.final_label)
         if ticket is None or not wanted:
             continue
-        for term in wanted & set(words(ticket.text)):
-            total[term] = total.get(term, 0.0) + 1.0
+        present = set(words(ticket.text))
+        for term in wanted:
+            parts = [w for w in term.split() if w != "+"]
+            if parts and all(w in present for w in parts):
+                total[term] = total.get(term, 0.0) + 1.0
     return total
 
 
