@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunegate.server._prometheus import MetricsRegistry
 
-__all__ = ["BodyLimitMiddleware", "ObserveMiddleware"]
+__all__ = ["BodyLimitMiddleware", "ErrorIdMiddleware", "ObserveMiddleware", "new_error_id"]
 
 log = logging.getLogger("tunegate.server")
 
@@ -28,8 +29,13 @@ SECURITY_HEADERS = [
 ]
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+def new_error_id() -> str:
+    """A short random id that ties a 5xx answer to its log line."""
+    return "err_" + secrets.token_hex(6)
+
+
+async def _send_json(send: Send, status: int, detail: str, **extra: str) -> None:
+    body = json.dumps({"detail": detail, **extra}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -95,6 +101,36 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class ErrorIdMiddleware:
+    """Turns any exception the application lets through into ``500 {"detail": "internal
+    error", "error_id": ...}``; the traceback is logged with the id, never sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            error_id = new_error_id()
+            route: Any = scope.get("route")
+            where = getattr(route, "path", None) or "(unmatched)"
+            log.exception("internal error %s on %s %s", error_id, scope.get("method"), where)
+            if not started:
+                await _send_json(send, 500, "internal error", error_id=error_id)
 
 
 class ObserveMiddleware:

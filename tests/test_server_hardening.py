@@ -1,0 +1,158 @@
+"""Hardening of the service (issue 18): no 500 for anything a client sent, no internals in
+error bodies, a sanitised access log, server-side sessions, idempotent overrides, the serving
+champion following the registry, API docs behind a token."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from _server_support import SECRET, KeywordClassifier, Service, make_service
+from tunegate.config import Workflow
+from tunegate.errors import StoreError
+from tunegate.server import ServerSettings, create_app, create_token
+from tunegate.store import Store
+
+
+@pytest.fixture
+def svc(workflow: Workflow, tmp_path: Path) -> Iterator[Service]:
+    service = make_service(workflow, tmp_path / "svc.db")
+    service.client = TestClient(service.app, raise_server_exceptions=False)
+    with service.client:
+        yield service
+    service.store.close()
+
+
+def _post(svc: Service, path: str, raw: str, **headers: str) -> Any:
+    return svc.client.post(
+        path,
+        content=raw.encode("utf-8"),
+        headers={**svc.auth(svc.analyst), "content-type": "application/json", **headers},
+    )
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+# -- row 1: no 500 for anything a client sent ----------------------------------------------
+
+BAD_CLASSIFY = [
+    ('{"text": "hello \\ud800"}', "text", "unpaired surrogate"),
+    ('{"text": "ok", "id": "\\udc00"}', "id", "unpaired surrogate"),
+    ('{"text": "ok", "metadata": {"k\\ud800": 1}}', "metadata", "unpaired surrogate"),
+    (json.dumps({"text": "ok", "metadata": _deep(300)}), "metadata", "nested more than 32"),
+    ('{"text": "ok", "created_at": "0001-01-01T00:30:00+01:00"}', "created_at", "out of range"),
+    ('{"text": "ok", "created_at": "9999-12-31T23:30:00-01:00"}', "created_at", "out of range"),
+    ('{"text": "ok", "metadata": {"x": NaN}}', "metadata", "NaN"),
+    ('{"tickets": [{"text": "ok"}, {"text": "\\ud800"}]}', "tickets.1.text", "surrogate"),
+    (json.dumps({"text": "x" * 20_001}), "text", "limit of 20,000"),
+]
+
+
+@pytest.mark.parametrize(("raw", "field", "why"), BAD_CLASSIFY)
+def test_classify_bad_input_is_a_422_naming_the_field(
+    svc: Service, raw: str, field: str, why: str
+) -> None:
+    response = _post(svc, "/v1/classify", raw)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(field) and why.lower() in detail.lower(), detail
+    assert "\\ud800" not in response.text or "unpaired" in response.text
+    assert svc.store.decisions() == []
+
+
+BAD_OVERRIDES = [
+    ('{"ticket_id": "\\ud800", "final_label": "vpn_issue", "reason_code": "R1"}', "ticket_id"),
+    ('{"ticket_id": "t", "final_label": "\\udfff", "reason_code": "R1"}', "final_label"),
+    (
+        '{"ticket_id": "t", "final_label": "vpn_issue", "reason_code": "R1", "note": "\\ud800"}',
+        "note",
+    ),
+    (
+        json.dumps(
+            {"ticket_id": "t", "final_label": "vpn_issue", "reason_code": "R1", "note": "n" * 2001}
+        ),
+        "note",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "field"), BAD_OVERRIDES)
+def test_override_bad_input_is_a_422_naming_the_field(svc: Service, raw: str, field: str) -> None:
+    response = _post(svc, "/v1/overrides", raw)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(field)
+
+
+def test_422_bodies_never_echo_the_input(svc: Service) -> None:
+    secret = "s3cr3t-" + "y" * 50
+    response = _post(svc, "/v1/classify", json.dumps({"text": secret, "bogus": {"n": secret}}))
+    assert response.status_code == 422
+    assert all(set(err) == {"loc", "msg", "type"} for err in response.json()["errors"])
+    assert "y" * 50 not in response.text
+
+
+class _Exploding(KeywordClassifier):
+    def __init__(self, labels: Any, exc: Exception) -> None:
+        super().__init__(labels)
+        self.exc = exc
+
+    def predict_proba(self, texts: Any, metadata: Any = None) -> np.ndarray:
+        raise self.exc
+
+
+def _exploding_service(workflow: Workflow, tmp_path: Path, exc: Exception) -> Service:
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    analyst, _ = create_token(store, role="analyst", name="alice")
+    app = create_app(
+        workflow,
+        store=store,
+        classifier=_Exploding(workflow.label_names, exc),
+        settings=ServerSettings(secret_key=SECRET),
+    )
+    return Service(TestClient(app, raise_server_exceptions=False), store, analyst, "", app)
+
+
+def test_an_unexpected_error_is_a_500_with_an_id_and_no_internals(
+    workflow: Workflow, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    svc = _exploding_service(workflow, tmp_path, RuntimeError("boom at /srv/secret/path.py"))
+    with caplog.at_level(logging.ERROR, logger="tunegate.server"):
+        response = svc.client.post(
+            "/v1/classify", json={"text": "vpn"}, headers=svc.auth(svc.analyst)
+        )
+    assert response.status_code == 500
+    body = response.json()
+    assert body["detail"] == "internal error" and body["error_id"].startswith("err_")
+    assert "/srv/secret" not in response.text and "Traceback" not in response.text
+    logged = [r for r in caplog.records if body["error_id"] in r.getMessage()]
+    assert logged and logged[0].exc_info is not None  # the traceback is logged with the id
+    svc.store.close()
+
+
+def test_store_errors_do_not_leak_the_store_url(
+    workflow: Workflow, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = "postgresql://tunegate:pw@db.internal:5432/tg"
+    svc = _exploding_service(workflow, tmp_path, StoreError(f"cannot reach {url} (/var/lib/x)"))
+    with caplog.at_level(logging.ERROR, logger="tunegate.server"):
+        response = svc.client.post(
+            "/v1/classify", json={"text": "vpn"}, headers=svc.auth(svc.analyst)
+        )
+    assert response.status_code == 503
+    body = response.json()
+    assert "db.internal" not in response.text and "/var/lib" not in response.text
+    assert body["error_id"].startswith("err_") and "unavailable" in body["detail"]
+    assert any(body["error_id"] in r.getMessage() and url in r.getMessage() for r in caplog.records)
+    svc.store.close()
