@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from _server_support import SECRET, KeywordClassifier, Service, make_service
-from tunegate.config import Workflow
+from tunegate.config import Workflow, starter_yaml
+from tunegate.documents import ApiToken
 from tunegate.errors import StoreError
 from tunegate.server import ServerSettings, create_app, create_token
 from tunegate.store import Store
@@ -156,3 +157,37 @@ def test_store_errors_do_not_leak_the_store_url(
     assert body["error_id"].startswith("err_") and "unavailable" in body["detail"]
     assert any(body["error_id"] in r.getMessage() and url in r.getMessage() for r in caplog.records)
     svc.store.close()
+
+
+# -- row 2: the access log has no query strings, and the app's own line appears -----------
+
+
+def test_the_access_line_has_no_query_string_and_names_the_token_id(
+    svc: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    token_id = next(p.id for _, p in svc.store.documents(ApiToken).items() if p.name == "alice")
+    with caplog.at_level(logging.INFO, logger="tunegate.server"):
+        response = svc.client.get(
+            f"/v1/queue?token={svc.analyst}&x=1", headers=svc.auth(svc.analyst)
+        )
+    assert response.status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "tunegate.server"]
+    assert any(line.startswith("GET /v1/queue 200 ") for line in lines), lines
+    assert any(f"token={token_id}" in line for line in lines), lines
+    assert not any(svc.analyst in line or "?" in line for line in lines), lines
+
+
+def test_serve_turns_uvicorn_access_log_off_and_logs_tunegate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from tunegate.cli import main
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    config = tmp_path / "tunegate.yaml"
+    config.write_text(starter_yaml())
+    assert main(["serve", "--config", str(config)]) == 0
+    assert seen["access_log"] is False
+    assert seen["log_config"]["loggers"]["tunegate"]["handlers"] == ["default"]

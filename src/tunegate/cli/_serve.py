@@ -37,6 +37,7 @@ def serve(
     uvicorn = require("uvicorn", purpose="tunegate serve")
     from tunegate.errors import InputError
     from tunegate.server import ServerSettings, create_app
+    from tunegate.server._middleware import serve_log_config
 
     if highlights not in ("occlusion", "attribution", "off"):
         raise InputError(f"--highlights must be occlusion, attribution or off; got {highlights!r}")
@@ -47,7 +48,15 @@ def serve(
         f"tunegate serving {workflow.name!r} on http://{host}:{port} (log in at /login, "
         f"API docs at /docs)"
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=serve_log_config(log_level),
+        access_log=False,  # it prints query strings; the app logs a sanitised line instead
+        server_header=False,
+    )
 
 
 def token_create(

@@ -65,6 +65,7 @@ def _requires(role: Role) -> Callable[..., Principal]:
                 403,
                 f"this needs the {role.value} role; your token has the {principal.role.value} role",
             )
+        request.state.token_id = principal.token_id  # for the access log line
         return principal
 
     return dependency
