@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from _server_support import SECRET, KeywordClassifier, Service, make_service
+from _server_support import SECRET, KeywordClassifier, Service, csrf_from, login, make_service
 from tunegate.config import Workflow, starter_yaml
-from tunegate.documents import ApiToken
+from tunegate.documents import ApiToken, WebSession
 from tunegate.errors import StoreError
-from tunegate.server import ServerSettings, create_app, create_token
+from tunegate.server import ServerSettings, create_app, create_token, withdraw_token
+from tunegate.server._auth import SessionSigner
 from tunegate.store import Store
 
 
@@ -191,3 +192,52 @@ def test_serve_turns_uvicorn_access_log_off_and_logs_tunegate(
     assert main(["serve", "--config", str(config)]) == 0
     assert seen["access_log"] is False
     assert seen["log_config"]["loggers"]["tunegate"]["handlers"] == ["default"]
+
+
+# -- row 3: sessions are server-side: logout, revocation and expiry end them ---------------
+
+
+def _logged_in_cookie(svc: Service, token: str) -> str:
+    login(svc, token)
+    cookie = svc.client.cookies.get("tg_session")
+    assert cookie
+    return cookie
+
+
+def _queue_with(svc: Service, cookie: str) -> int:
+    svc.client.cookies.clear()
+    svc.client.cookies.set("tg_session", cookie)
+    return int(svc.client.get("/queue", follow_redirects=False).status_code)
+
+
+def test_a_cookie_replayed_after_logout_is_refused(svc: Service) -> None:
+    cookie = _logged_in_cookie(svc, svc.analyst)
+    assert _queue_with(svc, cookie) == 200
+    page = svc.client.get("/queue")
+    out = svc.client.post(
+        "/logout", data={"csrf_token": csrf_from(page.text)}, follow_redirects=False
+    )
+    assert out.status_code == 303
+    assert _queue_with(svc, cookie) == 303  # the copy kept before logout no longer works
+    assert svc.store.documents(WebSession).items() == []
+
+
+def test_revoking_the_token_ends_its_sessions(svc: Service) -> None:
+    cookie = _logged_in_cookie(svc, svc.analyst)
+    assert _queue_with(svc, cookie) == 200
+    withdraw_token(svc.store, "alice", actor="test")
+    assert _queue_with(svc, cookie) == 303
+    assert svc.store.documents(WebSession).items() == []
+
+
+def test_session_expiry_is_enforced_server_side(svc: Service) -> None:
+    cookie = _logged_in_cookie(svc, svc.analyst)
+    [(key, session)] = svc.store.documents(WebSession).items()
+    svc.store.documents(WebSession).put(key, session.model_copy(update={"expires_at": 1.0}))
+    assert _queue_with(svc, cookie) == 303  # the cookie's own expiry is hours away
+    assert svc.store.documents(WebSession).items() == []
+
+
+def test_a_signed_cookie_without_a_stored_session_is_refused(svc: Service) -> None:
+    signer = SessionSigner(SECRET)
+    assert _queue_with(svc, signer.sign_session("made-up-session-id")) == 303
