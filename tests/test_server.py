@@ -217,6 +217,8 @@ def test_override_records_analyst_and_audit(service: Service) -> None:
     assert entry["details"]["override_id"] == stored.id
     assert entry["details"]["final_label"] == "vpn_issue"
     confirm = {"ticket_id": d["ticket_id"], "final_label": d["label"], "reason_code": "R1"}
+    assert service.client.post("/v1/overrides", json=confirm, headers=h).status_code == 409
+    confirm["supersedes"] = stored.id
     assert (
         service.client.post("/v1/overrides", json=confirm, headers=h).json()["correction"] is False
     )

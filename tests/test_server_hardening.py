@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import StatementError
 
 from _server_support import SECRET, KeywordClassifier, Service, csrf_from, login, make_service
 from tunegate.config import Workflow, starter_yaml
@@ -241,3 +242,108 @@ def test_session_expiry_is_enforced_server_side(svc: Service) -> None:
 def test_a_signed_cookie_without_a_stored_session_is_refused(svc: Service) -> None:
     signer = SessionSigner(SECRET)
     assert _queue_with(svc, signer.sign_session("made-up-session-id")) == 303
+
+
+# -- row 4: idempotent overrides, one open override per decision ---------------------------
+
+
+def _override_body(decision: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "ticket_id": decision["ticket_id"],
+        "decision_id": decision["id"],
+        "final_label": "hardware",
+        "reason_code": "R2",
+        **extra,
+    }
+
+
+def test_a_retry_with_the_same_idempotency_key_stores_one_override(svc: Service) -> None:
+    [d] = svc.classify("hello there")
+    h = {**svc.auth(svc.analyst), "Idempotency-Key": "retry-1"}
+    first = svc.client.post("/v1/overrides", json=_override_body(d), headers=h)
+    again = svc.client.post("/v1/overrides", json=_override_body(d), headers=h)
+    assert first.status_code == 201 and again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.json()["override"]["id"] == again.json()["override"]["id"]
+    assert len(svc.store.overrides()) == 1 and len(svc.store.audit_log("override")) == 1
+    changed = svc.client.post(
+        "/v1/overrides", json=_override_body(d, final_label="vpn_issue"), headers=h
+    )
+    assert changed.status_code == 409 and "different request" in changed.json()["detail"]
+    assert len(svc.store.overrides()) == 1
+
+
+def test_a_second_open_override_needs_supersedes(svc: Service, workflow: Workflow) -> None:
+    from tunegate.records import ReviewStatus
+    from tunegate.serving import service_figures
+
+    [d] = svc.classify("hello there")
+    h = svc.auth(svc.analyst)
+    first = svc.client.post("/v1/overrides", json=_override_body(d), headers=h)
+    assert first.status_code == 201
+    first_id = first.json()["override"]["id"]
+    twice = svc.client.post("/v1/overrides", json=_override_body(d), headers=svc.auth(svc.admin))
+    assert twice.status_code == 409 and first_id in twice.json()["detail"]
+    wrong = svc.client.post(
+        "/v1/overrides", json=_override_body(d, supersedes="ovr_nope"), headers=h
+    )
+    assert wrong.status_code == 409
+    body = _override_body(d, final_label="vpn_issue", reason_code="R1", supersedes=first_id)
+    second = svc.client.post("/v1/overrides", json=body, headers=h)
+    assert second.status_code == 201, second.text
+    status = {o.id: o.review_status for o in svc.store.overrides()}
+    assert status[first_id] == ReviewStatus.SUPERSEDED
+    assert status[second.json()["override"]["id"]] == ReviewStatus.PENDING
+    # every figure counts the one override that stands, not every row
+    [week] = service_figures(svc.store, workflow).weeks
+    assert sum(week.corrections.values()) == 1 and week.corrections["R1"] == 1
+
+
+def test_weekly_figures_count_one_override_per_decision() -> None:
+    from tunegate.monitor import weekly_figures
+    from tunegate.records import Decision, Override, ReasonCode, Route
+
+    decision = Decision(
+        ticket_id="t",
+        model_version="m",
+        probabilities={"a": 0.6, "b": 0.4},
+        label="a",
+        h_norm=0.9,
+        route=Route.CLARIFY,
+    )
+    rows = [
+        Override(
+            ticket_id="t",
+            decision_id=decision.id,
+            model_label="a",
+            final_label="b",
+            reason_code=ReasonCode.R2,
+        )
+        for _ in range(3)
+    ]  # three rows of one decision, as stored before overrides were idempotent
+    [week] = weekly_figures([decision], rows)
+    assert week.decisions == 1 and sum(week.corrections.values()) == 1
+
+
+# -- row 5: an override and its audit row land in one transaction ---------------------------
+
+
+def test_override_and_audit_row_are_one_transaction(svc: Service) -> None:
+    from tunegate.records import Override, ReasonCode
+
+    [d] = svc.classify("hello there")
+    override = Override(
+        ticket_id=d["ticket_id"],
+        decision_id=d["id"],
+        final_label="hardware",
+        reason_code=ReasonCode.R2,
+        analyst="alice",
+    )
+    with pytest.raises(StatementError):  # the audit row cannot be written (not JSON)
+        svc.store.add_override_audited(override, audit={"bad": object()})
+    assert svc.store.overrides() == [] and svc.store.audit_log("override") == []
+    stored, created = svc.store.add_override_audited(override, audit={"override_id": override.id})
+    assert created and stored == override
+    assert [r["details"]["override_id"] for r in svc.store.audit_log("override")] == [override.id]
+    assert svc.store.add_override_audited(override, audit={}) == (override, False)
+    assert len(svc.store.audit_log("override")) == 1

@@ -25,6 +25,7 @@ import tunegate
 from tunegate._validation import errors_message
 from tunegate.config import Workflow
 from tunegate.errors import (
+    ConflictError,
     InputError,
     ModelError,
     NotFoundError,
@@ -51,6 +52,7 @@ log = logging.getLogger("tunegate.server")
 
 _STATUS_FOR: list[tuple[type[TunegateError], int]] = [
     (NotFoundError, 404),
+    (ConflictError, 409),
     (InputError, 422),
     (RegistryError, 409),
     (ModelError, 503),

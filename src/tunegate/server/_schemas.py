@@ -97,6 +97,9 @@ class OverrideIn(_In):
     reason_code: ReasonCode
     """R1 ambiguous input, R2 model missed a signal, R3 policy/workflow rule, R4 taxonomy."""
     note: str = Field(default="", json_schema_extra={"maxLength": MAX_NOTE_CHARS})
+    supersedes: str | None = Field(default=None, min_length=1, max_length=200)
+    """The id of the decision's open override this one replaces (it is marked superseded).
+    Without it, an override of a decision that already has an open one is refused (409)."""
 
     @field_validator("note")
     @classmethod

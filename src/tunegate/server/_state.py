@@ -120,6 +120,8 @@ class AppState:
         reason_code: ReasonCode,
         decision_id: str | None = None,
         note: str = "",
+        idempotency_key: str | None = None,
+        supersedes: str | None = None,
     ) -> RecordedOverride:
         """Record an override by the token's holder (audited with the token id)."""
         done = record_override(
@@ -132,7 +134,11 @@ class AppState:
             note=note,
             analyst=principal.name,
             token_id=principal.token_id,
+            idempotency_key=idempotency_key,
+            supersedes=supersedes,
         )
+        if not done.created:
+            return done
         kind = "correction" if done.correction else "confirmation"
         self.metrics.overrides.inc(done.override.reason_code.value, kind)
         return done
