@@ -362,8 +362,15 @@ def test_prometheus_metrics(service: Service) -> None:
     assert "tunegate_http_request_duration_seconds_bucket" in text
 
 
-def test_openapi_spec_lists_the_api(service: Service) -> None:
-    spec = service.client.get("/openapi.json").json()
+def test_openapi_spec_lists_the_api(workflow: Workflow, tmp_path: Path) -> None:
+    service = make_service(
+        workflow, tmp_path / "d.db", ServerSettings(secret_key=SECRET, docs=True)
+    )
+    assert service.client.get("/openapi.json").status_code == 401
+    assert service.client.get("/docs").status_code == 401
+    h = service.auth(service.analyst)
+    assert service.client.get("/docs", headers=h).status_code == 200
+    spec = service.client.get("/openapi.json", headers=h).json()
     for path in (
         "/v1/classify",
         "/v1/overrides",

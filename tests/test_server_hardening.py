@@ -347,3 +347,87 @@ def test_override_and_audit_row_are_one_transaction(svc: Service) -> None:
     assert [r["details"]["override_id"] for r in svc.store.audit_log("override")] == [override.id]
     assert svc.store.add_override_audited(override, audit={}) == (override, False)
     assert len(svc.store.audit_log("override")) == 1
+
+
+# -- row 6: the serving champion follows the registry ---------------------------------------
+
+
+def test_a_cli_promotion_or_rollback_is_served_at_once(workflow: Workflow, tmp_path: Path) -> None:
+    from tunegate.records import ModelKind, ModelVersion
+    from tunegate.registry import Registry
+
+    store = Store(f"sqlite:///{tmp_path / 'reg.db'}")
+    analyst, _ = create_token(store, role="analyst", name="alice")
+    for version in ("zs-a", "zs-b"):
+        store.save_model_version(
+            ModelVersion(id=version, kind=ModelKind.ZERO_SHOT, config={"instructions": "x"})
+        )
+    loads: list[str | None] = []
+
+    def loader() -> tuple[Any, str | None]:  # what load_champion does, without a real model
+        champion = store.get_alias("champion")
+        loads.append(champion)
+        return KeywordClassifier(workflow.label_names), champion or "keyword-1"
+
+    app = create_app(
+        workflow,
+        store=store,
+        classifier_loader=loader,
+        settings=ServerSettings(secret_key=SECRET, champion_check_s=0.0),
+    )
+    h = {"Authorization": f"Bearer {analyst}"}
+
+    def served() -> str:
+        response = client.post("/v1/classify", json={"text": "vpn"}, headers=h)
+        assert response.status_code == 200, response.text
+        version: str = response.json()["decisions"][0]["model_version"]
+        return version
+
+    registry = Registry(store)  # a second process would do the same: the CLI
+    with TestClient(app) as client:
+        assert served() == "keyword-1"
+        registry.promote("zs-a", actor="cli", force=True, reason="first")
+        assert served() == "zs-a"
+        registry.promote("zs-b", actor="cli", force=True, reason="hotfix")
+        assert served() == "zs-b"
+        assert served() == "zs-b"  # unchanged: no reload
+        registry.rollback(actor="cli", reason="spike")
+        assert served() == "zs-a"
+        models = client.get("/v1/models", headers=h).json()
+        assert models["champion"] == models["serving"] == "zs-a"
+    assert loads == [None, "zs-a", "zs-b", "zs-a"]
+    assert [d.model_version for d in store.decisions()] == [
+        "keyword-1",
+        "zs-a",
+        "zs-b",
+        "zs-b",
+        "zs-a",
+    ]
+    store.close()
+
+
+# -- row 7: the API docs are off by default, and behind a token when on ---------------------
+
+
+def test_api_docs_are_off_by_default(svc: Service) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert svc.client.get(path).status_code == 404, path
+        assert svc.client.get(path, headers=svc.auth(svc.admin)).status_code == 404, path
+
+
+def test_api_docs_when_enabled_need_a_token_or_a_session(
+    workflow: Workflow, tmp_path: Path
+) -> None:
+    on = make_service(workflow, tmp_path / "docs.db", ServerSettings(secret_key=SECRET, docs=True))
+    with on.client:
+        assert on.client.get("/openapi.json").status_code == 401
+        assert on.client.get("/openapi.json", headers=on.auth("tg_forged")).status_code == 401
+        assert on.client.get("/docs").status_code == 401
+        assert (
+            "/v1/classify"
+            in on.client.get("/openapi.json", headers=on.auth(on.analyst)).json()["paths"]
+        )
+        login(on, on.analyst)  # the Swagger page fetches the spec with the session cookie
+        assert on.client.get("/openapi.json").status_code == 200
+        assert on.client.get("/docs").status_code == 200
+    on.store.close()

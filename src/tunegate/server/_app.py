@@ -171,6 +171,9 @@ def create_app(
     app = FastAPI(
         title="tunegate",
         version=tunegate.__version__,
+        docs_url=None,  # served below, behind a token, when settings.docs
+        redoc_url=None,
+        openapi_url=None,
         description=(
             "Classify tickets, record analyst overrides, work the review queue, manage model "
             "aliases. Every endpoint except /healthz needs `Authorization: Bearer <token>` "
@@ -186,4 +189,46 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _request_invalid)
     for router in ROUTERS:
         app.include_router(router)
+    if settings.docs:
+        _add_docs(app)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/openapi.json`` and ``/docs`` for a bearer token or a logged-in session (401
+    otherwise). The Swagger UI page loads its script from jsDelivr, which its own CSP allows."""
+    from fastapi import HTTPException
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    from tunegate.server._auth import verify_token
+    from tunegate.server._deps import page_principal
+
+    def allowed(request: Request) -> None:
+        state: AppState = request.app.state.tunegate
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and verify_token(state.store, token.strip()) is not None:
+            return
+        if page_principal(request) is not None:
+            return
+        raise HTTPException(
+            401,
+            "the API docs need a token ('Authorization: Bearer <token>') or a session "
+            "(log in at /login)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(request: Request) -> JSONResponse:
+        allowed(request)
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> Any:
+        allowed(request)
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="tunegate API")
+        page.headers["content-security-policy"] = (
+            "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
+            "https://fastapi.tiangolo.com; object-src 'none'; frame-ancestors 'none'"
+        )
+        return page
