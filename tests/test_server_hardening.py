@@ -431,3 +431,27 @@ def test_api_docs_when_enabled_need_a_token_or_a_session(
         assert on.client.get("/openapi.json").status_code == 200
         assert on.client.get("/docs").status_code == 200
     on.store.close()
+
+
+# -- row 8: --secure-cookies -----------------------------------------------------------------
+
+
+def test_serve_secure_cookies_flag_marks_cookies_secure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from tunegate.cli import main
+
+    apps: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tunegate.yaml").write_text(starter_yaml())
+    assert main(["serve", "--secure-cookies", "--docs"]) == 0
+    assert main(["serve"]) == 0
+    secure, plain = (app.state.tunegate.settings for app in apps)
+    assert secure.secure_cookies and secure.docs
+    assert not plain.secure_cookies and not plain.docs
+    with TestClient(apps[0], base_url="https://testserver") as client:
+        cookie = client.get("/login").headers["set-cookie"]
+    assert "secure" in cookie.lower() and "httponly" in cookie.lower()

@@ -26,6 +26,22 @@ def serve(
             "(Integrated Gradients, zero-shot/LoRA), or off."
         ),
     ] = "occlusion",
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            "--secure-cookies",
+            help="Mark the session cookies Secure (browsers send them over HTTPS only); set it "
+            "when a TLS reverse proxy fronts the service (docs/service.md).",
+        ),
+    ] = False,
+    docs: Annotated[
+        bool,
+        typer.Option(
+            "--docs",
+            help="Serve the OpenAPI spec (/openapi.json) and Swagger UI (/docs) to holders of "
+            "a token or a session; off by default.",
+        ),
+    ] = False,
 ) -> None:
     """Run the service (API, review queue, dashboard) under Uvicorn.
 
@@ -42,11 +58,15 @@ def serve(
     if highlights not in ("occlusion", "attribution", "off"):
         raise InputError(f"--highlights must be occlusion, attribution or off; got {highlights!r}")
     workflow = load(config)
-    settings = ServerSettings(highlights=highlights)  # type: ignore[arg-type]
+    settings = ServerSettings(
+        highlights=highlights,  # type: ignore[arg-type]
+        secure_cookies=secure_cookies,
+        docs=docs,
+    )
     app = create_app(workflow, store=store_for(workflow, config), settings=settings)
+    where = "API docs at /docs" if docs else "API docs off; --docs to serve them"
     out.print(
-        f"tunegate serving {workflow.name!r} on http://{host}:{port} (log in at /login, "
-        f"API docs at /docs)"
+        f"tunegate serving {workflow.name!r} on http://{host}:{port} (log in at /login, {where})"
     )
     uvicorn.run(
         app,
