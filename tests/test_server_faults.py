@@ -89,6 +89,8 @@ def test_acknowledged_overrides_survive_kill_and_retry_exactly_once(tmp_path: Pa
     acknowledged: dict[str, str] = {}  # decision id -> override id
     lock = threading.Lock()
     failures: list[str] = []
+    resend = {d.id for d in decisions[::3]}
+    first_ids: dict[str, str] = {}
 
     def work(share: list[Any]) -> None:
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
@@ -107,7 +109,13 @@ def test_acknowledged_overrides_survive_kill_and_retry_exactly_once(tmp_path: Pa
                         continue
                     if r.status_code in (200, 201):
                         with lock:
-                            acknowledged[d.id] = r.json()["override"]["id"]
+                            oid = r.json()["override"]["id"]
+                            if first_ids.setdefault(d.id, oid) != oid:
+                                failures.append(f"a retry of {d.id} made a second override")
+                            acknowledged[d.id] = oid
+                        if d.id in resend:  # a client that lost the answer sends it again
+                            resend.discard(d.id)
+                            continue
                         break
                     failures.append(f"{r.status_code} {r.text}")
                     break

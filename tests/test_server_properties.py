@@ -18,7 +18,9 @@ from _server_support import Service, make_service
 from tunegate.config import parse_workflow, starter_yaml
 
 # every code point, lone surrogates included (json.dumps escapes them as \udXXX)
-_chars = st.characters(codec=None, exclude_categories=())
+_chars = st.sampled_from(["\ud800", "\udfff", "\x00", "a", " ", "\u00e9"]) | st.characters(
+    codec=None, exclude_categories=()
+)
 _text = st.text(_chars, max_size=40)
 _scalars = (
     st.none()
