@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from _tiny_models import make_tiny_encoder, toy_examples
 from tunegate.config import Workflow
@@ -73,9 +72,9 @@ def test_a_checkpoint_of_another_run_does_not_skip_the_warm_start(
     tiny = make_tiny_encoder(tmp_path / "enc")
     wf = workflow.model_copy(update={"data_targets": []})
     stale = tmp_path / "stale"
-    ckpt = stale / ".checkpoint" / "checkpoint.pt"
+    ckpt = stale / ".checkpoint" / "checkpoint.json"
     ckpt.parent.mkdir(parents=True)
-    pytest.importorskip("torch").save({"fingerprint": "another run"}, ckpt)
+    ckpt.write_text(json.dumps({"format": "tunegate-checkpoint/2", "fingerprint": "another run"}))
     out = finetune(toy_examples(12), wf, stale, seed=0, base_model=tiny, epochs=1)
     fresh = finetune(toy_examples(12), wf, tmp_path / "fresh", seed=0, base_model=tiny, epochs=1)
     assert read_manifest(out).metrics["warm_start"]["warm_start"] is True

@@ -217,6 +217,8 @@ def test_override_records_analyst_and_audit(service: Service) -> None:
     assert entry["details"]["override_id"] == stored.id
     assert entry["details"]["final_label"] == "vpn_issue"
     confirm = {"ticket_id": d["ticket_id"], "final_label": d["label"], "reason_code": "R1"}
+    assert service.client.post("/v1/overrides", json=confirm, headers=h).status_code == 409
+    confirm["supersedes"] = stored.id
     assert (
         service.client.post("/v1/overrides", json=confirm, headers=h).json()["correction"] is False
     )
@@ -360,8 +362,15 @@ def test_prometheus_metrics(service: Service) -> None:
     assert "tunegate_http_request_duration_seconds_bucket" in text
 
 
-def test_openapi_spec_lists_the_api(service: Service) -> None:
-    spec = service.client.get("/openapi.json").json()
+def test_openapi_spec_lists_the_api(workflow: Workflow, tmp_path: Path) -> None:
+    service = make_service(
+        workflow, tmp_path / "d.db", ServerSettings(secret_key=SECRET, docs=True)
+    )
+    assert service.client.get("/openapi.json").status_code == 401
+    assert service.client.get("/docs").status_code == 401
+    h = service.auth(service.analyst)
+    assert service.client.get("/docs", headers=h).status_code == 200
+    spec = service.client.get("/openapi.json", headers=h).json()
     for path in (
         "/v1/classify",
         "/v1/overrides",

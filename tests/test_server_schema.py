@@ -11,15 +11,20 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from _server_support import Service, make_service
+from _server_support import SECRET, Service, make_service
 from tunegate.config import parse_workflow, starter_yaml
 from tunegate.records import ModelKind, ModelVersion
+from tunegate.server import ServerSettings
 
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     workflow = parse_workflow(starter_yaml())
-    service = make_service(workflow, Path(tmp_path_factory.mktemp("schema")) / "s.db")
+    service = make_service(
+        workflow,
+        Path(tmp_path_factory.mktemp("schema")) / "s.db",
+        ServerSettings(secret_key=SECRET, docs=True),
+    )
     service.store.save_model_version(ModelVersion(id="zs-1", kind=ModelKind.ZERO_SHOT))
     with service.client:
         service.classify("hello there", "security incident", "vpn issue")
@@ -29,7 +34,9 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 @pytest.fixture(scope="module")
 def api_schema(svc: Service) -> Any:
-    return schemathesis.openapi.from_asgi("/openapi.json", svc.app)
+    return schemathesis.openapi.from_asgi(
+        "/openapi.json", svc.app, headers={"Authorization": f"Bearer {svc.analyst}"}
+    )
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

@@ -188,7 +188,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(
     script = _CHILD.format(tests=str(TESTS), wf=str(wf_file), out=str(out), enc=tiny)
     env = {**os.environ, "TUNEGATE_PROGRESS": "0"}
     child = subprocess.Popen([sys.executable, "-c", script], env=env)
-    ckpt = out / CHECKPOINT_DIR / "checkpoint.pt"
+    ckpt = out / CHECKPOINT_DIR / "checkpoint.json"
     deadline = time.monotonic() + 120
     while not ckpt.exists() and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.1)
@@ -307,3 +307,83 @@ def test_a_fine_tune_fits_its_own_routing_threshold(
     plain = finetune(data, wf, tmp_path / "b", seed=1, base_model=tiny, epochs=2)
     assert "clarify_threshold" not in read_manifest(plain).metrics
     assert LoraClassifier.load(plain).clarify_threshold is None
+# -- checkpoints: safetensors + JSON, nothing unpickled --------------------------------------
+
+
+class _Planted:
+    """Unpickling this would create the file ``marker``: the attack a pickle checkpoint allows."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_pickle_checkpoint_is_refused_and_never_unpickled(
+    tiny: str, wf: Workflow, tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    out = tmp_path / "planted"
+    legacy = out / CHECKPOINT_DIR / "checkpoint.pt"
+    legacy.parent.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    torch.save({"fingerprint": "x", "payload": _Planted(str(marker))}, legacy)
+    with pytest.raises(InputError, match=r"checkpoint\.pt is a checkpoint in the old pickle"):
+        finetune(toy_examples(12), wf, out, seed=0, base_model=tiny, epochs=1)
+    assert not marker.exists()
+
+
+def test_checkpoint_round_trip_and_tampering(tmp_path: Path) -> None:
+    import random
+
+    torch = pytest.importorskip("torch")
+    from tunegate.lora.state import (
+        TrainingState,
+        checkpoint_path,
+        load_checkpoint,
+        save_checkpoint,
+        trainable_state,
+    )
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1 + step))
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    state = TrainingState(best_state=trainable_state(model), epoch=1, best_score=0.5)
+    state.history.append({"epoch": 1, "train_loss": 0.25, "stop": False})
+    path = checkpoint_path(tmp_path)
+    save_checkpoint(path, "fp", state, model, optimizer, scheduler)
+    save_checkpoint(path, "fp", state, model, optimizer, scheduler)  # the second replaces it
+    assert len(list(path.parent.glob("*.safetensors"))) == 1
+    assert load_checkpoint(path, "other run") is None
+    loaded = load_checkpoint(path, "fp")
+    assert loaded is not None and loaded.state.history == state.history
+    expected_next = (torch.rand(3), random.random(), float(np.random.rand()))
+    fresh = torch.nn.Linear(3, 2)
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=0.01)
+    fresh_sched = torch.optim.lr_scheduler.LambdaLR(fresh_opt, lambda step: 1.0 / (1 + step))
+    restored = loaded.restore(fresh, fresh_opt, fresh_sched)
+    assert restored.epoch == 1 and restored.best_score == 0.5
+    torch.testing.assert_close(fresh.weight, model.weight)
+    assert fresh_opt.state_dict()["state"][0]["exp_avg"].equal(
+        optimizer.state_dict()["state"][0]["exp_avg"]
+    )
+    assert fresh_sched.state_dict()["last_epoch"] == scheduler.state_dict()["last_epoch"]
+    assert torch.equal(torch.rand(3), expected_next[0])  # the generators continue as saved
+    assert (random.random(), float(np.random.rand())) == expected_next[1:]
+    # tampering: a changed tensors file, then a JSON that names a file outside the folder
+    [tensors] = path.parent.glob("*.safetensors")
+    data = tensors.read_bytes()
+    tensors.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(InputError, match="does not match the hash"):
+        load_checkpoint(path, "fp")
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "tensors": "../../etc/passwd.safetensors"}))
+    with pytest.raises(InputError, match="not a file of"):
+        load_checkpoint(path, "fp")
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="not readable JSON"):
+        load_checkpoint(path, "fp")

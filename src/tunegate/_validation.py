@@ -7,6 +7,7 @@ call them, so ingestion and the API refuse the same values with the same message
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "check_strings",
     "check_text",
     "check_unicode",
+    "errors_message",
     "limits_apply",
     "validation_message",
 ]
@@ -168,10 +170,17 @@ def _shown(value: Any, limit: int = 60) -> str:
 
 def validation_message(exc: ValidationError) -> str:
     """One line for a record's :class:`~pydantic.ValidationError`: each error with its field
-    and what to do. Ingestion quarantines rows with it; the HTTP API can answer with it."""
+    and what to do. Ingestion quarantines rows with it; the HTTP API answers with it."""
+    return errors_message(exc.errors())
+
+
+def errors_message(errors: Iterable[Mapping[str, Any]], *, skip: int = 0) -> str:
+    """:func:`validation_message` of pydantic's error dicts (``skip``: leading ``loc`` parts to
+    leave out, e.g. FastAPI's ``body``). The result is always encodable: values are shown with
+    ``repr`` and unpaired surrogates in field names are escaped."""
     parts: list[str] = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+    for err in errors:
+        loc = ".".join(str(p) for p in tuple(err["loc"])[skip:])
         kind = err["type"]
         msg = err["msg"].removeprefix("Value error, ")
         if kind == "missing":
@@ -187,4 +196,4 @@ def validation_message(exc: ValidationError) -> str:
         else:
             where = f"{loc}: " if loc else ""
             parts.append(f"{where}{msg} (got {_shown(err.get('input'))})")
-    return "; ".join(parts)
+    return "; ".join(parts).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -36,6 +36,7 @@ __all__ = [
     "MonitorReference",
     "Simulation",
     "TriageLabel",
+    "WebSession",
     "document_type",
 ]
 
@@ -240,6 +241,22 @@ class ApiToken(Document):
     """ISO 8601 UTC timestamp."""
     revoked: bool = False
     revoked_at: str | None = None
+
+
+class WebSession(Document):
+    """A logged-in page session (key: SHA-256 hex of the session id; the id itself lives only
+    in the signed cookie). Logout deletes it, revoking its token deletes it, and it is refused
+    after ``expires_at`` whatever the cookie says."""
+
+    KIND: ClassVar[str] = "web_session"
+
+    token_hash: str
+    """The key of the :class:`ApiToken` the session was opened with."""
+    token_id: str
+    created_at: str
+    """ISO 8601 UTC timestamp."""
+    expires_at: float
+    """Unix time after which the session is refused (and deleted)."""
 
 
 class MlflowRun(Document):

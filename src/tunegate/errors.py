@@ -7,7 +7,8 @@ error, it inherits that too, so ``except ValueError`` keeps working::
     TunegateError
      ├── ConfigError(ValueError)          tunegate.yaml is missing, malformed or invalid
      ├── InputError(ValueError)           bad user input (file, field, argument)
-     │    └── LeakageError                evaluation data overlaps training data
+     │    ├── LeakageError                evaluation data overlaps training data
+     │    └── ConflictError               a write conflicts with what is stored (HTTP 409)
      ├── MissingExtraError(ImportError)   an optional dependency is not installed
      ├── NotFoundError(LookupError)       a record (suite, model, run...) does not exist
      ├── StoreError                       the database failed or is at the wrong revision
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ConflictError",
     "GateClosedError",
     "InputError",
     "LeakageError",
@@ -52,6 +54,11 @@ class InputError(TunegateError, ValueError):
 
 class LeakageError(InputError):
     """Evaluation examples overlap training data (exactly or as near-duplicates)."""
+
+
+class ConflictError(InputError):
+    """A write conflicts with what is stored: a second open override of a decision, or an
+    idempotency key reused with a different request (the service answers 409)."""
 
 
 class MissingExtraError(TunegateError, ImportError):

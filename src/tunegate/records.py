@@ -131,6 +131,9 @@ class ReviewStatus(StrEnum):
     PENDING = "pending"
     REVIEWED = "reviewed"
     REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+    """An override replaced by a later override of the same decision (which says so): it is
+    kept for the audit trail but no figure counts it."""
 
 
 class ExampleSource(StrEnum):

@@ -26,6 +26,22 @@ def serve(
             "(Integrated Gradients, zero-shot/LoRA), or off."
         ),
     ] = "occlusion",
+    secure_cookies: Annotated[
+        bool,
+        typer.Option(
+            "--secure-cookies",
+            help="Mark the session cookies Secure (browsers send them over HTTPS only); set it "
+            "when a TLS reverse proxy fronts the service (docs/service.md).",
+        ),
+    ] = False,
+    docs: Annotated[
+        bool,
+        typer.Option(
+            "--docs",
+            help="Serve the OpenAPI spec (/openapi.json) and Swagger UI (/docs) to holders of "
+            "a token or a session; off by default.",
+        ),
+    ] = False,
 ) -> None:
     """Run the service (API, review queue, dashboard) under Uvicorn.
 
@@ -37,17 +53,30 @@ def serve(
     uvicorn = require("uvicorn", purpose="tunegate serve")
     from tunegate.errors import InputError
     from tunegate.server import ServerSettings, create_app
+    from tunegate.server._middleware import serve_log_config
 
     if highlights not in ("occlusion", "attribution", "off"):
         raise InputError(f"--highlights must be occlusion, attribution or off; got {highlights!r}")
     workflow = load(config)
-    settings = ServerSettings(highlights=highlights)  # type: ignore[arg-type]
-    app = create_app(workflow, store=store_for(workflow, config), settings=settings)
-    out.print(
-        f"tunegate serving {workflow.name!r} on http://{host}:{port} (log in at /login, "
-        f"API docs at /docs)"
+    settings = ServerSettings(
+        highlights=highlights,  # type: ignore[arg-type]
+        secure_cookies=secure_cookies,
+        docs=docs,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    app = create_app(workflow, store=store_for(workflow, config), settings=settings)
+    where = "API docs at /docs" if docs else "API docs off; --docs to serve them"
+    out.print(
+        f"tunegate serving {workflow.name!r} on http://{host}:{port} (log in at /login, {where})"
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=serve_log_config(log_level),
+        access_log=False,  # it prints query strings; the app logs a sanitised line instead
+        server_header=False,
+    )
 
 
 def token_create(

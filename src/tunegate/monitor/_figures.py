@@ -29,7 +29,7 @@ import numpy.typing as npt
 from tunegate import metrics
 from tunegate.config import Workflow
 from tunegate.errors import InputError
-from tunegate.records import Decision, Override, Route, Ticket
+from tunegate.records import Decision, Override, ReviewStatus, Route, Ticket
 from tunegate.text import iso_week
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "PeriodFigures",
     "compute_figures",
     "figures_by_period",
+    "live_overrides",
     "match_overrides",
     "period_bounds",
     "period_key",
@@ -79,16 +80,28 @@ def period_bounds(key: str) -> tuple[datetime, datetime]:
     return start, end
 
 
+def live_overrides(overrides: Iterable[Override]) -> list[Override]:
+    """The override that counts for each decision (the ticket, for one naming no decision):
+    the latest that is not superseded, oldest first. Every figure counts these only, so a
+    retried or repeated override of one decision is counted once."""
+    latest: dict[tuple[str, str | None], Override] = {}
+    for ov in sorted(overrides, key=lambda o: (o.created_at, o.id)):
+        if ov.review_status != ReviewStatus.SUPERSEDED:
+            latest[(ov.ticket_id, ov.decision_id)] = ov
+    return sorted(latest.values(), key=lambda o: (o.created_at, o.id))
+
+
 def match_overrides(
     decisions: Sequence[Decision], overrides: Iterable[Override]
 ) -> dict[str, Override]:
     """Decision id -> the override that applies to it (by decision id, else by ticket id).
 
-    When several overrides match, the latest (by ``created_at``) wins.
+    When several overrides match, the latest (by ``created_at``) wins; superseded overrides
+    never do (:func:`live_overrides`).
     """
     by_decision: dict[str, Override] = {}
     by_ticket: dict[str, Override] = {}
-    for ov in sorted(overrides, key=lambda o: o.created_at):
+    for ov in live_overrides(overrides):
         if ov.decision_id is not None:
             by_decision[ov.decision_id] = ov
         by_ticket[ov.ticket_id] = ov

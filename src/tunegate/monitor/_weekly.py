@@ -4,8 +4,9 @@ This is what the service's ``/v1/metrics`` (``weeks``) and dashboard show. Decis
 counted in the week they were made, overrides in the week they were recorded (so a week may
 hold overrides of an earlier week's decisions). A *correction* is an override whose final label
 differs from the model's (:attr:`tunegate.records.Override.is_correction`); a *confirmation*
-is one that agrees. The override rate counts corrections only. Weeks are ISO weeks in UTC
-(:func:`tunegate.monitor.period_key`).
+is one that agrees. The override rate counts corrections only, and only the override that
+counts for each decision (:func:`tunegate.monitor.live_overrides`: the latest not
+superseded). Weeks are ISO weeks in UTC (:func:`tunegate.monitor.period_key`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunegate.monitor._figures import period_key
+from tunegate.monitor._figures import live_overrides, period_key
 from tunegate.records import Decision, Override, ReasonCode, Route
 
 __all__ = ["WeekFigures", "weekly_figures"]
@@ -80,7 +81,7 @@ def weekly_figures(
         w.decisions += 1
         w.routes[d.route.value] = w.routes.get(d.route.value, 0) + 1
         entropy[w.week].append(d.h_norm)
-    for o in overrides:
+    for o in live_overrides(overrides):  # one per decision: retries and superseded don't count
         key = period_key(o.created_at, "week")
         w = weeks.setdefault(key, WeekFigures(key))
         if o.is_correction:

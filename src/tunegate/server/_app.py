@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 import tunegate
+from tunegate._validation import errors_message
 from tunegate.config import Workflow
 from tunegate.errors import (
+    ConflictError,
     InputError,
     ModelError,
     NotFoundError,
@@ -32,7 +35,12 @@ from tunegate.errors import (
 )
 from tunegate.records import ReasonCode
 from tunegate.server._auth import SessionSigner
-from tunegate.server._middleware import BodyLimitMiddleware, ObserveMiddleware
+from tunegate.server._middleware import (
+    BodyLimitMiddleware,
+    ErrorIdMiddleware,
+    ObserveMiddleware,
+    new_error_id,
+)
 from tunegate.server._prometheus import MetricsRegistry
 from tunegate.server._routers import ROUTERS
 from tunegate.server._state import AppState, ClassifierLoader, ServerSettings
@@ -44,6 +52,7 @@ log = logging.getLogger("tunegate.server")
 
 _STATUS_FOR: list[tuple[type[TunegateError], int]] = [
     (NotFoundError, 404),
+    (ConflictError, 409),
     (InputError, 422),
     (RegistryError, 409),
     (ModelError, 503),
@@ -53,11 +62,60 @@ _STATUS_FOR: list[tuple[type[TunegateError], int]] = [
 """HTTP status of each library error (first match wins)."""
 
 
+_UNAVAILABLE = {
+    StoreError: "the store is unavailable; try again later",
+    ModelError: "the model is unavailable; try again later",
+}
+"""What a client is told of a 5xx library error (the full message, which may name the store
+URL or server paths, goes to the log only)."""
+
+
 async def _tunegate_error(request: Request, exc: Exception) -> JSONResponse:
     code = next(code for kind, code in _STATUS_FOR if isinstance(exc, kind))
+    kind = type(exc).__name__
     if code >= 500:
-        log.error("%s on %s: %s", type(exc).__name__, request.url.path, exc)
-    return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=code)
+        error_id = new_error_id()
+        log.error("%s %s on %s: %s", kind, error_id, request.url.path, exc)
+        detail = next((m for k, m in _UNAVAILABLE.items() if isinstance(exc, k)), "server error")
+        return JSONResponse(
+            {"detail": detail, "error": kind, "error_id": error_id}, status_code=code
+        )
+    return JSONResponse({"detail": _encodable(str(exc)), "error": kind}, status_code=code)
+
+
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a body, query or path that fails its schema: one line naming each field (the
+    messages ingestion quarantines rows with) plus the errors without the offending input, so
+    nothing a client sent (a lone surrogate, a megabyte of text) is echoed back."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": [_encodable(str(part)) for part in err.get("loc", ())],
+            "msg": _encodable(str(err.get("msg", ""))),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+    fields = [{**err, "loc": _field_path(err.get("loc", ()))} for err in exc.errors()]
+    return JSONResponse({"detail": errors_message(fields), "errors": errors}, status_code=422)
+
+
+_UNION_TAGS = {"ticket", "batch"}
+"""Tags of ``POST /v1/classify``'s body union (they name no field)."""
+
+
+def _field_path(loc: Any) -> tuple[Any, ...]:
+    """A request error's location without FastAPI's ``body`` and the body union's tag."""
+    parts = tuple(loc)
+    if parts and parts[0] in ("body", "query", "path"):
+        parts = parts[1:]
+        if parts and parts[0] in _UNION_TAGS:
+            parts = parts[1:]
+    return parts
 
 
 def _champion_loader(workflow: Workflow, store: Store) -> ClassifierLoader:
@@ -113,6 +171,9 @@ def create_app(
     app = FastAPI(
         title="tunegate",
         version=tunegate.__version__,
+        docs_url=None,  # served below, behind a token, when settings.docs
+        redoc_url=None,
+        openapi_url=None,
         description=(
             "Classify tickets, record analyst overrides, work the review queue, manage model "
             "aliases. Every endpoint except /healthz needs `Authorization: Bearer <token>` "
@@ -120,10 +181,54 @@ def create_app(
         ),
     )
     app.state.tunegate = state
+    app.add_middleware(ErrorIdMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=state.metrics)
     app.mount("/static", StaticFiles(directory=str(package.joinpath("static"))), name="static")
     app.add_exception_handler(TunegateError, _tunegate_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
     for router in ROUTERS:
         app.include_router(router)
+    if settings.docs:
+        _add_docs(app)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/openapi.json`` and ``/docs`` for a bearer token or a logged-in session (401
+    otherwise). The Swagger UI page loads its script from jsDelivr, which its own CSP allows."""
+    from fastapi import HTTPException
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    from tunegate.server._auth import verify_token
+    from tunegate.server._deps import page_principal
+
+    def allowed(request: Request) -> None:
+        state: AppState = request.app.state.tunegate
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and verify_token(state.store, token.strip()) is not None:
+            return
+        if page_principal(request) is not None:
+            return
+        raise HTTPException(
+            401,
+            "the API docs need a token ('Authorization: Bearer <token>') or a session "
+            "(log in at /login)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(request: Request) -> JSONResponse:
+        allowed(request)
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> Any:
+        allowed(request)
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="tunegate API")
+        page.headers["content-security-policy"] = (
+            "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
+            "https://fastapi.tiangolo.com; object-src 'none'; frame-ancestors 'none'"
+        )
+        return page

@@ -7,10 +7,13 @@ document, so a leaked database does not leak usable credentials. Each token has 
 - ``analyst``: classify, record overrides, read the review queue, models and metrics;
 - ``admin``: everything an analyst may do, plus promote, roll back and manage tokens.
 
-Pages use a login form that exchanges a token for a session cookie. The cookie carries a
-signed (HMAC-SHA256) payload with the token's hash, never the token; every request re-reads the
-token record, so revoking a token ends its sessions too. Every POST form carries a CSRF token,
-an HMAC of the session id, checked in constant time.
+Pages use a login form that exchanges a token for a session. Sessions are kept server-side,
+as :class:`~tunegate.documents.WebSession` documents keyed by the hash of a random session id;
+the cookie carries only that id, signed (HMAC-SHA256), never the token. Every request re-reads
+the session and its token, so logout (which deletes the session), revoking the token (which
+deletes its sessions) and expiry (checked against the stored time) end a session at once, even
+for a copied cookie. Every POST form carries a CSRF token, an HMAC of the session id, checked in
+constant time.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from tunegate.documents import ApiToken
+from tunegate.documents import ApiToken, WebSession
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import new_id, utcnow
 
@@ -37,11 +40,14 @@ __all__ = [
     "Role",
     "SessionSigner",
     "TokenInfo",
+    "close_session",
     "create_token",
     "hash_token",
     "issue_token",
     "list_tokens",
+    "open_session",
     "revoke_token",
+    "session_principal",
     "verify_token",
     "withdraw_token",
 ]
@@ -141,6 +147,7 @@ def revoke_token(store: Store, token_id_or_name: str) -> list[TokenInfo]:
         if token_id_or_name in (payload.id, payload.name) and not payload.revoked:
             done = payload.model_copy(update={"revoked": True, "revoked_at": utcnow().isoformat()})
             store.documents(ApiToken).put(key, done)
+            _close_sessions_of(store, key)
             revoked.append(_info(done))
     if not revoked:
         known = [info.id for info in list_tokens(store) if not info.revoked]
@@ -183,6 +190,63 @@ def verify_token(store: Store, token: str) -> Principal | None:
     return principal_for_hash(store, hash_token(token))
 
 
+def open_session(store: Store, signer: SessionSigner, principal: Principal) -> str:
+    """Store a fresh session of ``principal`` (it expires after ``signer.max_age_s``) and
+    return the signed cookie value that names it. Expired sessions are purged on the way."""
+    now = time.time()
+    sessions = store.documents(WebSession)
+    for key, old in sessions.items():
+        if old.expires_at < now:
+            sessions.delete(key)
+    session_id = secrets.token_urlsafe(24)
+    expires = int(now) + signer.max_age_s
+    sessions.put(
+        hash_token(session_id),
+        WebSession(
+            token_hash=principal.token_hash,
+            token_id=principal.token_id,
+            created_at=utcnow().isoformat(),
+            expires_at=float(expires),
+        ),
+    )
+    return signer.sign_session(session_id, expires=expires)
+
+
+def session_principal(
+    store: Store, signer: SessionSigner, cookie: str
+) -> tuple[Principal, str] | None:
+    """``(principal, session id)`` of an authentic cookie whose stored session is live and
+    whose token is active; None otherwise (an expired session is deleted)."""
+    payload = signer.read_session(cookie)
+    if payload is None:
+        return None
+    session_id = str(payload.get("sid", ""))
+    key = hash_token(session_id)
+    sessions = store.documents(WebSession)
+    session = sessions.get(key)
+    if session is None:
+        return None
+    if session.expires_at < time.time():
+        sessions.delete(key)
+        return None
+    principal = principal_for_hash(store, session.token_hash)
+    if principal is None:
+        return None
+    return principal, session_id
+
+
+def close_session(store: Store, session_id: str) -> bool:
+    """Delete a session (logout); False when it was already gone."""
+    return store.documents(WebSession).delete(hash_token(session_id))
+
+
+def _close_sessions_of(store: Store, token_hash: str) -> None:
+    sessions = store.documents(WebSession)
+    for key, session in sessions.items():
+        if session.token_hash == token_hash:
+            sessions.delete(key)
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -194,7 +258,8 @@ def _unb64(text: str) -> bytes:
 class SessionSigner:
     """Signs and verifies session cookies and CSRF tokens with one server secret.
 
-    A session value is ``base64(json).base64(hmac)``; it expires after ``max_age_s`` seconds.
+    A session cookie is ``base64(json).base64(hmac)`` of the session id and its expiry (the
+    session itself, and the authoritative expiry, are stored: :func:`open_session`).
     A CSRF token is ``hmac(secret, "csrf:" + session id)``: one per session, useless elsewhere.
     """
 
@@ -207,20 +272,20 @@ class SessionSigner:
     def _mac(self, purpose: str, data: bytes) -> bytes:
         return hmac.new(self._secret, purpose.encode() + b":" + data, hashlib.sha256).digest()
 
-    def sign_session(self, token_hash: str) -> str:
-        """A cookie value for a fresh session of the token with this hash."""
+    def sign_session(self, session_id: str, *, expires: int | None = None) -> str:
+        """A cookie value naming the session ``session_id`` (expiring at unix time ``expires``,
+        default ``max_age_s`` from now)."""
         body = json.dumps(
             {
-                "sid": secrets.token_urlsafe(16),
-                "th": token_hash,
-                "exp": int(time.time()) + self.max_age_s,
+                "sid": session_id,
+                "exp": expires if expires is not None else int(time.time()) + self.max_age_s,
             },
             separators=(",", ":"),
         ).encode()
         return f"{_b64(body)}.{_b64(self._mac('session', body))}"
 
     def read_session(self, value: str) -> dict[str, Any] | None:
-        """The session payload (``sid``, ``th``, ``exp``) if the cookie is authentic and fresh."""
+        """The session payload (``sid``, ``exp``) if the cookie is authentic and fresh."""
         try:
             body_b64, mac_b64 = value.split(".", 1)
             body = _unb64(body_b64)

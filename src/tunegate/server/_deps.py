@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from tunegate.server._auth import Principal, Role, principal_for_hash, verify_token
+from tunegate.server._auth import Principal, Role, session_principal, verify_token
 from tunegate.server._state import AppState
 
 __all__ = [
@@ -65,6 +65,7 @@ def _requires(role: Role) -> Callable[..., Principal]:
                 403,
                 f"this needs the {role.value} role; your token has the {principal.role.value} role",
             )
+        request.state.token_id = principal.token_id  # for the access log line
         return principal
 
     return dependency
@@ -83,13 +84,10 @@ def page_principal(request: Request) -> tuple[Principal, str] | None:
     """The logged-in principal and session id of a page request (None: not logged in)."""
     state = app_state(request)
     raw = request.cookies.get(SESSION_COOKIE)
-    session = state.signer.read_session(raw) if raw else None
-    if session is None:
-        return None
-    principal = principal_for_hash(state.store, str(session.get("th", "")))
-    if principal is None:
-        return None
-    return principal, str(session["sid"])
+    who = session_principal(state.store, state.signer, raw) if raw else None
+    if who is not None:
+        request.state.token_id = who[0].token_id  # for the access log line
+    return who
 
 
 def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:

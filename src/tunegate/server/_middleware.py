@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -11,7 +12,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunegate.server._prometheus import MetricsRegistry
 
-__all__ = ["BodyLimitMiddleware", "ObserveMiddleware"]
+__all__ = [
+    "BodyLimitMiddleware",
+    "ErrorIdMiddleware",
+    "ObserveMiddleware",
+    "new_error_id",
+    "serve_log_config",
+]
 
 log = logging.getLogger("tunegate.server")
 
@@ -28,8 +35,13 @@ SECURITY_HEADERS = [
 ]
 
 
-async def _send_json(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+def new_error_id() -> str:
+    """A short random id that ties a 5xx answer to its log line."""
+    return "err_" + secrets.token_hex(6)
+
+
+async def _send_json(send: Send, status: int, detail: str, **extra: str) -> None:
+    body = json.dumps({"detail": detail, **extra}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -97,10 +109,57 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+class ErrorIdMiddleware:
+    """Turns any exception the application lets through into ``500 {"detail": "internal
+    error", "error_id": ...}``; the traceback is logged with the id, never sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            error_id = new_error_id()
+            route: Any = scope.get("route")
+            where = getattr(route, "path", None) or "(unmatched)"
+            log.exception("internal error %s on %s %s", error_id, scope.get("method"), where)
+            if not started:
+                await _send_json(send, 500, "internal error", error_id=error_id)
+
+
+def serve_log_config(level: str = "info") -> dict[str, Any]:
+    """Uvicorn's logging configuration for ``tunegate serve``: Uvicorn's own lines as usual,
+    plus the ``tunegate`` loggers (the access line of :class:`ObserveMiddleware`) on stderr.
+    Run it with ``access_log=False``: Uvicorn's access line prints the full URL, query string
+    (and any token in it) included."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
+    config["loggers"]["tunegate"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
 class ObserveMiddleware:
     """Adds security headers, counts requests in Prometheus metrics by route template, and
-    logs one line per request: method, route, status, milliseconds. It never logs headers,
-    query strings, bodies or tokens."""
+    logs one line per request: method, route template (never the query string), status,
+    milliseconds and the id of the token used (``token=tok_...``, never the token). It never
+    logs headers, query strings, bodies or tokens."""
 
     def __init__(self, app: ASGIApp, *, metrics: MetricsRegistry) -> None:
         self.app = app
@@ -134,4 +193,6 @@ class ObserveMiddleware:
             self.metrics.latency.observe(elapsed, method, template)
             if status in (401, 403):
                 self.metrics.auth_failures.inc(str(status))
-            log.info("%s %s %d %.1fms", method, template, status, elapsed * 1000)
+            state = scope.get("state") or {}
+            token_id = state.get("token_id", "-") if isinstance(state, dict) else "-"
+            log.info("%s %s %d %.1fms token=%s", method, template, status, elapsed * 1000, token_id)

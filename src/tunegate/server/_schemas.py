@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tunegate._validation import aware, check_json_value, check_text, check_unicode
 from tunegate.records import (
     MAX_NOTE_CHARS,
     MAX_TEXT_CHARS,
@@ -31,20 +32,46 @@ __all__ = [
 
 
 class _In(BaseModel):
+    """A request body. Its strings, timestamps and metadata pass the checks and limits every
+    record passes at ingestion (:mod:`tunegate._validation`), with the same messages."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            check_unicode(value, info.field_name)
+        return value
 
 
 class TicketIn(_In):
     """One ticket to classify. ``id`` and ``created_at`` default to a fresh id and now."""
 
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")
-    """The ticket text (at least one non-space character)."""
+    text: str = Field(min_length=1, pattern=r"\S", json_schema_extra={"maxLength": MAX_TEXT_CHARS})
+    """The ticket text (at least one non-space character, at most 20,000 characters)."""
     id: str | None = Field(default=None, min_length=1, max_length=200)
     """Your ticket id; classifying the same id again adds a new decision for it."""
     created_at: datetime | None = None
     """When the ticket was created (timezone-aware; naive times are taken as UTC)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
-    """Free-form metadata (channel, shift, site...) used by named slices."""
+    """Free-form metadata (channel, shift, site...) used by named slices: at most 32 levels
+    deep, no NaN or infinite numbers."""
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return check_text(value, "text")
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_at(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else aware(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_json_value(value, "metadata")  # type: ignore[no-any-return]
 
 
 class BatchIn(_In):
@@ -69,7 +96,15 @@ class OverrideIn(_In):
     """The correct label (equal to the model's label = a confirmation)."""
     reason_code: ReasonCode
     """R1 ambiguous input, R2 model missed a signal, R3 policy/workflow rule, R4 taxonomy."""
-    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
+    note: str = Field(default="", json_schema_extra={"maxLength": MAX_NOTE_CHARS})
+    supersedes: str | None = Field(default=None, min_length=1, max_length=200)
+    """The id of the decision's open override this one replaces (it is marked superseded).
+    Without it, an override of a decision that already has an open one is refused (409)."""
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str) -> str:
+        return check_text(value, "note", MAX_NOTE_CHARS)
 
 
 class QueueItem(BaseModel):

@@ -1,11 +1,13 @@
 """The service's settings and per-app state: the serving classifier (loaded lazily, rebuilt
-after a promotion or rollback), the Prometheus registry, the session signer, the templates and
-the highlight cache. Routers reach it as ``request.app.state.tunegate``."""
+when the registry's champion changes, whoever changed it), the Prometheus registry, the session
+signer, the templates and the highlight cache. Routers reach it as
+``request.app.state.tunegate``."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -52,6 +54,13 @@ class ServerSettings:
     """Words scored by occlusion per ticket (the rest are shown unweighted)."""
     queue_window_days: int = 90
     """The queue and dashboard look at decisions from this many days back."""
+    champion_check_s: float = 1.0
+    """How often (at most) a request looks up the registry's champion alias; when it moved
+    (``tunegate promote``/``rollback`` from the CLI, the API, an auto-rollback) the classifier
+    is reloaded, so every decision is made, and recorded, by the current champion."""
+    docs: bool = False
+    """Serve the OpenAPI spec and the interactive docs (``/docs``, ``/redoc``,
+    ``/openapi.json``) to requests with a valid token; off by default."""
 
 
 ClassifierLoader = Callable[[], tuple[Any, str | None]]
@@ -72,26 +81,44 @@ class AppState:
     loader: ClassifierLoader | None
     classifier: Any
     version: str | None = None
+    champion: str | None = None
+    """The registry's champion alias when the classifier was loaded."""
+    checked_at: float = 0.0
     scorer: Any = None
     highlight_cache: dict[tuple[str, str], list[Segment]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def current(self) -> tuple[Any, str | None]:
-        """The serving classifier and its version id (loaded on first use)."""
+        """The serving classifier and its version id (loaded on first use, reloaded when the
+        registry's champion alias moved; the alias is read at most every
+        ``settings.champion_check_s`` seconds)."""
         with self.lock:
+            if self.loader is not None and self.classifier is not None:
+                now = time.monotonic()
+                if now - self.checked_at >= self.settings.champion_check_s:
+                    self.checked_at = now
+                    champion = self.store.get_alias("champion")
+                    if champion != self.champion:
+                        log.info("champion moved %s -> %s; reloading", self.champion, champion)
+                        self._forget()
             if self.classifier is None:
                 if self.loader is None:
                     raise ModelError("no classifier is configured")
+                self.champion = self.store.get_alias("champion")
+                self.checked_at = time.monotonic()
                 self.classifier, self.version = self.loader()
             return self.classifier, self.version
+
+    def _forget(self) -> None:
+        self.classifier = None
+        self.scorer = None
+        self.highlight_cache.clear()
 
     def reload(self) -> None:
         """Forget the serving classifier after a promotion or rollback (lazy reload)."""
         if self.loader is not None:
             with self.lock:
-                self.classifier = None
-                self.scorer = None
-                self.highlight_cache.clear()
+                self._forget()
 
     def serving_version(self) -> str | None:
         """The version this process serves now (None before the first request)."""
@@ -120,6 +147,8 @@ class AppState:
         reason_code: ReasonCode,
         decision_id: str | None = None,
         note: str = "",
+        idempotency_key: str | None = None,
+        supersedes: str | None = None,
     ) -> RecordedOverride:
         """Record an override by the token's holder (audited with the token id)."""
         done = record_override(
@@ -132,7 +161,11 @@ class AppState:
             note=note,
             analyst=principal.name,
             token_id=principal.token_id,
+            idempotency_key=idempotency_key,
+            supersedes=supersedes,
         )
+        if not done.created:
+            return done
         kind = "correction" if done.correction else "confirmation"
         self.metrics.overrides.inc(done.override.reason_code.value, kind)
         return done

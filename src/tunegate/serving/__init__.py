@@ -20,7 +20,12 @@ from tunegate.serving._champion import (
 )
 from tunegate.serving._classify import TicketClassifier, classify_tickets
 from tunegate.serving._figures import ServiceFigures, service_figures
-from tunegate.serving._overrides import RecordedOverride, recent_overrides, record_override
+from tunegate.serving._overrides import (
+    RecordedOverride,
+    idempotent_override_id,
+    recent_overrides,
+    record_override,
+)
 from tunegate.serving._queue import (
     QUEUE_ROUTES,
     QueueEntry,
@@ -43,6 +48,7 @@ __all__ = [
     "TicketClassifier",
     "champion_summary",
     "classify_tickets",
+    "idempotent_override_id",
     "load_champion",
     "models_overview",
     "open_queue",

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from tunegate.errors import InputError
-from tunegate.records import Decision, Example, Override, Ticket
+from tunegate.errors import ConflictError, InputError
+from tunegate.records import STORED, Decision, Example, Override, ReviewStatus, Ticket, utcnow
 from tunegate.store import _schema as s
 from tunegate.store._core import StoreCore, _chunks, _show
 from tunegate.store._hashing import RECORD_TYPES, RecordKind, json_encoder, record_hash
@@ -38,6 +38,11 @@ class AddResult:
     conflicts: tuple[str, ...] = field(default=())
     """Ids left out because the store (or the batch) holds different content under them;
     only non-empty with ``on_conflict="skip"``."""
+
+
+def _override_from_row(row: sa.RowMapping) -> Override:
+    fields = [c.name for c in s.overrides.columns if c.name not in ("record_hash", "reviewer")]
+    return Override.model_validate({name: row[name] for name in fields}, context=STORED)
 
 
 def _to_row(kind: str, rec: Any, digest: str) -> dict[str, Any]:
@@ -286,6 +291,83 @@ class BulkWritesMixin(StoreCore):
     def add_overrides(self, overrides: Iterable[Override]) -> AddResult:
         """Add overrides (idempotent by id, one transaction)."""
         return self.add("overrides", overrides)
+
+    def add_override_audited(
+        self,
+        override: Override,
+        *,
+        audit: dict[str, Any],
+        supersedes: str | None = None,
+    ) -> tuple[Override, bool]:
+        """Store ``override`` and its ``override`` audit row (actor: the analyst, ``audit``:
+        the details) in ONE transaction; returns ``(stored override, created)``.
+
+        Idempotent by id: when ``override.id`` is stored already, nothing is written and the
+        stored override comes back with ``created=False`` (the caller compares it with its
+        request). A decision (the ticket, when the override names no decision) has at most one
+        open override: another pending or reviewed one raises
+        :class:`~tunegate.errors.ConflictError` naming it, unless ``supersedes`` is its id,
+        which marks it ``superseded``. Overrides of one ticket are serialised by a row lock on
+        the ticket, so two concurrent writers cannot both pass the check.
+        """
+        if override.review_status != ReviewStatus.PENDING:
+            raise InputError("add_override_audited takes a new (pending) override")
+        digest = record_hash("overrides", override)
+        o = s.overrides
+
+        def run() -> tuple[Override, bool]:
+            with self._write() as conn:
+                # a no-op write: locks the ticket's row (PostgreSQL) or the database (SQLite)
+                conn.execute(
+                    sa.update(s.tickets)
+                    .where(s.tickets.c.id == override.ticket_id)
+                    .values(id=s.tickets.c.id)
+                )
+                stored = conn.execute(sa.select(o).where(o.c.id == override.id)).mappings().all()
+                if stored:
+                    return _override_from_row(stored[0]), False
+                same = (
+                    o.c.decision_id == override.decision_id
+                    if override.decision_id is not None
+                    else o.c.decision_id.is_(None)
+                )
+                open_ids = [
+                    str(row[0])
+                    for row in conn.execute(
+                        sa.select(o.c.id)
+                        .where(o.c.ticket_id == override.ticket_id, same)
+                        .where(o.c.review_status != ReviewStatus.SUPERSEDED.value)
+                        .where(o.c.review_status != ReviewStatus.REJECTED.value)
+                        .order_by(o.c.created_at, o.c.id)
+                    )
+                ]
+                if supersedes is not None and supersedes not in open_ids:
+                    raise ConflictError(
+                        f"supersedes {supersedes!r} is not an open override of this decision; "
+                        f"open: {open_ids or 'none'}"
+                    )
+                if open_ids and supersedes is None:
+                    raise ConflictError(
+                        f"decision {override.decision_id or override.ticket_id!r} already has "
+                        f"an open override {open_ids[-1]!r}; to replace it send "
+                        f'"supersedes": "{open_ids[-1]}"'
+                    )
+                if supersedes is not None:
+                    conn.execute(
+                        sa.update(o)
+                        .where(o.c.id == supersedes)
+                        .values(review_status=ReviewStatus.SUPERSEDED.value)
+                    )
+                self._insert_new(conn, "overrides", o, [(override.id, digest, override)])
+                conn.execute(
+                    sa.insert(s.audit).values(
+                        action="override", actor=override.analyst, details=audit, at=utcnow()
+                    )
+                )
+            return override, True
+
+        result: tuple[Override, bool] = self._retrying(run)
+        return result
 
     def add_examples(self, examples: Iterable[Example]) -> AddResult:
         """Add examples (idempotent by id, one transaction)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from fastapi import APIRouter, HTTPException
+from pydantic import Discriminator, Tag
 
 from tunegate.records import Ticket, new_id, utcnow
 from tunegate.server._deps import Analyst, State
@@ -13,12 +16,26 @@ __all__ = ["router"]
 router = APIRouter(tags=["decisions"])
 
 
+def _shape(body: Any) -> str:
+    """``batch`` for a body with ``tickets``, else ``ticket``: errors then name the fields of
+    the shape the client meant, not of both."""
+    if isinstance(body, dict):
+        return "batch" if "tickets" in body else "ticket"
+    return "batch" if isinstance(body, BatchIn) else "ticket"
+
+
+ClassifyIn = Annotated[
+    Annotated[TicketIn, Tag("ticket")] | Annotated[BatchIn, Tag("batch")],
+    Discriminator(_shape),
+]
+
+
 @router.post(
     "/v1/classify",
     response_model=ClassifyResponse,
     summary="Classify one ticket or a batch; decisions are stored and returned",
 )
-def api_classify(body: TicketIn | BatchIn, _: Analyst, state: State) -> ClassifyResponse:
+def api_classify(body: ClassifyIn, _: Analyst, state: State) -> ClassifyResponse:
     items = body.tickets if isinstance(body, BatchIn) else [body]
     limit = state.settings.max_batch
     if len(items) > limit:

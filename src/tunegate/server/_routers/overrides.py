@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
 
 from tunegate.server._deps import Analyst, State
 from tunegate.server._schemas import OverrideIn, OverrideOut
@@ -17,8 +19,30 @@ router = APIRouter(tags=["decisions"])
     response_model=OverrideOut,
     status_code=201,
     summary="Record an analyst's correction or confirmation of a decision",
+    responses={
+        200: {"description": "A retry with the same Idempotency-Key: the stored override"},
+        409: {
+            "description": "The decision has an open override (send `supersedes`), or "
+            "the Idempotency-Key was used with a different request"
+        },
+    },
 )
-def api_override(body: OverrideIn, principal: Analyst, state: State) -> OverrideOut:
+def api_override(
+    body: OverrideIn,
+    principal: Analyst,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Makes the request safe to retry: the same key and body return the "
+            "first answer's override (200) instead of storing a second one.",
+        ),
+    ] = None,
+) -> OverrideOut:
     done = state.record_override(
         principal,
         ticket_id=body.ticket_id,
@@ -26,5 +50,10 @@ def api_override(body: OverrideIn, principal: Analyst, state: State) -> Override
         final_label=body.final_label,
         reason_code=body.reason_code,
         note=body.note,
+        idempotency_key=idempotency_key,
+        supersedes=body.supersedes,
     )
+    if not done.created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     return OverrideOut(override=done.override, correction=done.correction)

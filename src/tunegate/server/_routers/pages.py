@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from tunegate.records import ReasonCode, Route
 from tunegate.report import stacked_bar_chart
-from tunegate.server._auth import Role, verify_token
+from tunegate.server._auth import Role, close_session, open_session, verify_token
 from tunegate.server._deps import (
     PRESESSION_COOKIE,
     SESSION_COOKIE,
@@ -57,7 +57,7 @@ def post_login(
         request,
         response,
         SESSION_COOKIE,
-        state.signer.sign_session(principal.token_hash),
+        open_session(state.store, state.signer, principal),
         state.settings.session_max_age_s,
     )
     response.delete_cookie(PRESESSION_COOKIE, path="/")
@@ -71,6 +71,8 @@ def post_logout(
     who = page_principal(request)
     if who is not None and not state.signer.check_csrf(who[1], csrf_token):
         raise forbidden("invalid CSRF token; reload the page and try again")
+    if who is not None:
+        close_session(state.store, who[1])
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
