@@ -218,3 +218,38 @@ def test_verdict_tables_show_a_preservation_gain_as_a_rise() -> None:
     for text in (html, md):
         assert "rose by 0.170" in text and "fell by" not in text
         assert "-0.170 [-0.230, -0.110]" in text  # the tested drop, labelled as such
+
+
+def test_demo_report_shows_a_contrastive_finding_as_counts() -> None:
+    from tunegate.report._demo import _attribution_html
+
+    finding = {
+        "label": "security_incident",
+        "kind": "contrast",
+        "confirmed": True,
+        "n_overrides": 220,
+        "n_reference": 479,
+        "method": "contrast",
+        "tokens": [
+            {
+                "term": "approve",
+                "kind": "word",
+                "overrides_with": 56,
+                "reference_with": 6,
+                "log_odds": 2.4,
+                "q_value": 1e-12,
+            },
+            {
+                "term": "approve + locked",
+                "kind": "pair",
+                "overrides_with": 34,
+                "reference_with": 2,
+                "log_odds": 3.1,
+                "q_value": 3e-9,
+            },
+        ],
+    }
+    html = str(_attribution_html([finding], []))
+    assert "in overridden tickets" in html and "attribution to analyst" not in html
+    assert html.index("approve + locked") < html.index("<td>approve</td>")  # pairs first
+    assert "<td>34</td><td>2</td>" in html and "3e-09" in html

@@ -258,7 +258,35 @@ def _attribution_html(
             f"overrides vs {esc(f.get('n_reference'))} correctly handled tickets, "
             f"{esc(f.get('method'))})</p>"
         )
-        if tokens:
+        if tokens and f.get("kind") == "contrast":
+            # pairs first: the co-occurrence is the finding
+            ordered = [t for t in tokens if t.get("kind") == "pair"] + [
+                t for t in tokens if t.get("kind") != "pair"
+            ]
+            parts.append(
+                table(
+                    [
+                        "term",
+                        "kind",
+                        "in overridden tickets",
+                        "in correctly handled tickets",
+                        "log-odds ratio",
+                        "q (BH)",
+                    ],
+                    [
+                        [
+                            t.get("term"),
+                            t.get("kind", "word"),
+                            t.get("overrides_with"),
+                            t.get("reference_with"),
+                            _fmt(t.get("log_odds"), 2),
+                            "n/a" if t.get("q_value") is None else f"{t['q_value']:.2g}",
+                        ]
+                        for t in ordered
+                    ],
+                )
+            )
+        elif tokens:
             parts.append(
                 table(
                     [
