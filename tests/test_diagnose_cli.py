@@ -177,3 +177,16 @@ def test_attribute_contrasts_overrides_and_the_gate_names_the_words(
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "PASS (2) root_cause" in out
     assert "authenticator push (68 vs 0)" in out
+
+
+def test_overrides_by_class_fit_a_log_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not on a terminal, Rich cut tables at 80 columns ("decisi..."); with many groups each
+    (week, group) is a row instead of a column."""
+    from tunegate.cli._common import out
+
+    assert main(["overrides", "trend", "-c", str(project), "--by", "class"]) == 0
+    text = capsys.readouterr().out
+    assert "…" not in text and "decisions" in text
+    assert out.width >= 160

@@ -61,9 +61,11 @@ def _root(
 ) -> None:
     """tunegate: diagnose before you fine-tune; fine-tune safely when the gate opens."""
     from tunegate._progress import set_progress
+    from tunegate.cli._common import widen_when_not_a_terminal
 
     if quiet:
         set_progress(False)
+    widen_when_not_a_terminal()
 
 
 _COMMAND_MODULES = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,18 @@ __all__ = ["ConfigOpt", "JsonOpt", "emit", "load", "out", "store_for"]
 
 out = Console()
 err = Console(stderr=True)
+
+_PIPE_WIDTH = 160
+"""Columns for output that is not a terminal (a file, a pipe, CI): Rich's default of 80 cut
+table headers short ("decisi..."); ``COLUMNS`` in the environment still wins."""
+
+
+def widen_when_not_a_terminal() -> None:
+    """Give both consoles a wide width when they do not write to a terminal."""
+    for console in (out, err):
+        console.width = _PIPE_WIDTH  # reset first: a terminal's width is measured below
+        if console.is_terminal or os.environ.get("COLUMNS"):
+            console.width = None  # type: ignore[assignment]
 
 ConfigOpt = Annotated[
     Path,

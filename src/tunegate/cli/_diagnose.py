@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from tunegate.store import Store
 
 _DEFAULT_CONFIG = Path("tunegate.yaml")
+_WIDE_KEYS = 8
+"""More groups than this print one row per (week, group): a column each would not fit."""
 
 overrides_app = typer.Typer(
     help="Override analytics: weekly counts, rates and the trend.", no_args_is_help=True
@@ -106,19 +108,32 @@ def overrides_trend(
     def human() -> None:
         keys = sorted({r.key for r in rows})
         weeks = sorted({r.week for r in rows})
-        table = Table(title=f"weekly overrides by {by}")
-        table.add_column("week")
-        for k in keys:
-            table.add_column(k, justify="right")
-        table.add_column("decisions", justify="right")
         index = {(r.week, r.key): r for r in rows}
-        for w in weeks:
-            cells = []
+        if len(keys) > _WIDE_KEYS:
+            # many groups (e.g. 150 classes): one row per week and group with overrides
+            table = Table(title=f"weekly overrides by {by} (groups with overrides)")
+            for name in ("week", by, "overrides", "rate", "decisions"):
+                table.add_column(name, justify="left" if name in ("week", by) else "right")
+            for r in sorted(rows, key=lambda r: (r.week, -r.overrides, r.key)):
+                if r.overrides:
+                    rate = "" if r.rate is None else f"{r.rate:.1%}"
+                    week = r.week.isoformat()
+                    table.add_row(week, r.key, str(r.overrides), rate, str(r.decisions))
+            out.print(table)
+        else:
+            table = Table(title=f"weekly overrides by {by}")
+            table.add_column("week")
             for k in keys:
-                r = index[(w, k)]
-                cells.append(f"{r.overrides}" + (f" ({r.rate:.1%})" if r.rate is not None else ""))
-            table.add_row(w.isoformat(), *cells, str(index[(w, keys[0])].decisions))
-        out.print(table)
+                table.add_column(k, justify="right")
+            table.add_column("decisions", justify="right")
+            for w in weeks:
+                cells = []
+                for k in keys:
+                    r = index[(w, k)]
+                    rate = f" ({r.rate:.1%})" if r.rate is not None else ""
+                    cells.append(f"{r.overrides}{rate}")
+                table.add_row(w.isoformat(), *cells, str(index[(w, keys[0])].decisions))
+            out.print(table)
         d = trend.decision
         verdict = "[green]stable or increasing[/green]" if d.passed else "[red]not shown[/red]"
         out.print(
