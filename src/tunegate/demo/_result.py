@@ -18,6 +18,7 @@ __all__ = [
     "Steps",
     "attempt_dict",
     "gap_headline",
+    "latency_line",
     "override_lines",
     "share",
     "verdict_dict",
@@ -58,6 +59,10 @@ class DemoResult:
     timings: list[StepTiming] = field(default_factory=list)
     report_html: Path | None = None
     summary_md: Path | None = None
+    latency: dict[str, Any] | None = None
+    """Champion and candidate timed side by side in step 7c (``PairedLatency.to_dict()``)."""
+    versus_cheap_fix: dict[str, Any] | None = None
+    """The candidate against the best cheap fix (``CheapFixComparison.to_dict()``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +90,8 @@ class DemoResult:
             "timings": [{"step": t.name, "seconds": round(t.seconds, 2)} for t in self.timings],
             "report_html": str(self.report_html) if self.report_html else None,
             "summary_md": str(self.summary_md) if self.summary_md else None,
+            "latency": self.latency,
+            "versus_cheap_fix": self.versus_cheap_fix,
         }
 
 
@@ -133,6 +140,23 @@ def gap_headline(gap: dict[str, Any]) -> str:
         f"{k} of {n} decisions still corrected ({k / n:.1%}); by reason "
         f"{gap.get('by_reason', {})}; most common: {pairs or 'none'}"
         + (f"; over-represented in remaining R2 overrides: {grams}" if grams else "")
+    )
+
+
+def latency_line(latency: dict[str, Any] | None) -> str:
+    """One line for a paired latency measurement (``PairedLatency.to_dict()``)."""
+    if latency is None:
+        return "latency not judged"
+    w, c = latency["wall_ratio"], latency["cpu_ratio"]
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x - 1.0:+.1%}"
+
+    return (
+        f"latency side by side ({latency['n_pairs']} paired batches, "
+        f"{latency['seconds']:.1f} s): {latency['baseline_wall_ms']:.2f} -> "
+        f"{latency['candidate_wall_ms']:.2f} ms per example, {pct(w['estimate'])} "
+        f"(CI {pct(w['low'])} to {pct(w['high'])}); CPU time {pct(c['estimate'])}"
     )
 
 

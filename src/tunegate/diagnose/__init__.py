@@ -6,7 +6,8 @@
   (:mod:`._triage`), the confirm round trip (:mod:`._triage_review`), recommendations
   (:mod:`._recommend`);
 * attribution — the words the model under-weights on missed overrides (:mod:`._attribution`);
-* the cheap fixes — instructions, rules, retrieval, each evaluated and stored (:mod:`._attempts`);
+* the cheap fixes — instructions, rules, retrieval, each evaluated and stored; a fine-tune
+  held to the best of them (:func:`versus_best_cheap_fix`) (:mod:`._attempts`);
 * the five-condition fine-tuning gate (:mod:`._gate`), one registered condition each
   (:mod:`._gate_conditions`).
 
@@ -16,7 +17,10 @@ See docs/diagnosis.md.
 from __future__ import annotations
 
 from tunegate.diagnose._attempts import (
+    CHEAP_FIX_KINDS,
+    CheapFixComparison,
     RulesFirstClassifier,
+    best_cheap_fix,
     champion_classifier,
     missed_signal_fix,
     parse_rules,
@@ -24,6 +28,7 @@ from tunegate.diagnose._attempts import (
     try_instructions,
     try_retrieval,
     try_rules,
+    versus_best_cheap_fix,
 )
 from tunegate.diagnose._attribution import (
     LogitScorer,
@@ -101,6 +106,8 @@ from tunegate.diagnose._triage_review import (
 )
 
 __all__ = [
+    "CHEAP_FIX_KINDS",
+    "CheapFixComparison",
     "ConditionFinding",
     "FailureCase",
     "GateCondition",
@@ -127,6 +134,7 @@ __all__ = [
     "ZeroShotScorer",
     "attribute_overrides",
     "attribute_texts",
+    "best_cheap_fix",
     "champion_classifier",
     "collect_evidence",
     "confirm_finding",
@@ -166,6 +174,7 @@ __all__ = [
     "try_retrieval",
     "try_rules",
     "underweighted_terms",
+    "versus_best_cheap_fix",
     "weekly_override_counts",
     "weekly_series",
     "word_lists",

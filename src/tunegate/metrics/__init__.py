@@ -5,9 +5,10 @@ lower-is-better. Labels are integer class ids ``0..k-1`` (a label's index in the
 label order); probabilities are (n, k) arrays whose rows sum to 1. Inputs are validated once,
 at the boundary; bad inputs raise :class:`~tunegate.errors.InputError`.
 
-Uncertainty: :func:`paired_bootstrap` gives percentile intervals for every metric and for
-every difference between two models on the same examples; :func:`mcnemar_exact` tests an
-accuracy difference; :func:`seed_summary` gives the spread over K seed runs;
+Uncertainty: :func:`paired_bootstrap` gives percentile intervals for every metric and for every
+difference between two models on the same examples; :func:`paired_median_ratio` gives the
+interval of the median of paired ratios (latency timed side by side); :func:`mcnemar_exact`
+tests an accuracy difference; :func:`seed_summary` gives the spread over K seed runs;
 :func:`one_sided_rate_increase_p` tests a rise of a rate between two windows;
 :func:`mann_kendall` and :func:`sens_slope` test and size a trend in a series.
 
@@ -24,6 +25,7 @@ from tunegate.metrics._bootstrap import (
     Interval,
     paired_bootstrap,
     paired_mean_difference,
+    paired_median_ratio,
     percentile_interval,
 )
 from tunegate.metrics._calibration import (
@@ -103,6 +105,7 @@ __all__ = [
     "one_sided_rate_increase_p",
     "paired_bootstrap",
     "paired_mean_difference",
+    "paired_median_ratio",
     "per_class_report",
     "percentile_interval",
     "precision_per_class",

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tunegate.evaluate import Comparison, confidence_label
+from tunegate.evaluate import LATENCY_NOT_JUDGED, Comparison, confidence_label
 from tunegate.metrics import Interval
 from tunegate.records import EvalRun, EvalSuite, Verdict
 from tunegate.report._html import Html, Section, badge, esc, page, table
@@ -44,6 +44,11 @@ def fmt_interval(d: Mapping[str, Any] | Interval | None) -> str:
     return f"{_num(est)} [{_num(d['low'])}, {_num(d['high'])}]"
 
 
+def _latency_judged(verdict: Verdict) -> bool:
+    """Latency is judged only from a paired measurement, which gives a ``latency_p50`` rule."""
+    return any(r.rule == "latency_p50" for r in verdict.rules)
+
+
 def verdict_section(verdict: Verdict) -> Section:
     """The verdict badge and one row per rule with its figures."""
     rows = [
@@ -67,6 +72,7 @@ def verdict_section(verdict: Verdict) -> Section:
             ["rule", "outcome", "baseline", "candidate", "difference", "CI", "threshold", "reason"],
             rows,
         )
+        + ("" if _latency_judged(verdict) else f"<p><em>{esc(LATENCY_NOT_JUDGED)}</em></p>")
     )
     return Section("Verdict", body, anchor="verdict")
 
@@ -243,6 +249,8 @@ def verdict_markdown(verdict: Verdict, comparison: Comparison | None = None) -> 
             ],
         ),
     ]
+    if not _latency_judged(verdict):
+        lines += ["", f"_{LATENCY_NOT_JUDGED}_"]
     if comparison is not None:
         boot = comparison.bootstrap
         assert boot.diff is not None
