@@ -15,6 +15,7 @@ import pytest
 from tests.test_evaluate import BASE_WRONG, NON_SEC_WRONG, _run, _suite
 
 from tunegate.config import Workflow
+from tunegate.diagnose import best_cheap_fix, versus_best_cheap_fix
 from tunegate.errors import InputError
 from tunegate.evaluate import (
     LATENCY_NOT_JUDGED,
@@ -25,7 +26,7 @@ from tunegate.evaluate import (
     measure_paired_latency,
 )
 from tunegate.metrics import Interval, paired_median_ratio
-from tunegate.records import VerdictOutcome
+from tunegate.records import Attempt, AttemptKind, EvalRun, Verdict, VerdictOutcome
 from tunegate.report import verdict_markdown
 
 # -- the statistic -------------------------------------------------------------------------
@@ -325,3 +326,49 @@ def test_verdict_messages_in_the_table_use_the_sign(workflow: Workflow) -> None:
     msg = rules["preservation"].message
     assert msg.startswith("preservation accuracy rose 8.00 points"), msg
     assert rules["preservation"].difference == pytest.approx(-0.08)
+
+
+# -- the fine-tune against the best cheap fix ----------------------------------------------
+
+
+def _attempt(kind: AttemptKind, outcome: str, run: EvalRun, suite_hash: str) -> Attempt:
+    verdict = Verdict(
+        outcome=VerdictOutcome(outcome), baseline_run="champ", candidate_run=run.id, rules=[]
+    )
+    return Attempt(
+        kind=kind,
+        baseline_version="champ",
+        candidate_version=run.model_version,
+        verdict=verdict,
+        details={"suite_hash": suite_hash, "candidate_run": run.id},
+    )
+
+
+def test_a_fine_tune_no_better_than_retrieval_is_told_the_cheap_fix_is_enough(
+    workflow: Workflow,
+) -> None:
+    suite = _suite(workflow)
+    retrieval_run = _run(suite, workflow, BASE_WRONG - set(NON_SEC_WRONG[:20]))
+    rules_run = _run(suite, workflow, BASE_WRONG - set(NON_SEC_WRONG[:5]))  # worse than kNN
+    failed_run = _run(suite, workflow, set())  # best of all, but its verdict failed
+    runs = {r.id: r for r in (retrieval_run, rules_run, failed_run)}
+    attempts = [
+        _attempt(AttemptKind.RULES, "pass", rules_run, suite.hash),
+        _attempt(AttemptKind.RETRIEVAL, "inconclusive", retrieval_run, suite.hash),
+        _attempt(AttemptKind.INSTRUCTIONS, "fail", failed_run, suite.hash),
+        _attempt(AttemptKind.RETRIEVAL, "pass", failed_run, "another suite"),
+    ]
+    assert best_cheap_fix(attempts, suite, runs.__getitem__) == (attempts[1], retrieval_run)
+    # the fine-tune makes exactly the retrieval attempt's mistakes
+    finetune = _run(suite, workflow, BASE_WRONG - set(NON_SEC_WRONG[:20]))
+    got = versus_best_cheap_fix(finetune, suite, workflow, attempts, runs.__getitem__)
+    assert got is not None and got.attempt is attempts[1] and got.cheap_fix_enough
+    assert got.message.startswith("the cheap fix is enough"), got.message
+    assert "retrieval" in got.message and got.to_dict()["cheap_fix_enough"] is True
+    # a fine-tune clearly better on core beats it
+    better = _run(suite, workflow, {f"preservation{i}" for i in range(10)})
+    won = versus_best_cheap_fix(better, suite, workflow, attempts, runs.__getitem__)
+    assert won is not None and not won.cheap_fix_enough
+    assert won.message.startswith("the fine-tune beats the best cheap fix, retrieval")
+    # nothing passed or was inconclusive on this suite: nothing to compare with
+    assert versus_best_cheap_fix(better, suite, workflow, attempts[2:], runs.__getitem__) is None

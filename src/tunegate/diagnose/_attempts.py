@@ -437,10 +437,14 @@ class CheapFixComparison:
         }
 
 
-def _core_accuracy(run: EvalRun) -> float:
-    core = run.metrics.get("slices", {}).get("core")
-    table = core if core and core.get("n") else run.metrics["overall"]
-    return float(table["accuracy"]["estimate"])
+def _core_accuracy(run: EvalRun, suite: EvalSuite) -> float:
+    """The run's accuracy on the suite's core slice (the whole suite when it has none)."""
+    core = {e.id for e in suite.examples if e.slice.value == "core"}
+    keep = [i for i, ex in enumerate(run.example_ids) if not core or ex in core]
+    if not keep:
+        return float("nan")
+    pred = np.asarray(run.proba, dtype=np.float64)[keep].argmax(axis=1)
+    return float((pred == np.asarray(run.y_true)[keep]).mean())
 
 
 def best_cheap_fix(
@@ -460,7 +464,7 @@ def best_cheap_fix(
         if not run_id:
             continue
         run = runs(str(run_id))
-        key = (_core_accuracy(run), n)
+        key = (_core_accuracy(run, suite), n)
         if best is None or key > best[:2]:
             best = (*key, a, run)
     return None if best is None else (best[2], best[3])
