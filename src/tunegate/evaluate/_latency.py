@@ -8,18 +8,18 @@ side's faster timing of the two is kept: interference from other processes only 
 time. A pair records the wall time and the process CPU time (``time.process_time``: every
 thread of the process, so a backend's intra-op pool counts) per example of each side.
 
-The judged quantity is the **median of the paired ratios** (candidate / baseline, one per
-batch and round) of the CPU time per example, with a bootstrap interval over the pairs
+The judged quantity is the **median of the paired ratios** (candidate / baseline, one per batch
+and round) of the CPU time per example, with a bootstrap interval over the pairs
 (:func:`tunegate.metrics.paired_median_ratio`): the work each model does per example, which
 another process on the machine barely changes, and what changes it (a shared core, a slower
 clock) slows both sides of a pair alike. The wall-time ratio is reported beside it; on a busy
 machine it adds the time the process waited for a core, which is noise in a pair (on a 2-core
 machine at load 10 with two busy loops, two identical models gave wall-time intervals as wide
-as 0.81-1.02, CPU-time intervals 0.97-1.01). Both models should run on the same backend and
-thread count, as a champion and its candidate do: CPU time does not see a model that
-parallelizes differently.
-Two runs recorded at different times (EvalRun ``latency_ms``) compare two machine states, not
-two models: the verdict's ``latency_p50`` rule reads only this measurement.
+as 0.81-1.02 and 0.94-1.13, CPU-time intervals 0.97-1.01 and 0.99-1.01; docs/evaluation.md).
+Both models should run on the same backend and thread count, as a champion and its candidate
+do: CPU time does not see a model that parallelizes differently. Two runs recorded at different
+times (EvalRun ``latency_ms``) compare two machine states, not two models: the verdict's
+``latency_p50`` rule reads only this measurement.
 """
 
 from __future__ import annotations
@@ -183,14 +183,14 @@ def measure_latency_on_suite(
     suite: EvalSuite,
     workflow: Workflow,
     *,
-    max_texts: int = 96,
-    rounds: int = 5,
+    max_texts: int = 64,
+    rounds: int = 4,
     batch_size: int = 16,
 ) -> PairedLatency:
     """:func:`measure_paired_latency` on up to ``max_texts`` of ``suite``'s texts (a seeded
     sample), at the workflow's confidence level and seed (``regression``): what
     ``tunegate compare --measure-latency``, the cheap-fix attempts, the fine-tune and the demo
-    run. The defaults take a few seconds for two encoder-sized models."""
+    run. The defaults (16 pairs) take a few seconds for two encoder-sized models."""
     if max_texts < 1:
         raise InputError(f"max_texts must be >= 1, got {max_texts}")
     policy = workflow.regression
