@@ -372,3 +372,18 @@ def test_a_fine_tune_no_better_than_retrieval_is_told_the_cheap_fix_is_enough(
     assert won.message.startswith("the fine-tune beats the best cheap fix, retrieval")
     # nothing passed or was inconclusive on this suite: nothing to compare with
     assert versus_best_cheap_fix(better, suite, workflow, attempts[2:], runs.__getitem__) is None
+
+
+def test_demo_key_table_shows_the_latency_the_verdict_judged(workflow: Workflow) -> None:
+    from tunegate.demo._table import key_table
+
+    suite = _suite(workflow)
+    base = _run(suite, workflow, BASE_WRONG, latency=1.0)
+    cand = _run(suite, workflow, BASE_WRONG, latency=3.0)  # recorded under a load
+    unpaired = key_table(compare_runs(base, cand, suite, workflow), workflow)[-1]
+    assert unpaired.metric == "median latency (ms)" and "not judged" in unpaired.note
+    paired = compare_runs(base, cand, suite, workflow, latency=_paired(1.1, 1.0, 1.2))
+    row = key_table(paired, workflow)[-1]
+    assert row.metric == "median latency (ms)" and "side by side" in row.note
+    assert (row.before, row.after) == (9.0, pytest.approx(9.9))
+    assert row.difference == pytest.approx(0.9) and row.ci_high == pytest.approx(1.8)
