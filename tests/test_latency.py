@@ -326,6 +326,7 @@ def test_verdict_messages_in_the_table_use_the_sign(workflow: Workflow) -> None:
     msg = rules["preservation"].message
     assert msg.startswith("preservation accuracy rose 8.00 points"), msg
     assert rules["preservation"].difference == pytest.approx(-0.08)
+    assert rules["ece"].message.startswith(("ECE rose ", "ECE fell ", "ECE did not change"))
 
 
 # -- the fine-tune against the best cheap fix ----------------------------------------------

@@ -153,6 +153,11 @@ def _harm_outcome(d: float, lo: float, hi: float, tolerance: float) -> tuple[Ver
     )
 
 
+def _moved(change: float) -> str:
+    """``"rose"``, ``"fell"`` or ``"did not change"`` by the sign of ``change``."""
+    return "rose" if change > 0 else "fell" if change < 0 else "did not change"
+
+
 def _split_what(what: str, direction: str | None) -> tuple[str, str]:
     """(quantity, "drop" | "rise"): ``"preservation accuracy drop"`` -> the quantity and its
     harm direction (given, or read from the last word)."""
@@ -194,7 +199,7 @@ def harm_rule(
         # the change in the quantity itself (a drop's harm is minus the change)
         sign = -1.0 if kind == "drop" else 1.0
         change, c_lo, c_hi = sign * d, min(sign * lo, sign * hi), max(sign * lo, sign * hi)
-        moved = "rose" if change > 0 else "fell" if change < 0 else "did not change"
+        moved = _moved(change)
         amount = f" {abs(change) * 100:.2f} points" if change != 0 else ""
         message = (
             f"{quantity} {moved}{amount} ({confidence_label(confidence)} CI "
@@ -331,7 +336,8 @@ def ece(ev: VerdictEvidence) -> list[RuleResult]:
     rise = ev.table("diff", "overall")[key]
     limit = ev.policy.max_ece_increase
     figures = (
-        f"ECE {rise.estimate:+.4f} ({confidence_label(ev.confidence)} CI {rise.low:+.4f} to "
+        f"ECE {_moved(rise.estimate)} {abs(rise.estimate):.4f} "
+        f"({confidence_label(ev.confidence)} CI {rise.low:+.4f} to "
         f"{rise.high:+.4f}), tolerance +{limit:.4f}"
     )
     if rise.estimate <= limit:
