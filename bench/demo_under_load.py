@@ -122,11 +122,8 @@ def main() -> None:
     if opts.hogs == 0:
         modes = [m for m in modes if m != "hogs"] or ["quiet"]
     parent = opts.out or Path(tempfile.mkdtemp(prefix="tunegate-demo-load-"))
-    existing: dict[str, Any] = {}
-    if RESULTS.exists():
-        existing = json.loads(RESULTS.read_text(encoding="utf-8"))
-    runs: dict[str, Any] = existing.get("runs", {})
     demo_name = "quick" if opts.quick else "full"
+    new_runs: dict[str, Any] = {}
     for mode in modes:
         hogs = opts.hogs if mode == "hogs" else 0
         out_dir = parent / f"{demo_name}-{mode}"
@@ -134,7 +131,12 @@ def main() -> None:
         entry = run_demo(quick=opts.quick, hogs=hogs, out_dir=out_dir, seed=opts.seed)
         entry["machine"] = machine_info("torch", "onnxruntime")
         entry["seed"] = opts.seed
-        runs[f"{demo_name}/{mode}"] = entry
+        new_runs[f"{demo_name}/{mode}"] = entry
+    # merged when written, so two invocations (quiet and hogs) can run at once
+    existing: dict[str, Any] = {}
+    if RESULTS.exists():
+        existing = json.loads(RESULTS.read_text(encoding="utf-8"))
+    runs: dict[str, Any] = {**existing.get("runs", {}), **new_runs}
     same: dict[str, Any] = {}
     for name in ("quick", "full"):
         quiet, loaded = runs.get(f"{name}/quiet"), runs.get(f"{name}/hogs")
