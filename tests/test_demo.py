@@ -59,6 +59,12 @@ def test_quick_demo_runs_the_whole_loop(demo_dir: Path) -> None:
         "latency_p50",
     }
     assert result["promoted"] is True
+    # the verdict's latency finding came from champion and candidate timed side by side, and
+    # the candidate was compared with the best cheap fix
+    assert result["latency"]["n_pairs"] > 0
+    latency_rule = next(r for r in result["verdict"]["rules"] if r["rule"] == "latency_p50")
+    assert "side by side" in latency_rule["message"]
+    assert "versus_cheap_fix" in result
     # monitoring ran after the deployment: the quiet weeks fired nothing, the VPN-client
     # rollout fired a trigger and auto-rollback restored the previous champion
     assert result["monitor"]["periods"]

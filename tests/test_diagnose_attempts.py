@@ -199,6 +199,10 @@ def test_try_instructions_and_retrieval_store_attempts(
     assert att.details["instructions"] == "a new prompt about"
     assert att.details["missed_signal_total"] == 28
     assert 0.0 <= att.details["fixed_share"] <= 1.0
+    # the champion and the candidate were timed side by side, and the verdict judged that
+    assert att.details["latency"]["n_pairs"] > 0 and att.details["latency"]["cpu_ratio"]
+    assert att.verdict is not None
+    assert "latency_p50" in {r.rule for r in att.verdict.rules}
     with pytest.raises(InputError, match="empty"):
         try_instructions(wf, "  ", store, suite, champion=champion)
     store.add_examples(

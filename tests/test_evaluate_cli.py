@@ -132,3 +132,25 @@ def test_suite_eval_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "**FAIL**" in md.read_text() and "<svg" in html.read_text()
     # same model twice: nothing improved beyond noise -> inconclusive, exit 2
     assert main(["compare", runs[0].id, runs[0].id, "-c", str(cfg)]) == 2
+
+    # without --measure-latency the verdict does not judge latency, and says so
+    assert main(["compare", runs[0].id, runs[1].id, "-c", str(cfg)]) == 1
+    assert "latency not judged: measure it in one sitting with --measure-latency" in (
+        capsys.readouterr().out.replace("\n", " ")
+    )
+    # the runs' models are not registered versions: they cannot be timed
+    code = main(["compare", runs[0].id, runs[1].id, "-c", str(cfg), "--measure-latency"])
+    assert code == 2 and "is not a registered model version" in capsys.readouterr().err
+    from tunegate.records import ModelVersion
+    from tunegate.store import Store
+
+    store = Store(wf.resolved_store_url(tmp_path))
+    for run in runs:
+        store.save_model_version(ModelVersion(id=run.model_version, kind=ModelKind.RULES))
+    store.close()
+    code = main(
+        ["compare", runs[0].id, runs[1].id, "-c", str(cfg), "--measure-latency", "--json"]
+    )
+    timed = json.loads(capsys.readouterr().out)
+    assert code == 1 and timed["latency"]["n_pairs"] > 0
+    assert "latency_p50" in {r["rule"] for r in timed["rules"]}

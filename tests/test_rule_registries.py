@@ -24,6 +24,7 @@ from tunegate.diagnose import (
     suggest,
 )
 from tunegate.evaluate import (
+    PairedLatency,
     VerdictEvidence,
     compare_runs,
     confidence_label,
@@ -133,7 +134,24 @@ def test_verdict_is_exactly_the_registered_rules_findings(workflow: Workflow) ->
     probe = _Probe(
         "banking77", _ProbeResult(0.9), _ProbeResult(0.89), Interval(0.01, -0.01, 0.03), 0.95
     )
-    cmp = compare_runs(base, cand, suite, wf, probe=probe)  # type: ignore[arg-type]
+    latency = PairedLatency(
+        baseline_version="m",
+        candidate_version="m",
+        rounds=5,
+        batch_size=16,
+        n_texts=80,
+        n_pairs=25,
+        baseline_wall_ms=10.0,
+        candidate_wall_ms=10.5,
+        baseline_cpu_ms=9.0,
+        candidate_cpu_ms=9.4,
+        wall_ratio=Interval(1.05, 1.0, 1.1),
+        cpu_ratio=Interval(1.04, 1.0, 1.1),
+        confidence=0.95,
+        seed=0,
+        seconds=1.0,
+    )
+    cmp = compare_runs(base, cand, suite, wf, probe=probe, latency=latency)  # type: ignore[arg-type]
     evidence = VerdictEvidence(
         bootstrap=cmp.bootstrap,
         mcnemar=cmp.mcnemar,
@@ -143,6 +161,7 @@ def test_verdict_is_exactly_the_registered_rules_findings(workflow: Workflow) ->
         policy=wf.regression,
         with_latency=True,
         probe=probe,  # type: ignore[arg-type]
+        latency=latency,
     )
     by_rule = {r.name: r.fn(evidence) for r in verdict_rules()}
     assert [f for findings in by_rule.values() for f in findings] == cmp.verdict.rules

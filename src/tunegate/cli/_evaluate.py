@@ -217,6 +217,21 @@ def _load_run(ref: str, store: Store) -> EvalRun:
     return store.get_eval_run(ref)  # type: ignore[no-any-return]
 
 
+def _run_model(run: EvalRun, workflow: Workflow, store: Store) -> Any:
+    """The classifier of a run's registered model version (for ``--measure-latency``)."""
+    from tunegate.models import load_model_version
+
+    try:
+        mv = store.get_model_version(run.model_version)
+    except NotFoundError:
+        raise InputError(
+            f"run {run.id}'s model {run.model_version!r} is not a registered model version, "
+            f"so it cannot be timed; register it (tunegate models register) or drop "
+            f"--measure-latency"
+        ) from None
+    return load_model_version(mv, workflow, store=store)
+
+
 def compare_cmd(
     baseline: Annotated[str, typer.Argument(help="Baseline EvalRun id (or .json file).")],
     candidate: Annotated[str, typer.Argument(help="Candidate EvalRun id (or .json file).")],
@@ -225,18 +240,31 @@ def compare_cmd(
         typer.Option("--markdown", help="Write a Markdown summary (for a pull-request comment)."),
     ] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report.")] = None,
+    measure_latency: Annotated[
+        bool,
+        typer.Option(
+            "--measure-latency",
+            help="Load both runs' registered model versions and time them side by side on "
+            "the suite's texts; without it the verdict does not judge latency.",
+        ),
+    ] = False,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare two runs on the same suite; exit code 0 pass, 1 fail, 2 inconclusive."""
-    from tunegate.evaluate import compare_runs
+    from tunegate.evaluate import compare_runs, measure_latency_on_suite
     from tunegate.report import comparison_html, verdict_markdown
 
     workflow = load(config)
     store = store_for(workflow, config)
     base, cand = _load_run(baseline, store), _load_run(candidate, store)
     suite = store.get_suite(base.suite_hash)
-    comparison = compare_runs(base, cand, suite, workflow)
+    latency = None
+    if measure_latency:
+        latency = measure_latency_on_suite(
+            _run_model(base, workflow, store), _run_model(cand, workflow, store), suite, workflow
+        )
+    comparison = compare_runs(base, cand, suite, workflow, latency=latency)
     verdict = comparison.verdict
     text = verdict_markdown(verdict, comparison)
     if markdown is not None:
@@ -244,7 +272,9 @@ def compare_cmd(
     if report is not None:
         report.write_text(comparison_html(comparison, base, cand, suite), encoding="utf-8")
     if as_json:
-        typer.echo(json.dumps(verdict.model_dump(mode="json"), indent=2))
+        payload = verdict.model_dump(mode="json")
+        payload["latency"] = latency.to_dict() if latency is not None else None
+        typer.echo(json.dumps(payload, indent=2))
     else:
         out.print(text, markup=False, highlight=False)
     raise typer.Exit(verdict.exit_code)

@@ -10,10 +10,13 @@ Steps (each timed and reported):
    freeze the evaluation suite and record the champion's baseline EvalRun;
 3. (the production stream was served with routing by entropy and analysts overrode it in step 1);
 4. diagnose: R2 trend, error triage with its recommendation, attribution naming the signal;
-5. try the cheap fixes (instructions, a rule, retrieval), each with a Verdict;
+5. try the cheap fixes (instructions, a rule, retrieval), each with a Verdict (latency timed
+   side by side with the champion, in one sitting);
 6. the gate;
 7. dataset (label-quality flags, leakage report), LoRA over several seeds, calibration,
-   evaluation against the champion, the key table;
+   evaluation against the champion (latency timed side by side) and against the best cheap
+   fix ("the cheap fix is enough" when the fine-tune is not significantly better), the key
+   table;
 8. the verdict, promotion, post-deployment weeks under monitoring, the next gap;
 9. one self-contained HTML report and a Markdown summary.
 """
@@ -43,6 +46,7 @@ from tunegate.demo._result import (
     attempt_dict,
     console_summary,
     gap_headline,
+    latency_line,
     override_lines,
     share,
     verdict_dict,
@@ -118,6 +122,7 @@ def run_demo(
         try_instructions,
         try_retrieval,
         try_rules,
+        versus_best_cheap_fix,
     )
     from tunegate.evaluate import check_leakage, freeze_suite, run_eval
     from tunegate.models import LoraClassifier, ZeroShotClassifier, get_encoder
@@ -306,6 +311,7 @@ def run_demo(
                 f"{share(a.details.get('fixed_share'))} of "
                 f"{a.details.get('missed_signal_total', 0)}"
             )
+            say(f"    {latency_line(a.details.get('latency'))}")
 
     # 6. the gate ----------------------------------------------------------------------------
     with steps.step("6. the fine-tuning gate"):
@@ -326,6 +332,8 @@ def run_demo(
     promoted = False
     comparison = None
     seed_runs: list[EvalRun] = []
+    latency_info: dict[str, Any] | None = None
+    cheap_fix_info: dict[str, Any] | None = None
     if gate.open:
         with steps.step("7a. dataset: reviewed, deduplicated, leakage-free, with replay"):
             # A senior analyst reviews the pending overrides: the simulation stands in for
@@ -392,11 +400,20 @@ def run_demo(
                 evaluate_seeds=True,
                 actor=actor,
                 description="LoRA fine-tune (median seed)",
+                # the champion in memory is timed side by side with the candidate: the
+                # verdict's latency rule reads only that paired measurement
+                champion=champion,
             )
             seed_runs, candidate_mv = outcome.seed_runs, outcome.candidate
             candidate_run, comparison = outcome.candidate_run, outcome.comparison
             assert candidate_run is not None and comparison is not None
             verdict = comparison.verdict
+            if comparison.latency is not None:
+                latency_info = comparison.latency.to_dict()
+            versus = versus_best_cheap_fix(
+                candidate_run, suite, workflow, store.attempts(), store.get_eval_run
+            )
+            cheap_fix_info = versus.to_dict() if versus is not None else None
             candidate_std = (
                 statistics.stdev([r.metrics["overall"]["accuracy"]["estimate"] for r in seed_runs])
                 if len(seed_runs) > 1
@@ -415,6 +432,12 @@ def run_demo(
             say(f"  verdict: {verdict.outcome.value.upper()}")
             for r in verdict.rules:
                 say(f"    {r.rule}: {r.outcome.value} {r.message}")
+            say(f"  {latency_line(latency_info)}")
+            say(
+                f"  against the best cheap fix: {versus.message}"
+                if versus is not None
+                else "  against the best cheap fix: no cheap fix passed or was inconclusive"
+            )
 
         # 8. shadow, promote, monitor, next gap ------------------------------------------
         with steps.step(
@@ -556,6 +579,8 @@ def run_demo(
         label_issues=issues_info,
         sweep=sweep_info,
         verdict=verdict_dict(verdict),
+        latency=latency_info,
+        versus_cheap_fix=cheap_fix_info,
         promoted=promoted,
         monitor=monitor_info,
         shift=shift_info,

@@ -22,6 +22,7 @@ __all__ = [
     "attempt_dict",
     "console_summary",
     "gap_headline",
+    "latency_line",
     "override_lines",
     "share",
     "verdict_dict",
@@ -62,6 +63,10 @@ class DemoResult:
     timings: list[StepTiming] = field(default_factory=list)
     report_html: Path | None = None
     summary_md: Path | None = None
+    latency: dict[str, Any] | None = None
+    """Champion and candidate timed side by side in step 7c (``PairedLatency.to_dict()``)."""
+    versus_cheap_fix: dict[str, Any] | None = None
+    """The candidate against the best cheap fix (``CheapFixComparison.to_dict()``)."""
 
     @property
     def outcome(self) -> str:
@@ -145,6 +150,8 @@ class DemoResult:
             "timings": [{"step": t.name, "seconds": round(t.seconds, 2)} for t in self.timings],
             "report_html": str(self.report_html) if self.report_html else None,
             "summary_md": str(self.summary_md) if self.summary_md else None,
+            "latency": self.latency,
+            "versus_cheap_fix": self.versus_cheap_fix,
         }
 
 
@@ -204,6 +211,23 @@ def console_summary(demo: DemoResult) -> list[str]:
         out += ["", render_key_table(demo.table)]
     out += ["", f"report: {demo.report_html}", f"summary: {demo.summary_md}"]
     return out
+def latency_line(latency: dict[str, Any] | None) -> str:
+    """One line for a paired latency measurement (``PairedLatency.to_dict()``)."""
+    if latency is None:
+        return "latency not judged"
+    w, c = latency["wall_ratio"], latency["cpu_ratio"]
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x - 1.0:+.1%}"
+
+    return (
+        f"latency side by side ({latency['n_pairs']} paired batches, "
+        f"{latency['seconds']:.1f} s): CPU time {latency['baseline_cpu_ms']:.2f} -> "
+        f"{latency['candidate_cpu_ms']:.2f} ms per example, {pct(c['estimate'])} "
+        f"(CI {pct(c['low'])} to {pct(c['high'])}); wall time "
+        f"{latency['baseline_wall_ms']:.2f} -> {latency['candidate_wall_ms']:.2f} ms, "
+        f"{pct(w['estimate'])}"
+    )
 
 
 def share(x: float | None) -> str:

@@ -143,14 +143,34 @@ def key_table(
             std_note,
         )
     )
+    lat = comparison.latency
+    if lat is None:
+        rows.append(
+            _row(
+                comparison,
+                "median latency (ms)",
+                "overall",
+                "latency_p50_ms",
+                "lower",
+                "per ticket, batched; the two runs were timed at different times (not judged)",
+            )
+        )
+        return rows
+    # the latency the verdict judged: both models timed side by side; the interval is the
+    # paired CPU-time ratio's, scaled by the champion's median
+    base, ratio = lat.baseline_cpu_ms, lat.cpu_ratio
     rows.append(
-        _row(
-            comparison,
+        KeyRow(
             "median latency (ms)",
-            "overall",
-            "latency_p50_ms",
+            base,
+            lat.candidate_cpu_ms,
+            base * (ratio.estimate - 1.0),
+            base * (ratio.low - 1.0),
+            base * (ratio.high - 1.0),
             "lower",
-            "per ticket, batched",
+            f"CPU time per ticket, both timed side by side ({lat.n_pairs} paired batches); "
+            f"difference = champion x (paired ratio - 1)",
+            confidence=lat.confidence,
         )
     )
     return rows

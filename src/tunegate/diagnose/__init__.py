@@ -9,7 +9,8 @@
   predicted class: words, phrases and co-occurring pairs with counts and FDR-controlled tests
   (:mod:`._contrastive`); per-ticket word highlights by occlusion or integrated gradients
   (:mod:`._attribution`);
-* the cheap fixes — instructions, rules, retrieval, each evaluated and stored (:mod:`._attempts`);
+* the cheap fixes — instructions, rules, retrieval, each evaluated and stored; a fine-tune
+  held to the best of them (:func:`versus_best_cheap_fix`) (:mod:`._attempts`);
 * the five-condition fine-tuning gate (:mod:`._gate`), one registered condition each
   (:mod:`._gate_conditions`).
 
@@ -19,7 +20,10 @@ See docs/diagnosis.md.
 from __future__ import annotations
 
 from tunegate.diagnose._attempts import (
+    CHEAP_FIX_KINDS,
+    CheapFixComparison,
     RulesFirstClassifier,
+    best_cheap_fix,
     champion_classifier,
     missed_signal_fix,
     parse_rules,
@@ -27,6 +31,7 @@ from tunegate.diagnose._attempts import (
     try_instructions,
     try_retrieval,
     try_rules,
+    versus_best_cheap_fix,
 )
 from tunegate.diagnose._attribution import (
     LogitScorer,
@@ -106,6 +111,8 @@ from tunegate.diagnose._triage_review import (
 )
 
 __all__ = [
+    "CHEAP_FIX_KINDS",
+    "CheapFixComparison",
     "ConditionFinding",
     "FailureCase",
     "GateCondition",
@@ -132,6 +139,7 @@ __all__ = [
     "ZeroShotScorer",
     "attribute_overrides",
     "attribute_texts",
+    "best_cheap_fix",
     "champion_classifier",
     "collect_evidence",
     "confirm_finding",
@@ -175,6 +183,7 @@ __all__ = [
     "try_retrieval",
     "try_rules",
     "underweighted_terms",
+    "versus_best_cheap_fix",
     "weekly_override_counts",
     "weekly_series",
     "word_lists",

@@ -13,11 +13,20 @@ Verdict and these details:
     Tickets the champion gets wrong and the candidate gets right, over the tickets the champion
     gets wrong: "the share of missed-signal overrides the change fixes". The gate's condition
     (4) compares ``fixed_share`` with ``gate.instruction_fix_success``.
+``latency``
+    Both models timed side by side in one sitting
+    (:func:`tunegate.evaluate.measure_latency_on_suite`): what the verdict's latency rule
+    judged (``measure_latency=False`` skips it, and the verdict does not judge latency).
+
+:func:`versus_best_cheap_fix` then holds a fine-tune to the best cheap fix, not only to the
+champion: when the fine-tune is not significantly more accurate on core than the best passing
+or inconclusive Attempt, "the cheap fix is enough".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +38,7 @@ from tunegate.errors import InputError
 from tunegate.records import (
     Attempt,
     AttemptKind,
+    EvalRun,
     EvalSuite,
     ModelKind,
     Override,
@@ -37,10 +47,14 @@ from tunegate.records import (
 )
 
 if TYPE_CHECKING:
+    from tunegate.evaluate import Comparison
     from tunegate.store import Store
 
 __all__ = [
+    "CHEAP_FIX_KINDS",
+    "CheapFixComparison",
     "RulesFirstClassifier",
+    "best_cheap_fix",
     "champion_classifier",
     "missed_signal_fix",
     "parse_rules",
@@ -48,7 +62,11 @@ __all__ = [
     "try_instructions",
     "try_retrieval",
     "try_rules",
+    "versus_best_cheap_fix",
 ]
+
+CHEAP_FIX_KINDS = (AttemptKind.INSTRUCTIONS, AttemptKind.RULES, AttemptKind.RETRIEVAL)
+"""The attempt kinds that are cheap fixes (everything but a fine-tune)."""
 
 
 class RulesFirstClassifier:
@@ -157,8 +175,9 @@ def _evaluate_change(
     extra: dict[str, Any],
     exclude_ticket_ids: set[str] | None = None,
     save: bool = True,
+    measure_latency: bool = True,
 ) -> Attempt:
-    from tunegate.evaluate import compare, run_eval
+    from tunegate.evaluate import compare, measure_latency_on_suite, run_eval
 
     missed = recent_missed_signal_overrides(
         store.overrides(), reason_code=workflow.gate.reason_code, weeks=weeks, as_of=as_of
@@ -174,7 +193,10 @@ def _evaluate_change(
     if champ_id is not None:
         base_run = base_run.model_copy(update={"model_version": champ_id})
     cand_run = run_eval(candidate, suite, workflow)
-    verdict = compare(base_run, cand_run, suite, workflow)
+    latency = (
+        measure_latency_on_suite(baseline, candidate, suite, workflow) if measure_latency else None
+    )
+    verdict = compare(base_run, cand_run, suite, workflow, latency=latency)
     attempt = Attempt(
         kind=kind,
         description=description,
@@ -189,6 +211,7 @@ def _evaluate_change(
             "suite_hash": suite.hash,
             "baseline_run": base_run.id,
             "candidate_run": cand_run.id,
+            "latency": latency.to_dict() if latency is not None else None,
             **extra,
         },
     )
@@ -218,6 +241,7 @@ def try_instructions(
     weeks: int = 4,
     as_of: datetime | None = None,
     save: bool = True,
+    measure_latency: bool = True,
 ) -> Attempt:
     """Evaluate new zero-shot instructions against the champion; store the Attempt."""
     from tunegate.models import ZeroShotClassifier
@@ -244,6 +268,7 @@ def try_instructions(
         weeks=weeks,
         as_of=as_of,
         save=save,
+        measure_latency=measure_latency,
         description=f"instructions: {new_instructions[:120]}",
         extra={"instructions": new_instructions},
     )
@@ -288,6 +313,7 @@ def try_rules(
     weeks: int = 4,
     as_of: datetime | None = None,
     save: bool = True,
+    measure_latency: bool = True,
 ) -> Attempt:
     """Evaluate rules applied before the champion (rules decide where they fire)."""
     from tunegate.models import RulesClassifier
@@ -314,6 +340,7 @@ def try_rules(
         weeks=weeks,
         as_of=as_of,
         save=save,
+        measure_latency=measure_latency,
         description=f"rules: {', '.join(r.name for r in rules)}",
         extra={"rules": [r.model_dump(mode="json", by_alias=True) for r in rules]},
     )
@@ -329,6 +356,7 @@ def try_retrieval(
     weeks: int = 4,
     as_of: datetime | None = None,
     save: bool = True,
+    measure_latency: bool = True,
 ) -> Attempt:
     """Evaluate a kNN retriever over reviewed examples against the champion.
 
@@ -373,6 +401,105 @@ def try_retrieval(
         weeks=weeks,
         as_of=as_of,
         save=save,
+        measure_latency=measure_latency,
         description=f"retrieval: kNN (k={k}) over {len(examples)} reviewed examples",
         extra={"k": k, "examples": len(examples)},
     )
+
+
+@dataclass(frozen=True)
+class CheapFixComparison:
+    """A fine-tune's EvalRun against the best cheap fix's EvalRun on the same suite."""
+
+    attempt: Attempt
+    """The best passing-or-inconclusive cheap fix (highest core accuracy on the suite)."""
+    comparison: Comparison
+    """Baseline = the cheap fix's run, candidate = the fine-tune's (paired bootstrap)."""
+    cheap_fix_enough: bool
+    """The fine-tune is not significantly more accurate on core than the cheap fix (its core
+    accuracy interval contains 0 or lies below it)."""
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for the demo's result and reports)."""
+        core = next(r for r in self.comparison.verdict.rules if r.rule == "core_improvement")
+        return {
+            "attempt": self.attempt.id,
+            "kind": self.attempt.kind.value,
+            "description": self.attempt.description,
+            "cheap_fix_run": self.comparison.verdict.baseline_run,
+            "candidate_run": self.comparison.verdict.candidate_run,
+            "core_difference": core.difference,
+            "ci_low": core.ci_low,
+            "ci_high": core.ci_high,
+            "cheap_fix_enough": self.cheap_fix_enough,
+            "message": self.message,
+        }
+
+
+def _core_accuracy(run: EvalRun, suite: EvalSuite) -> float:
+    """The run's accuracy on the suite's core slice (the whole suite when it has none)."""
+    core = {e.id for e in suite.examples if e.slice.value == "core"}
+    keep = [i for i, ex in enumerate(run.example_ids) if not core or ex in core]
+    if not keep:
+        return float("nan")
+    pred = np.asarray(run.proba, dtype=np.float64)[keep].argmax(axis=1)
+    return float((pred == np.asarray(run.y_true)[keep]).mean())
+
+
+def best_cheap_fix(
+    attempts: Sequence[Attempt], suite: EvalSuite, runs: Callable[[str], EvalRun]
+) -> tuple[Attempt, EvalRun] | None:
+    """The cheap fix (instructions, rules, retrieval) whose verdict passed or was
+    inconclusive, made on ``suite``, with the highest core accuracy, and its candidate EvalRun
+    (``runs(id)`` looks a run up, e.g. ``store.get_eval_run``); ``None`` when there is none."""
+    suite_hash = suite.hash or suite.compute_hash()
+    best: tuple[float, int, Attempt, EvalRun] | None = None
+    for n, a in enumerate(attempts):
+        if a.kind not in CHEAP_FIX_KINDS or a.verdict is None:
+            continue
+        if a.verdict.outcome.value == "fail" or a.details.get("suite_hash") != suite_hash:
+            continue
+        run_id = a.details.get("candidate_run")
+        if not run_id:
+            continue
+        run = runs(str(run_id))
+        key = (_core_accuracy(run, suite), n)
+        if best is None or key > best[:2]:
+            best = (*key, a, run)
+    return None if best is None else (best[2], best[3])
+
+
+def versus_best_cheap_fix(
+    candidate_run: EvalRun,
+    suite: EvalSuite,
+    workflow: Workflow,
+    attempts: Sequence[Attempt],
+    runs: Callable[[str], EvalRun],
+) -> CheapFixComparison | None:
+    """Compare a fine-tune's run with the best cheap fix's run (:func:`best_cheap_fix`) by the
+    paired bootstrap of :func:`tunegate.evaluate.compare_runs`; "the cheap fix is enough" when
+    the fine-tune's core accuracy gain over it is not beyond noise (interval contains 0 or is
+    below it). ``None`` when no cheap fix passed or was inconclusive on ``suite``."""
+    from tunegate.evaluate import compare_runs, confidence_label
+
+    found = best_cheap_fix(attempts, suite, runs)
+    if found is None:
+        return None
+    attempt, fix_run = found
+    comparison = compare_runs(fix_run, candidate_run, suite, workflow)
+    core = next(r for r in comparison.verdict.rules if r.rule == "core_improvement")
+    enough = not (core.ci_low is not None and core.ci_low > 0)
+    level = confidence_label(comparison.confidence)
+    figures = (
+        f"core accuracy {core.baseline:.4f} ({attempt.kind.value}) -> {core.candidate:.4f} "
+        f"(fine-tune): {core.difference:+.4f}, {level} CI {core.ci_low:+.4f} to "
+        f"{core.ci_high:+.4f}"
+    )
+    message = (
+        f"the cheap fix is enough: the fine-tune is not significantly better than "
+        f"{attempt.kind.value} ({figures})"
+        if enough
+        else f"the fine-tune beats the best cheap fix, {attempt.kind.value} ({figures})"
+    )
+    return CheapFixComparison(attempt, comparison, enough, message)

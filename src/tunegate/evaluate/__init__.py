@@ -5,6 +5,9 @@
 * :func:`run_eval` scores a classifier on a suite -> :class:`~tunegate.records.EvalRun`.
 * :func:`compare` applies the workflow's regression policy -> :class:`~tunegate.records.Verdict`
   (exit code 0 pass / 1 fail / 2 inconclusive); :func:`compare_runs` also returns the evidence.
+* :func:`measure_paired_latency` times two models side by side in one sitting
+  (:class:`PairedLatency`; :func:`measure_latency_on_suite` on a suite's texts): the only latency
+  the verdict judges (``compare_runs(latency=)``).
 * the regression policy is a set of registered verdict rules (:func:`verdict_rule`,
   :func:`verdict_rules`), pure functions of the gathered :class:`VerdictEvidence`.
 * :func:`run_summaries` lists stored runs (``tunegate runs``).
@@ -17,7 +20,12 @@ from __future__ import annotations
 
 # after _verdict_rules: the selective-prediction rules run after the regression rules
 from tunegate.evaluate import _selective_rules  # noqa: F401
-from tunegate.evaluate._compare import Comparison, compare, compare_runs
+from tunegate.evaluate._compare import LATENCY_NOT_JUDGED, Comparison, compare, compare_runs
+from tunegate.evaluate._latency import (
+    PairedLatency,
+    measure_latency_on_suite,
+    measure_paired_latency,
+)
 from tunegate.evaluate._listing import RunSummary, run_summaries
 from tunegate.evaluate._probe import (
     ProbeComparison,
@@ -50,9 +58,11 @@ from tunegate.evaluate._verdict_rules import (
 )
 
 __all__ = [
+    "LATENCY_NOT_JUDGED",
     "Comparison",
     "LeakageCheckWarning",
     "LeakageReport",
+    "PairedLatency",
     "ProbeComparison",
     "ProbeResult",
     "RunSummary",
@@ -69,6 +79,8 @@ __all__ = [
     "freeze_suite",
     "harm_rule",
     "load_banking77",
+    "measure_latency_on_suite",
+    "measure_paired_latency",
     "preservation_probe",
     "read_suite_examples",
     "run_eval",

@@ -10,17 +10,21 @@ below 0, inconclusive - "within noise" - when it contains 0), ``preservation`` (
 on the preservation slice, tolerance ``regression.preservation_tolerance``, CI-aware; also
 ``preservation:<dataset>`` for an external probe when given), ``protected_fnr:<label>`` (FNR
 rise of every protected class over the whole suite, ``protected_fnr_tolerance``), ``ece`` (a
-point rise of ECE within ``max_ece_increase`` passes; above it, fail when the interval
-excludes 0, else inconclusive), ``latency_p50`` (relative rise of median latency >
-``max_latency_increase`` fails), then the selective-prediction rules of
-:mod:`._selective_rules`: ``selective_risk`` (AURC and the selective risk at the baseline's
-coverage must not rise beyond ``max_selective_risk_increase``, CI-aware) and, for suites with
-an ``out_of_scope`` slice, ``oos_auto_rate`` (the share of out-of-scope examples routed
-``auto`` must not rise beyond ``max_oos_auto_increase``, nor exceed ``max_oos_auto_rate`` when
-set). Each run is routed with the threshold it recorded (its version's fitted threshold, or
-``routing.clarify_threshold``). The verdict is ``fail`` if any rule fails (a core gain never
-buys a preservation loss), else ``inconclusive`` if any rule is, else ``pass``. Intervals are
-at ``regression.confidence``, and the messages say so.
+point rise of ECE within ``max_ece_increase`` passes; above it, fail when the interval excludes
+0, else inconclusive), ``latency_p50`` (relative rise of the CPU time per example,
+``max_latency_increase``, CI-aware - judged only from ``latency=``, a
+:class:`~tunegate.evaluate.PairedLatency` of both models timed side by side in one sitting;
+without it latency is not judged, :attr:`Comparison.latency_judged` is false and reports say
+so: two runs recorded at different times measure the machine's load, not the models), then
+the selective-prediction rules of :mod:`._selective_rules`: ``selective_risk`` (AURC and the
+selective risk at the baseline's coverage must not rise beyond
+``max_selective_risk_increase``, CI-aware) and, for suites with an ``out_of_scope`` slice,
+``oos_auto_rate`` (the share of out-of-scope examples routed ``auto`` must not rise beyond
+``max_oos_auto_increase``, nor exceed ``max_oos_auto_rate`` when set). Each run is routed with
+the threshold it recorded (its version's fitted threshold, or ``routing.clarify_threshold``).
+The verdict is ``fail`` if any rule fails (a core gain never buys a preservation loss), else
+``inconclusive`` if any rule is, else ``pass``. Intervals are at ``regression.confidence``, and
+the messages say so.
 """
 
 from __future__ import annotations
@@ -32,13 +36,17 @@ import numpy.typing as npt
 
 from tunegate.config import Workflow
 from tunegate.errors import InputError
+from tunegate.evaluate._latency import PairedLatency
 from tunegate.evaluate._probe import ProbeComparison
 from tunegate.evaluate._run import escalate_ids, run_clarify_threshold, subset_masks
 from tunegate.evaluate._verdict_rules import VerdictEvidence, verdict_outcome, verdict_rules
 from tunegate.metrics import BootstrapResult, McNemarResult, mcnemar_exact, paired_bootstrap
 from tunegate.records import EvalRun, EvalSuite, Verdict
 
-__all__ = ["Comparison", "compare", "compare_runs"]
+__all__ = ["LATENCY_NOT_JUDGED", "Comparison", "compare", "compare_runs"]
+
+LATENCY_NOT_JUDGED = "latency not judged: measure it in one sitting with --measure-latency"
+"""What reports and the CLI say when a verdict had no paired latency measurement."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +60,23 @@ class Comparison:
     """McNemar's exact test per subset (``overall``, ``slice:core``, ...)."""
     subset_sizes: dict[str, int]
     labels: list[str]
+    latency: PairedLatency | None = None
+    """Both models timed side by side (what ``latency_p50`` judged), when measured."""
 
     @property
     def confidence(self) -> float:
         """The confidence level of every interval (``regression.confidence``)."""
         return self.bootstrap.confidence
+
+    @property
+    def latency_judged(self) -> bool:
+        """Whether the verdict judged latency (only from a paired measurement)."""
+        return self.latency is not None
+
+    @property
+    def latency_note(self) -> str | None:
+        """:data:`LATENCY_NOT_JUDGED` when latency was not judged, else ``None``."""
+        return None if self.latency_judged else LATENCY_NOT_JUDGED
 
 
 def _aligned(
@@ -90,11 +110,14 @@ def compare_runs(
     workflow: Workflow,
     *,
     probe: ProbeComparison | None = None,
+    latency: PairedLatency | None = None,
 ) -> Comparison:
     """:func:`compare`, also returning the bootstrap evidence (see the module docstring).
 
     ``probe``: an optional :class:`~tunegate.evaluate.ProbeComparison` of the encoder on an
-    external task; its accuracy drop is one more preservation rule.
+    external task; its accuracy drop is one more preservation rule. ``latency``: both models
+    timed side by side (:func:`~tunegate.evaluate.measure_paired_latency`); the only latency
+    the verdict judges.
     """
     suite_hash = suite.hash or suite.compute_hash()
     for run in (baseline, candidate):
@@ -144,6 +167,7 @@ def compare_runs(
         policy=policy,
         with_latency=with_latency,
         probe=probe,
+        latency=latency,
     )
     rules = [finding for rule in verdict_rules() for finding in rule.fn(evidence)]
     verdict = Verdict(
@@ -153,7 +177,12 @@ def compare_runs(
         rules=rules,
     )
     return Comparison(
-        verdict=verdict, bootstrap=boot, mcnemar=mcnemar, subset_sizes=sizes, labels=labels
+        verdict=verdict,
+        bootstrap=boot,
+        mcnemar=mcnemar,
+        subset_sizes=sizes,
+        labels=labels,
+        latency=latency,
     )
 
 
@@ -164,9 +193,10 @@ def compare(
     workflow: Workflow,
     *,
     probe: ProbeComparison | None = None,
+    latency: PairedLatency | None = None,
 ) -> Verdict:
     """Apply the workflow's regression policy to two runs on one suite -> :class:`Verdict`.
 
     Exit codes (``Verdict.exit_code``): 0 pass, 1 fail, 2 inconclusive.
     """
-    return compare_runs(baseline, candidate, suite, workflow, probe=probe).verdict
+    return compare_runs(baseline, candidate, suite, workflow, probe=probe, latency=latency).verdict

@@ -16,7 +16,15 @@ non-inferiority test) is:
   interval excludes 0);
 * **inconclusive** otherwise: the data cannot tell.
 
-Every message names the configured confidence level (``regression.confidence``).
+Messages say what happened by its sign ("preservation accuracy rose 10.78 points", "fell 3.10
+points"), while the numeric fields of the finding keep the harm (``difference`` = the drop or
+the rise). Every message names the configured confidence level (``regression.confidence``).
+
+``latency_p50`` reads only a paired measurement (:class:`~tunegate.evaluate.PairedLatency`:
+both models timed side by side in one sitting) and applies the same CI-aware rule to the
+relative rise of the CPU time per example (the median of the paired ratios; wall time is shown
+beside it); without one it gives no finding (latency of two runs recorded at different times
+measures the machine's load, not the models).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from tunegate.metrics import BootstrapResult, Interval, McNemarResult
 from tunegate.records import RuleResult, VerdictOutcome
 
 if TYPE_CHECKING:
+    from tunegate.evaluate._latency import PairedLatency
     from tunegate.evaluate._probe import ProbeComparison
 
 __all__ = [
@@ -67,9 +76,12 @@ class VerdictEvidence:
     policy: RegressionPolicy
     """Tolerances and the bootstrap's confidence level."""
     with_latency: bool
-    """Both runs recorded a latency per example."""
+    """Both runs recorded a latency per example (shown in reports, not judged: they were
+    recorded at different times)."""
     probe: ProbeComparison | None = None
     """An optional external-probe comparison of the encoder (one more preservation rule)."""
+    latency: PairedLatency | None = None
+    """Both models timed side by side in one sitting: what ``latency_p50`` judges."""
 
     @property
     def confidence(self) -> float:
@@ -127,6 +139,38 @@ def _f(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
+def _harm_outcome(d: float, lo: float, hi: float, tolerance: float) -> tuple[VerdictOutcome, str]:
+    """The CI-aware non-inferiority rule of the module docstring, with its reason."""
+    if math.isnan(d):
+        return VerdictOutcome.INCONCLUSIVE, "not measurable on this suite"
+    if hi <= tolerance:
+        return VerdictOutcome.PASS, "within tolerance"
+    if d > tolerance and lo > 0:
+        return VerdictOutcome.FAIL, "exceeds tolerance and is not noise"
+    return (
+        VerdictOutcome.INCONCLUSIVE,
+        "cannot rule out a harm beyond tolerance (interval too wide)",
+    )
+
+
+def _moved(change: float) -> str:
+    """``"rose"``, ``"fell"`` or ``"did not change"`` by the sign of ``change``."""
+    return "rose" if change > 0 else "fell" if change < 0 else "did not change"
+
+
+def _split_what(what: str, direction: str | None) -> tuple[str, str]:
+    """(quantity, "drop" | "rise"): ``"preservation accuracy drop"`` -> the quantity and its
+    harm direction (given, or read from the last word)."""
+    if direction is None:
+        head, _, last = what.rpartition(" ")
+        if last in ("drop", "rise") and head:
+            return head, last
+        return what, "drop"
+    if direction not in ("drop", "rise"):
+        raise ValueError(f"direction must be 'drop' or 'rise', got {direction!r}")
+    return what, direction
+
+
 def harm_rule(
     rule: str,
     harm: Interval,
@@ -136,22 +180,31 @@ def harm_rule(
     candidate: float,
     what: str,
     confidence: float = 0.95,
+    direction: str | None = None,
 ) -> RuleResult:
     """Apply the CI-aware non-inferiority rule to a harm (drop or rise) and its interval
-    (``confidence``: the interval's level, printed in the message)."""
+    (``confidence``: the interval's level, printed in the message).
+
+    ``what`` names the quantity (``"preservation accuracy"``) and ``direction`` whether its
+    harm is a ``"drop"`` or a ``"rise"``; a ``what`` ending in " drop" / " rise" says both. The
+    message states the change by its sign in points ("rose 10.78 points", "fell 3.10
+    points"); the finding's numbers are the harm's.
+    """
     d, lo, hi = harm.estimate, harm.low, harm.high
-    level = confidence_label(confidence)
-    figures = f"{what} {d:+.4f} ({level} CI {lo:+.4f} to {hi:+.4f}), tolerance {tolerance:.4f}"
+    quantity, kind = _split_what(what, direction)
+    outcome, reason = _harm_outcome(d, lo, hi, tolerance)
     if math.isnan(d):
-        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{what}: not measurable on this suite"
-    elif hi <= tolerance:
-        outcome, why = VerdictOutcome.PASS, f"{figures}: within tolerance"
-    elif d > tolerance and lo > 0:
-        outcome, why = VerdictOutcome.FAIL, f"{figures}: exceeds tolerance and is not noise"
+        message = f"{quantity}: {reason}"
     else:
-        outcome, why = (
-            VerdictOutcome.INCONCLUSIVE,
-            (f"{figures}: cannot rule out a harm beyond tolerance (interval too wide)"),
+        # the change in the quantity itself (a drop's harm is minus the change)
+        sign = -1.0 if kind == "drop" else 1.0
+        change, c_lo, c_hi = sign * d, min(sign * lo, sign * hi), max(sign * lo, sign * hi)
+        moved = _moved(change)
+        amount = f" {abs(change) * 100:.2f} points" if change != 0 else ""
+        message = (
+            f"{quantity} {moved}{amount} ({confidence_label(confidence)} CI "
+            f"{c_lo * 100:+.2f} to {c_hi * 100:+.2f} points); a {kind} of at most "
+            f"{tolerance * 100:.2f} points is tolerated: {reason}"
         )
     return RuleResult(
         rule=rule,
@@ -162,7 +215,7 @@ def harm_rule(
         ci_low=_f(lo),
         ci_high=_f(hi),
         threshold=tolerance,
-        message=why,
+        message=message,
     )
 
 
@@ -222,7 +275,8 @@ def preservation(ev: VerdictEvidence) -> list[RuleResult]:
             ev.policy.preservation_tolerance,
             baseline=ev.table("a", "slice:preservation")["accuracy"].estimate,
             candidate=ev.table("b", "slice:preservation")["accuracy"].estimate,
-            what="preservation accuracy drop",
+            what="preservation accuracy",
+            direction="drop",
             confidence=ev.confidence,
         )
     ]
@@ -242,7 +296,8 @@ def preservation_probe_rule(ev: VerdictEvidence) -> list[RuleResult]:
             ev.policy.preservation_tolerance,
             baseline=probe.before.accuracy,
             candidate=probe.after.accuracy,
-            what=f"{probe.dataset} probe accuracy drop",
+            what=f"{probe.dataset} probe accuracy",
+            direction="drop",
             confidence=probe.confidence,
         )
     ]
@@ -262,7 +317,8 @@ def protected_fnr(ev: VerdictEvidence) -> list[RuleResult]:
                 ev.policy.protected_fnr_tolerance,
                 baseline=ev.table("a", "overall")[key].estimate,
                 candidate=ev.table("b", "overall")[key].estimate,
-                what=f"{label} false-negative-rate rise",
+                what=f"{label} false-negative rate",
+                direction="rise",
                 confidence=ev.confidence,
             )
         )
@@ -280,7 +336,8 @@ def ece(ev: VerdictEvidence) -> list[RuleResult]:
     rise = ev.table("diff", "overall")[key]
     limit = ev.policy.max_ece_increase
     figures = (
-        f"ECE {rise.estimate:+.4f} ({confidence_label(ev.confidence)} CI {rise.low:+.4f} to "
+        f"ECE {_moved(rise.estimate)} {abs(rise.estimate):.4f} "
+        f"({confidence_label(ev.confidence)} CI {rise.low:+.4f} to "
         f"{rise.high:+.4f}), tolerance +{limit:.4f}"
     )
     if rise.estimate <= limit:
@@ -306,29 +363,33 @@ def ece(ev: VerdictEvidence) -> list[RuleResult]:
 
 @verdict_rule("latency_p50")
 def latency_p50(ev: VerdictEvidence) -> list[RuleResult]:
-    """A relative rise of median latency above ``max_latency_increase`` fails; inconclusive
-    when latency was not recorded for both runs."""
-    if not ev.with_latency:
-        return [
-            RuleResult(
-                rule="latency_p50",
-                outcome=VerdictOutcome.INCONCLUSIVE,
-                message="latency was not recorded for both runs",
-            )
-        ]
-    base = ev.table("a", "overall")["latency_p50_ms"].estimate
-    cand = ev.table("b", "overall")["latency_p50_ms"].estimate
-    rel = (cand / base - 1.0) if base > 0 else (0.0 if cand == 0 else math.inf)
+    """The relative rise of the CPU time per example (median of the paired ratios), both
+    models timed side by side in one sitting (``compare_runs(..., latency=)``), within
+    ``max_latency_increase`` (CI-aware); no finding without that measurement."""
+    lat = ev.latency
+    if lat is None:
+        return []
+    rise = lat.rise
     limit = ev.policy.max_latency_increase
+    outcome, reason = _harm_outcome(rise.estimate, rise.low, rise.high, limit)
+    wall = lat.wall_ratio.estimate - 1.0
+    message = (
+        f"CPU time per example {lat.baseline_cpu_ms:.2f} -> {lat.candidate_cpu_ms:.2f} "
+        f"ms, timed side by side ({lat.n_pairs} paired batches): {rise.estimate:+.1%} "
+        f"({confidence_label(lat.confidence)} CI {rise.low:+.1%} to {rise.high:+.1%}; wall "
+        f"time {lat.baseline_wall_ms:.2f} -> {lat.candidate_wall_ms:.2f} ms, {wall:+.1%}); a "
+        f"rise of at most {limit:.0%} is tolerated: {reason}"
+    )
     return [
         RuleResult(
             rule="latency_p50",
-            outcome=VerdictOutcome.FAIL if rel > limit else VerdictOutcome.PASS,
-            baseline=base,
-            candidate=cand,
-            difference=rel if math.isfinite(rel) else None,
+            outcome=outcome,
+            baseline=lat.baseline_cpu_ms,
+            candidate=lat.candidate_cpu_ms,
+            difference=_f(rise.estimate),
+            ci_low=_f(rise.low),
+            ci_high=_f(rise.high),
             threshold=limit,
-            message=f"median latency {base:.2f} -> {cand:.2f} ms ({rel:+.1%}); fails above "
-            f"+{limit:.0%}",
+            message=message,
         )
     ]

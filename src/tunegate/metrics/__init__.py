@@ -7,8 +7,9 @@ at the boundary; bad inputs raise :class:`~tunegate.errors.InputError`.
 
 Uncertainty: :func:`paired_bootstrap` gives bias-corrected percentile intervals (each containing
 its estimate) for every metric and for every difference between two models on the same
-examples; :func:`mcnemar_exact` tests an
-accuracy difference; :func:`seed_summary` gives the spread over K seed runs;
+examples; :func:`paired_median_ratio` gives the interval of the median of paired ratios
+(latency timed side by side); :func:`mcnemar_exact` tests an accuracy difference;
+:func:`seed_summary` gives the spread over K seed runs;
 :func:`one_sided_rate_increase_p` tests a rise of a rate between two windows;
 :func:`fisher_rate_increase_p`, :func:`log_odds_ratio` and :func:`benjamini_hochberg` test,
 size and FDR-control many rate contrasts (contrastive attribution);
@@ -30,6 +31,7 @@ from tunegate.metrics._bootstrap import (
     bias_corrected_interval,
     paired_bootstrap,
     paired_mean_difference,
+    paired_median_ratio,
     percentile_interval,
 )
 from tunegate.metrics._calibration import (
@@ -131,6 +133,7 @@ __all__ = [
     "oos_auto_rate",
     "paired_bootstrap",
     "paired_mean_difference",
+    "paired_median_ratio",
     "per_class_report",
     "percentile_interval",
     "precision_per_class",

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tunegate.evaluate import Comparison, confidence_label
+from tunegate.evaluate import LATENCY_NOT_JUDGED, Comparison, confidence_label
 from tunegate.metrics import Interval
 from tunegate.records import EvalRun, EvalSuite, RuleResult, Verdict
 from tunegate.report._html import Html, Section, badge, esc, page, table
@@ -118,6 +118,11 @@ def _tested(r: RuleResult) -> str:
     return f"{r.difference:+.3f}{ci}"
 
 
+def _latency_judged(verdict: Verdict) -> bool:
+    """Latency is judged only from a paired measurement, which gives a ``latency_p50`` rule."""
+    return any(r.rule == "latency_p50" for r in verdict.rules)
+
+
 def verdict_section(verdict: Verdict) -> Section:
     """The verdict badge and one row per rule with its figures."""
     rows = [
@@ -150,6 +155,7 @@ def verdict_section(verdict: Verdict) -> Section:
             ],
             rows,
         )
+        + ("" if _latency_judged(verdict) else f"<p><em>{esc(LATENCY_NOT_JUDGED)}</em></p>")
     )
     return Section("Verdict", body, anchor="verdict")
 
@@ -339,6 +345,8 @@ def verdict_markdown(verdict: Verdict, comparison: Comparison | None = None) -> 
             ],
         ),
     ]
+    if not _latency_judged(verdict):
+        lines += ["", f"_{LATENCY_NOT_JUDGED}_"]
     if comparison is not None:
         boot = comparison.bootstrap
         assert boot.diff is not None

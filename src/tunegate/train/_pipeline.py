@@ -117,10 +117,20 @@ def evaluate_candidate(
     *,
     actor: str = "tunegate",
     description: str = "",
+    measure_latency: bool = True,
 ) -> Attempt:
-    """Run the champion and ``version_id`` on ``suite``, compare them, store both EvalRuns
-    and the Attempt (kind ``finetune``) with its Verdict; returns the Attempt."""
-    return _evaluate(store, workflow, version_id, suite, actor=actor, description=description)[3]
+    """Run the champion and ``version_id`` on ``suite``, compare them (latency timed side by
+    side unless ``measure_latency`` is false), store both EvalRuns and the Attempt (kind
+    ``finetune``) with its Verdict; returns the Attempt."""
+    return _evaluate(
+        store,
+        workflow,
+        version_id,
+        suite,
+        actor=actor,
+        description=description,
+        measure_latency=measure_latency,
+    )[3]
 
 
 def _evaluate(
@@ -134,24 +144,45 @@ def _evaluate(
     baseline: EvalRun | None = None,
     candidate_run: EvalRun | None = None,
     details: dict[str, Any] | None = None,
+    champion: Any = None,
+    measure_latency: bool = True,
 ) -> tuple[EvalRun, EvalRun, Comparison, Attempt]:
     """The champion's run (``baseline``, else run now and stored), the candidate's
-    (``candidate_run``, else run now), their comparison and the stored Attempt."""
-    from tunegate.evaluate import compare_runs, run_eval
+    (``candidate_run``, else run now), their comparison and the stored Attempt.
+
+    ``champion``: the champion's classifier when in memory (else loaded from the registry);
+    with ``measure_latency`` both are timed side by side for the verdict's latency rule."""
+    from tunegate.evaluate import compare_runs, measure_latency_on_suite, run_eval
     from tunegate.models import load_model_version
 
     champ_id = ensure_champion(store, workflow, actor=actor)
+    champion_clf = champion
+
+    def champion_model() -> Any:
+        nonlocal champion_clf
+        if champion_clf is None:
+            mv = store.get_model_version(champ_id)
+            champion_clf = load_model_version(mv, workflow, store=store)
+        return champion_clf
+
     if baseline is None:
-        champion = load_model_version(store.get_model_version(champ_id), workflow, store=store)
-        baseline = run_eval(champion, suite, workflow).model_copy(
+        baseline = run_eval(champion_model(), suite, workflow).model_copy(
             update={"model_version": champ_id}
         )
         store.save_eval_run(baseline)
-    if candidate_run is None:
+    candidate: Any = None
+    if candidate_run is None or measure_latency:
         candidate = load_model_version(store.get_model_version(version_id), workflow, store=store)
+    if candidate_run is None:
         candidate_run = run_eval(candidate, suite, workflow)
     candidate_run = candidate_run.model_copy(update={"model_version": version_id})
-    comparison = compare_runs(baseline, candidate_run, suite, workflow)
+    # Both models timed side by side now: the only latency the verdict judges.
+    latency = (
+        measure_latency_on_suite(champion_model(), candidate, suite, workflow)
+        if measure_latency
+        else None
+    )
+    comparison = compare_runs(baseline, candidate_run, suite, workflow, latency=latency)
     verdict = comparison.verdict
     attempt = Attempt(
         kind=AttemptKind.FINETUNE,
@@ -165,6 +196,7 @@ def _evaluate(
             "suite_hash": suite.hash,
             "baseline_run": baseline.id,
             "candidate_run": candidate_run.id,
+            "latency": latency.to_dict() if latency is not None else None,
         },
     )
     store.save_eval_run(candidate_run)
@@ -276,6 +308,8 @@ def conclude_finetune(
     evaluate_seeds: bool = False,
     actor: str = "tunegate",
     description: str = "",
+    champion: Any = None,
+    measure_latency: bool = True,
 ) -> FinetuneOutcome:
     """Register the sweep's chosen adapter as the candidate (lineage: ``parent``, default the
     champion; the sweep's seeds), export it to MLflow when configured and, with a ``suite``,
@@ -283,7 +317,10 @@ def conclude_finetune(
 
     ``baseline``: the champion's run on ``suite`` when already made (else it is run now);
     ``evaluate_seeds``: run every seed's adapter on the suite (``seed_runs``, each with its
-    seed as the bootstrap seed) and use the chosen seed's run as the candidate's.
+    seed as the bootstrap seed) and use the chosen seed's run as the candidate's;
+    ``champion``: the champion's classifier when in memory (else loaded from the registry) -
+    with ``measure_latency`` it and the candidate are timed side by side
+    (:func:`tunegate.evaluate.measure_latency_on_suite`), the only latency the verdict judges.
     """
     if parent is None:
         parent = (
@@ -321,6 +358,8 @@ def conclude_finetune(
         baseline=baseline,
         candidate_run=seed_runs[chosen] if seed_runs else None,
         details={"dataset": dataset.hash, "sweep": sweep.summary()},
+        champion=champion,
+        measure_latency=measure_latency,
     )
     return FinetuneOutcome(
         dataset.hash, sweep, mv, parent, mlflow, base_run, cand_run, seed_runs, comparison, attempt
