@@ -115,6 +115,8 @@ def test_verdict_rules_registered_in_policy_order() -> None:
         "protected_fnr",
         "ece",
         "latency_p50",
+        "selective_risk",
+        "oos_auto_rate",
     ]
     assert all(r.description for r in verdict_rules())
 
@@ -165,6 +167,9 @@ def test_verdict_is_exactly_the_registered_rules_findings(workflow: Workflow) ->
     )
     by_rule = {r.name: r.fn(evidence) for r in verdict_rules()}
     assert [f for findings in by_rule.values() for f in findings] == cmp.verdict.rules
+    # with a probe and latency every rule gives a finding; oos_auto_rate needs an
+    # out-of-scope slice, which this suite does not have
+    assert not by_rule.pop("oos_auto_rate")
     assert all(by_rule.values()), "with a probe and latency every rule gives a finding"
     # every protected class configured in the workflow has its own finding
     assert [f.rule for f in by_rule["protected_fnr"]] == [
@@ -188,8 +193,9 @@ def test_verdict_text_names_the_configured_confidence_level(workflow: Workflow) 
     )
     cmp = compare_runs(base, cand, suite, wf, probe=probe)  # type: ignore[arg-type]
     with_ci = [r.message for r in cmp.verdict.rules if " CI " in r.message]
-    # core, preservation, probe, one per protected class, ece
-    assert len(with_ci) == 4 + len(wf.protected_labels)
+    # core, preservation, probe, one per protected class, ece, selective risk (AURC and at
+    # the baseline's coverage)
+    assert len(with_ci) == 6 + len(wf.protected_labels)
     for message in with_ci:
         assert "(90% CI" in message or ", 90% CI" in message, message
     assert not any("95%" in r.message for r in cmp.verdict.rules)
