@@ -152,6 +152,7 @@ def test_reports_stay_readable_with_150_classes(workflow: Workflow) -> None:
         update={
             "labels": {n: LabelSpec(description=n.replace("_", " ")) for n in names},
             "routing": workflow.routing.model_copy(update={"escalate_classes": {}}),
+            "regression": workflow.regression.model_copy(update={"n_bootstrap": 50}),
             "slices": {},
         }
     )
@@ -160,7 +161,7 @@ def test_reports_stay_readable_with_150_classes(workflow: Workflow) -> None:
         name="many",
         examples=[
             SuiteExample(id=f"e{i}", text=f"text {i}", label=names[i % 150], slice=slices[i % 3])
-            for i in range(1500)
+            for i in range(600)
         ],
     ).frozen()
     rng = np.random.default_rng(0)
