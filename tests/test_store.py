@@ -489,7 +489,6 @@ _LEGACY: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "payload"), _LEGACY, ids=[k for k, _ in _LEGACY])
 def _keeps(dumped: Any, stored: Any) -> bool:
     """``dumped`` holds every value of ``stored`` (nested), perhaps with more fields."""
     if isinstance(stored, dict):
@@ -505,6 +504,7 @@ def _keeps(dumped: Any, stored: Any) -> bool:
     return bool(dumped == stored)
 
 
+@pytest.mark.parametrize(("kind", "payload"), _LEGACY, ids=[k for k, _ in _LEGACY])
 def test_documents_stored_before_typing_still_load(
     store: Store, kind: str, payload: dict[str, Any]
 ) -> None:
