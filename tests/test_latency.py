@@ -388,3 +388,46 @@ def test_demo_key_table_shows_the_latency_the_verdict_judged(workflow: Workflow)
     assert row.metric == "median latency (ms)" and "side by side" in row.note
     assert (row.before, row.after) == (9.0, pytest.approx(9.9))
     assert row.difference == pytest.approx(0.9) and row.ci_high == pytest.approx(1.8)
+
+
+def test_an_undecided_interval_is_measured_further_until_the_rule_can_decide(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A load that arrives mid-run leaves the first rounds' interval straddling the tolerance
+    (quick demo with hogs from step 7c: +16.7% upper bound against 15%: inconclusive). With
+    the tolerance given, measuring continues while the rule cannot decide."""
+    import itertools
+
+    import tunegate.evaluate._latency as lat
+
+    # scripted CPU ms per example: round 0 is noisy (a load came and went), later rounds calm
+    noisy = itertools.cycle([10.0, 14.0, 10.0, 7.0, 10.0, 13.0, 10.0, 8.0])
+    calls = {"n": 0}
+    per_round = 4 * 4  # 4 batches, A B B A
+
+    def scripted(clf: Any, batch: list[str]) -> tuple[float, float]:
+        calls["n"] += 1
+        value = next(noisy) if calls["n"] <= per_round else 10.0
+        return value, value
+
+    class Model:
+        def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+            return np.ones((len(texts), 2)) / 2
+
+    monkeypatch.setattr(lat, "_timed", scripted)
+    texts = [f"t{i}" for i in range(16)]
+    once = measure_paired_latency(Model(), Model(), texts, rounds=1, batch_size=4, warmup=0)
+    assert once.rounds == 1 and once.rise.high > 0.15  # undecided at 15%
+    calls["n"] = 0
+    more = measure_paired_latency(
+        Model(), Model(), texts, rounds=1, batch_size=4, warmup=0, tolerance=0.15, max_rounds=8
+    )
+    assert 1 < more.rounds < 8 and more.n_pairs == 4 * more.rounds
+    assert more.rise.high <= 0.15  # decided: within tolerance
+    calls["n"] = 0
+    capped = measure_paired_latency(
+        Model(), Model(), texts, rounds=1, batch_size=4, warmup=0, tolerance=0.15, max_rounds=1
+    )
+    assert capped.rounds == 1
+    with pytest.raises(InputError, match="max_rounds"):
+        measure_paired_latency(Model(), Model(), texts, rounds=2, tolerance=0.15, max_rounds=1)

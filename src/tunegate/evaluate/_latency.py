@@ -116,6 +116,8 @@ def measure_paired_latency(
     n_resamples: int = 2000,
     seed: int = 0,
     on_round: Callable[[int], None] | None = None,
+    tolerance: float | None = None,
+    max_rounds: int | None = None,
 ) -> PairedLatency:
     """Time ``baseline_clf`` and ``candidate_clf`` (anything with ``predict_proba(texts)``)
     interleaved on the same batches of ``texts`` -> :class:`PairedLatency`.
@@ -124,9 +126,20 @@ def measure_paired_latency(
     ``warmup`` untimed calls per model on the first batch first; ``on_round(i)`` is called
     before round ``i`` (a hook for tests and progress). The interval is a paired bootstrap
     (``n_resamples``, ``confidence``, ``seed``).
+
+    With a ``tolerance`` (the verdict's ``max_latency_increase``), measuring goes on, one
+    round at a time up to ``max_rounds`` (default ``4 * rounds``), while the rise's interval
+    cannot decide the latency rule: neither within tolerance (``high <= tolerance``) nor
+    beyond it (``estimate > tolerance`` and ``low > 0``). A load that arrives mid-run widens
+    the interval; more pairs narrow it again, so the decision does not hang on when the load
+    came. The rule is fixed before measuring; stopping when it is decided makes the stated
+    confidence level approximate (optional stopping), which is documented.
     """
     if not texts:
         raise InputError("no texts to time; pass the suite's texts")
+    limit = rounds if tolerance is None else (max_rounds or 4 * rounds)
+    if limit < rounds:
+        raise InputError(f"max_rounds ({max_rounds}) must be >= rounds ({rounds})")
     if rounds < 1 or batch_size < 1 or warmup < 0:
         raise InputError(
             f"rounds and batch_size must be >= 1 and warmup >= 0, got rounds={rounds}, "
@@ -142,9 +155,17 @@ def measure_paired_latency(
     wall: dict[str, list[float]] = {"a": [], "b": []}
     cpu: dict[str, list[float]] = {"a": [], "b": []}
     models = {"a": baseline_clf, "b": candidate_clf}
-    for r in range(rounds):
+    kw: dict[str, Any] = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+    done = 0
+    for r in range(limit):
+        if r >= rounds and tolerance is not None:
+            ratio = paired_median_ratio(cpu["a"], cpu["b"], **kw)
+            low, mid, high = ratio.low - 1.0, ratio.estimate - 1.0, ratio.high - 1.0
+            if high <= tolerance or (mid > tolerance and low > 0):
+                break  # the latency rule can decide
         if on_round is not None:
             on_round(r)
+        done += 1
         for j, batch in enumerate(batches):
             # A B B A (or B A A B): each model twice around the other, and its faster timing
             # kept - interference (another process taking the core) only ever adds time
@@ -155,13 +176,12 @@ def measure_paired_latency(
             for side in ("a", "b"):
                 wall[side].append(min(w for w, _ in got[side]))
                 cpu[side].append(min(c for _, c in got[side]))
-    kw: dict[str, Any] = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
     wall_ratio = paired_median_ratio(wall["a"], wall["b"], **kw)
     cpu_ratio = paired_median_ratio(cpu["a"], cpu["b"], **kw)
     return PairedLatency(
         baseline_version=str(getattr(baseline_clf, "version", "baseline")),
         candidate_version=str(getattr(candidate_clf, "version", "candidate")),
-        rounds=rounds,
+        rounds=done,
         batch_size=batch_size,
         n_texts=len(texts),
         n_pairs=len(wall["a"]),
@@ -186,12 +206,15 @@ def measure_latency_on_suite(
     max_texts: int = 64,
     rounds: int = 4,
     batch_size: int = 8,
+    max_rounds: int = 16,
 ) -> PairedLatency:
     """:func:`measure_paired_latency` on up to ``max_texts`` of ``suite``'s texts (a seeded
     sample), at the workflow's confidence level and seed (``regression``): what
     ``tunegate compare --measure-latency``, the cheap-fix attempts, the fine-tune and the demo
     run. The defaults give 32 pairs (small batches: more pairs for the same work, and a
-    narrower interval) in a few seconds for two encoder-sized models on a quiet machine."""
+    narrower interval) in a few seconds for two encoder-sized models on a quiet machine; while
+    the interval cannot decide the rule at ``regression.max_latency_increase`` it goes on, up
+    to ``max_rounds`` (128 pairs)."""
     if max_texts < 1:
         raise InputError(f"max_texts must be >= 1, got {max_texts}")
     policy = workflow.regression
@@ -207,4 +230,6 @@ def measure_latency_on_suite(
         batch_size=batch_size,
         confidence=policy.confidence,
         seed=policy.seed,
+        tolerance=policy.max_latency_increase,
+        max_rounds=max_rounds,
     )
