@@ -95,7 +95,7 @@ def _measure(work_b: float, **kw: Any) -> PairedLatency:
 
 def test_paired_latency_flags_a_twice_slower_candidate() -> None:
     lat = _measure(2.0, rounds=6)
-    assert lat.n_pairs == 6 * 6 and lat.rounds == 6 and lat.n_texts == 48
+    assert lat.n_pairs == 6 and lat.rounds == 6 and lat.n_texts == 48  # one pair per round
     assert 1.6 < lat.cpu_ratio.estimate < 2.5 and lat.cpu_ratio.low > 1.15
     assert 1.3 < lat.wall_ratio.estimate < 3.0  # wall time tells the same story, noisier
     assert lat.candidate_wall_ms > lat.baseline_wall_ms > 0
@@ -396,38 +396,47 @@ def test_an_undecided_interval_is_measured_further_until_the_rule_can_decide(
     """A load that arrives mid-run leaves the first rounds' interval straddling the tolerance
     (quick demo with hogs from step 7c: +16.7% upper bound against 15%: inconclusive). With
     the tolerance given, measuring continues while the rule cannot decide."""
-    import itertools
-
     import tunegate.evaluate._latency as lat
 
-    # scripted CPU ms per example: round 0 is noisy (a load came and went), later rounds calm
-    noisy = itertools.cycle([10.0, 14.0, 10.0, 7.0, 10.0, 13.0, 10.0, 8.0])
-    calls = {"n": 0}
+    # scripted CPU ms per example: the first rounds are noisy (a load came and went: the
+    # candidate's calls slowed in some rounds, the baseline's in others), later rounds calm
+    noisy_rounds = 4
     per_round = 4 * 4  # 4 batches, A B B A
+    calls = {"n": 0}
+    slowed = {0: "cand", 1: "base", 2: "cand", 3: "base"}
 
     def scripted(clf: Any, batch: list[str]) -> tuple[float, float]:
+        r = calls["n"] // per_round
         calls["n"] += 1
-        value = next(noisy) if calls["n"] <= per_round else 10.0
+        value = 10.0
+        if r < noisy_rounds and slowed[r] == clf.name:
+            value = 13.0
         return value, value
 
     class Model:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
         def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
             return np.ones((len(texts), 2)) / 2
 
     monkeypatch.setattr(lat, "_timed", scripted)
     texts = [f"t{i}" for i in range(16)]
-    once = measure_paired_latency(Model(), Model(), texts, rounds=1, batch_size=4, warmup=0)
-    assert once.rounds == 1 and once.rise.high > 0.15  # undecided at 15%
+    kw: dict[str, Any] = {"batch_size": 4, "warmup": 0, "n_resamples": 500}
+    once = measure_paired_latency(Model("base"), Model("cand"), texts, rounds=4, **kw)
+    assert once.rounds == 4 and once.rise.high > 0.15  # undecided at 15%
     calls["n"] = 0
     more = measure_paired_latency(
-        Model(), Model(), texts, rounds=1, batch_size=4, warmup=0, tolerance=0.15, max_rounds=8
+        Model("base"), Model("cand"), texts, rounds=4, tolerance=0.15, max_rounds=32, **kw
     )
-    assert 1 < more.rounds < 8 and more.n_pairs == 4 * more.rounds
+    assert 4 < more.rounds < 32 and more.n_pairs == more.rounds
     assert more.rise.high <= 0.15  # decided: within tolerance
     calls["n"] = 0
     capped = measure_paired_latency(
-        Model(), Model(), texts, rounds=1, batch_size=4, warmup=0, tolerance=0.15, max_rounds=1
+        Model("base"), Model("cand"), texts, rounds=4, tolerance=0.15, max_rounds=4, **kw
     )
-    assert capped.rounds == 1
+    assert capped.rounds == 4
     with pytest.raises(InputError, match="max_rounds"):
-        measure_paired_latency(Model(), Model(), texts, rounds=2, tolerance=0.15, max_rounds=1)
+        measure_paired_latency(
+            Model("b"), Model("c"), texts, rounds=2, tolerance=0.15, max_rounds=1
+        )

@@ -5,11 +5,14 @@ same process, interleaved: in every round each batch is classified by both model
 in the order A B B A (B A A B on every other batch and round), so a load that comes or goes
 mid-measurement, or a slow drift (thermal, caches), slows both sides of a pair alike. Each
 side's faster timing of the two is kept: interference from other processes only ever adds
-time. A pair records the wall time and the process CPU time (``time.process_time``: every
-thread of the process, so a backend's intra-op pool counts) per example of each side.
+time. A round gives one pair: each side's wall time and process CPU time
+(``time.process_time``: every thread of the process, so a backend's intra-op pool counts) per
+example over all the batches of the round. (A pair per batch measured the batch mix instead:
+two models' costs scale differently with text length, and 128 per-batch pairs of the same 8
+batches gave a CPU-time interval of -19% to +28% on a quiet machine.)
 
-The judged quantity is the **median of the paired ratios** (candidate / baseline, one per batch
-and round) of the CPU time per example, with a bootstrap interval over the pairs
+The judged quantity is the **median of the paired ratios** (candidate / baseline, one per
+round) of the CPU time per example, with a bootstrap interval over the pairs
 (:func:`tunegate.metrics.paired_median_ratio`): the work each model does per example, which
 another process on the machine barely changes, and what changes it (a shared core, a slower
 clock) slows both sides of a pair alike. The wall-time ratio is reported beside it; on a busy
@@ -53,7 +56,7 @@ class PairedLatency:
     batch_size: int
     n_texts: int
     n_pairs: int
-    """Paired timings: rounds x batches."""
+    """Paired timings: one per round (each side's time per example over all the batches)."""
     baseline_wall_ms: float
     candidate_wall_ms: float
     baseline_cpu_ms: float
@@ -152,6 +155,9 @@ def measure_paired_latency(
     for _ in range(warmup):
         for clf in (baseline_clf, candidate_clf):
             clf.predict_proba(batches[0])
+    # one paired value per round: the side's time per example over ALL the batches of the
+    # round (batches differ in length, and two models' costs scale differently with length:
+    # a ratio per batch measures the batch mix, not the models)
     wall: dict[str, list[float]] = {"a": [], "b": []}
     cpu: dict[str, list[float]] = {"a": [], "b": []}
     models = {"a": baseline_clf, "b": candidate_clf}
@@ -166,6 +172,7 @@ def measure_paired_latency(
         if on_round is not None:
             on_round(r)
         done += 1
+        sums = {"wall_a": 0.0, "wall_b": 0.0, "cpu_a": 0.0, "cpu_b": 0.0}
         for j, batch in enumerate(batches):
             # A B B A (or B A A B): each model twice around the other, and its faster timing
             # kept - interference (another process taking the core) only ever adds time
@@ -174,8 +181,11 @@ def measure_paired_latency(
             for side in sides:
                 got[side].append(_timed(models[side], batch))
             for side in ("a", "b"):
-                wall[side].append(min(w for w, _ in got[side]))
-                cpu[side].append(min(c for _, c in got[side]))
+                sums[f"wall_{side}"] += min(w for w, _ in got[side]) * len(batch)
+                sums[f"cpu_{side}"] += min(c for _, c in got[side]) * len(batch)
+        for side in ("a", "b"):
+            wall[side].append(sums[f"wall_{side}"] / len(shuffled))
+            cpu[side].append(sums[f"cpu_{side}"] / len(shuffled))
     wall_ratio = paired_median_ratio(wall["a"], wall["b"], **kw)
     cpu_ratio = paired_median_ratio(cpu["a"], cpu["b"], **kw)
     return PairedLatency(
@@ -204,17 +214,16 @@ def measure_latency_on_suite(
     workflow: Workflow,
     *,
     max_texts: int = 64,
-    rounds: int = 4,
+    rounds: int = 8,
     batch_size: int = 8,
-    max_rounds: int = 16,
+    max_rounds: int = 32,
 ) -> PairedLatency:
     """:func:`measure_paired_latency` on up to ``max_texts`` of ``suite``'s texts (a seeded
     sample), at the workflow's confidence level and seed (``regression``): what
     ``tunegate compare --measure-latency``, the cheap-fix attempts, the fine-tune and the demo
-    run. The defaults give 32 pairs (small batches: more pairs for the same work, and a
-    narrower interval) in a few seconds for two encoder-sized models on a quiet machine; while
-    the interval cannot decide the rule at ``regression.max_latency_increase`` it goes on, up
-    to ``max_rounds`` (128 pairs)."""
+    run. The defaults give 8 paired rounds over 8 batches of 8 texts in about 10 s for two
+    encoder-sized models on a quiet machine; while the interval cannot decide the rule at
+    ``regression.max_latency_increase`` it goes on, up to ``max_rounds`` (32 rounds)."""
     if max_texts < 1:
         raise InputError(f"max_texts must be >= 1, got {max_texts}")
     policy = workflow.regression
