@@ -191,7 +191,7 @@ def run_demo(
                 f"the simulation produced {quarantined} invalid rows; "
                 f"see the quarantine files in {out / 'sim'}"
             )
-        say(f"  {sim.counts}")
+        say("  " + ", ".join(f"{k} {v}" for k, v in sim.counts.items()))
 
     with steps.step("3. freeze the evaluation suite; champion baseline EvalRun"):
         training_texts = [t.ticket.text for t in sim.history] + [

@@ -221,7 +221,7 @@ def latency_line(latency: dict[str, Any] | None) -> str:
         return "n/a" if x is None else f"{x - 1.0:+.1%}"
 
     return (
-        f"latency side by side ({latency['n_pairs']} paired batches, "
+        f"latency side by side ({latency['n_pairs']} paired rounds, "
         f"{latency['seconds']:.1f} s): CPU time {latency['baseline_cpu_ms']:.2f} -> "
         f"{latency['candidate_cpu_ms']:.2f} ms per example, {pct(c['estimate'])} "
         f"(CI {pct(c['low'])} to {pct(c['high'])}); wall time "

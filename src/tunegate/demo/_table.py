@@ -168,7 +168,7 @@ def key_table(
             base * (ratio.low - 1.0),
             base * (ratio.high - 1.0),
             "lower",
-            f"CPU time per ticket, both timed side by side ({lat.n_pairs} paired batches); "
+            f"CPU time per ticket, both timed side by side ({lat.n_pairs} paired rounds); "
             f"difference = champion x (paired ratio - 1)",
             confidence=lat.confidence,
         )

@@ -375,7 +375,7 @@ def latency_p50(ev: VerdictEvidence) -> list[RuleResult]:
     wall = lat.wall_ratio.estimate - 1.0
     message = (
         f"CPU time per example {lat.baseline_cpu_ms:.2f} -> {lat.candidate_cpu_ms:.2f} "
-        f"ms, timed side by side ({lat.n_pairs} paired batches): {rise.estimate:+.1%} "
+        f"ms, timed side by side ({lat.n_pairs} paired rounds): {rise.estimate:+.1%} "
         f"({confidence_label(lat.confidence)} CI {rise.low:+.1%} to {rise.high:+.1%}; wall "
         f"time {lat.baseline_wall_ms:.2f} -> {lat.candidate_wall_ms:.2f} ms, {wall:+.1%}); a "
         f"rise of at most {limit:.0%} is tolerated: {reason}"
