@@ -66,3 +66,19 @@ def test_zero_shot_banking77_report(shared_data: Path, tmp_path: Path) -> None:
     probe = preservation_probe(models.get_encoder(workflow.model), shared_data / "banking77")
     assert time.perf_counter() - start < 60
     assert probe.n_test == 770 and 0.5 < probe.accuracy <= 1.0
+
+
+def test_a_missing_probe_folder_names_the_absolute_path_and_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tunegate probe` resolved ../shared/data against the working directory and then
+    suggested the same relative path: the message now says where it looked."""
+    from tunegate.errors import InputError
+    from tunegate.evaluate import load_banking77
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as caught:
+        load_banking77("../shared/data/banking77", "test")
+    text = str(caught.value)
+    assert str(tmp_path.parent / "shared" / "data" / "banking77" / "test.csv") in text
+    assert f"relative paths are read from {tmp_path}" in text and "--data-dir" in text

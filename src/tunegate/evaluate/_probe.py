@@ -38,9 +38,10 @@ def load_banking77(data_dir: str | Path, split: str) -> list[tuple[str, str]]:
         base = base / "banking77"
     path = base / f"{split}.csv"
     if not path.exists():
+        where = "" if path.is_absolute() else f" (relative paths are read from {Path.cwd()})"
         raise InputError(
-            f"{path}: not found; pass the folder holding BANKING77's train.csv "
-            f"and test.csv (e.g. ../shared/data/banking77)"
+            f"{path.resolve()}: not found{where}; pass --data-dir with the folder that holds "
+            f"BANKING77's train.csv and test.csv"
         )
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
