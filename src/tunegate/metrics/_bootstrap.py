@@ -557,6 +557,14 @@ def paired_mean_difference(
 ) -> Interval:
     """Interval of ``mean(x_b) - mean(x_a)`` for paired per-example values (e.g. correctness
     of two encoders on the same probe examples), shape (n,) each."""
+    a, b = _paired(x_a, x_b)
+    d = b - a
+    samples = _resampled(d, lambda m: m.mean(axis=1), n_resamples, seed)
+    return bias_corrected_interval(samples, float(d.mean()), confidence)
+
+
+def _paired(x_a: Any, x_b: Any) -> tuple[FloatArray, FloatArray]:
+    """Two paired 1-D float arrays of one non-zero length (else :class:`InputError`)."""
     a = np.asarray(x_a, dtype=np.float64)
     b = np.asarray(x_b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape or a.size == 0:
@@ -564,16 +572,21 @@ def paired_mean_difference(
             f"x_a and x_b must be non-empty 1-D arrays of the same length, got "
             f"shapes {a.shape} and {b.shape}"
         )
-    d = b - a
+    return a, b
+
+
+def _resampled(values: FloatArray, stat: Any, n_resamples: int, seed: int) -> FloatArray:
+    """``stat`` (a function of a (k, n) matrix of resampled rows -> (k,)) over
+    ``n_resamples`` bootstrap resamples of ``values``, drawn in chunks of bounded memory."""
     rng = np.random.Generator(np.random.SFC64(seed))
-    chunk = max(1, 2_000_000 // d.size)
+    chunk = max(1, 2_000_000 // values.size)
     parts = []
     done = 0
     while done < n_resamples:
-        r = min(chunk, n_resamples - done)
-        parts.append(np.take(d, rng.integers(0, d.size, size=(r, d.size))).mean(axis=1))
-        done += r
-    return bias_corrected_interval(np.concatenate(parts), float(d.mean()), confidence)
+        k = min(chunk, n_resamples - done)
+        parts.append(stat(np.take(values, rng.integers(0, values.size, size=(k, values.size)))))
+        done += k
+    return np.concatenate(parts)
 
 
 def paired_median_ratio(
@@ -595,13 +608,7 @@ def paired_median_ratio(
     processes: ratio of medians 0.70-1.49, median of ratios 0.97-1.01). Pairs with a zero
     baseline are dropped.
     """
-    a = np.asarray(x_a, dtype=np.float64)
-    b = np.asarray(x_b, dtype=np.float64)
-    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
-        raise InputError(
-            f"x_a and x_b must be non-empty 1-D arrays of the same length, got "
-            f"shapes {a.shape} and {b.shape}"
-        )
+    a, b = _paired(x_a, x_b)
     if not (np.isfinite(a).all() and np.isfinite(b).all()) or (a < 0).any() or (b < 0).any():
         raise InputError("x_a and x_b must be finite and non-negative (times, costs)")
     if not 0.0 < confidence < 1.0:
@@ -610,12 +617,5 @@ def paired_median_ratio(
     if not keep.any():
         return Interval(float("nan"), float("nan"), float("nan"))
     r = b[keep] / a[keep]
-    rng = np.random.Generator(np.random.SFC64(seed))
-    chunk = max(1, 2_000_000 // r.size)
-    parts = []
-    done = 0
-    while done < n_resamples:
-        k = min(chunk, n_resamples - done)
-        parts.append(np.median(np.take(r, rng.integers(0, r.size, size=(k, r.size))), axis=1))
-        done += k
-    return percentile_interval(np.concatenate(parts), float(np.median(r)), confidence)
+    samples = _resampled(r, lambda m: np.median(m, axis=1), n_resamples, seed)
+    return percentile_interval(samples, float(np.median(r)), confidence)
