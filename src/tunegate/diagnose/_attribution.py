@@ -416,6 +416,18 @@ class _Sample:
     analyst: list[str] = field(default_factory=list)
 
 
+def record_findings(
+    store: Store, found: Sequence[Finding], *, save: bool = True
+) -> list[dict[str, Any]]:
+    """Store ``found`` (each a Finding document) and one ``attribute`` audit row when
+    ``save``; the findings as JSON-ready dicts either way."""
+    if save:
+        for finding in found:
+            store.documents(Finding).put(finding.id, finding)
+        store.audit("attribute", "tunegate", {"findings": [f.id for f in found]})
+    return [f.model_dump(mode="json") for f in found]
+
+
 def attribute_overrides(
     store: Store,
     workflow: Workflow,
@@ -509,7 +521,7 @@ def attribute_overrides(
         max_length=scorer.max_length,
     )
     terms, level = underweighted_terms(attr_o, attr_r, reference_words=ref_words, **kwargs)
-    findings = []
+    found: list[Finding] = []
     pairs = Counter(zip(side_o.predicted, side_o.analyst, strict=True))
     for label, n in Counter(side_o.analyst).most_common():
         mine = [t for t in terms if t.label == label]
@@ -532,12 +544,8 @@ def attribute_overrides(
             confirmed_by=None,
             created_at=utcnow().isoformat(),
         )
-        findings.append(finding.model_dump(mode="json"))
-        if save:
-            store.documents(Finding).put(finding.id, finding)
-    if save:
-        store.audit("attribute", "tunegate", {"findings": [f["id"] for f in findings]})
-    return findings
+        found.append(finding)
+    return record_findings(store, found, save=save)
 
 
 def confirm_finding(

@@ -35,6 +35,7 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from tunegate.config import Workflow
+from tunegate.diagnose._attribution import record_findings
 from tunegate.diagnose._overrides import _correct_ticket_ids
 from tunegate.documents import Finding, FindingTerm
 from tunegate.errors import InputError, NotFoundError
@@ -278,7 +279,7 @@ def contrast_overrides(
             contrast_ids[p] = sorted(rng.sample(sorted(ids), max_contrast))
     ids_needed = seen | {t for p, _ in groups for t in contrast_ids.get(p, [])}
     texts = {t.id: t.text for t in store.tickets(ids=sorted(ids_needed))}
-    findings: list[dict[str, Any]] = []
+    found: list[Finding] = []
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     for (p, a), ids in ordered:
         over = [(t, texts[t]) for t in ids if t in texts]
@@ -312,9 +313,5 @@ def contrast_overrides(
             confirmed_by=None,
             created_at=utcnow().isoformat(),
         )
-        findings.append(finding.model_dump(mode="json"))
-        if save:
-            store.documents(Finding).put(finding.id, finding)
-    if save:
-        store.audit("attribute", "tunegate", {"findings": [f["id"] for f in findings]})
-    return findings
+        found.append(finding)
+    return record_findings(store, found, save=save)
