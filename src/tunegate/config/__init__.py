@@ -1,0 +1,61 @@
+"""The workflow configuration, ``tunegate.yaml``, as validated pydantic models.
+
+A :class:`Workflow` is data: it round-trips to YAML, every field carries a docstring, and
+computation takes these objects, never raw dicts. :func:`load_workflow` validates a file and
+turns every problem into a :class:`~tunegate.errors.ConfigError` that names the key, the line
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+from tunegate.config._loading import load_workflow, parse_workflow, starter_yaml
+from tunegate.config._models import (
+    DataTarget,
+    GatePolicy,
+    LabelSpec,
+    MetaCondition,
+    ModelSettings,
+    RegressionPolicy,
+    RollbackPolicy,
+    RoutingPolicy,
+    RuleSpec,
+    SliceSpec,
+    StoreSettings,
+    SuiteSizes,
+    TrainingSettings,
+    TriagePolicy,
+    Workflow,
+)
+from tunegate.config._starter import (
+    blank_yaml,
+    describe_label,
+    starter_from_file,
+    starter_from_labels,
+    starter_target,
+)
+
+__all__ = [
+    "DataTarget",
+    "GatePolicy",
+    "LabelSpec",
+    "MetaCondition",
+    "ModelSettings",
+    "RegressionPolicy",
+    "RollbackPolicy",
+    "RoutingPolicy",
+    "RuleSpec",
+    "SliceSpec",
+    "StoreSettings",
+    "SuiteSizes",
+    "TrainingSettings",
+    "TriagePolicy",
+    "Workflow",
+    "blank_yaml",
+    "describe_label",
+    "load_workflow",
+    "parse_workflow",
+    "starter_from_file",
+    "starter_from_labels",
+    "starter_target",
+    "starter_yaml",
+]
