@@ -296,6 +296,43 @@ class ModelSettings(_Strict):
     ``fp32`` gives the same label whatever the batch. Measured trade-off: docs/models.md."""
 
 
+class LlmSettings(_Strict):
+    """A prompted LLM as the model under test (the ``llm`` and ``llm-local`` backends):
+    docs/models.md#llms. Every key has a default that runs the bundled local model."""
+
+    base_url: str | None = None
+    """An OpenAI-compatible Chat Completions endpoint, e.g. ``http://127.0.0.1:8088/v1``
+    (``tunegate llm serve`` prints it). ``None``: the local server ``tunegate llm serve``
+    starts (its default address)."""
+    model: str = "smollm2-135m-instruct"
+    """The model name sent with every request (and part of every cache key)."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (never the key itself); ``None``
+    sends no key (a local server)."""
+    system_prompt: str | None = None
+    """The system prompt template; ``None`` uses the built-in one. Placeholders:
+    ``{instructions}``, ``{labels}`` (one ``- name: instructions description`` line per label),
+    ``{label_names}`` (comma-separated)."""
+    probabilities: Literal["auto", "logprobs", "samples"] = "auto"
+    """How label probabilities are obtained: ``logprobs`` reads the server's log-probabilities
+    of the label choices; ``samples`` asks ``samples`` times for a schema-constrained answer
+    and uses the frequencies; ``auto`` uses logprobs when the server returns them."""
+    samples: int = Field(default=5, ge=1, le=100)
+    """Answers per text when probabilities come from samples."""
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    """Sampling temperature for ``samples`` (logprob scoring is deterministic)."""
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    """Requests in flight at once."""
+    timeout_s: float = Field(default=60.0, gt=0.0)
+    """Per-request timeout in seconds."""
+    max_retries: int = Field(default=4, ge=0, le=20)
+    """Retries (exponential backoff with jitter) on 429, 5xx, timeouts and dropped connections."""
+    cost_per_1k_input_tokens: float = Field(default=0.0, ge=0.0)
+    """Price used to record a cost per decision (0 for a local model)."""
+    cost_per_1k_output_tokens: float = Field(default=0.0, ge=0.0)
+    """Price per 1,000 generated tokens."""
+
+
 class TrainingSettings(_Strict):
     """LoRA fine-tuning settings."""
 
@@ -377,6 +414,8 @@ class Workflow(_Strict):
     """Where records live."""
     model: ModelSettings = Field(default_factory=ModelSettings)
     """Encoder and inference settings."""
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    """A prompted LLM as the model under test (docs/models.md#llms)."""
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     """Fine-tuning settings."""
     suites: SuiteSizes = Field(default_factory=SuiteSizes)
