@@ -59,6 +59,17 @@ def test_quick_demo_runs_the_whole_loop(demo_dir: Path) -> None:
         "latency_p50",
     }
     assert result["promoted"] is True
+    # what was promoted follows from both comparisons: the fine-tune must beat the champion
+    # and the best cheap fix; when the cheap fix is enough, the cheap fix goes live instead
+    versus, promotion = result["versus_cheap_fix"], result["promotion"]
+    fix = next((a for a in result["attempts"] if versus and a["id"] == versus["attempt"]), None)
+    if versus is not None and versus["cheap_fix_enough"]:
+        assert fix is not None and fix["outcome"] == "pass"
+        assert promotion["choice"] == "cheap fix"
+        assert result["promoted_version"] == fix["candidate_version"]
+    else:
+        assert promotion["choice"] == "fine-tune"
+        assert result["promoted_version"] == result["candidate_version"]
     # the verdict's latency finding came from champion and candidate timed side by side, and
     # the candidate was compared with the best cheap fix
     assert result["latency"]["n_pairs"] > 0
@@ -73,7 +84,7 @@ def test_quick_demo_runs_the_whole_loop(demo_dir: Path) -> None:
     assert result["shift"]["champion_after"] == result["champion_version"]
     assert _champions(demo_dir) == [
         result["champion_version"],
-        result["candidate_version"],
+        result["promoted_version"],
         result["champion_version"],
     ]
     assert result["next_gap"]["headline"]

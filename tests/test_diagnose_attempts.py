@@ -13,24 +13,32 @@ from tests._tiny_models import make_tiny_encoder
 
 from tunegate.config import Workflow
 from tunegate.diagnose import (
+    CheapFixComparison,
+    choose_promotion,
     missed_signal_fix,
     parse_rules,
     recent_missed_signal_overrides,
+    register_cheap_fix,
     try_instructions,
     try_retrieval,
     try_rules,
 )
 from tunegate.errors import InputError
+from tunegate.models import load_model_version
 from tunegate.records import (
+    Attempt,
     AttemptKind,
     EvalSuite,
     Example,
+    ModelKind,
     Override,
     ReasonCode,
     ReviewStatus,
     SuiteExample,
     SuiteSlice,
     Ticket,
+    Verdict,
+    VerdictOutcome,
 )
 
 MONDAY = datetime(2025, 3, 3, 9, tzinfo=UTC)
@@ -234,3 +242,62 @@ def test_try_instructions_and_retrieval_store_attempts(
     ret = try_retrieval(wf, store, suite, champion=champion, k=3)
     assert ret.kind == AttemptKind.RETRIEVAL and ret.details["examples"] == 10
     assert [a.kind for a in store.attempts()].count(AttemptKind.RETRIEVAL) == 1
+    # the retrieval fix becomes a version over exactly the examples it was judged with: the
+    # same model id, so its stored verdict is the one promotion reads
+    mv = register_cheap_fix(store, wf, ret)
+    assert mv.id == ret.candidate_version and mv.kind == ModelKind.RETRIEVAL
+    assert len(mv.config["example_ids"]) == 10
+    assert register_cheap_fix(store, wf, ret) == mv  # idempotent
+    # later reviewed examples do not change the registered version
+    store.add_examples(
+        [Example(text="printer 99 broken", label="hardware", review_status=ReviewStatus.REVIEWED)]
+    )
+    assert load_model_version(mv, wf, store=store).version == mv.id
+    # an instructions fix is a zero-shot version; a rules fix is not a version
+    assert register_cheap_fix(store, wf, att).kind == ModelKind.ZERO_SHOT
+    rules = try_rules(
+        wf,
+        [{"name": "mfa", "label": "security_incident", "all_of": ["authenticator"]}],
+        store,
+        suite,
+        champion=champion,
+        measure_latency=False,
+    )
+    with pytest.raises(InputError, match=r"tunegate\.yaml `rules:`"):
+        register_cheap_fix(store, wf, rules)
+
+
+def _verdict(outcome: VerdictOutcome) -> Verdict:
+    return Verdict(
+        outcome=outcome, baseline_run="b", candidate_run="c", rules=[], created_at=MONDAY
+    )
+
+
+def _versus(enough: bool, fix_outcome: VerdictOutcome) -> CheapFixComparison:
+    fix = Attempt(
+        kind=AttemptKind.RETRIEVAL,
+        baseline_version="champ",
+        candidate_version="knn-1",
+        verdict=_verdict(fix_outcome),
+    )
+    return CheapFixComparison(fix, None, enough, "the comparison")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "versus", "choice", "version"),
+    [
+        (VerdictOutcome.FAIL, None, "keep champion", None),
+        (VerdictOutcome.INCONCLUSIVE, _versus(False, VerdictOutcome.PASS), "keep champion", None),
+        (VerdictOutcome.PASS, None, "fine-tune", "lora-1"),
+        (VerdictOutcome.PASS, _versus(False, VerdictOutcome.PASS), "fine-tune", "lora-1"),
+        (VerdictOutcome.PASS, _versus(True, VerdictOutcome.PASS), "cheap fix", "knn-1"),
+        (VerdictOutcome.PASS, _versus(True, VerdictOutcome.INCONCLUSIVE), "keep champion", None),
+    ],
+)
+def test_the_fine_tune_must_beat_the_champion_and_the_best_cheap_fix(
+    verdict: VerdictOutcome, versus: CheapFixComparison | None, choice: str, version: str | None
+) -> None:
+    picked = choose_promotion("lora-1", _verdict(verdict), versus)
+    assert (picked.choice, picked.version) == (choice, version)
+    assert (picked.cheap_fix is not None) == (choice == "cheap fix")
+    assert picked.reason

@@ -190,3 +190,43 @@ def test_overrides_by_class_fit_a_log_file(
     text = capsys.readouterr().out
     assert "…" not in text and "decisions" in text
     assert out.width >= 160
+
+
+def test_promote_from_attempt_registers_the_cheap_fix(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tunegate promote VERSION --from-attempt ATT`: what finetune suggests when the cheap
+    fix is enough. The instructions fix becomes a zero-shot version and the champion."""
+    from tunegate.config import load_workflow
+    from tunegate.models import ZeroShotClassifier
+    from tunegate.records import Attempt, AttemptKind, ModelKind, Verdict, VerdictOutcome
+    from tunegate.store import Store
+    from tunegate.train import ensure_champion
+
+    workflow = load_workflow(project)
+    store = Store(f"sqlite:///{project.parent / 'tunegate.db'}")
+    champion = ensure_champion(store, workflow, actor="test")
+    fixed = ZeroShotClassifier(workflow, instructions="An IT helpdesk request about").version
+    attempt = Attempt(
+        kind=AttemptKind.INSTRUCTIONS,
+        baseline_version=champion,
+        candidate_version=fixed,
+        verdict=Verdict(
+            outcome=VerdictOutcome.PASS, baseline_run="a", candidate_run="b", rules=[]
+        ),
+        details={"instructions": "An IT helpdesk request about"},
+    )
+    store.save_attempt(attempt)
+    store.close()
+    cfg = ["-c", str(project)]
+    assert main(["promote", "nope", "--from-attempt", attempt.id, *cfg]) != 0
+    assert f"evaluated {fixed}" in capsys.readouterr().err
+    assert main(["promote", fixed, "--from-attempt", "att_missing", *cfg]) != 0
+    assert "no attempt 'att_missing'" in capsys.readouterr().err
+    assert main(["promote", fixed, "--from-attempt", attempt.id, *cfg, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version_id"] == fixed
+    store = Store(f"sqlite:///{project.parent / 'tunegate.db'}")
+    assert store.get_alias("champion") == fixed
+    mv = store.get_model_version(fixed)
+    assert mv.kind is ModelKind.ZERO_SHOT and mv.parent == champion
+    store.close()

@@ -9,6 +9,7 @@ import typer
 
 from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
 from tunegate.config import Workflow
+from tunegate.errors import InputError
 
 if TYPE_CHECKING:
     from tunegate.registry import Registry
@@ -132,10 +133,35 @@ def promote_cmd(
     force: Annotated[bool, typer.Option("--force", help="Override a non-passing Verdict.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why (required with --force).")] = "",
     actor: Annotated[str, typer.Option("--actor", help="Who is promoting.")] = "cli",
+    from_attempt: Annotated[
+        str | None,
+        typer.Option(
+            "--from-attempt",
+            metavar="ATTEMPT",
+            help="Register the cheap fix of this Attempt (instructions or retrieval) as VERSION "
+            "first: what `tunegate finetune` suggests when the cheap fix is enough.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Point champion at VERSION; refused unless its Verdict against the champion passed."""
     workflow, reg = _registry(config)
+    if from_attempt is not None:
+        from tunegate.diagnose import register_cheap_fix
+
+        found = [a for a in reg.store.attempts() if a.id == from_attempt]
+        if not found:
+            raise InputError(
+                f"no attempt {from_attempt!r} in the store; `tunegate runs` and "
+                "`tunegate gate --json` list the attempts"
+            )
+        attempt = found[0]
+        if attempt.candidate_version != version:
+            raise InputError(
+                f"attempt {from_attempt} evaluated {attempt.candidate_version}, not {version}; "
+                f"run `tunegate promote {attempt.candidate_version} --from-attempt {from_attempt}`"
+            )
+        register_cheap_fix(reg.store, workflow, attempt, actor=actor)
     result = reg.promote(version, actor=actor, force=force, reason=reason)
     _mlflow_alias(workflow, reg.store, version)
     emit(

@@ -180,6 +180,21 @@ def finetune_cmd(
     )
     sweep, mv = outcome.sweep, outcome.candidate
     payload = outcome.to_dict()
+    choice = None
+    if outcome.candidate_run is not None and outcome.verdict is not None and suite is not None:
+        # the fine-tune is held to the best cheap fix too, not only to the champion
+        from tunegate.diagnose import choose_promotion, versus_best_cheap_fix
+
+        versus = versus_best_cheap_fix(
+            outcome.candidate_run,
+            store.get_suite(suite),
+            workflow,
+            store.attempts(),
+            store.get_eval_run,
+        )
+        choice = choose_promotion(mv.id, outcome.verdict, versus)
+        payload["versus_cheap_fix"] = versus.to_dict() if versus is not None else None
+        payload["promotion"] = choice.to_dict()
 
     def human() -> None:
         out.print(
@@ -201,7 +216,20 @@ def finetune_cmd(
                 f"{payload['baseline_run']} {payload['candidate_run']}`)",
                 highlight=False,
             )
-            out.print(f"next: tunegate promote {mv.id}")
+            if choice is not None and choice.choice == "cheap fix" and choice.cheap_fix:
+                out.print(f"[yellow]the cheap fix is enough[/yellow]: {choice.reason}")
+                out.print(
+                    f"next: tunegate promote {choice.version} --from-attempt "
+                    f"{choice.cheap_fix.id}  (the {choice.cheap_fix.kind.value} fix, not the "
+                    "fine-tune)",
+                    highlight=False,
+                )
+            elif choice is not None and choice.version is None:
+                out.print(f"not worth promoting: {choice.reason}")
+            else:
+                if choice is not None:
+                    out.print(f"against the best cheap fix: {choice.reason}")
+                out.print(f"next: tunegate promote {mv.id}")
 
     emit(payload, as_json=as_json, human=human)
     if "verdict" in payload and payload["verdict"] != "pass":

@@ -53,7 +53,7 @@ from tunegate.demo._result import (
 )
 from tunegate.demo._table import KeyRow, key_table
 from tunegate.errors import TunegateError
-from tunegate.records import EvalRun, EvalSuite, ModelKind, ModelVersion, Verdict, VerdictOutcome
+from tunegate.records import EvalRun, EvalSuite, ModelKind, ModelVersion, Verdict
 
 if TYPE_CHECKING:
     from tunegate.store import Store
@@ -109,6 +109,7 @@ def run_demo(
 ) -> DemoResult:
     """Run the whole loop; returns the result and writes ``report.html`` and ``summary.md``."""
     from tunegate.diagnose import (
+        choose_promotion,
         confirm_finding,
         confirm_triage,
         contrast_overrides,
@@ -117,6 +118,7 @@ def run_demo(
         finding_phrases,
         override_trend_from_store,
         recommend_from_store,
+        register_cheap_fix,
         suggest,
         triage_context_from_store,
         try_instructions,
@@ -125,7 +127,12 @@ def run_demo(
         versus_best_cheap_fix,
     )
     from tunegate.evaluate import check_leakage, freeze_suite, run_eval
-    from tunegate.models import LoraClassifier, ZeroShotClassifier, get_encoder
+    from tunegate.models import (
+        LoraClassifier,
+        ZeroShotClassifier,
+        get_encoder,
+        load_model_version,
+    )
     from tunegate.monitor import (
         act_on,
         disagreements_to_review,
@@ -334,6 +341,9 @@ def run_demo(
     seed_runs: list[EvalRun] = []
     latency_info: dict[str, Any] | None = None
     cheap_fix_info: dict[str, Any] | None = None
+    versus = None
+    promotion_info: dict[str, Any] | None = None
+    live_mv: ModelVersion | None = None
     if gate.open:
         with steps.step("7a. dataset: reviewed, deduplicated, leakage-free, with replay"):
             # A senior analyst reviews the pending overrides: the simulation stands in for
@@ -442,45 +452,60 @@ def run_demo(
         # 8. shadow, promote, monitor, next gap ------------------------------------------
         with steps.step(
             "8a. shadow the candidate on the last two weeks, then promote "
-            "(refused unless the verdict passed)"
+            "(only if it beats the champion and the best cheap fix)"
         ):
-            candidate_clf = LoraClassifier.for_workflow(sweep.chosen, workflow)
+            choice = choose_promotion(candidate_mv.id, verdict, versus)
+            promotion_info = choice.to_dict()
+            # What would go live: the fine-tune, or the cheap fix it did not beat (registered
+            # as a version over exactly what its attempt was judged with).
+            to_shadow = candidate_mv
+            if choice.cheap_fix is not None:
+                to_shadow = register_cheap_fix(store, workflow, choice.cheap_fix, actor=actor)
+            shadow_clf = (
+                LoraClassifier.for_workflow(sweep.chosen, workflow)
+                if to_shadow is candidate_mv
+                else load_model_version(to_shadow, workflow, store=store)
+            )
             last_weeks = generate_stream(sim_config, max(0, config.weeks - 2), config.weeks)
             # Modelled latency here and in 8b/8c (as in the simulation): measured batch wall
             # time on a shared machine judges the host's load, and a batch mean copied to every
             # ticket is not an independent sample for the latency trigger's test.
-            shadow = make_decisions(candidate_clf, [t.ticket for t in last_weeks], workflow)
+            shadow = make_decisions(shadow_clf, [t.ticket for t in last_weeks], workflow)
             store.add_decisions(
                 [
-                    d.model_copy(update={"shadow": True, "model_version": candidate_mv.id})
+                    d.model_copy(update={"shadow": True, "model_version": to_shadow.id})
                     for d in shadow
                 ]
             )
             # Analysts label the tickets where the candidate disagreed with an un-reviewed
             # champion label, so its baseline is not charged with the champion's misses.
-            to_review = disagreements_to_review(store, candidate_mv.id)
+            to_review = disagreements_to_review(store, to_shadow.id)
             store.add_examples(review_disagreements(last_weeks, to_review, sim_config, workflow))
             say(
-                f"  {len(shadow)} shadow decisions stored (nothing routed); analysts labelled "
-                f"the {len(to_review)} tickets where it disagreed with an un-reviewed champion "
-                f"label"
+                f"  {len(shadow)} shadow decisions of {to_shadow.id} stored (nothing routed); "
+                f"analysts labelled the {len(to_review)} tickets where it disagreed with an "
+                f"un-reviewed champion label"
             )
-            if verdict.outcome == VerdictOutcome.PASS:
-                registry.promote(candidate_mv.id, actor=actor)
+            if choice.version is not None:
+                registry.promote(choice.version, actor=actor)
                 promoted = True
-                say(f"  promoted {candidate_mv.id}; previous champion kept for rollback")
+                live_mv = to_shadow
+                if choice.choice == "cheap fix":
+                    say(
+                        f"  the cheap fix is enough: promoted {choice.version} "
+                        f"({choice.cheap_fix.description if choice.cheap_fix else ''}) instead "
+                        f"of the fine-tune; previous champion kept for rollback"
+                    )
+                else:
+                    say(f"  promoted {choice.version}; previous champion kept for rollback")
             else:
-                say(f"  not promoted: verdict {verdict.outcome.value}")
+                say(f"  not promoted: {choice.reason}")
 
     monitor_info: dict[str, Any] = {}
     shift_info: dict[str, Any] = {}
     gap_info: dict[str, Any] = {}
-    live = (
-        LoraClassifier.for_workflow(candidate_mv.artifact_path, workflow)
-        if promoted and candidate_mv and candidate_mv.artifact_path
-        else champion
-    )
-    live_id = candidate_mv.id if promoted and candidate_mv else champ_mv.id
+    live = load_model_version(live_mv, workflow, store=store) if live_mv is not None else champion
+    live_id = live_mv.id if live_mv is not None else champ_mv.id
 
     def serve_weeks(start: int, end: int, shift: str | None) -> list[Any]:
         weeks_config = (
@@ -581,6 +606,7 @@ def run_demo(
         verdict=verdict_dict(verdict),
         latency=latency_info,
         versus_cheap_fix=cheap_fix_info,
+        promotion=promotion_info,
         promoted=promoted,
         monitor=monitor_info,
         shift=shift_info,

@@ -67,6 +67,18 @@ class DemoResult:
     """Champion and candidate timed side by side in step 7c (``PairedLatency.to_dict()``)."""
     versus_cheap_fix: dict[str, Any] | None = None
     """The candidate against the best cheap fix (``CheapFixComparison.to_dict()``)."""
+    promotion: dict[str, Any] | None = None
+    """What was promoted and why (``PromotionChoice.to_dict()``): the fine-tune, the best
+    cheap fix ("the cheap fix is enough"), or nothing."""
+
+    @property
+    def promoted_version(self) -> str | None:
+        """The version made champion in step 8a (the fine-tune or the cheap fix), if any."""
+        if not self.promoted:
+            return None
+        if self.promotion and self.promotion.get("version"):
+            return str(self.promotion["version"])
+        return self.candidate_version
 
     @property
     def outcome(self) -> str:
@@ -95,10 +107,22 @@ class DemoResult:
                 + "; ".join(f"{r['rule']} {r['outcome']} ({r.get('message', '')})" for r in missed)
             )
             lines = [f"Verdict: {self.outcome.upper()} for {cand} against {champ}: {why}"]
-            if self.promoted:
+            choice = (self.promotion or {}).get("choice")
+            if self.promoted and choice == "cheap fix":
                 lines.append(
-                    f"Promotion: promoted {cand} to champion because the verdict passed; "
-                    f"{champ} kept for rollback"
+                    f"Promotion: the fine-tune's verdict passed, but it did not beat the best "
+                    f"cheap fix, so the cheap fix {self.promoted_version} was promoted instead "
+                    f"({(self.promotion or {}).get('reason', '')}); {champ} kept for rollback"
+                )
+            elif self.promoted:
+                lines.append(
+                    f"Promotion: promoted {cand} to champion because the verdict passed and it "
+                    f"beat the best cheap fix; {champ} kept for rollback"
+                )
+            elif choice == "keep champion" and self.outcome == "pass":
+                lines.append(
+                    f"Promotion: not promoted: {(self.promotion or {}).get('reason', '')}; "
+                    f"{champ} stays champion"
                 )
             else:
                 reason = (
@@ -112,7 +136,7 @@ class DemoResult:
                 )
         after = self.shift.get("champion_after") if self.shift else None
         alert = self.shift.get("alert") if self.shift else None
-        if after and self.promoted and after != self.candidate_version:
+        if after and self.promoted and after != self.promoted_version:
             lines.append(
                 f"After the VPN-client shift: a rollback trigger fired and {after} is champion "
                 "again"
@@ -143,6 +167,8 @@ class DemoResult:
             "sweep": self.sweep,
             "verdict": self.verdict,
             "promoted": self.promoted,
+            "promoted_version": self.promoted_version,
+            "promotion": self.promotion,
             "monitor": self.monitor,
             "shift": self.shift,
             "next_gap": self.next_gap,
@@ -182,7 +208,9 @@ def attempt_dict(attempt: Attempt) -> dict[str, Any]:
         "kind": attempt.kind.value,
         "description": attempt.description,
         "outcome": attempt.verdict.outcome.value if attempt.verdict else None,
-        "details": attempt.details,
+        "candidate_version": attempt.candidate_version,
+        # the pinned example ids of a retrieval fix stay in the store (``examples`` counts them)
+        "details": {k: v for k, v in attempt.details.items() if k != "example_ids"},
     }
 
 

@@ -34,13 +34,14 @@ import numpy as np
 import yaml
 
 from tunegate.config import RuleSpec, Workflow
-from tunegate.errors import InputError
+from tunegate.errors import InputError, NotFoundError
 from tunegate.records import (
     Attempt,
     AttemptKind,
     EvalRun,
     EvalSuite,
     ModelKind,
+    ModelVersion,
     Override,
     ReviewStatus,
     normalize_text,
@@ -53,12 +54,15 @@ if TYPE_CHECKING:
 __all__ = [
     "CHEAP_FIX_KINDS",
     "CheapFixComparison",
+    "PromotionChoice",
     "RulesFirstClassifier",
     "best_cheap_fix",
     "champion_classifier",
+    "choose_promotion",
     "missed_signal_fix",
     "parse_rules",
     "recent_missed_signal_overrides",
+    "register_cheap_fix",
     "try_instructions",
     "try_retrieval",
     "try_rules",
@@ -270,7 +274,10 @@ def try_instructions(
         save=save,
         measure_latency=measure_latency,
         description=f"instructions: {new_instructions[:120]}",
-        extra={"instructions": new_instructions},
+        extra={
+            "instructions": new_instructions,
+            **({"temperature": temperature} if temperature is not None else {}),
+        },
     )
 
 
@@ -403,7 +410,9 @@ def try_retrieval(
         save=save,
         measure_latency=measure_latency,
         description=f"retrieval: kNN (k={k}) over {len(examples)} reviewed examples",
-        extra={"k": k, "examples": len(examples)},
+        # the example ids pin the index: a version registered from this attempt
+        # (register_cheap_fix) rebuilds exactly the retriever that was judged
+        extra={"k": k, "examples": len(examples), "example_ids": [e.id for e in examples]},
     )
 
 
@@ -503,3 +512,119 @@ def versus_best_cheap_fix(
         else f"the fine-tune beats the best cheap fix, {attempt.kind.value} ({figures})"
     )
     return CheapFixComparison(attempt, comparison, enough, message)
+
+
+@dataclass(frozen=True)
+class PromotionChoice:
+    """What to promote after a fine-tune: the fine-tune, the best cheap fix, or nothing.
+
+    ``version`` is the version to promote (for a cheap fix: the Attempt's candidate, registered
+    with :func:`register_cheap_fix` first); ``None`` keeps the champion."""
+
+    choice: str
+    """``"fine-tune"``, ``"cheap fix"`` or ``"keep champion"``."""
+    version: str | None
+    reason: str
+    cheap_fix: Attempt | None = None
+    """The cheap fix's Attempt when it is chosen."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "choice": self.choice,
+            "version": self.version,
+            "reason": self.reason,
+            "cheap_fix_attempt": self.cheap_fix.id if self.cheap_fix is not None else None,
+        }
+
+
+def choose_promotion(
+    candidate_version: str, verdict: Any, versus: CheapFixComparison | None
+) -> PromotionChoice:
+    """The fine-tune must beat the champion **and** the best cheap fix.
+
+    * its verdict against the champion is not a pass: keep the champion;
+    * no cheap fix passed or was inconclusive (``versus`` is ``None``), or the fine-tune is
+      significantly more accurate on core than the best one: promote the fine-tune;
+    * otherwise "the cheap fix is enough": promote the cheap fix when its own verdict against
+      the champion passed, else keep the champion (neither change is proven better).
+    """
+    outcome = getattr(getattr(verdict, "outcome", None), "value", None)
+    if outcome != "pass":
+        return PromotionChoice(
+            "keep champion", None, f"the fine-tune's verdict against the champion is {outcome}"
+        )
+    if versus is None:
+        return PromotionChoice(
+            "fine-tune",
+            candidate_version,
+            "its verdict passed and no cheap fix passed or was inconclusive",
+        )
+    if not versus.cheap_fix_enough:
+        return PromotionChoice("fine-tune", candidate_version, versus.message)
+    fix = versus.attempt
+    fix_outcome = fix.verdict.outcome.value if fix.verdict is not None else None
+    if fix_outcome == "pass":
+        return PromotionChoice("cheap fix", fix.candidate_version, versus.message, fix)
+    return PromotionChoice(
+        "keep champion",
+        None,
+        f"{versus.message}; the {fix.kind.value} fix's own verdict is {fix_outcome}, so neither "
+        "change is proven better than the champion",
+    )
+
+
+def register_cheap_fix(
+    store: Store, workflow: Workflow, attempt: Attempt, *, actor: str = "tunegate"
+) -> ModelVersion:
+    """Register a cheap fix's candidate as a :class:`~tunegate.records.ModelVersion` (id = the
+    Attempt's ``candidate_version``, so its stored Verdict against the champion is the one
+    :meth:`tunegate.registry.Registry.promote` reads). Idempotent.
+
+    ``instructions``: a zero-shot version with the new instructions; ``retrieval``: a kNN
+    version over exactly the reviewed examples the attempt used (their ids are pinned in the
+    version's config). Rules are not versions: add them to ``tunegate.yaml`` ``rules:`` (the
+    router applies them before any model); :class:`~tunegate.errors.InputError` says so.
+    """
+    from tunegate.models import load_model_version
+    from tunegate.registry import Registry
+
+    details = attempt.details
+    if attempt.kind is AttemptKind.RETRIEVAL:
+        ids = details.get("example_ids")
+        if not ids:
+            raise InputError(
+                f"attempt {attempt.id} does not record its example ids (made by an older "
+                "tunegate); run `tunegate try retrieval` again and promote the new attempt"
+            )
+        kind = ModelKind.RETRIEVAL
+        config: dict[str, Any] = {"k": details.get("k", 10), "example_ids": list(ids)}
+    elif attempt.kind is AttemptKind.INSTRUCTIONS:
+        kind = ModelKind.ZERO_SHOT
+        config = {
+            key: details[key] for key in ("instructions", "temperature") if key in details
+        }
+        if "instructions" not in config:
+            raise InputError(f"attempt {attempt.id} does not record its instructions")
+    else:
+        raise InputError(
+            f"attempt {attempt.id} is a {attempt.kind.value} fix, which is not a model version: "
+            "add its rules to tunegate.yaml `rules:` (the router applies them before any model)"
+        )
+    registry = Registry(store)
+    try:
+        return registry.get(attempt.candidate_version)
+    except NotFoundError:
+        pass
+    try:  # lineage: the champion it was judged against, when that is registered
+        parent: str | None = registry.get(attempt.baseline_version).id
+    except NotFoundError:
+        parent = None
+    mv = ModelVersion(id=attempt.candidate_version, kind=kind, config=config, parent=parent)
+    built = load_model_version(mv, workflow, store=store)
+    if built.version != mv.id:
+        raise InputError(
+            f"attempt {attempt.id}'s {attempt.kind.value} fix no longer rebuilds the same model "
+            f"({built.version} != {mv.id}): its examples or settings changed; try it again"
+        )
+    return registry.register(mv, actor=actor)

@@ -23,7 +23,8 @@ def load_model_version(
     ``lora``: ``LoraClassifier.for_workflow(mv.artifact_path, workflow)`` (the workflow's
     backend and precision); ``zero_shot``: config
     ``instructions``/``temperature``; ``retrieval``: kNN over the store's reviewed examples
-    (config ``k``, ``temperature``); ``rules``: config ``rules`` (else the workflow's rules).
+    (config ``k``, ``temperature``; ``example_ids`` pins the exact examples); ``rules``:
+    config ``rules`` (else the workflow's rules).
     This is the one loader of registered versions: the service, ``tunegate classify`` and the
     pipelines build champions and candidates through it
     (:func:`tunegate.serving.load_champion` for the champion alias).
@@ -65,6 +66,19 @@ def _build(mv: ModelVersion, workflow: Workflow, store: Store | None) -> Classif
                 f"for its reviewed examples"
             )
         examples = store.examples(review_status=ReviewStatus.REVIEWED.value)
+        pinned = config.get("example_ids")
+        if pinned is not None:
+            # a version registered from a retrieval attempt: exactly the examples it was
+            # judged with (tunegate.diagnose.register_cheap_fix)
+            by_id = {e.id: e for e in examples}
+            missing = [i for i in pinned if i not in by_id]
+            if missing:
+                raise ModelError(
+                    f"model version {mv.id} is a retrieval model over {len(pinned)} pinned "
+                    f"examples; {len(missing)} are no longer reviewed in the store (e.g. "
+                    f"{missing[0]}); run `tunegate try retrieval` again for a new version"
+                )
+            examples = [by_id[i] for i in pinned]
         kwargs = {k: config[k] for k in ("k", "temperature", "floor") if k in config}
         return KNNClassifier(workflow, examples, **kwargs)
     if mv.kind is ModelKind.RULES:
