@@ -35,10 +35,12 @@ from tunegate.diagnose._gate_conditions import (
 )
 from tunegate.diagnose._overrides import override_trend_from_store
 from tunegate.documents import Finding
+from tunegate.errors import NotFoundError
 from tunegate.records import (
     EvalRun,
     Example,
     ExampleSource,
+    ModelKind,
     ModelStatus,
     Override,
     ReviewStatus,
@@ -114,6 +116,17 @@ def _champion_id(store: Store) -> str | None:
     return max(versions, key=lambda v: v.created_at).id if versions else None
 
 
+def _champion_kind(store: Store, champion: str | None) -> ModelKind | None:
+    """The champion's kind (None without one, or when the alias names an unknown version)."""
+    if champion is None:
+        return None
+    try:
+        kind: ModelKind = store.get_model_version(champion).kind
+    except NotFoundError:
+        return None
+    return kind
+
+
 def reviewed_examples(
     store: Store, workflow: Workflow, *, as_of: datetime | None = None
 ) -> list[Example]:
@@ -173,7 +186,7 @@ def collect_evidence(
     for version in sorted(baselines):
         runs.extend(store.eval_runs(model_version=version))
     return GateEvidence(
-        champion_kind=store.get_model_version(champion).kind if champion is not None else None,
+        champion_kind=_champion_kind(store, champion),
         trend=override_trend_from_store(store, workflow, as_of=as_of),
         findings=[(k, f.model_dump(mode="json")) for k, f in store.documents(Finding).items()],
         reviewed_examples=reviewed_examples(store, workflow, as_of=as_of),
