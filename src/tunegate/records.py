@@ -56,6 +56,7 @@ __all__ = [
     "ModelStatus",
     "ModelVersion",
     "Override",
+    "PromptVersionConfig",
     "ReasonCode",
     "ReviewStatus",
     "Route",
@@ -389,6 +390,14 @@ class ModelKind(StrEnum):
     LORA = "lora"
     ROUTER = "router"
     REMOTE_LLM = "remote_llm"
+    PROMPT = "prompt"
+    """A system prompt on a prompted-LLM backend (:class:`PromptVersionConfig`): changing the
+    prompt registers a new version, promoted and rolled back like new weights."""
+
+    @property
+    def is_llm(self) -> bool:
+        """A prompted LLM: its cheap lever (the gate's condition 4) is the system prompt."""
+        return self in (ModelKind.PROMPT, ModelKind.REMOTE_LLM)
 
 
 class ModelStatus(StrEnum):
@@ -425,6 +434,28 @@ class ModelVersion(_Record):
     def routing_threshold(self, fallback: float) -> float:
         """The threshold to route this version with: its own, else ``fallback``."""
         return fallback if self.clarify_threshold is None else self.clarify_threshold
+
+
+class PromptVersionConfig(_Record):
+    """What a ``prompt`` :class:`ModelVersion` stores in its ``config``: enough to build the
+    same prompted classifier again (``build_classifier(backend, workflow,
+    system_prompt=template)``) and to tell whether it still is the version registered."""
+
+    backend: str = Field(min_length=1)
+    """The registered model backend that runs the prompt (``llm``, ``llm-local``, or any
+    backend whose factory takes ``system_prompt``): data, so a version names its own runner."""
+    template: str = Field(min_length=1)
+    """The system prompt template (placeholders ``{instructions}``, ``{labels}``,
+    ``{label_names}``), as tried."""
+    model: str = Field(min_length=1)
+    """The model name the prompt was evaluated with (``llm.model``); loading pins it."""
+    base_url: str | None = None
+    """The endpoint it was evaluated on (provenance; loading uses the workflow's
+    ``llm.base_url``, where the model is served now)."""
+    prompt_hash: str = Field(min_length=1)
+    """``tunegate.llm.prompt_hash`` of the rendered system prompt and the model."""
+    labels: list[str]
+    """The workflow's labels when it was registered (a different label set cannot load it)."""
 
 
 class VerdictOutcome(StrEnum):
@@ -467,6 +498,8 @@ class AttemptKind(StrEnum):
     INSTRUCTIONS = "instructions"
     RULES = "rules"
     RETRIEVAL = "retrieval"
+    PROMPT = "prompt"
+    """A new system prompt for a prompted LLM; its candidate is a ``prompt`` ModelVersion."""
     FINETUNE = "finetune"
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import rich.markup
 import typer
 from rich.table import Table
 
@@ -422,8 +423,17 @@ def _suite(store: Store, name: str | None) -> EvalSuite:
 def _print_attempt(attempt: Any) -> None:
     d = attempt.details
     verdict = attempt.verdict.outcome.value if attempt.verdict else "none"
-    out.print(f"[bold]{attempt.id}[/bold] {attempt.description}")
+    out.print(f"[bold]{attempt.id}[/bold] {rich.markup.escape(attempt.description)}")
     out.print(f"  suite verdict vs champion: {verdict}")
+    if d.get("prompt_version"):
+        base = attempt.baseline_version
+        if d.get("baseline_is_configured_prompt"):
+            out.print(
+                f"  no champion registered: compared with the workflow's configured prompt "
+                f"({base}); `tunegate promote {base}` first to be able to roll back to it"
+            )
+        version = d["prompt_version"]
+        out.print(f"  registered as {version}: `tunegate promote {version}` ships it")
     share = d.get("fixed_share")
     out.print(
         f"  missed-signal overrides (last {d.get('weeks')} weeks): "
@@ -511,6 +521,76 @@ def try_retrieval_cmd(
     store = store_for(workflow, config)
     attempt = try_retrieval(workflow, store, _suite(store, suite), k=k, weeks=weeks)
     _finish_attempt(attempt, as_json=as_json)
+
+
+@try_app.command("prompt")
+def try_prompt_cmd(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The new system prompt template (placeholders {instructions}, {labels}, "
+            "{label_names}; {{ and }} for literal braces)."
+        ),
+    ],
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="Backend that runs the prompt: llm | llm-local (default: the champion's "
+            "when it is a prompt version, else llm).",
+        ),
+    ] = None,
+    config: ConfigOpt = _DEFAULT_CONFIG,
+    suite: SuiteOpt = None,
+    weeks: WeeksOpt = 4,
+    measure_latency: Annotated[
+        bool,
+        typer.Option(
+            "--measure-latency/--no-measure-latency",
+            help="Time the champion and the prompt side by side for the verdict's latency "
+            "rule (repeated calls: on a paid endpoint this costs tokens).",
+        ),
+    ] = True,
+    actor: Annotated[str, typer.Option("--actor", help="Who registers the version.")] = "cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a new system prompt for a prompted LLM against the champion; store the Attempt
+    and register the prompt as a version (`tunegate promote VERSION` ships it).
+
+    Exit code: the verdict's (0 pass, 1 fail, 2 inconclusive), as `tunegate compare`.
+    """
+    from tunegate.diagnose import try_prompt
+
+    template = _read_prompt_file(file)
+    workflow = load(config)
+    store = store_for(workflow, config)
+    attempt = try_prompt(
+        workflow,
+        template,
+        store,
+        _suite(store, suite),
+        backend=backend,
+        source=str(file),
+        weeks=weeks,
+        measure_latency=measure_latency,
+        actor=actor,
+    )
+    _finish_attempt(attempt, as_json=as_json)
+
+
+def _read_prompt_file(file: Path) -> str:
+    """The template text of ``file``; a missing, unreadable or non-UTF-8 file is an
+    InputError naming it (an empty one is refused by the library, naming it too)."""
+    if not file.exists():
+        raise InputError(f"{file}: no such file; pass the path of a system prompt template")
+    if not file.is_file():
+        raise InputError(f"{file}: not a file; pass the path of a system prompt template")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{file}: cannot be read ({exc.strerror})") from None
 
 
 # -- the gate ----------------------------------------------------------------------------------

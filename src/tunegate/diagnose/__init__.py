@@ -9,8 +9,9 @@
   predicted class: words, phrases and co-occurring pairs with counts and FDR-controlled tests
   (:mod:`._contrastive`); per-ticket word highlights by occlusion or integrated gradients
   (:mod:`._attribution`);
-* the cheap fixes — instructions, rules, retrieval, each evaluated and stored; a fine-tune
-  held to the best of them (:func:`versus_best_cheap_fix`) (:mod:`._attempts`);
+* the cheap fixes — instructions, rules, retrieval, a prompted LLM's system prompt, each
+  evaluated and stored; a fine-tune held to the best of them (:func:`versus_best_cheap_fix`)
+  (:mod:`._attempts`);
 * the five-condition fine-tuning gate (:mod:`._gate`), one registered condition each
   (:mod:`._gate_conditions`).
 
@@ -32,6 +33,7 @@ from tunegate.diagnose._attempts import (
     recent_missed_signal_overrides,
     register_cheap_fix,
     try_instructions,
+    try_prompt,
     try_retrieval,
     try_rules,
     versus_best_cheap_fix,
@@ -186,6 +188,7 @@ __all__ = [
     "triage_context_from_store",
     "triage_rule",
     "try_instructions",
+    "try_prompt",
     "try_retrieval",
     "try_rules",
     "underweighted_terms",

@@ -1,4 +1,6 @@
-"""The cheap fixes, tried before any fine-tune: instructions, rules, retrieval.
+"""The cheap fixes, tried before any fine-tune: instructions, rules, retrieval, and for a
+prompted LLM a new system prompt (:func:`try_prompt`, whose candidate is registered as a
+``prompt`` model version so it can be promoted and rolled back like weights).
 
 Each ``try_*`` builds a candidate from the champion plus one change, evaluates both on the
 frozen suite (:func:`tunegate.evaluate.run_eval` / :func:`~tunegate.evaluate.compare`) **and**
@@ -64,12 +66,18 @@ __all__ = [
     "recent_missed_signal_overrides",
     "register_cheap_fix",
     "try_instructions",
+    "try_prompt",
     "try_retrieval",
     "try_rules",
     "versus_best_cheap_fix",
 ]
 
-CHEAP_FIX_KINDS = (AttemptKind.INSTRUCTIONS, AttemptKind.RULES, AttemptKind.RETRIEVAL)
+CHEAP_FIX_KINDS = (
+    AttemptKind.INSTRUCTIONS,
+    AttemptKind.RULES,
+    AttemptKind.RETRIEVAL,
+    AttemptKind.PROMPT,
+)
 """The attempt kinds that are cheap fixes (everything but a fine-tune)."""
 
 
@@ -103,15 +111,15 @@ def champion_classifier(workflow: Workflow, store: Store) -> tuple[Any, str | No
     """(classifier, registered champion id or None) for the store's champion.
 
     A zero-shot champion is rebuilt from its recorded config (instructions, temperature), a
-    LoRA champion is loaded from its artifact; with no champion registered, the workflow's
-    zero-shot model is the champion.
+    LoRA champion is loaded from its artifact, a prompt champion runs its stored prompt on its
+    backend; with no champion registered, the workflow's zero-shot model is the champion.
     """
     from tunegate.models import ZeroShotClassifier, load_model_version
 
     champ_id = store.get_alias("champion") if hasattr(store, "get_alias") else None
     if champ_id:
         mv = store.get_model_version(champ_id)
-        if mv.kind not in (ModelKind.LORA, ModelKind.ZERO_SHOT):
+        if mv.kind not in (ModelKind.LORA, ModelKind.ZERO_SHOT, ModelKind.PROMPT):
             raise InputError(
                 f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
                 f"(a classifier) to try a fix against it"
@@ -180,7 +188,13 @@ def _evaluate_change(
     exclude_ticket_ids: set[str] | None = None,
     save: bool = True,
     measure_latency: bool = True,
+    candidate_id: str | None = None,
+    before_save: Callable[[], None] | None = None,
 ) -> Attempt:
+    """Evaluate ``candidate`` against ``baseline`` and build (and with ``save`` store) the
+    Attempt. ``candidate_id`` records the candidate's run under a registered version id (as
+    ``champ_id`` does for the baseline); ``before_save`` runs after the evaluation succeeded
+    and before anything is stored (registering the candidate's version)."""
     from tunegate.evaluate import compare, measure_latency_on_suite, run_eval
 
     missed = recent_missed_signal_overrides(
@@ -197,6 +211,8 @@ def _evaluate_change(
     if champ_id is not None:
         base_run = base_run.model_copy(update={"model_version": champ_id})
     cand_run = run_eval(candidate, suite, workflow)
+    if candidate_id is not None:
+        cand_run = cand_run.model_copy(update={"model_version": candidate_id})
     latency = (
         measure_latency_on_suite(baseline, candidate, suite, workflow) if measure_latency else None
     )
@@ -220,6 +236,8 @@ def _evaluate_change(
         },
     )
     if save:
+        if before_save is not None:
+            before_save()
         store.save_eval_run(base_run)
         store.save_eval_run(cand_run)
         store.save_attempt(attempt)
@@ -277,6 +295,111 @@ def try_instructions(
         extra={
             "instructions": new_instructions,
             **({"temperature": temperature} if temperature is not None else {}),
+        },
+    )
+
+
+def try_prompt(
+    workflow: Workflow,
+    template: str,
+    store: Store,
+    suite: EvalSuite,
+    *,
+    backend: str | None = None,
+    source: str = "the prompt template",
+    champion: Any = None,
+    weeks: int = 4,
+    as_of: datetime | None = None,
+    save: bool = True,
+    measure_latency: bool = True,
+    actor: str = "tunegate",
+) -> Attempt:
+    """Evaluate a new system prompt ``template`` for a prompted LLM against the champion; store
+    the Attempt (kind ``prompt``) and register the prompt as a ``prompt`` model version
+    (:func:`tunegate.models.prompt_version`, lineage: the version it changes) whose id is the
+    Attempt's ``candidate_version``, so ``tunegate promote`` reads its Verdict.
+
+    ``backend``: the backend that runs the prompt (default: the champion's when the champion
+    is a prompt version, else ``llm``). The baseline is the registered champion; with none,
+    the workflow's configured prompt (``llm.system_prompt``, else the built-in one) on the
+    same backend, registered as a version but not promoted (promote it first to be able to
+    roll back to it). ``source`` names the template in errors (the CLI passes the file).
+    """
+    from tunegate.llm import DEFAULT_SYSTEM_PROMPT
+    from tunegate.models import load_model_version, prompt_version
+    from tunegate.registry import Registry
+
+    registry = Registry(store)
+    champ_mv = None
+    champ_id = None if champion is not None else registry.champion()
+    if champ_id is not None:
+        champ_mv = store.get_model_version(champ_id)
+    if backend is None:
+        backend = (
+            str(champ_mv.config.get("backend", "llm"))
+            if champ_mv is not None and champ_mv.kind is ModelKind.PROMPT
+            else "llm"
+        )
+    configured = None
+    if champion is not None:
+        baseline = champion
+    elif champ_mv is not None:
+        baseline = load_model_version(champ_mv, workflow, store=store)
+    else:
+        configured = prompt_version(
+            workflow,
+            workflow.llm.system_prompt or DEFAULT_SYSTEM_PROMPT,
+            backend=backend,
+            source="llm.system_prompt in tunegate.yaml",
+        )
+        champ_id = configured.id
+        baseline = load_model_version(configured, workflow, store=store)
+    mv = prompt_version(workflow, template, backend=backend, parent=champ_id, source=source)
+    if mv.id == champ_id:
+        what = "the champion's" if configured is None else "the workflow's configured"
+        raise InputError(
+            f"{source} is {what} prompt on {backend} (version {mv.id}); change it and try again"
+        )
+    try:
+        existing: ModelVersion | None = store.get_model_version(mv.id)
+    except LookupError:
+        existing = None
+    candidate = load_model_version(existing or mv, workflow, store=store)
+
+    def register() -> None:
+        if configured is not None:
+            try:
+                store.get_model_version(configured.id)
+            except LookupError:
+                registry.register(configured, actor=actor, as_candidate=False)
+        if existing is None:
+            registry.register(mv, actor=actor)
+
+    cfg = mv.config
+    first_line = next((line.strip() for line in template.splitlines() if line.strip()), "")
+    return _evaluate_change(
+        AttemptKind.PROMPT,
+        workflow,
+        store,
+        suite,
+        baseline,
+        candidate,
+        champ_id,
+        weeks=weeks,
+        as_of=as_of,
+        save=save,
+        measure_latency=measure_latency,
+        candidate_id=mv.id,
+        before_save=register,
+        description=f"prompt {mv.id} ({backend}, {cfg['model']}): {first_line[:100]}",
+        extra={
+            "prompt_version": mv.id,
+            "backend": backend,
+            "model": cfg["model"],
+            "prompt_hash": cfg["prompt_hash"],
+            "template": template,
+            "source": source,
+            "baseline_is_configured_prompt": configured is not None,
         },
     )
 
@@ -459,7 +582,7 @@ def _core_accuracy(run: EvalRun, suite: EvalSuite) -> float:
 def best_cheap_fix(
     attempts: Sequence[Attempt], suite: EvalSuite, runs: Callable[[str], EvalRun]
 ) -> tuple[Attempt, EvalRun] | None:
-    """The cheap fix (instructions, rules, retrieval) whose verdict passed or was
+    """The cheap fix (instructions, rules, retrieval, prompt) whose verdict passed or was
     inconclusive, made on ``suite``, with the highest core accuracy, and its candidate EvalRun
     (``runs(id)`` looks a run up, e.g. ``store.get_eval_run``); ``None`` when there is none."""
     suite_hash = suite.hash or suite.compute_hash()

@@ -9,9 +9,10 @@ does both. The gate is open only when all five conditions pass:
 2. **root_cause** — an attribution finding is recorded and confirmed by a person.
 3. **data** — at least ``gate.min_reviewed_examples`` reviewed examples, meeting every
    ``data_targets`` minimum.
-4. **instructions_tried** — an instructions Attempt exists and did *not* fix the problem: it
-   fixed fewer than ``gate.instruction_fix_success`` of the missed-signal overrides, or its
-   verdict failed. When it did fix them, fine-tuning is not needed.
+4. **instructions_tried** — an instructions Attempt (a prompt Attempt when the champion is a
+   prompted LLM) exists and did *not* fix the problem: it fixed fewer than
+   ``gate.instruction_fix_success`` of the missed-signal overrides, or its verdict failed.
+   When it did fix them, fine-tuning is not needed.
 5. **baseline** — an EvalRun of the champion exists to compare a fine-tuned candidate with.
 
 Each condition is a registered pure function (:mod:`._gate_conditions`,
@@ -34,10 +35,12 @@ from tunegate.diagnose._gate_conditions import (
 )
 from tunegate.diagnose._overrides import override_trend_from_store
 from tunegate.documents import Finding
+from tunegate.errors import NotFoundError
 from tunegate.records import (
     EvalRun,
     Example,
     ExampleSource,
+    ModelKind,
     ModelStatus,
     Override,
     ReviewStatus,
@@ -113,6 +116,17 @@ def _champion_id(store: Store) -> str | None:
     return max(versions, key=lambda v: v.created_at).id if versions else None
 
 
+def _champion_kind(store: Store, champion: str | None) -> ModelKind | None:
+    """The champion's kind (None without one, or when the alias names an unknown version)."""
+    if champion is None:
+        return None
+    try:
+        kind: ModelKind = store.get_model_version(champion).kind
+    except NotFoundError:
+        return None
+    return kind
+
+
 def reviewed_examples(
     store: Store, workflow: Workflow, *, as_of: datetime | None = None
 ) -> list[Example]:
@@ -172,6 +186,7 @@ def collect_evidence(
     for version in sorted(baselines):
         runs.extend(store.eval_runs(model_version=version))
     return GateEvidence(
+        champion_kind=_champion_kind(store, champion),
         trend=override_trend_from_store(store, workflow, as_of=as_of),
         findings=[(k, f.model_dump(mode="json")) for k, f in store.documents(Finding).items()],
         reviewed_examples=reviewed_examples(store, workflow, as_of=as_of),

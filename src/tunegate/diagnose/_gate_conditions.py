@@ -21,6 +21,7 @@ from tunegate.records import (
     AttemptKind,
     EvalRun,
     Example,
+    ModelKind,
     ReviewStatus,
     VerdictOutcome,
 )
@@ -62,6 +63,9 @@ class GateEvidence:
     attempts: list[Attempt] = field(default_factory=list)
     champion: str | None = None
     """The champion's model version id (alias ``champion``), if any."""
+    champion_kind: ModelKind | None = None
+    """The champion's kind; a prompted LLM (``ModelKind.is_llm``) makes condition (4) read
+    prompt attempts instead of instructions attempts."""
     eval_runs: list[EvalRun] = field(default_factory=list)
     """Evaluation runs of the champion (and of attempt baselines)."""
 
@@ -137,17 +141,31 @@ def data_shortfalls(examples: list[Example], workflow: Workflow) -> list[dict[st
     return out
 
 
-def _latest_instruction_attempt(attempts: list[Attempt], champion: str | None) -> Attempt | None:
-    pool = [a for a in attempts if a.kind == AttemptKind.INSTRUCTIONS]
+def _latest_instruction_attempt(
+    attempts: list[Attempt], champion: str | None, kind: AttemptKind = AttemptKind.INSTRUCTIONS
+) -> Attempt | None:
+    pool = [a for a in attempts if a.kind == kind]
     if champion is not None and any(a.baseline_version == champion for a in pool):
         pool = [a for a in pool if a.baseline_version == champion]
     return max(pool, key=lambda a: a.created_at) if pool else None
 
 
+def _lever(evidence: GateEvidence) -> AttemptKind:
+    """The cheapest lever condition (4) asks for: the system prompt of a prompted-LLM
+    champion, the instructions otherwise."""
+    kind = evidence.champion_kind
+    return AttemptKind.PROMPT if kind is not None and kind.is_llm else AttemptKind.INSTRUCTIONS
+
+
+def _latest_lever_attempt(evidence: GateEvidence) -> Attempt | None:
+    return _latest_instruction_attempt(evidence.attempts, evidence.champion, _lever(evidence))
+
+
 def instructions_fixed(evidence: GateEvidence, workflow: Workflow) -> bool:
-    """The latest instructions attempt fixed at least ``gate.instruction_fix_success`` of the
-    missed-signal overrides without a failed verdict: fine-tuning is not needed."""
-    attempt = _latest_instruction_attempt(evidence.attempts, evidence.champion)
+    """The latest instructions attempt (prompt attempt, for a prompted-LLM champion) fixed at
+    least ``gate.instruction_fix_success`` of the missed-signal overrides without a failed
+    verdict: fine-tuning is not needed."""
+    attempt = _latest_lever_attempt(evidence)
     if attempt is None:
         return False
     share = attempt.details.get("fixed_share")
@@ -270,11 +288,21 @@ def data(evidence: GateEvidence, workflow: Workflow) -> ConditionFinding:
 
 @gate_condition(4, "instructions_tried")
 def instructions_tried(evidence: GateEvidence, workflow: Workflow) -> ConditionFinding:
-    """An instructions Attempt exists and did *not* fix the problem: it fixed fewer than
-    ``gate.instruction_fix_success`` of the missed-signal overrides, or its verdict failed."""
+    """An instructions Attempt (a prompt Attempt when the champion is a prompted LLM) exists
+    and did *not* fix the problem: it fixed fewer than ``gate.instruction_fix_success`` of the
+    missed-signal overrides, or its verdict failed."""
     gate = workflow.gate
-    attempt = _latest_instruction_attempt(evidence.attempts, evidence.champion)
+    lever = _lever(evidence)
+    attempt = _latest_lever_attempt(evidence)
     if attempt is None:
+        if lever is AttemptKind.PROMPT:
+            return ConditionFinding(
+                False,
+                f"no prompt attempt recorded (the champion {evidence.champion} is a prompted "
+                "LLM: its cheapest fix is the system prompt)",
+                "try the cheapest fix first: `tunegate try prompt FILE`",
+                {"attempts": len(evidence.attempts), "lever": lever.value},
+            )
         return ConditionFinding(
             False,
             "no instructions attempt recorded",
@@ -290,6 +318,15 @@ def instructions_tried(evidence: GateEvidence, workflow: Workflow) -> ConditionF
         "verdict": outcome,
         "missed_signal_overrides": attempt.details.get("missed_signal_total"),
     }
+    retry = "`tunegate try instructions`"
+    ship = "ship the instructions change (promote it) instead of fine-tuning"
+    if lever is AttemptKind.PROMPT:
+        att_ev["lever"] = lever.value
+        retry = "`tunegate try prompt FILE`"
+        ship = (
+            f"ship the prompt (`tunegate promote {attempt.candidate_version}`) instead of "
+            "fine-tuning"
+        )
     if share is None:
         # No recent missed-signal overrides to measure the fix on: a failed verdict still
         # shows the instructions change was tried and is not the fix (the docstring's "or").
@@ -305,8 +342,7 @@ def instructions_tried(evidence: GateEvidence, workflow: Workflow) -> ConditionF
             False,
             f"attempt {attempt.id} could not be measured: no missed-signal "
             f"({gate.reason_code}) overrides in its window, and its verdict was {outcome}",
-            "re-run `tunegate try instructions` once recent overrides exist "
-            "(`--weeks` widens the window)",
+            f"re-run {retry} once recent overrides exist (`--weeks` widens the window)",
             att_ev,
         )
     if instructions_fixed(evidence, workflow):
@@ -315,7 +351,7 @@ def instructions_tried(evidence: GateEvidence, workflow: Workflow) -> ConditionF
             f"attempt {attempt.id} fixed {share:.0%} of the missed-signal overrides "
             f"(>= {gate.instruction_fix_success:.0%}) with verdict {outcome}: "
             "fine-tuning is not needed",
-            "ship the instructions change (promote it) instead of fine-tuning",
+            ship,
             att_ev,
         )
     why = (

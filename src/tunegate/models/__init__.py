@@ -35,7 +35,13 @@ from tunegate.models._encoder import (
 from tunegate.models._knn import KNNClassifier
 from tunegate.models._router import Router, make_decision
 from tunegate.models._rules import RulesClassifier
-from tunegate.models._versions import load_model_version
+from tunegate.models._versions import (
+    load_model_version,
+    load_prompt_classifier,
+    prompt_backend_check,
+    prompt_version,
+    prompt_version_id,
+)
 from tunegate.models._zeroshot import (
     ZeroShotClassifier,
     fit_temperature_nll,
@@ -77,9 +83,13 @@ __all__ = [
     "fit_temperature_nll",
     "get_encoder",
     "load_model_version",
+    "load_prompt_classifier",
     "load_sequence_classifier",
     "lora_modules_to_save",
     "make_decision",
+    "prompt_backend_check",
+    "prompt_version",
+    "prompt_version_id",
     "read_manifest",
     "register_backend",
     "save_lora_artifact",
