@@ -442,3 +442,16 @@ def test_run_eval_counts_invalid_answers_as_errors(workflow: Workflow) -> None:
     assert invalid["answers"]["invalid_json"] == 4
     assert run.metrics["overall"]["accuracy"]["estimate"] == pytest.approx(2 / 6)
     assert run.metrics["llm_usage"]["requests_sent"] == 6
+
+
+@pytest.mark.postgres
+def test_the_response_cache_on_postgresql(workflow: Workflow, pg_url: str) -> None:
+    with FakeServer(lambda body, n: ok('{"label": "hardware"}')) as server, Store(pg_url) as pg:
+        wf = llm_workflow(workflow, server.base_url, samples=2)
+        text = f"pg cache {time.time_ns()}"  # the database may be shared between runs
+        first = LlmClassifier(wf, store=pg, client=fast_client(wf)).predict_outcomes([text])
+        again = LlmClassifier(wf, store=pg, client=fast_client(wf)).predict_outcomes([text])
+        assert len(server.requests) == 2 and first.requested == 2 and again.cached == 2
+        np.testing.assert_array_equal(first.proba, again.proba)
+        usage = LlmClassifier(wf, store=pg, client=fast_client(wf)).usage_for(text)
+    assert usage.requests == 2 and usage.prompt_tokens == 80
