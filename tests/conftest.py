@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tunegate.llm import LocalLlmServer
 
 from tunegate.config import Workflow, parse_workflow, starter_yaml
 
@@ -60,6 +65,14 @@ def shared_data() -> Path:
         f"real data folder {SHARED_DATA} is absent (see ../shared/data/README.md)",
     )
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[LocalLlmServer]:
+    """The real local LLM server (llama.cpp + SmolLM2-135M) on a free loopback port."""
+    from tests._llm_server import llm_server_fixture
+
+    yield from llm_server_fixture(need)
 
 
 @pytest.fixture(scope="session")

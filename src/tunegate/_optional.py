@@ -29,6 +29,7 @@ _EXTRA_FOR = {
     "httpx": "server",
     "mlflow": "mlflow",
     "ray": "ray",
+    "llama_cpp": "llm",
 }
 
 

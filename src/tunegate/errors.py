@@ -13,6 +13,8 @@ error, it inherits that too, so ``except ValueError`` keeps working::
      ├── NotFoundError(LookupError)       a record (suite, model, run...) does not exist
      ├── StoreError                       the database failed or is at the wrong revision
      ├── ModelError                       a model could not be loaded or run
+     │    └── LlmError                    an LLM endpoint failed or answered malformed
+     │         └── LlmUnavailableError(ConnectionError)  the endpoint cannot be reached
      ├── RegistryError                    a promotion/rollback was refused
      └── GateClosedError                  the fine-tuning gate is closed
 """
@@ -25,6 +27,8 @@ __all__ = [
     "GateClosedError",
     "InputError",
     "LeakageError",
+    "LlmError",
+    "LlmUnavailableError",
     "MissingExtraError",
     "ModelError",
     "NotFoundError",
@@ -77,6 +81,16 @@ class StoreError(TunegateError):
 
 class ModelError(TunegateError):
     """A model could not be loaded or run."""
+
+
+class LlmError(ModelError):
+    """An LLM endpoint failed after its retries, refused the request, or answered with
+    something that is not a Chat Completions response; the message names the URL."""
+
+
+class LlmUnavailableError(LlmError, ConnectionError):
+    """An LLM endpoint cannot be reached (refused, timed out, dropped) after its retries; the
+    message names the URL and how to start or point to a server."""
 
 
 class RegistryError(TunegateError):

@@ -81,6 +81,7 @@ _COMMAND_MODULES = (
     "_registry",
     "_monitor",
     "_serve",
+    "_llm",
     "_demo",
 )
 

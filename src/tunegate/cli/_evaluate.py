@@ -136,8 +136,8 @@ def suite_show(
 def _build_model(spec: str, workflow: Workflow, store: Store) -> Any:
     from tunegate.models import backends, build_classifier
 
-    if spec == "knn":
-        return build_classifier("knn", workflow, store=store)
+    if spec in ("knn", "llm"):
+        return build_classifier(spec, workflow, store=store)
     if spec in backends() or spec.startswith("lora:"):
         return build_classifier(spec, workflow)
     try:

@@ -321,6 +321,21 @@ class LlmSettings(_Strict):
     """Answers per text when probabilities come from samples."""
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     """Sampling temperature for ``samples`` (logprob scoring is deterministic)."""
+    smoothing: float = Field(default=0.5, ge=0.0, le=10.0)
+    """Added to every label's count before sampled answers become probabilities
+    (:func:`tunegate.metrics.smoothed_frequencies`), so k answers never give a probability
+    of exactly 0 or 1."""
+    top_logprobs: int = Field(default=20, ge=1, le=20)
+    """Alternatives per answer token asked for when probabilities come from logprobs."""
+    response_format: Literal["json_object_schema", "json_schema", "json_object", "none"] = (
+        "json_object_schema"
+    )
+    """How the answer's JSON schema is sent: ``json_object_schema`` (llama.cpp:
+    ``{"type": "json_object", "schema": ...}``), ``json_schema`` (OpenAI, vLLM, Ollama:
+    ``{"type": "json_schema", "json_schema": {...}}``), ``json_object`` (JSON without a schema)
+    or ``none`` (the prompt alone asks for JSON)."""
+    max_tokens: int = Field(default=64, ge=8, le=4096)
+    """Generated tokens per answer (a ``{"label": ...}`` answer needs a few dozen)."""
     max_concurrency: int = Field(default=4, ge=1, le=256)
     """Requests in flight at once."""
     timeout_s: float = Field(default=60.0, gt=0.0)

@@ -8,7 +8,12 @@ the classifier's ``clarify_threshold`` attribute (set by
 workflow's ``routing.clarify_threshold``; the run records it in
 ``metrics["routing"]["clarify_threshold"]``, and :func:`~tunegate.evaluate.compare_runs` routes
 each run with the threshold it recorded. Out-of-scope suite examples get the true class id
-``-1`` (:data:`~tunegate.metrics.OUT_OF_SCOPE`)."""
+``-1`` (:data:`~tunegate.metrics.OUT_OF_SCOPE`).
+
+A classifier that reports answer outcomes (``predict_outcomes``: the ``llm`` backend) adds
+``metrics["invalid_answer"]`` (texts whose answers named no label, by kind; each is scored as
+an error: its row keeps no mass on the true class) and ``metrics["llm_usage"]`` (requests,
+tokens, cost, latency, how many came from the response cache)."""
 
 from __future__ import annotations
 
@@ -187,9 +192,21 @@ def evaluation_metrics(
 
 
 def _aligned_proba(
-    classifier: Any, texts: list[str], metadata: list[dict[str, Any]], labels: list[str]
+    classifier: Any,
+    texts: list[str],
+    metadata: list[dict[str, Any]],
+    labels: list[str],
+    answers: list[Any] | None = None,
 ) -> npt.NDArray[np.float64]:
-    proba = np.asarray(classifier.predict_proba(texts, metadata), dtype=np.float64)
+    # A classifier with ``predict_outcomes`` (the llm backend) also says, per text, whether any
+    # answer named a label (``outcomes[i].answered``) and what the requests cost.
+    scorer = getattr(classifier, "predict_outcomes", None)
+    if answers is not None and callable(scorer):
+        prediction = scorer(texts, metadata)
+        answers.append(prediction)
+        proba = np.asarray(prediction.proba, dtype=np.float64)
+    else:
+        proba = np.asarray(classifier.predict_proba(texts, metadata), dtype=np.float64)
     clf_labels = list(classifier.labels)
     if proba.shape != (len(texts), len(clf_labels)):
         raise ModelError(
@@ -238,10 +255,13 @@ def run_eval(
     chunks = [examples[i : i + size] for i in range(0, len(examples), size)]
     probas: list[npt.NDArray[np.float64]] = []
     latency: list[float] = []
+    answers: list[Any] = []
     for chunk in track(chunks, description=f"eval {suite.name}"):
         texts = [e.text for e in chunk]
         start = time.perf_counter()
-        probas.append(_aligned_proba(classifier, texts, [dict(e.metadata) for e in chunk], labels))
+        probas.append(
+            _aligned_proba(classifier, texts, [dict(e.metadata) for e in chunk], labels, answers)
+        )
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         latency.extend([elapsed_ms / len(chunk)] * len(chunk))
     proba = np.concatenate(probas, axis=0)
@@ -255,6 +275,11 @@ def run_eval(
         dtype=np.intp,
     )
     ids = [e.id for e in examples]
+    invalid = _invalid_answers(answers, proba, y_true, ids)
+    if invalid is not None:
+        # the llm backend: an example's latency is its requests' recorded latency (k samples
+        # summed), so a rerun answered from the response cache reports the same figures
+        latency = [float(u.latency_ms) for prediction in answers for u in prediction.usage]
     used_seed = workflow.regression.seed if seed is None else seed
     metrics, _ = evaluation_metrics(
         y_true,
@@ -267,6 +292,8 @@ def run_eval(
         seed=used_seed,
         clarify_threshold=clarify_threshold,
     )
+    if invalid is not None:
+        metrics["invalid_answer"], metrics["llm_usage"] = invalid
     return EvalRun(
         model_version=str(getattr(classifier, "version", "unknown")),
         suite_hash=suite.hash or suite.compute_hash(),
@@ -278,6 +305,45 @@ def run_eval(
         latency_ms=latency,
         seed=used_seed,
     )
+
+
+def _invalid_answers(
+    answers: list[Any],
+    proba: npt.NDArray[np.float64],
+    y_true: npt.NDArray[np.intp],
+    ids: list[str],
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """For a classifier that reports answer outcomes (the llm backend): count the texts
+    without a valid answer and score each as an error, in place: its row keeps no mass on the
+    true class (spread evenly over the others), so no metric can count it as correct.
+    Returns ``metrics["invalid_answer"]`` and ``metrics["llm_usage"]``; ``None`` otherwise."""
+    if not answers:
+        return None
+    outcomes = [o for prediction in answers for o in prediction.outcomes]
+    usage = [u for prediction in answers for u in prediction.usage]
+    k = proba.shape[1]
+    rows = [i for i, o in enumerate(outcomes) if not o.answered]
+    for i in rows:
+        if y_true[i] != OUT_OF_SCOPE and k > 1:
+            proba[i] = 1.0 / (k - 1)
+            proba[i, y_true[i]] = 0.0
+    kinds = ("not_a_label", "invalid_json", "refusal")
+    n = len(outcomes)
+    invalid = {
+        "count": len(rows),
+        "rate": len(rows) / n if n else 0.0,
+        "example_ids": [ids[i] for i in rows],
+        "answers": {kind: int(sum(getattr(o, kind) for o in outcomes)) for kind in kinds}
+        | {"valid": int(sum(o.valid for o in outcomes))},
+        "scored_as": "error",
+    }
+    totals = {
+        key: float(sum(getattr(u, key) for u in usage))
+        for key in ("requests", "prompt_tokens", "completion_tokens", "cost", "latency_ms")
+    }
+    totals["requests_sent"] = float(sum(p.requested for p in answers))
+    totals["requests_cached"] = float(sum(p.cached for p in answers))
+    return invalid, totals
 
 
 def seed_variance(

@@ -1,11 +1,17 @@
 """A prompted LLM as the model under test: the prompt (:mod:`tunegate.llm._prompt`), shared by
-the OpenAI-compatible client backend and the in-process local model.
+the OpenAI-compatible client backend and the in-process local model; the Chat Completions
+client (:class:`ChatClient`); the ``llm`` backend (:class:`LlmClassifier`); the answers'
+outcomes (:class:`AnswerOutcome`); and the local llama.cpp server
+(:func:`local_llm_server`, ``tunegate llm serve``).
 
 Settings live in ``tunegate.yaml`` under ``llm:`` (:class:`tunegate.config.LlmSettings`).
 """
 
 from __future__ import annotations
 
+from tunegate.llm._answers import AnswerKind, AnswerOutcome, label_logprobs, parse_answer
+from tunegate.llm._classifier import LlmClassifier, LlmPrediction, llm_version_id
+from tunegate.llm._client import DEFAULT_BASE_URL, ChatClient, ChatResult, resolve_base_url
 from tunegate.llm._prompt import (
     DEFAULT_SYSTEM_PROMPT,
     answer_schema,
@@ -13,11 +19,28 @@ from tunegate.llm._prompt import (
     prompt_hash,
     system_prompt,
 )
+from tunegate.llm._server import LocalLlmServer, default_model_path, local_llm_server
+from tunegate.store._llm_cache import LlmUsage
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "DEFAULT_SYSTEM_PROMPT",
+    "AnswerKind",
+    "AnswerOutcome",
+    "ChatClient",
+    "ChatResult",
+    "LlmClassifier",
+    "LlmPrediction",
+    "LlmUsage",
+    "LocalLlmServer",
     "answer_schema",
     "chat_messages",
+    "default_model_path",
+    "label_logprobs",
+    "llm_version_id",
+    "local_llm_server",
+    "parse_answer",
     "prompt_hash",
+    "resolve_base_url",
     "system_prompt",
 ]

@@ -56,6 +56,7 @@ from tunegate.metrics._classification import (
     precision_per_class,
     recall_per_class,
 )
+from tunegate.metrics._frequencies import smoothed_frequencies
 from tunegate.metrics._registry import MetricSpec, metric_registry, register_metric
 from tunegate.metrics._selective import (
     OUT_OF_SCOPE,
@@ -146,5 +147,6 @@ __all__ = [
     "selective_risk_at_coverage",
     "selective_risk_rate",
     "sens_slope",
+    "smoothed_frequencies",
     "softmax",
 ]

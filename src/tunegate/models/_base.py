@@ -87,6 +87,7 @@ def backends() -> list[str]:
 
 def _load_builtin() -> None:
     # Importing the backend modules registers them.
+    import tunegate.llm._classifier
     import tunegate.lora.classifier
     import tunegate.models._knn
     import tunegate.models._rules

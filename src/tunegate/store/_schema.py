@@ -26,6 +26,7 @@ __all__ = [
     "documents",
     "eval_runs",
     "examples",
+    "llm_responses",
     "metadata",
     "model_versions",
     "overrides",
@@ -206,5 +207,23 @@ audit = sa.Table(
     sa.Column("details", sa.JSON, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
 )
+
+llm_responses = sa.Table(
+    "llm_responses",
+    metadata,
+    sa.Column("key", _HASH, primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("prompt_hash", _HASH, nullable=False, index=True),
+    sa.Column("text_hash", _HASH, nullable=False, index=True),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("cost", sa.Float, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+"""The LLM response cache (:mod:`tunegate.store._llm_cache`): one row per request, keyed by
+a hash of (model, prompt hash, text hash, request parameters)."""
 
 TABLES: dict[str, sa.Table] = {t.name: t for t in metadata.sorted_tables}

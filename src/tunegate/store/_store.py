@@ -8,7 +8,8 @@ The facade over one part per concern, each a mixin over :class:`~tunegate.store.
 * :mod:`~tunegate.store._models` — model versions and aliases;
 * :mod:`~tunegate.store._runs` — evaluation suites, attempts and evaluation runs;
 * :mod:`~tunegate.store._documents` — typed documents (:mod:`tunegate.documents`);
-* :mod:`~tunegate.store._audit` — the audit log.
+* :mod:`~tunegate.store._audit` — the audit log;
+* :mod:`~tunegate.store._llm_cache` — the LLM response cache (answers, tokens, cost, latency).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from tunegate.store._audit import AuditMixin
 from tunegate.store._bulk import AddResult, BulkWritesMixin
 from tunegate.store._documents import DocumentsMixin
+from tunegate.store._llm_cache import LlmCacheMixin
 from tunegate.store._models import AliasEvent, ModelsMixin
 from tunegate.store._records import RecordsMixin
 from tunegate.store._runs import RunsMixin
@@ -23,7 +25,15 @@ from tunegate.store._runs import RunsMixin
 __all__ = ["AddResult", "AliasEvent", "Store"]
 
 
-class Store(BulkWritesMixin, RecordsMixin, ModelsMixin, RunsMixin, DocumentsMixin, AuditMixin):
+class Store(
+    BulkWritesMixin,
+    RecordsMixin,
+    ModelsMixin,
+    RunsMixin,
+    DocumentsMixin,
+    AuditMixin,
+    LlmCacheMixin,
+):
     """tunegate's database: ``Store("sqlite:///tunegate.db")`` or a PostgreSQL URL.
 
     Opening a store migrates it to the newest schema (Alembic ``upgrade head``); a database
