@@ -455,3 +455,30 @@ def test_the_response_cache_on_postgresql(workflow: Workflow, pg_url: str) -> No
         np.testing.assert_array_equal(first.proba, again.proba)
         usage = LlmClassifier(wf, store=pg, client=fast_client(wf)).usage_for(text)
     assert usage.requests == 2 and usage.prompt_tokens == 80
+
+
+def test_an_llm_baseline_is_the_first_champion_and_versions_load_through_the_backend(
+    workflow: Workflow, store: Store
+) -> None:
+    """``baseline: llm``: the first champion is a ``prompt`` version of the workflow's
+    system prompt on the ``llm`` backend, served when no champion is registered; a
+    ``remote_llm`` version loads with its stored model, template and calibration."""
+    from tunegate.models import load_model_version
+    from tunegate.records import ModelVersion
+    from tunegate.serving import load_champion
+    from tunegate.train import ensure_champion
+
+    wf = workflow.model_copy(update={"baseline": "llm"})
+    assert isinstance(load_champion(wf, None).classifier, LlmClassifier)
+    champ = ensure_champion(store, wf, actor="t")
+    mv = store.get_model_version(champ)
+    assert mv.kind is ModelKind.PROMPT and mv.config["backend"] == "llm"
+    assert ensure_champion(store, wf, actor="t") == champ
+    served = load_champion(wf, store)
+    assert isinstance(served.classifier, LlmClassifier) and served.version is not None
+    clf = LlmClassifier(wf, system_prompt="Pick one of {label_names}.", calibration_temperature=2.0)
+    remote = ModelVersion(id=clf.version, kind=ModelKind.REMOTE_LLM, config=clf.describe())
+    loaded = load_model_version(remote, wf)
+    assert isinstance(loaded, LlmClassifier)
+    assert loaded.version == clf.version and loaded.template == clf.template
+    assert loaded.calibration_temperature == 2.0

@@ -170,3 +170,73 @@ def test_llm_serve_cli_starts_answers_and_stops_on_ctrl_c() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_an_llm_workflow_tries_a_prompt_gates_promotes_rolls_back_and_serves(
+    tmp_path: Path, llm_server: LocalLlmServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``baseline: llm``: the first champion is the prompted model (a ``prompt`` version);
+    ``tunegate try prompt`` judges a new prompt against it on the real server, the gate's
+    condition 4 reads that attempt, the registry promotes and rolls the prompt back, and the
+    service classifies with the champion prompt through the server."""
+    from fastapi.testclient import TestClient
+
+    from tunegate.server import ServerSettings, create_app, create_token
+
+    cfg = _config(tmp_path, llm_server, samples=2)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "baseline: llm\n", encoding="utf-8")
+    n = 8
+    rows = [json.loads(r) for r in _suite_file(tmp_path).read_text().splitlines()[:n]]
+    suite = tmp_path / "small.jsonl"
+    suite.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    c = ["-c", str(cfg)]
+    assert main(["suite", "freeze", str(suite), "--name", "s", *c, "--exact-only"]) == 0
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text(
+        "You route IT service desk tickets. Labels:\n{labels}\n"
+        'Answer only with JSON {{"label": "<one of {label_names}>"}}.',
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    code = main(
+        ["try", "prompt", str(prompt), "--suite", "s", *c, "--no-measure-latency", "--json"]
+    )
+    attempt = json.loads(capsys.readouterr().out)
+    assert code in (0, 1, 2) and attempt["kind"] == "prompt"
+    wf = parse_workflow(cfg.read_text(encoding="utf-8"))
+    # no champion yet: the baseline is the workflow's prompt, registered (not promoted);
+    # promoting it is what `try prompt` suggests, and needs no verdict as the first champion
+    baseline_id = attempt["baseline_version"]
+    assert main(["promote", baseline_id, *c]) == 0
+    with Store(f"sqlite:///{tmp_path / 'tunegate.db'}") as store:
+        assert store.get_model_version(baseline_id).kind.value == "prompt"
+        runs = {r.model_version: r for r in store.eval_runs()}
+        assert runs[baseline_id].metrics["llm_usage"]["requests_sent"] > 0
+    # the gate's condition 4 reads the prompt attempt (an LLM champion)
+    capsys.readouterr()
+    main(["gate", *c, "--json"])
+    gate = json.loads(capsys.readouterr().out)
+    cond4 = next(x for x in gate["conditions"] if x["number"] == 4)
+    assert attempt["id"] in json.dumps(cond4), cond4
+    # promote the tried prompt (forced when its verdict did not pass) and roll it back
+    new_id = attempt["candidate_version"]
+    promote = ["promote", new_id, *c]
+    if attempt["verdict"]["outcome"] != "pass":
+        promote += ["--force", "--reason", "test: exercise the registry"]
+    assert main(promote) == 0
+    with Store(f"sqlite:///{tmp_path / 'tunegate.db'}") as store:
+        assert store.get_alias("champion") == new_id
+        token, _ = create_token(store, role="analyst", name="t")
+        app = create_app(wf, store=store, settings=ServerSettings(secret_key=b"k" * 32))
+        with TestClient(app) as client:
+            response = client.post(
+                "/v1/classify",
+                json={"tickets": [{"text": rows[0]["text"]}]},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        assert response.status_code == 200, response.text
+        decision = response.json()["decisions"][0]
+        assert decision["model_version"] == new_id and decision["label"] in wf.labels
+    assert main(["rollback", *c, "--reason", "test"]) == 0
+    with Store(f"sqlite:///{tmp_path / 'tunegate.db'}") as store:
+        assert store.get_alias("champion") == baseline_id

@@ -431,6 +431,11 @@ class Workflow(_Strict):
     """Encoder and inference settings."""
     llm: LlmSettings = Field(default_factory=LlmSettings)
     """A prompted LLM as the model under test (docs/models.md#llms)."""
+    baseline: Literal["zero-shot", "llm", "llm-local"] = "zero-shot"
+    """The first champion when none is registered: the zero-shot encoder with
+    ``instructions``, or a prompted LLM (``llm``: the OpenAI-compatible endpoint of ``llm:``;
+    ``llm-local``: the bundled model in process) with ``llm.system_prompt``, registered as a
+    ``prompt`` version so ``tunegate try prompt`` and the gate's condition 4 compare with it."""
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     """Fine-tuning settings."""
     suites: SuiteSizes = Field(default_factory=SuiteSizes)

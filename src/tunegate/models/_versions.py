@@ -106,9 +106,25 @@ def _build(mv: ModelVersion, workflow: Workflow, store: Store | None) -> Classif
         return RulesClassifier(rules, workflow.label_names)
     if mv.kind is ModelKind.PROMPT:
         return load_prompt_classifier(mv, workflow, store=store)
+    if mv.kind is ModelKind.REMOTE_LLM:
+        # a model behind an OpenAI-compatible endpoint, registered with its describe():
+        # the model name, the template and the calibration temperature
+        from tunegate.models._base import build_classifier
+
+        model = config.get("model") or mv.base_model or workflow.llm.model
+        pinned = workflow.model_copy(
+            update={"llm": workflow.llm.model_copy(update={"model": model})}
+        )
+        return build_classifier(
+            "llm",
+            pinned,
+            system_prompt=config.get("template"),
+            store=store,
+            calibration_temperature=config.get("calibration_temperature"),
+        )
     raise ModelError(
         f"model version {mv.id} has kind {mv.kind.value!r}, which tunegate cannot "
-        f"build locally; supported: lora, zero_shot, retrieval, rules, prompt"
+        f"build locally; supported: lora, zero_shot, retrieval, rules, prompt, remote_llm"
     )
 
 

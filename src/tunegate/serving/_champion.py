@@ -63,12 +63,14 @@ def load_champion(
     workflow: Workflow, store: Store | None, *, fallback: bool = True
 ) -> ServingModel:
     """Build the classifier of the ``champion`` alias (any kind
-    :func:`~tunegate.models.load_model_version` builds: lora, zero_shot, retrieval, rules).
+    :func:`~tunegate.models.load_model_version` builds: lora, zero_shot, retrieval, rules,
+    prompt, remote_llm).
 
-    Without a champion (or without a store) the workflow's zero-shot classifier is returned
-    when ``fallback``; otherwise :class:`~tunegate.errors.InputError` says how to set one.
+    Without a champion (or without a store) the workflow's ``baseline`` model is returned
+    when ``fallback`` (the zero-shot classifier, or the prompted LLM with
+    ``llm.system_prompt``); otherwise :class:`~tunegate.errors.InputError` says how to set one.
     """
-    from tunegate.models import ZeroShotClassifier, load_model_version
+    from tunegate.models import ZeroShotClassifier, build_classifier, load_model_version
 
     champion = None
     if store is not None:
@@ -81,6 +83,8 @@ def load_champion(
             "no champion is registered; promote one with `tunegate promote`, "
             "or pass --model zero-shot|knn|lora:PATH"
         )
+    if workflow.baseline != "zero-shot":
+        return ServingModel(build_classifier(workflow.baseline, workflow, store=store))
     return ServingModel(ZeroShotClassifier(workflow))
 
 

@@ -91,21 +91,39 @@ def register_adapter(
 
 
 def ensure_champion(store: Store, workflow: Workflow, *, actor: str = "tunegate") -> str:
-    """The champion's id; with none registered, the workflow's zero-shot model is registered
-    and promoted as the first champion (recorded in the alias history and audit log)."""
+    """The champion's id; with none registered, the workflow's ``baseline`` model is
+    registered and promoted as the first champion (recorded in the alias history and audit
+    log): the zero-shot encoder with the workflow's instructions, or (``baseline: llm`` /
+    ``llm-local``) the prompted LLM with ``llm.system_prompt`` as a ``prompt`` version."""
     from tunegate.registry import Registry
 
     registry = Registry(store)
     champ = registry.champion()
     if champ is not None:
         return champ
-    from tunegate.models import zero_shot_version_id
+    if workflow.baseline != "zero-shot":
+        from tunegate.llm import DEFAULT_SYSTEM_PROMPT
+        from tunegate.models import prompt_version
 
-    config = {"instructions": workflow.instructions, "labels": workflow.label_names}
-    # the id `tunegate eval zero-shot` records for the same model (one formula, one id)
-    mv = ModelVersion(id=zero_shot_version_id(workflow), kind=ModelKind.ZERO_SHOT, config=config)
-    registry.register(mv, actor=actor, as_candidate=False)
-    registry.promote(mv.id, actor=actor, reason="baseline: the workflow's zero-shot model")
+        template = workflow.llm.system_prompt or DEFAULT_SYSTEM_PROMPT
+        mv = prompt_version(
+            workflow, template, backend=workflow.baseline, source="llm.system_prompt"
+        )
+        reason = f"baseline: the workflow's prompted LLM ({workflow.baseline})"
+    else:
+        from tunegate.models import zero_shot_version_id
+
+        config = {"instructions": workflow.instructions, "labels": workflow.label_names}
+        # the id `tunegate eval zero-shot` records for the same model (one formula, one id)
+        mv = ModelVersion(
+            id=zero_shot_version_id(workflow), kind=ModelKind.ZERO_SHOT, config=config
+        )
+        reason = "baseline: the workflow's zero-shot model"
+    try:
+        store.get_model_version(mv.id)
+    except LookupError:
+        registry.register(mv, actor=actor, as_candidate=False)
+    registry.promote(mv.id, actor=actor, reason=reason)
     return mv.id
 
 
