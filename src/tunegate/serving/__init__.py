@@ -18,7 +18,13 @@ from tunegate.serving._champion import (
     promote_version,
     rollback_champion,
 )
-from tunegate.serving._classify import TicketClassifier, classify_tickets
+from tunegate.serving._classify import (
+    ClassifyOutcome,
+    TicketClassifier,
+    TicketRequest,
+    classify_requests,
+    classify_tickets,
+)
 from tunegate.serving._figures import ServiceFigures, service_figures
 from tunegate.serving._overrides import (
     RecordedOverride,
@@ -39,6 +45,7 @@ __all__ = [
     "QUEUE_ROUTES",
     "AliasChange",
     "ChampionSummary",
+    "ClassifyOutcome",
     "ModelsOverview",
     "QueueEntry",
     "RecordedOverride",
@@ -46,7 +53,9 @@ __all__ = [
     "ServiceFigures",
     "ServingModel",
     "TicketClassifier",
+    "TicketRequest",
     "champion_summary",
+    "classify_requests",
     "classify_tickets",
     "idempotent_override_id",
     "load_champion",

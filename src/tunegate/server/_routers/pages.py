@@ -123,7 +123,11 @@ def post_decide(
     decision_id: Annotated[str, Form(max_length=200)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
+    form_nonce: Annotated[str, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = "",
 ) -> Response:
+    """Record the override of one queue card. The card's ``form_nonce`` is the override's
+    idempotency key: a resubmitted form (reload, back button, double click) returns the
+    stored override instead of recording a second one."""
     who = page_principal(request)
     if who is None:
         raise HTTPException(401, "log in first")
@@ -145,6 +149,7 @@ def post_decide(
         final_label=final_label,
         reason_code=code,
         note=note,
+        idempotency_key=f"form:{form_nonce}" if form_nonce else None,
     )
     if request.headers.get("x-requested-with") == "fetch":
         return JSONResponse({"override_id": done.override.id, "correction": done.correction})
