@@ -25,6 +25,13 @@ from tunegate.serving._classify import (
     classify_requests,
     classify_tickets,
 )
+from tunegate.serving._examples import (
+    ExampleReview,
+    ExampleVerdict,
+    ReviewedExample,
+    open_example_review,
+    review_example,
+)
 from tunegate.serving._figures import ServiceFigures, service_figures
 from tunegate.serving._overrides import (
     RecordedOverride,
@@ -46,10 +53,13 @@ __all__ = [
     "AliasChange",
     "ChampionSummary",
     "ClassifyOutcome",
+    "ExampleReview",
+    "ExampleVerdict",
     "ModelsOverview",
     "QueueEntry",
     "RecordedOverride",
     "ReviewQueue",
+    "ReviewedExample",
     "ServiceFigures",
     "ServingModel",
     "TicketClassifier",
@@ -60,10 +70,12 @@ __all__ = [
     "idempotent_override_id",
     "load_champion",
     "models_overview",
+    "open_example_review",
     "open_queue",
     "promote_version",
     "recent_overrides",
     "record_override",
+    "review_example",
     "rollback_champion",
     "service_figures",
     "top_classes",
