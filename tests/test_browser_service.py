@@ -131,3 +131,55 @@ def test_analyst_works_the_queue_and_sees_the_dashboard(
         ("email_issue", "R2", "alice")
     ]
     assert len(store.audit_log("override")) == 2
+
+
+def test_analyst_reviews_an_imported_example_and_unblocks_the_dataset(
+    live: tuple[str, Store, str], workflow: Workflow, chromium_path: str
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_server_review import BagOfWords
+    from tunegate.errors import InputError
+    from tunegate.records import Example, ReviewStatus
+    from tunegate.train import build_dataset
+
+    base, store, token = live
+    store.add_examples(
+        [
+            Example(
+                id="ex_ok",
+                text="vpn keeps dropping",
+                label="vpn_issue",
+                review_status=ReviewStatus.REVIEWED,
+                reviewer="ana",
+            ),
+            Example(id="ex_new", text="<i>my laptop</i> will not boot", label="vpn_issue"),
+        ]
+    )
+    with pytest.raises(InputError, match="not reviewed"):
+        build_dataset(store, workflow, encoder=BagOfWords(), allow_shortfall=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=FLAGS)
+        page = browser.new_page()
+        page.goto(f"{base}/login")
+        page.fill("#token", token)
+        page.click("#login-submit")
+        page.click("#nav-review")
+        expect(page).to_have_url(f"{base}/review")
+        expect(page.locator("#review-count")).to_have_text("1")
+        card = page.locator("article.example").first
+        expect(card.locator(".text")).to_have_text("<i>my laptop</i> will not boot")  # as text
+        card.locator(".sel-label").select_option("hardware")
+        page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+        card.locator(".btn-relabel").click()
+        expect(page.locator("#flash")).to_be_visible()
+        expect(page.locator("#review-count")).to_have_text("0")
+        expect(page.locator("#review-empty")).to_be_visible()
+        browser.close()
+    dataset = build_dataset(store, workflow, encoder=BagOfWords(), allow_shortfall=True)
+    assert sorted((e.text, e.label) for e in dataset.examples) == [
+        ("<i>my laptop</i> will not boot", "hardware"),
+        ("vpn keeps dropping", "vpn_issue"),
+    ]
+    assert [r["actor"] for r in store.audit_log("example_review")] == ["alice"]

@@ -27,6 +27,7 @@ from tunegate.records import Example
 __all__ = [
     "DOCUMENT_TYPES",
     "ApiToken",
+    "ClassifyReceipt",
     "DatasetManifest",
     "Document",
     "Finding",
@@ -244,9 +245,10 @@ class ApiToken(Document):
 
 
 class WebSession(Document):
-    """A logged-in page session (key: SHA-256 hex of the session id; the id itself lives only
-    in the signed cookie). Logout deletes it, revoking its token deletes it, and it is refused
-    after ``expires_at`` whatever the cookie says."""
+    """A logged-in page session. Key: ``<expiry, 12-digit unix time>:<SHA-256 hex of the
+    session id>`` (the id itself lives only in the signed cookie; keys sort by expiry, so
+    expired sessions are purged by one bounded range query). Logout deletes it, revoking its
+    token deletes it, and it is refused after ``expires_at`` whatever the cookie says."""
 
     KIND: ClassVar[str] = "web_session"
 
@@ -257,6 +259,23 @@ class WebSession(Document):
     """ISO 8601 UTC timestamp."""
     expires_at: float
     """Unix time after which the session is refused (and deleted)."""
+
+
+class ClassifyReceipt(Document):
+    """What a ``POST /v1/classify`` with an ``Idempotency-Key`` wrote (key: SHA-256 hex of the
+    caller's token id and the key, so keys are scoped per token). A retry with the same key
+    and request returns these decisions instead of classifying again."""
+
+    KIND: ClassVar[str] = "classify_receipt"
+
+    request_hash: str
+    """SHA-256 of the request's tickets as sent (text, id, created_at, metadata)."""
+    created_at: str
+    """ISO 8601 UTC timestamp: also the ``created_at`` of tickets that came without one."""
+    ticket_ids: list[str]
+    decision_ids: list[str]
+    """In request order; derived from the key, so a half-finished request completes the same
+    decisions on retry."""
 
 
 class MlflowRun(Document):

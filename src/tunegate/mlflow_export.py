@@ -91,9 +91,7 @@ def export_training(
     experiment_id = (
         experiment.experiment_id
         if experiment is not None
-        else client.create_experiment(
-            experiment_name, artifact_location=_artifact_location(uri)
-        )
+        else client.create_experiment(experiment_name, artifact_location=_artifact_location(uri))
     )
     tags = {
         "tunegate.dataset_hash": manifest.dataset_hash,

@@ -35,6 +35,7 @@ def widen_when_not_a_terminal() -> None:
         if console.is_terminal or os.environ.get("COLUMNS"):
             console.width = None  # type: ignore[assignment]
 
+
 ConfigOpt = Annotated[
     Path,
     typer.Option("--config", "-c", help="Path to tunegate.yaml.", envvar="TUNEGATE_CONFIG"),

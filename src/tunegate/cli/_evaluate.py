@@ -284,12 +284,17 @@ def probe_cmd(
     dataset: Annotated[str, typer.Argument(help="The probe task: banking77.")] = "banking77",
     encoder: Annotated[
         str | None,
-        typer.Option("--encoder", help="Encoder folder to probe (default: the workflow's)."),
+        typer.Option(
+            "--encoder",
+            help="Encoder folder to probe, or a LoRA artifact (its merged encoder is probed; "
+            "written once to ARTIFACT/merged). Default: the shipped encoder.",
+        ),
     ] = None,
     baseline_encoder: Annotated[
         str | None,
         typer.Option(
-            "--baseline-encoder", help="Also probe this encoder and compare (before vs after)."
+            "--baseline-encoder",
+            help="Also probe this encoder (or LoRA artifact) and compare (before vs after).",
         ),
     ] = None,
     data_dir: Annotated[Path, typer.Option("--data-dir", help="BANKING77 folder.")] = Path(
@@ -302,11 +307,15 @@ def probe_cmd(
 ) -> None:
     """kNN probe of an encoder on BANKING77 (external capability preservation)."""
     from tunegate.config import ModelSettings
-    from tunegate.evaluate import compare_probes, preservation_probe
+    from tunegate.evaluate import compare_probes, preservation_probe, probe_encoder_folder
     from tunegate.models import get_encoder
 
     if dataset != "banking77":
         raise InputError(f"unknown probe dataset {dataset!r}; available: banking77")
+    if encoder is not None:
+        encoder = probe_encoder_folder(encoder)
+    if baseline_encoder is not None:
+        baseline_encoder = probe_encoder_folder(baseline_encoder)
     kw = {"train_per_class": train_per_class, "test_per_class": test_per_class, "seed": seed}
     after = preservation_probe(get_encoder(ModelSettings(encoder=encoder)), data_dir, **kw)
     payload: dict[str, Any] = {

@@ -239,6 +239,8 @@ def console_summary(demo: DemoResult) -> list[str]:
         out += ["", render_key_table(demo.table)]
     out += ["", f"report: {demo.report_html}", f"summary: {demo.summary_md}"]
     return out
+
+
 def latency_line(latency: dict[str, Any] | None) -> str:
     """One line for a paired latency measurement (``PairedLatency.to_dict()``)."""
     if latency is None:

@@ -33,6 +33,7 @@ from tunegate.evaluate._probe import (
     compare_probes,
     load_banking77,
     preservation_probe,
+    probe_encoder_folder,
 )
 from tunegate.evaluate._run import run_eval, seed_variance, subset_masks
 from tunegate.evaluate._suites import (
@@ -82,6 +83,7 @@ __all__ = [
     "measure_latency_on_suite",
     "measure_paired_latency",
     "preservation_probe",
+    "probe_encoder_folder",
     "read_suite_examples",
     "run_eval",
     "run_summaries",

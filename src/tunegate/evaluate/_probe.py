@@ -27,7 +27,35 @@ __all__ = [
     "compare_probes",
     "load_banking77",
     "preservation_probe",
+    "probe_encoder_folder",
 ]
+
+
+def probe_encoder_folder(path: str | Path) -> str:
+    """The encoder folder the probe embeds with, for ``path`` given as ``--encoder``: a Hugging
+    Face encoder folder (``config.json``) as it is, or a LoRA artifact (``manifest.json`` and
+    ``adapter/``) as its merged encoder (:func:`tunegate.lora.export_merged_encoder`, written
+    once to ``<artifact>/merged``), so the probe measures the fine-tuned encoder.
+
+    Raises :class:`~tunegate.errors.InputError` for anything else, naming what was expected.
+    """
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise InputError(
+            f"--encoder {str(path)!r} is not a folder; give a Hugging Face encoder folder "
+            f"(config.json) or a LoRA artifact (manifest.json, adapter/)"
+        )
+    if (folder / "config.json").is_file():
+        return str(folder)
+    if (folder / "manifest.json").is_file():
+        from tunegate.lora import export_merged_encoder
+
+        return str(export_merged_encoder(folder))
+    raise InputError(
+        f"--encoder {str(path)!r} is neither an encoder folder (no config.json) nor a LoRA "
+        f"artifact (no manifest.json); give the folder `tunegate finetune` wrote (e.g. "
+        f"artifacts/lora-...) or a Hugging Face model folder"
+    )
 
 
 def load_banking77(data_dir: str | Path, split: str) -> list[tuple[str, str]]:

@@ -37,6 +37,7 @@ __all__ = [
     "MANIFEST_NAME",
     "ArtifactManifest",
     "dir_sha256",
+    "export_merged_encoder",
     "file_sha256",
     "library_versions",
     "read_manifest",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 ARTIFACT_FORMAT = "tunegate-lora/1"
+MERGED_DIR = "merged"
+"""Where :func:`export_merged_encoder` writes an artifact's merged encoder by default."""
+_MERGED_STAMP = "tunegate-merged.json"
 MANIFEST_NAME = "manifest.json"
 ADAPTER_DIR = "adapter"
 
@@ -206,4 +210,46 @@ def save_lora_artifact(model: Any, out_dir: str | Path, manifest: ArtifactManife
     if not manifest.library_versions:
         updates["library_versions"] = library_versions()
     write_manifest(out, manifest.model_copy(update=updates))
+    return out
+
+
+def export_merged_encoder(artifact_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write the fine-tuned encoder of a LoRA artifact as a plain Hugging Face encoder folder:
+    the adapter merged into the base encoder's weights (the classification head left out),
+    with the base's tokenizer. Any encoder consumer can then load it, e.g.
+    ``tunegate probe --encoder`` (the encoder-preservation check) or ``model.encoder``.
+
+    ``out_dir`` defaults to ``<artifact>/merged``. The folder is stamped with the adapter's
+    hash; an up-to-date export is reused, a stale one is replaced. Raises
+    :class:`~tunegate.errors.ModelError` when the folder is not a LoRA artifact.
+    """
+    from tunegate.lora.classifier import LoraClassifier
+    from tunegate.lora.model import merged_model
+
+    transformers = require("transformers", purpose="exporting a merged encoder")
+    folder = Path(artifact_dir)
+    read_manifest(folder)  # a clear error for a folder that is not an artifact
+    adapter_hash = dir_sha256(folder / ADAPTER_DIR)
+    out = Path(out_dir) if out_dir is not None else folder / MERGED_DIR
+    stamp = out / _MERGED_STAMP
+    if stamp.is_file() and (out / "config.json").is_file():
+        try:
+            if json.loads(stamp.read_text(encoding="utf-8")).get("adapter_sha256") == adapter_hash:
+                return out
+        except (OSError, ValueError):
+            pass  # unreadable stamp: export again
+    classifier = LoraClassifier.load(folder, backend="torch")
+    encoder = merged_model(classifier.model).base_model  # the backbone, without the head
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    encoder.save_pretrained(str(tmp), safe_serialization=True)
+    transformers.AutoTokenizer.from_pretrained(classifier.base_model).save_pretrained(str(tmp))
+    (tmp / _MERGED_STAMP).write_text(
+        json.dumps({"adapter_sha256": adapter_hash, "artifact": folder.name}, indent=2),
+        encoding="utf-8",
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
     return out

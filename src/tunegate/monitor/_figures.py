@@ -275,9 +275,7 @@ def compute_figures(
             fnr[c] = _or_none(per_class_fnr[i])
     # Without any analyst feedback "not overridden" says nothing about being right.
     # (A breakdown group inherits its window's answer.)
-    judged = n > 0 and (
-        any(d.id in matched for d in decisions) if _feedback is None else _feedback
-    )
+    judged = n > 0 and (any(d.id in matched for d in decisions) if _feedback is None else _feedback)
     if not judged:
         fnr = dict.fromkeys(protected)
     routes = [d.route for d in decisions]

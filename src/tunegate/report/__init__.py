@@ -19,7 +19,16 @@ from tunegate.report._evaluation import (
     verdict_markdown,
     verdict_section,
 )
-from tunegate.report._html import Html, Section, badge, esc, page, table
+from tunegate.report._html import (
+    REPORT_BUDGET_BYTES,
+    Html,
+    Section,
+    badge,
+    esc,
+    fit_budget,
+    page,
+    table,
+)
 from tunegate.report._markdown import md_escape, md_table
 from tunegate.report._monitoring import (
     monitor_review_html,
@@ -38,6 +47,7 @@ from tunegate.report._words import change_phrase, counts_phrase
 __all__ = [
     "MAX_MATRIX_CLASSES",
     "PALETTE",
+    "REPORT_BUDGET_BYTES",
     "Html",
     "Section",
     "StackedBar",
@@ -52,6 +62,7 @@ __all__ = [
     "demo_report_html",
     "demo_summary_markdown",
     "esc",
+    "fit_budget",
     "fmt_interval",
     "line_chart",
     "md_escape",

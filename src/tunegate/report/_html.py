@@ -11,7 +11,16 @@ from dataclasses import dataclass
 
 import markupsafe
 
-__all__ = ["Html", "Section", "badge", "esc", "page", "table"]
+__all__ = [
+    "REPORT_BUDGET_BYTES",
+    "Html",
+    "Section",
+    "badge",
+    "esc",
+    "fit_budget",
+    "page",
+    "table",
+]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -88,8 +97,48 @@ def table(
     return Html(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def page(title: str, sections: Sequence[Section], *, subtitle: str = "") -> str:
-    """A complete standalone HTML document (inline CSS, no scripts, no external resources)."""
+REPORT_BUDGET_BYTES = 1_000_000
+"""The size budget of one HTML report (UTF-8 bytes). Reports are built to stay far below it
+(top confusions instead of a matrix above 30 classes, the worst classes only in per-class
+charts); :func:`page` enforces it as a backstop by leaving out the largest sections, with a
+note, so no report grows to the megabytes a 150-class matrix once took."""
+
+
+def _section_html(s: Section) -> str:
+    anchor = f' id="{esc(s.anchor)}"' if s.anchor else ""
+    return f"<section{anchor}><h2>{esc(s.title)}</h2>{s.body}</section>"
+
+
+def fit_budget(sections: Sequence[Section], budget: int) -> list[Section]:
+    """``sections`` with the largest ones (never the first: the summary or verdict) replaced
+    by a one-line note until their HTML fits in ``budget`` UTF-8 bytes."""
+    out = list(sections)
+    sizes = [len(_section_html(s).encode()) for s in out]
+    left_out: set[int] = set()
+    while sum(sizes) > budget:
+        candidates = [i for i in range(1, len(out)) if i not in left_out]
+        if not candidates:
+            break
+        i = max(candidates, key=lambda k: sizes[k])
+        note = Html(
+            f'<p class="omitted">Left out to keep the report under its size budget of '
+            f"{budget / 1000:,.0f} kB (this section: {sizes[i] / 1000:,.0f} kB).</p>"
+        )
+        out[i] = Section(out[i].title, note, out[i].anchor)
+        sizes[i] = len(_section_html(out[i]).encode())
+        left_out.add(i)
+    return out
+
+
+def page(
+    title: str,
+    sections: Sequence[Section],
+    *,
+    subtitle: str = "",
+    budget: int = REPORT_BUDGET_BYTES,
+) -> str:
+    """A complete standalone HTML document (inline CSS, no scripts, no external resources),
+    at most ``budget`` bytes when its first section fits (:func:`fit_budget`)."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -99,8 +148,7 @@ def page(title: str, sections: Sequence[Section], *, subtitle: str = "") -> str:
     ]
     if subtitle:
         parts.append(f'<p class="sub">{esc(subtitle)}</p>')
-    for s in sections:
-        anchor = f' id="{esc(s.anchor)}"' if s.anchor else ""
-        parts.append(f"<section{anchor}><h2>{esc(s.title)}</h2>{s.body}</section>")
+    frame = len("\n".join([*parts, "</body></html>"]).encode()) + len(sections) + 1
+    parts.extend(_section_html(s) for s in fit_budget(sections, budget - frame))
     parts.append("</body></html>")
     return "\n".join(parts)

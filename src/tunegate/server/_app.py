@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -50,16 +52,17 @@ __all__ = ["ServerSettings", "create_app"]
 
 log = logging.getLogger("tunegate.server")
 
-_STATUS_FOR: list[tuple[type[TunegateError], int]] = [
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (InputError, 422),
-    (RegistryError, 409),
-    (ModelError, 503),
-    (StoreError, 503),
-    (TunegateError, 400),
+_STATUS_FOR: list[tuple[type[TunegateError], int, str]] = [
+    (NotFoundError, 404, "not_found"),
+    (ConflictError, 409, "conflict"),
+    (InputError, 422, "invalid"),
+    (RegistryError, 409, "refused"),
+    (ModelError, 503, "unavailable"),
+    (StoreError, 503, "unavailable"),
+    (TunegateError, 400, "bad_request"),
 ]
-"""HTTP status of each library error (first match wins)."""
+"""HTTP status and public error code of each library error (first match wins). The code is
+part of the API; the exception class is not (it never reaches a client)."""
 
 
 _UNAVAILABLE = {
@@ -71,20 +74,45 @@ URL or server paths, goes to the log only)."""
 
 
 async def _tunegate_error(request: Request, exc: Exception) -> JSONResponse:
-    code = next(code for kind, code in _STATUS_FOR if isinstance(exc, kind))
-    kind = type(exc).__name__
+    code, name = next((code, name) for kind, code, name in _STATUS_FOR if isinstance(exc, kind))
     if code >= 500:
         error_id = new_error_id()
-        log.error("%s %s on %s: %s", kind, error_id, request.url.path, exc)
+        log.error("%s %s on %s: %s", type(exc).__name__, error_id, request.url.path, exc)
         detail = next((m for k, m in _UNAVAILABLE.items() if isinstance(exc, k)), "server error")
         return JSONResponse(
-            {"detail": detail, "error": kind, "error_id": error_id}, status_code=code
+            {"detail": detail, "error": name, "error_id": error_id}, status_code=code
         )
-    return JSONResponse({"detail": _encodable(str(exc)), "error": kind}, status_code=code)
+    state: AppState = request.app.state.tunegate
+    detail = public_message(str(exc), state.store)
+    return JSONResponse({"detail": _encodable(detail), "error": name}, status_code=code)
 
 
 def _encodable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def public_message(message: str, store: Store) -> str:
+    """A library error's message as a client may see it: the store's URL and the server's
+    directories (working directory, home, Python prefix, temp dir) are replaced, so a 4xx
+    body never tells a client where the server keeps its files. The messages are written
+    for users already; this is the net under them."""
+    secret = [store.engine.url.render_as_string(hide_password=True), str(store.url)]
+    path = store.sqlite_path
+    if path is not None:
+        secret += [str(path), str(path.resolve())]
+    for raw in sorted({s for s in secret if s}, key=len, reverse=True):
+        message = message.replace(raw, "the store")
+    roots = {
+        os.getcwd(): ".",
+        str(Path.home()): "~",
+        sys.prefix: "<python>",
+        sys.base_prefix: "<python>",
+        tempfile.gettempdir(): "<tmp>",
+        str(Path(tunegate.__file__).resolve().parent): "<tunegate>",
+    }
+    for root in sorted((r for r in roots if len(r) > 1), key=len, reverse=True):
+        message = message.replace(root, roots[root])
+    return message
 
 
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
@@ -157,6 +185,8 @@ def create_app(
     package = resources.files("tunegate.server")
     templates = Jinja2Templates(directory=str(package.joinpath("templates")))
     templates.env.globals["reason_codes"] = [(c.value, c.meaning) for c in ReasonCode]
+    # one per rendered form: the form's idempotency key, so a resubmitted form records once
+    templates.env.globals["form_nonce"] = lambda: secrets.token_urlsafe(16)
     state = AppState(
         workflow=workflow,
         store=store,

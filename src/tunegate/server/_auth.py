@@ -46,6 +46,7 @@ __all__ = [
     "issue_token",
     "list_tokens",
     "open_session",
+    "purge_expired_sessions",
     "revoke_token",
     "session_principal",
     "verify_token",
@@ -190,18 +191,48 @@ def verify_token(store: Store, token: str) -> Principal | None:
     return principal_for_hash(store, hash_token(token))
 
 
+_PURGE_BATCH = 16
+"""Expired sessions deleted per login at most: logins stay O(1) in the number of stored
+sessions, and since each login adds one session the backlog still drains."""
+
+_EXPIRY_DIGITS = 12
+
+
+def _session_key(session_id: str) -> str | None:
+    """The store key of a session: its expiry (12-digit unix time, which the id starts with)
+    and the SHA-256 of the id, so keys sort by expiry and expired sessions are one range scan
+    away. None for an id that is not of this shape."""
+    stamp, dot, rest = session_id.partition(".")
+    if not dot or not rest or len(stamp) != _EXPIRY_DIGITS or not stamp.isdigit():
+        return None
+    return f"{stamp}:{hash_token(session_id)}"
+
+
+def purge_expired_sessions(
+    store: Store, *, now: float | None = None, limit: int = _PURGE_BATCH
+) -> int:
+    """Delete up to ``limit`` expired sessions (one bounded range query on the store key,
+    which starts with the expiry); returns how many were deleted."""
+    moment = time.time() if now is None else now
+    sessions = store.documents(WebSession)
+    expired = sessions.keys(below=f"{int(moment):0{_EXPIRY_DIGITS}d}", limit=limit)
+    return sum(sessions.delete(key) for key in expired)
+
+
 def open_session(store: Store, signer: SessionSigner, principal: Principal) -> str:
     """Store a fresh session of ``principal`` (it expires after ``signer.max_age_s``) and
-    return the signed cookie value that names it. Expired sessions are purged on the way."""
+    return the signed cookie value that names it.
+
+    One insert plus one bounded purge (:func:`purge_expired_sessions`): the cost of a login
+    does not grow with the number of stored sessions."""
     now = time.time()
-    sessions = store.documents(WebSession)
-    for key, old in sessions.items():
-        if old.expires_at < now:
-            sessions.delete(key)
-    session_id = secrets.token_urlsafe(24)
+    purge_expired_sessions(store, now=now)
     expires = int(now) + signer.max_age_s
-    sessions.put(
-        hash_token(session_id),
+    session_id = f"{expires:0{_EXPIRY_DIGITS}d}.{secrets.token_urlsafe(24)}"
+    key = _session_key(session_id)
+    assert key is not None
+    store.documents(WebSession).put(
+        key,
         WebSession(
             token_hash=principal.token_hash,
             token_id=principal.token_id,
@@ -221,7 +252,9 @@ def session_principal(
     if payload is None:
         return None
     session_id = str(payload.get("sid", ""))
-    key = hash_token(session_id)
+    key = _session_key(session_id)
+    if key is None:
+        return None
     sessions = store.documents(WebSession)
     session = sessions.get(key)
     if session is None:
@@ -237,7 +270,8 @@ def session_principal(
 
 def close_session(store: Store, session_id: str) -> bool:
     """Delete a session (logout); False when it was already gone."""
-    return store.documents(WebSession).delete(hash_token(session_id))
+    key = _session_key(session_id)
+    return key is not None and store.documents(WebSession).delete(key)
 
 
 def _close_sessions_of(store: Store, token_hash: str) -> None:

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
@@ -20,6 +20,7 @@ __all__ = [
     "SESSION_COOKIE",
     "Admin",
     "Analyst",
+    "IdempotencyKey",
     "State",
     "app_state",
     "forbidden",
@@ -74,6 +75,18 @@ def _requires(role: Role) -> Callable[..., Principal]:
 Analyst = Annotated[Principal, Depends(_requires(Role.ANALYST))]
 Admin = Annotated[Principal, Depends(_requires(Role.ADMIN))]
 State = Annotated[AppState, Depends(app_state)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes the request safe to retry: the same key (per token) and body return "
+        "the first answer's records instead of storing them again; the same key with a "
+        "different body is 409.",
+    ),
+]
+"""The optional ``Idempotency-Key`` header of the write endpoints."""
 
 
 def forbidden(message: str) -> HTTPException:

@@ -16,11 +16,18 @@ from fastapi.templating import Jinja2Templates
 
 from tunegate.config import Workflow
 from tunegate.errors import ModelError, TunegateError
-from tunegate.records import Decision, ReasonCode, Ticket
+from tunegate.records import Decision, ReasonCode
 from tunegate.server._auth import Principal, SessionSigner
 from tunegate.server._highlight import Segment, attribution_segments, occlusion_highlights
 from tunegate.server._prometheus import MetricsRegistry
-from tunegate.serving import RecordedOverride, TicketClassifier, record_override
+from tunegate.serving import (
+    ClassifyOutcome,
+    RecordedOverride,
+    TicketClassifier,
+    TicketRequest,
+    classify_requests,
+    record_override,
+)
 from tunegate.store import Store
 
 __all__ = ["AppState", "ClassifierLoader", "ServerSettings"]
@@ -128,15 +135,26 @@ class AppState:
 
     # -- use-cases with their Prometheus counters ---------------------------------------------
 
-    def classify(self, tickets: list[Ticket]) -> list[Decision]:
-        """Decide and log tickets with the serving classifier."""
+    def classify(
+        self,
+        requests: list[TicketRequest],
+        *,
+        principal: Principal | None = None,
+        idempotency_key: str | None = None,
+    ) -> ClassifyOutcome:
+        """Decide and log tickets with the serving classifier (at most once per
+        ``idempotency_key`` of ``principal``'s token)."""
         clf, version = self.current()
-        decisions = TicketClassifier(
-            self.workflow, clf, version=version, store=self.store
-        ).classify(tickets)
-        for d in decisions:
-            self.metrics.decisions.inc(d.route.value)
-        return decisions
+        outcome = classify_requests(
+            TicketClassifier(self.workflow, clf, version=version, store=self.store),
+            requests,
+            idempotency_key=idempotency_key,
+            scope=principal.token_id if principal is not None else "",
+        )
+        if outcome.new:
+            for d in outcome.decisions:
+                self.metrics.decisions.inc(d.route.value)
+        return outcome
 
     def record_override(
         self,

@@ -18,7 +18,20 @@ from tunegate.serving._champion import (
     promote_version,
     rollback_champion,
 )
-from tunegate.serving._classify import TicketClassifier, classify_tickets
+from tunegate.serving._classify import (
+    ClassifyOutcome,
+    TicketClassifier,
+    TicketRequest,
+    classify_requests,
+    classify_tickets,
+)
+from tunegate.serving._examples import (
+    ExampleReview,
+    ExampleVerdict,
+    ReviewedExample,
+    open_example_review,
+    review_example,
+)
 from tunegate.serving._figures import ServiceFigures, service_figures
 from tunegate.serving._overrides import (
     RecordedOverride,
@@ -39,22 +52,30 @@ __all__ = [
     "QUEUE_ROUTES",
     "AliasChange",
     "ChampionSummary",
+    "ClassifyOutcome",
+    "ExampleReview",
+    "ExampleVerdict",
     "ModelsOverview",
     "QueueEntry",
     "RecordedOverride",
     "ReviewQueue",
+    "ReviewedExample",
     "ServiceFigures",
     "ServingModel",
     "TicketClassifier",
+    "TicketRequest",
     "champion_summary",
+    "classify_requests",
     "classify_tickets",
     "idempotent_override_id",
     "load_champion",
     "models_overview",
+    "open_example_review",
     "open_queue",
     "promote_version",
     "recent_overrides",
     "record_override",
+    "review_example",
     "rollback_champion",
     "service_figures",
     "top_classes",

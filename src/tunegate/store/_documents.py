@@ -83,15 +83,18 @@ class Documents(Generic[D]):
         """Every ``(key, document)`` of this kind, ordered by key."""
         return list(self._iter())
 
-    def keys(self) -> list[str]:
-        """Every key of this kind, ordered."""
+    def keys(self, *, below: str | None = None, limit: int | None = None) -> list[str]:
+        """The keys of this kind, ordered; ``below`` keeps keys that sort before it and
+        ``limit`` caps how many come back (a range scan of the primary key: bounded work
+        however many documents there are)."""
         t = s.documents
+        query = sa.select(t.c.key).where(t.c.kind == self.kind).order_by(t.c.key)
+        if below is not None:
+            query = query.where(t.c.key < below)
+        if limit is not None:
+            query = query.limit(limit)
         with self._store._read() as conn:
-            return list(
-                conn.execute(
-                    sa.select(t.c.key).where(t.c.kind == self.kind).order_by(t.c.key)
-                ).scalars()
-            )
+            return list(conn.execute(query).scalars())
 
     def _iter(self) -> Iterator[tuple[str, D]]:
         t = s.documents

@@ -185,8 +185,9 @@ class RecordsMixin(StoreCore):
         review_status: str | None = None,
         source: str | None = None,
         label: str | None = None,
+        ids: Sequence[str] | None = None,
     ) -> list[Example]:
-        """Examples ordered by ``created_at`` (then id)."""
+        """Examples ordered by ``created_at`` (then id); ``ids`` keeps only those ids."""
         e = s.examples
         query = sa.select(e).order_by(e.c.created_at, e.c.id)
         if review_status is not None:
@@ -195,7 +196,10 @@ class RecordsMixin(StoreCore):
             query = query.where(e.c.source == str(source))
         if label is not None:
             query = query.where(e.c.label == label)
-        return self._select("examples", query)
+        if ids is None:
+            return self._select("examples", query)
+        found = self._select_ids("examples", query, ids)
+        return sorted(found, key=lambda x: (x.created_at, x.id))
 
     def set_review_status(
         self,

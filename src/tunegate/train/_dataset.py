@@ -334,7 +334,8 @@ def build_dataset(
         raise InputError(
             f"{len(pending)} examples are not reviewed ({dict(sorted(by_source.items()))}); "
             f"tunegate trains only on reviewed data. List them with `tunegate review list` and "
-            f"mark them with `tunegate review mark ID... --reviewer NAME` (or `--all --yes`); "
+            f"mark them with `tunegate review mark ID... --reviewer NAME` (or `--all --yes`), or "
+            f"on the /review page of `tunegate serve`; "
             f"pending overrides with store.set_review_status('override', ids, 'reviewed', "
             f"reviewer=...); "
             f"or pass --include-unreviewed to train on them anyway"

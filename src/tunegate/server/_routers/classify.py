@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import Discriminator, Tag
 
-from tunegate.records import Ticket, new_id, utcnow
-from tunegate.server._deps import Analyst, State
+from tunegate.server._deps import Analyst, IdempotencyKey, State
 from tunegate.server._schemas import BatchIn, ClassifyResponse, TicketIn
+from tunegate.serving import TicketRequest
 
 __all__ = ["router"]
 
@@ -34,8 +34,17 @@ ClassifyIn = Annotated[
     "/v1/classify",
     response_model=ClassifyResponse,
     summary="Classify one ticket or a batch; decisions are stored and returned",
+    responses={
+        409: {"description": "The Idempotency-Key was used with a different request"},
+    },
 )
-def api_classify(body: ClassifyIn, _: Analyst, state: State) -> ClassifyResponse:
+def api_classify(
+    body: ClassifyIn,
+    principal: Analyst,
+    state: State,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ClassifyResponse:
     items = body.tickets if isinstance(body, BatchIn) else [body]
     limit = state.settings.max_batch
     if len(items) > limit:
@@ -44,17 +53,14 @@ def api_classify(body: ClassifyIn, _: Analyst, state: State) -> ClassifyResponse
             f"batch of {len(items)} tickets is over the limit of "
             f"{limit}; split it into smaller requests",
         )
-    now = utcnow()
-    tickets = [
-        Ticket(
-            id=t.id or new_id(state.workflow.id_prefix),
-            text=t.text,
-            created_at=t.created_at or now,
-            metadata=t.metadata,
-        )
-        for t in items
-    ]
-    ids = [t.id for t in tickets]
+    ids = [t.id for t in items if t.id is not None]
     if len(ids) != len(set(ids)):
         raise HTTPException(422, "ticket ids within one batch must be unique")
-    return ClassifyResponse(decisions=state.classify(tickets))
+    requests = [
+        TicketRequest(text=t.text, id=t.id, created_at=t.created_at, metadata=t.metadata)
+        for t in items
+    ]
+    outcome = state.classify(requests, principal=principal, idempotency_key=idempotency_key)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return ClassifyResponse(decisions=outcome.decisions)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Header, Response
-
-from tunegate.server._deps import Analyst, State
+from tunegate.server._deps import Analyst, IdempotencyKey, State
 from tunegate.server._schemas import OverrideIn, OverrideOut
 
 __all__ = ["router"]
@@ -32,16 +30,7 @@ def api_override(
     principal: Analyst,
     state: State,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=200,
-            pattern=r"^[\x21-\x7e]+$",
-            description="Makes the request safe to retry: the same key and body return the "
-            "first answer's override (200) instead of storing a second one.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> OverrideOut:
     done = state.record_override(
         principal,

@@ -1,5 +1,6 @@
-"""The analyst pages: login and logout, the review queue (confirm or override) and the
-dashboard. Sessions are signed cookies; every POST form carries a CSRF token."""
+"""The analyst pages: login and logout, the review queue (confirm or override), the review
+of imported examples (accept, relabel, reject) and the dashboard. Sessions are signed cookies;
+every POST form carries a CSRF token."""
 
 from __future__ import annotations
 
@@ -22,7 +23,14 @@ from tunegate.server._deps import (
     render,
     set_cookie,
 )
-from tunegate.serving import champion_summary, open_queue, recent_overrides, service_figures
+from tunegate.serving import (
+    champion_summary,
+    open_example_review,
+    open_queue,
+    recent_overrides,
+    review_example,
+    service_figures,
+)
 
 __all__ = ["router"]
 
@@ -123,7 +131,11 @@ def post_decide(
     decision_id: Annotated[str, Form(max_length=200)] = "",
     note: Annotated[str, Form(max_length=2000)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
+    form_nonce: Annotated[str, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = "",
 ) -> Response:
+    """Record the override of one queue card. The card's ``form_nonce`` is the override's
+    idempotency key: a resubmitted form (reload, back button, double click) returns the
+    stored override instead of recording a second one."""
     who = page_principal(request)
     if who is None:
         raise HTTPException(401, "log in first")
@@ -145,10 +157,63 @@ def post_decide(
         final_label=final_label,
         reason_code=code,
         note=note,
+        idempotency_key=f"form:{form_nonce}" if form_nonce else None,
     )
     if request.headers.get("x-requested-with") == "fetch":
         return JSONResponse({"override_id": done.override.id, "correction": done.correction})
     return RedirectResponse(f"/queue?done={done.override.id}", status_code=303)
+
+
+@router.get("/review", response_model=None)
+def get_review(request: Request, state: State) -> Response:
+    """Imported examples waiting for review, oldest first (one page)."""
+    who = page_principal(request)
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    principal, sid = who
+    review = open_example_review(state.store, limit=state.settings.queue_page_size)
+    return render(
+        request,
+        "review.html",
+        {
+            "user": principal,
+            "csrf_token": state.signer.csrf_token(sid),
+            "examples": review.examples,
+            "total": review.total,
+            "labels": state.workflow.label_names,
+            "workflow": state.workflow.name,
+            "done": request.query_params.get("done", ""),
+        },
+    )
+
+
+@router.post("/review/decide", response_model=None)
+def post_review(
+    request: Request,
+    state: State,
+    example_id: Annotated[str, Form(min_length=1, max_length=200)],
+    verdict: Annotated[str, Form(max_length=20)],
+    label: Annotated[str, Form(max_length=200)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Accept, relabel or reject one example (the reviewer is the session's token name)."""
+    who = page_principal(request)
+    if who is None:
+        raise HTTPException(401, "log in first")
+    principal, sid = who
+    if not state.signer.check_csrf(sid, csrf_token):
+        raise forbidden("invalid CSRF token; reload the page and try again")
+    if not principal.role.allows(Role.ANALYST):
+        raise forbidden("this needs the analyst role")
+    done = review_example(
+        state.workflow,
+        state.store,
+        example_id,
+        verdict,
+        reviewer=principal.name,
+        label=label or None,
+    )
+    return RedirectResponse(f"/review?done={done.original_id}", status_code=303)
 
 
 @router.get("/dashboard", response_model=None)
