@@ -455,3 +455,103 @@ def test_router_routes_each_model_with_its_own_threshold(workflow: Workflow) -> 
     assert {d.route for d in wide} == {Route.AUTO}
     plain = Router(workflow, chain=[_Fixed(labels, None)]).decide(tickets)
     assert {d.route for d in plain} == {Route.CLARIFY}
+
+
+# -- one failure condition for every regression rule -----------------------------------------
+
+# (estimate, low, high) of a harm, against a tolerance of 0.01 for every rule
+HARMS = [
+    (0.005, 0.001, 0.009),  # within tolerance, shown: pass everywhere
+    (0.005, -0.01, 0.02),  # within tolerance by the point only
+    (0.010, -0.01, 0.02),  # at the tolerance
+    (0.020, 0.001, 0.04),  # beyond tolerance and real: fail everywhere
+    (0.020, 0.015, 0.03),  # beyond tolerance, interval above it: fail everywhere
+    (0.020, 0.0, 0.04),  # beyond tolerance, interval touching 0: not shown real
+    (0.020, -0.001, 0.04),  # beyond tolerance, within noise
+    (-0.02, -0.04, -0.001),  # an improvement
+    (float("nan"), float("nan"), float("nan")),  # not measurable
+]
+
+# rule -> (the metric key of the diff table, the subset, the sign of the harm in that table,
+# the pass criterion: "interval" = hi <= tol (harm_rule), "point" = d <= tol (rise_rule))
+SHAPES = {
+    "preservation": ("accuracy", "slice:preservation", -1.0, "interval"),
+    "protected_fnr:security_incident": ("fnr:3", "overall", 1.0, "interval"),
+    "ece": ("expected_calibration_error", "overall", 1.0, "point"),
+    "selective_risk:aurc": ("aurc", "overall", 1.0, "point"),
+    "selective_risk:at_coverage": ("selective_risk_matched", "overall", 1.0, "point"),
+    "oos_auto_rate": ("oos_auto_rate", "overall", 1.0, "point"),
+}
+
+
+class _Every(dict[str, M.Interval]):
+    """A table row that gives ``value`` for every metric not set."""
+
+    def __init__(self, value: M.Interval, **set_: M.Interval) -> None:
+        super().__init__(set_)
+        self.value = value
+
+    def __missing__(self, key: str) -> M.Interval:
+        return self.value
+
+
+def _evidence(workflow: Workflow, harm: tuple[float, float, float]) -> object:
+    from collections import defaultdict
+
+    from tunegate.evaluate import VerdictEvidence
+
+    d, lo, hi = harm
+    neutral = M.Interval(0.5, 0.4, 0.6)
+    diff: dict[str, dict[str, M.Interval]] = defaultdict(lambda: _Every(neutral))
+    for key, subset, sign, _ in SHAPES.values():
+        row = diff[subset]
+        row[key] = M.Interval(sign * d, min(sign * lo, sign * hi), max(sign * lo, sign * hi))
+    side = defaultdict(lambda: _Every(neutral))
+    boot = M.BootstrapResult(n_resamples=1000, confidence=0.95, seed=0, a=side, b=side, diff=diff)
+    policy = workflow.regression.model_copy(
+        update={
+            "preservation_tolerance": 0.01,
+            "protected_fnr_tolerance": 0.01,
+            "max_ece_increase": 0.01,
+            "max_selective_risk_increase": 0.01,
+            "max_oos_auto_increase": 0.01,
+        }
+    )
+    return VerdictEvidence(
+        bootstrap=boot,
+        mcnemar={},  # McNemar is read only by core_improvement's message
+        subset_sizes=defaultdict(lambda: 100, {"slice:out_of_scope": 100}),
+        labels=workflow.label_names,
+        protected_labels=["security_incident"],
+        policy=policy,
+        with_latency=False,
+    )
+
+
+@pytest.mark.parametrize("harm", HARMS)
+def test_every_regression_rule_fails_on_the_same_condition(
+    workflow: Workflow, harm: tuple[float, float, float]
+) -> None:
+    from tunegate.evaluate import verdict_rules
+
+    assert workflow.label_names.index("security_incident") == 3
+    ev = _evidence(workflow, harm)
+    found = {r.rule: r for rule in verdict_rules() for r in rule.fn(ev)}  # type: ignore[arg-type]
+    d, lo, hi = harm
+    for name, (_, _, _, passes) in SHAPES.items():
+        r = found[name]
+        fail = d > 0.01 and lo > 0  # nan compares false
+        ok = (hi <= 0.01) if passes == "interval" else (d <= 0.01)
+        want = (
+            VerdictOutcome.FAIL
+            if fail
+            else VerdictOutcome.PASS
+            if ok
+            else VerdictOutcome.INCONCLUSIVE
+        )
+        assert r.outcome is want, (name, harm, r.message)
+        if r.difference is not None:
+            assert r.difference == pytest.approx(d)
+        # the message says the change by its sign
+        if d == d and name != "preservation":
+            assert (" rose " if d > 0 else " fell ") in f" {r.message}", r.message
