@@ -176,7 +176,8 @@ def test_attribute_contrasts_overrides_and_the_gate_names_the_words(
     main(["gate", "-c", str(project)])
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "PASS (2) root_cause" in out
-    assert "authenticator push (68 vs 0)" in out
+    n_o, n_c = top["n_overrides"], top["n_reference"]
+    assert f"authenticator push (68 of {n_o} vs 0 of {n_c})" in out
 
 
 def test_overrides_by_class_fit_a_log_file(

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tunegate.config import Workflow
+from tunegate.config import SliceSpec, Workflow
 from tunegate.diagnose import (
     GateEvidence,
     contrast_terms,
     decide_gate,
     finding_phrases,
     override_trend,
+    readable_term,
+    slice_term,
 )
 from tunegate.documents import Finding, FindingTerm
 from tunegate.errors import InputError
@@ -122,6 +124,88 @@ def test_minimum_support_and_significance() -> None:
         contrast_terms(OVERRIDDEN, CONTRAST, label="x", alpha=0.0)
 
 
+# -- slices as term families, and the ranking by overrides explained ----------------------
+
+
+def _family() -> dict[str, SliceSpec]:
+    return {"mfa_related": SliceSpec(text_regex=r"\b(mfa|authenticator|push prompts?)\b")}
+
+
+# The overrides say the MFA family in three different words; the contrast says it rarely. One
+# rare template word ("vietnam") separates perfectly but explains only a few overrides.
+FAMILY_OVERRIDDEN = _tickets(
+    "o",
+    [
+        ("the mfa app and now locked out", 10),
+        ("the authenticator and now locked out", 10),
+        ("push prompts all night and locked out", 10),
+        ("sign in from vietnam and locked out", 6),
+    ],
+)
+FAMILY_CONTRAST = _tickets(
+    "c",
+    [
+        ("locked out of my account after the weekend", 80),
+        ("locked out since the mfa app moved to my new phone", 10),
+    ],
+)
+
+
+def test_a_slice_is_scored_as_a_term_and_ranks_by_overrides_explained() -> None:
+    terms = contrast_terms(
+        FAMILY_OVERRIDDEN, FAMILY_CONTRAST, label="security_incident", slices=_family()
+    )
+    top = terms[0]
+    assert (top.term, top.kind) == ("[mfa_related]", "slice")
+    assert (top.overrides_with, top.reference_with) == (30, 10)
+    assert top.excess == pytest.approx(30 - 36 * 10 / 90)
+    assert top.q_value is not None and top.q_value <= 0.05
+    assert top.log_odds == pytest.approx(log_odds_ratio(10, 90, 30, 36)[0])
+    # "vietnam" separates perfectly (higher log odds) but explains 6 overrides, not 30
+    by_term = {t.term: t for t in terms}
+    assert (by_term["vietnam"].log_odds or 0) > (top.log_odds or 0)
+    assert terms.index(by_term["vietnam"]) > 0
+    excess = [t.excess or 0.0 for t in terms]
+    assert excess == sorted(excess, reverse=True)
+    # without the slice, no single word of the family stands for it
+    plain = contrast_terms(FAMILY_OVERRIDDEN, FAMILY_CONTRAST, label="security_incident")
+    assert all(t.kind != "slice" for t in plain)
+    assert max(t.overrides_with for t in plain if t.term != "locked out") < 30
+    assert finding_phrases(
+        {
+            "kind": "contrast",
+            "n_overrides": 36,
+            "n_reference": 90,
+            "tokens": [top.model_dump(mode="json")],
+        }
+    ) == ["mfa_related (slice) (30 of 36 vs 10 of 90)"]
+
+
+def test_a_slice_pairs_with_a_term_and_reads_as_a_name() -> None:
+    # the family alone is as common in the contrast (enrolment problems); with a lockout it is not
+    over = _tickets("o", [("the authenticator and now locked out", 12)])
+    ref = _tickets(
+        "c",
+        [("the mfa app and the new phone", 20), ("locked out of my account after the weekend", 30)],
+    )
+    terms = contrast_terms(over, ref, label="security_incident", slices=_family())
+    pairs = [t for t in terms if t.kind == "pair" and "[mfa_related]" in t.parts]
+    assert pairs, [t.term for t in terms]
+    assert pairs[0].term == "[mfa_related] + locked out"
+    assert readable_term(pairs[0].term) == "mfa_related (slice) + locked out"
+    assert slice_term("mfa_related") == "[mfa_related]"
+
+
+def test_a_metadata_slice_reads_ticket_metadata() -> None:
+    night = {"night_shift": SliceSpec(metadata={"shift": {"eq": "night"}})}
+    over = [(f"o{i}", "printer jam again") for i in range(8)]
+    ref = [(f"c{i}", "printer jam again") for i in range(20)]
+    meta = {f"o{i}": {"shift": "night"} for i in range(8)}
+    terms = contrast_terms(over, ref, label="x", slices=night, metadata=meta)
+    assert [t.term for t in terms] == ["[night_shift]"]
+    assert contrast_terms(over, ref, label="x", slices=night) == []
+
+
 def test_old_finding_documents_still_load() -> None:
     old = {
         "id": "fnd_old",
@@ -171,10 +255,10 @@ def test_gate_condition_2_names_the_finding_words(workflow: Workflow) -> None:
     cond = decide_gate(ev, workflow).conditions[1]
     assert cond.passed
     assert cond.summary.startswith(
-        "confirmed finding fnd_c: authenticator + locked out (12 vs 0), "
+        "confirmed finding fnd_c: authenticator + locked out (12 of 12 vs 0 of 45), "
     ), cond.summary
     assert "account_unlock -> security_incident" in cond.summary
-    assert "12 R2 overrides vs 45 correctly handled tickets" in cond.summary
+    assert "of the 12 R2 overrides vs of the 45 correctly handled" in cond.summary
     # an occlusion finding reads as words too, not a Python list
     old = {
         "confirmed": True,
@@ -186,11 +270,14 @@ def test_gate_condition_2_names_the_finding_words(workflow: Workflow) -> None:
     assert "under-weighted authenticator, push for 'security_incident'" in summary
 
 
-def test_finding_phrases_puts_pairs_first() -> None:
+def test_finding_phrases_follow_the_ranking() -> None:
     f = _contrast_finding()
     phrases = finding_phrases(f, 3)
-    assert phrases[0] == "authenticator + locked out (12 vs 0)"
+    assert phrases[0] == "authenticator + locked out (12 of 12 vs 0 of 45)"
     assert len(phrases) == 3
+    # a contrastive finding stored before the excess ranking shows its pairs first, as it did
+    old = dict(f, tokens=[dict(t, excess=None) for t in reversed(f["tokens"])])
+    assert finding_phrases(old, 1) == ["authenticator + locked out (12 of 12 vs 0 of 45)"]
     assert all(isinstance(t, FindingTerm) for t in Finding.model_validate(f).tokens)
 
 

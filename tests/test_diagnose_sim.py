@@ -162,29 +162,41 @@ def test_attribution_surfaces_the_planted_signal(sim: dict[str, Any]) -> None:
 
 
 def _check_contrastive_finding(store: Any, wf: Workflow) -> dict[str, Any]:
-    """The top contrastive finding: account_unlock tickets moved to security_incident, and one
-    of its two top pairs joins a word of the planted MFA phrasings with a lockout word."""
+    """The top contrastive finding: account_unlock tickets moved to security_incident. Its top
+    term is the workflow's ``mfa_related`` slice (the MFA/authenticator family), scored as a
+    term and ranked by the overridden tickets it accounts for beyond the contrast rate; a pair
+    joining a word of the planted MFA phrasings with a lockout word is among its top ten."""
     from tunegate.diagnose import confirm_finding, contrast_overrides, evaluate_gate
 
     findings = contrast_overrides(store, wf, seed=3)
     top = findings[0]
     assert (top["predicted_label"], top["label"]) == ("account_unlock", "security_incident")
-    pairs = [t for t in top["tokens"] if t["kind"] == "pair"][:2]
+    first = top["tokens"][0]
+    assert (first["term"], first["kind"]) == ("[mfa_related]", "slice"), top["tokens"][:3]
+    n_o, n_c = top["n_overrides"], top["n_reference"]
+    # most of the overrides, against a minority of the correctly handled tickets
+    assert first["overrides_with"] >= 0.6 * n_o and first["reference_with"] <= 0.3 * n_c, first
+    assert first["q_value"] < 1e-20
+    assert first["excess"] == pytest.approx(
+        first["overrides_with"] - n_o * first["reference_with"] / n_c
+    )
+    assert all(t["excess"] < first["excess"] for t in top["tokens"][1:])
+    pairs = [t for t in top["tokens"][:10] if t["kind"] == "pair"]
     joined = [t for t in pairs if set(t["parts"]) & PLANTED and set(t["parts"]) & LOCKOUT]
-    assert joined, [t["term"] for t in top["tokens"]]
-    pair = joined[0]
-    assert pair["overrides_with"] >= 20 and pair["reference_with"] <= 5, pair
-    assert pair["q_value"] < 1e-6
-    words = [t["term"] for t in top["tokens"][:10] if t["kind"] != "pair"]
-    assert set(words) & PLANTED, words
+    assert joined, [t["term"] for t in top["tokens"][:10]]
+    assert joined[0]["overrides_with"] >= 20 and joined[0]["reference_with"] <= 5, joined[0]
     assert all(e["ticket_id"] for e in top["examples"])
     # the same seed, the same finding (deterministic)
     again = contrast_overrides(store, wf, seed=3, save=False)[0]
     assert [t["term"] for t in again["tokens"]] == [t["term"] for t in top["tokens"]]
-    # confirmed, the gate's condition 2 names it
+    # confirmed, the gate's condition 2 names the slice readably, with its counts
     confirm_finding(store, top["id"], reviewer="lead")
     summary = evaluate_gate(store, wf).conditions[1].summary
-    assert f"{pair['term']} ({pair['overrides_with']} vs {pair['reference_with']})" in summary
+    want = (
+        f"mfa_related (slice) ({first['overrides_with']} of {n_o} vs "
+        f"{first['reference_with']} of {n_c})"
+    )
+    assert want in summary, summary
     return top
 
 

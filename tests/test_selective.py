@@ -327,3 +327,231 @@ def test_ticket_classifier_routes_with_the_version_threshold(workflow: Workflow)
     wide = TicketClassifier(workflow, _Fixed(workflow.label_names, 0.999)).decide(tickets)
     assert {d.route for d in fallback} == {Route.CLARIFY}  # H_norm above the default 0.5
     assert {d.route for d in wide} != {Route.CLARIFY}
+
+
+# -- the zero-shot champion's own threshold (ensure_champion) ------------------------------
+
+
+class _ByNumber:
+    """Probabilities whose confidence grows with the number in the text ("ticket 37" -> 0.37
+    share of the way from uniform to one-hot on the first class); records what it scored."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.version = "by-number"
+        self.seen: list[str] = []
+
+    def predict_proba(self, texts: list[str], metadata: object = None) -> np.ndarray:
+        self.seen += list(texts)
+        k = len(self.labels)
+        rows = []
+        for t in texts:
+            c = int(t.split()[-1]) / 200
+            row = np.full(k, (1 - c) / k)
+            row[0] += c
+            rows.append(row)
+        return np.array(rows)
+
+
+def _targeted(workflow: Workflow, **target: float) -> Workflow:
+    return workflow.model_copy(update={"routing": workflow.routing.model_copy(update=target)})
+
+
+def _with_examples(store: Store, workflow: Workflow, n: int, in_suite: int) -> None:
+    from tunegate.records import Example, ReviewStatus
+
+    labels = workflow.label_names
+    store.add_examples(
+        [
+            Example(
+                id=f"ex{i}",
+                text=f"ticket {i}",
+                label=labels[0],
+                review_status=ReviewStatus.REVIEWED,
+            )
+            for i in range(n)
+        ]
+    )
+    suite = EvalSuite(
+        name="frozen",
+        examples=[
+            SuiteExample(id=f"s{i}", text=f"Ticket  {i}", label=labels[0], slice=SuiteSlice.CORE)
+            for i in range(in_suite)
+        ],
+    ).frozen()
+    store.save_suite(suite)
+
+
+def test_zero_shot_champion_gets_a_threshold_fitted_outside_the_suite(
+    store: Store, workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tunegate.models
+    from tunegate.train import ensure_champion
+
+    model = _ByNumber(workflow.label_names)
+    monkeypatch.setattr(tunegate.models, "load_model_version", lambda mv, wf, store: model)
+    _with_examples(store, workflow, 200, in_suite=50)
+    wf = _targeted(workflow, target_clarify_rate=0.25)
+    champ = store.get_model_version(ensure_champion(store, wf))
+    assert champ.kind is ModelKind.ZERO_SHOT
+    fit = champ.routing_fit
+    assert champ.clarify_threshold is not None and fit is not None
+    # the 50 suite texts never reached the fit: 150 rows, the numbers 50..199
+    assert fit["n"] == 150 and fit["excluded_in_suites"] == 50
+    assert "outside every stored evaluation suite" in fit["rows"]
+    assert not {f"ticket {i}" for i in range(50)} & set(model.seen)
+    assert fit["target"] == "clarify_rate" and fit["clarify_rate"] <= 0.25
+    assert fit["clarify_rate"] == pytest.approx(0.25, abs=1 / 150)
+    # the fitted threshold is the champion's: loading it gives the classifier that threshold
+    from tunegate.models._versions import load_model_version
+
+    monkeypatch.setattr(
+        "tunegate.models._versions._build", lambda mv, wf, store: _Fixed(wf.label_names, None)
+    )
+    loaded = load_model_version(champ, wf, store=store)
+    assert getattr(loaded, "clarify_threshold", None) == champ.clarify_threshold
+
+
+def test_zero_shot_champion_without_a_target_keeps_the_global_threshold(
+    store: Store, workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tunegate.models
+    from tunegate.train import ensure_champion
+
+    model = _ByNumber(workflow.label_names)
+    monkeypatch.setattr(tunegate.models, "load_model_version", lambda mv, wf, store: model)
+    _with_examples(store, workflow, 200, in_suite=0)
+    champ = store.get_model_version(ensure_champion(store, workflow))
+    assert champ.clarify_threshold is None and champ.routing_fit is None
+    assert model.seen == []
+    assert champ.routing_threshold(workflow.routing.clarify_threshold) == 0.6
+
+
+def test_zero_shot_champion_with_too_few_examples_says_why(
+    store: Store, workflow: Workflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tunegate.models
+    from tunegate.train import ensure_champion
+
+    model = _ByNumber(workflow.label_names)
+    monkeypatch.setattr(tunegate.models, "load_model_version", lambda mv, wf, store: model)
+    _with_examples(store, workflow, 60, in_suite=30)
+    champ = store.get_model_version(ensure_champion(store, _targeted(workflow, target_risk=0.1)))
+    assert champ.clarify_threshold is None
+    assert champ.routing_fit is not None and champ.routing_fit["n"] == 30
+    assert "fewer than 50" in champ.routing_fit["skipped"]
+
+
+def test_router_routes_each_model_with_its_own_threshold(workflow: Workflow) -> None:
+    from datetime import UTC, datetime
+
+    from tunegate.models import Router
+    from tunegate.records import Route, Ticket
+
+    tickets = [Ticket(id=f"t{i}", text=f"hi {i}", created_at=datetime.now(UTC)) for i in range(3)]
+    labels = workflow.label_names
+    # the first model is unsure by the workflow's 0.6 but sure by its own 0.999: it decides
+    wide = Router(workflow, chain=[_Fixed(labels, 0.999), _Fixed(labels, None)]).decide(tickets)
+    assert {d.route for d in wide} == {Route.AUTO}
+    plain = Router(workflow, chain=[_Fixed(labels, None)]).decide(tickets)
+    assert {d.route for d in plain} == {Route.CLARIFY}
+
+
+# -- one failure condition for every regression rule -----------------------------------------
+
+# (estimate, low, high) of a harm, against a tolerance of 0.01 for every rule
+HARMS = [
+    (0.005, 0.001, 0.009),  # within tolerance, shown: pass everywhere
+    (0.005, -0.01, 0.02),  # within tolerance by the point only
+    (0.010, -0.01, 0.02),  # at the tolerance
+    (0.020, 0.001, 0.04),  # beyond tolerance and real: fail everywhere
+    (0.020, 0.015, 0.03),  # beyond tolerance, interval above it: fail everywhere
+    (0.020, 0.0, 0.04),  # beyond tolerance, interval touching 0: not shown real
+    (0.020, -0.001, 0.04),  # beyond tolerance, within noise
+    (-0.02, -0.04, -0.001),  # an improvement
+    (float("nan"), float("nan"), float("nan")),  # not measurable
+]
+
+# rule -> (the metric key of the diff table, the subset, the sign of the harm in that table,
+# the pass criterion: "interval" = hi <= tol (harm_rule), "point" = d <= tol (rise_rule))
+SHAPES = {
+    "preservation": ("accuracy", "slice:preservation", -1.0, "interval"),
+    "protected_fnr:security_incident": ("fnr:3", "overall", 1.0, "interval"),
+    "ece": ("expected_calibration_error", "overall", 1.0, "point"),
+    "selective_risk:aurc": ("aurc", "overall", 1.0, "point"),
+    "selective_risk:at_coverage": ("selective_risk_matched", "overall", 1.0, "point"),
+    "oos_auto_rate": ("oos_auto_rate", "overall", 1.0, "point"),
+}
+
+
+class _Every(dict[str, M.Interval]):
+    """A table row that gives ``value`` for every metric not set."""
+
+    def __init__(self, value: M.Interval, **set_: M.Interval) -> None:
+        super().__init__(set_)
+        self.value = value
+
+    def __missing__(self, key: str) -> M.Interval:
+        return self.value
+
+
+def _evidence(workflow: Workflow, harm: tuple[float, float, float]) -> object:
+    from collections import defaultdict
+
+    from tunegate.evaluate import VerdictEvidence
+
+    d, lo, hi = harm
+    neutral = M.Interval(0.5, 0.4, 0.6)
+    diff: dict[str, dict[str, M.Interval]] = defaultdict(lambda: _Every(neutral))
+    for key, subset, sign, _ in SHAPES.values():
+        row = diff[subset]
+        row[key] = M.Interval(sign * d, min(sign * lo, sign * hi), max(sign * lo, sign * hi))
+    side = defaultdict(lambda: _Every(neutral))
+    boot = M.BootstrapResult(n_resamples=1000, confidence=0.95, seed=0, a=side, b=side, diff=diff)
+    policy = workflow.regression.model_copy(
+        update={
+            "preservation_tolerance": 0.01,
+            "protected_fnr_tolerance": 0.01,
+            "max_ece_increase": 0.01,
+            "max_selective_risk_increase": 0.01,
+            "max_oos_auto_increase": 0.01,
+        }
+    )
+    return VerdictEvidence(
+        bootstrap=boot,
+        mcnemar={},  # McNemar is read only by core_improvement's message
+        subset_sizes=defaultdict(lambda: 100, {"slice:out_of_scope": 100}),
+        labels=workflow.label_names,
+        protected_labels=["security_incident"],
+        policy=policy,
+        with_latency=False,
+    )
+
+
+@pytest.mark.parametrize("harm", HARMS)
+def test_every_regression_rule_fails_on_the_same_condition(
+    workflow: Workflow, harm: tuple[float, float, float]
+) -> None:
+    from tunegate.evaluate import verdict_rules
+
+    assert workflow.label_names.index("security_incident") == 3
+    ev = _evidence(workflow, harm)
+    found = {r.rule: r for rule in verdict_rules() for r in rule.fn(ev)}  # type: ignore[arg-type]
+    d, lo, hi = harm
+    for name, (_, _, _, passes) in SHAPES.items():
+        r = found[name]
+        fail = d > 0.01 and lo > 0  # nan compares false
+        ok = (hi <= 0.01) if passes == "interval" else (d <= 0.01)
+        want = (
+            VerdictOutcome.FAIL
+            if fail
+            else VerdictOutcome.PASS
+            if ok
+            else VerdictOutcome.INCONCLUSIVE
+        )
+        assert r.outcome is want, (name, harm, r.message)
+        if r.difference is not None:
+            assert r.difference == pytest.approx(d)
+        # the message says the change by its sign
+        if d == d and name != "preservation":
+            assert (" rose " if d > 0 else " fell ") in f" {r.message}", r.message

@@ -110,7 +110,8 @@ class FindingTerm(BaseModel):
     cue: str = ""
     """``weak`` or ``misleading`` (attribution findings); ``""`` for contrastive ones."""
     kind: str = "word"
-    """``word``, ``phrase`` (an n-gram) or ``pair`` (two terms co-occurring in a ticket)."""
+    """``word``, ``phrase`` (an n-gram), ``slice`` (a workflow's named slice, term
+    ``"[name]"``) or ``pair`` (two terms co-occurring in a ticket)."""
     parts: list[str] = Field(default_factory=list)
     """A pair's two terms (empty otherwise)."""
     log_odds: float | None = None
@@ -119,6 +120,10 @@ class FindingTerm(BaseModel):
     """One-sided Fisher exact p-value that the term is more frequent in the overrides."""
     q_value: float | None = None
     """Benjamini-Hochberg q-value over every term and pair tested for the finding."""
+    excess: float | None = None
+    """Overridden tickets the term accounts for beyond the contrast rate:
+    ``overrides_with - n_overrides * reference_with / n_reference`` (contrastive findings,
+    ranked by it)."""
     examples: list[str] = Field(default_factory=list)
     """Ids of a few overridden tickets containing the term."""
 

@@ -75,6 +75,8 @@ def _render_starter(
         "",
         "# Routing by normalized entropy H(p)/log(k): clarify above the threshold, else auto.",
         "# escalate_classes: {label: probability} escalates a class at that probability.",
+        "# Without target_clarify_rate / target_risk every model version routes with",
+        "# clarify_threshold; with one of them each new version fits its own threshold.",
         "routing:",
         "  clarify_threshold: 0.5",
         "  escalate_classes: {}",

@@ -297,9 +297,9 @@ def run_demo(
         if findings:
             top = findings[0]
             say(
-                f"  attribution ({top['predicted_label']} -> {top['label']}: "
-                f"{top['n_overrides']} R2 overrides vs {top['n_reference']} correctly handled "
-                f"tickets; counts overridden vs correct): {'; '.join(finding_phrases(top, 8))}"
+                f"  attribution ({top['predicted_label']} -> {top['label']}; tickets with the "
+                f"term of the {top['n_overrides']} R2 overrides vs of the {top['n_reference']} "
+                f"correctly handled ones): {'; '.join(finding_phrases(top, 8))}"
             )
         else:
             say("  attribution: no term or pair separates the R2 overrides (no finding)")

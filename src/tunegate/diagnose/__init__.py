@@ -51,7 +51,13 @@ from tunegate.diagnose._attribution import (
     underweighted_terms,
     word_lists,
 )
-from tunegate.diagnose._contrastive import contrast_overrides, contrast_terms, finding_phrases
+from tunegate.diagnose._contrastive import (
+    contrast_overrides,
+    contrast_terms,
+    finding_phrases,
+    readable_term,
+    slice_term,
+)
 from tunegate.diagnose._failures import (
     FailureCase,
     failures_from_eval_run,
@@ -174,6 +180,7 @@ __all__ = [
     "override_trend_from_store",
     "parse_rules",
     "patterns_from_store",
+    "readable_term",
     "recent_missed_signal_overrides",
     "recommend",
     "recommend_from_store",
@@ -183,6 +190,7 @@ __all__ = [
     "reviewed_examples",
     "scorer_for",
     "sens_slope",
+    "slice_term",
     "stable_or_increasing",
     "suggest",
     "triage_context_from_store",

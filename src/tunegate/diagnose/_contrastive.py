@@ -4,8 +4,10 @@ correctly handled tickets of the same class do not.
 For a predicted class P and an analyst class A, the *overridden* set holds the tickets the
 model labelled P that analysts moved to A with the missed-signal reason code (R2); the
 *contrast* set holds the tickets the model labelled P that were handled correctly (no
-correction). Every word and phrase (n-gram) of the overridden tickets, and every pair of two
-terms found in the same ticket, is scored by
+correction). Every word and phrase (n-gram) of the overridden tickets, every named slice of the
+workflow (a user-declared term family, e.g. ``mfa_related``: its regex covers mfa, 2fa,
+authenticator, push prompts, verification codes; scored as the term ``"[mfa_related]"``), and
+every pair of two terms found in the same ticket, is scored by
 
 * its counts: overridden tickets containing it (``overrides_with``) against contrast tickets
   containing it (``reference_with``);
@@ -15,9 +17,13 @@ terms found in the same ticket, is scored by
   every term and pair tested (:func:`tunegate.metrics.benjamini_hochberg`).
 
 A term is tested only with ``min_support`` or more overridden tickets, and kept when
-``q <= alpha``. A pair is kept only when it is more specific to the overrides than either of its
-parts alone (its log odds ratio exceeds both parts'): "authenticator + locked out" is reported
-when the combination, not just "authenticator", marks the overrides. Single-class occlusion
+``q <= alpha``. Kept terms are ranked by ``excess``, the overridden tickets a term accounts for
+beyond the contrast rate (``overrides_with - n_overridden * reference_rate``): what a reviewer
+cares about is how many of the errors a term explains, and log odds alone rank a rare, perfectly
+separating template word above a family that marks most of the errors. A pair is kept only
+when it is more specific to the overrides than either of its parts alone (its log odds ratio
+exceeds both parts'): "authenticator + locked out" is reported when the combination, not just
+"authenticator", marks the overrides. Single-class occlusion
 scores cannot see this: a word that also occurs in other classes gets little weight toward any
 one class even when, in tickets the model calls P, it is what separates the errors.
 
@@ -34,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-from tunegate.config import Workflow
+from tunegate.config import SliceSpec, Workflow
 from tunegate.diagnose._attribution import record_findings
 from tunegate.diagnose._overrides import _correct_ticket_ids
 from tunegate.documents import Finding, FindingTerm
@@ -46,16 +52,47 @@ from tunegate.text import STOPWORDS, ngrams
 if TYPE_CHECKING:
     from tunegate.store import Store
 
-__all__ = ["contrast_overrides", "contrast_terms", "finding_phrases"]
+__all__ = [
+    "contrast_overrides",
+    "contrast_terms",
+    "finding_phrases",
+    "readable_term",
+    "slice_term",
+]
 
 PHRASE_STOPWORDS = STOPWORDS - {"out"}
 """Phrase boundaries: the shared stopwords, except that a phrase may end in ``out``
 (``locked out``, ``timed out``); ``out`` alone, or starting a phrase, is still not a term."""
 
 
-def _term_sets(text: str, n_range: tuple[int, int]) -> set[str]:
+def slice_term(name: str) -> str:
+    """The term a named slice is scored as: ``"[mfa_related]"`` (brackets never occur in a
+    word or phrase, so a slice cannot be mistaken for one)."""
+    return f"[{name}]"
+
+
+def _is_slice(term: str) -> bool:
+    return term.startswith("[") and term.endswith("]")
+
+
+def readable_term(term: str) -> str:
+    """A term as people read it: a slice ``"[mfa_related]"`` reads ``"mfa_related (slice)"``,
+    in pairs too (``"mfa_related (slice) + locked"``); words and phrases unchanged."""
+    return " + ".join(
+        f"{part[1:-1]} (slice)" if _is_slice(part) else part for part in term.split(" + ")
+    )
+
+
+def _term_sets(
+    text: str,
+    n_range: tuple[int, int],
+    slices: Mapping[str, SliceSpec],
+    metadata: Mapping[str, Any] | None,
+) -> set[str]:
     grams = ngrams(text, n_range, stopwords=PHRASE_STOPWORDS)
-    return {g for g in grams if g.split()[0] not in STOPWORDS}
+    terms = {g for g in grams if g.split()[0] not in STOPWORDS}
+    terms.update(slice_term(n) for n, spec in slices.items() if spec.matches(text, metadata))
+    return terms
 
 
 def _popcount(mask: int) -> int:
@@ -102,6 +139,8 @@ def contrast_terms(
     contrast: Sequence[tuple[str, str]],
     *,
     label: str,
+    slices: Mapping[str, SliceSpec] | None = None,
+    metadata: Mapping[str, Mapping[str, Any]] | None = None,
     min_support: int = 5,
     alpha: float = 0.05,
     n_range: tuple[int, int] = (1, 2),
@@ -115,14 +154,19 @@ def contrast_terms(
 
     ``overridden`` and ``contrast`` are (ticket id, text) pairs; each ticket counts a term
     once. Words and phrases are the :func:`tunegate.text.ngrams` of ``n_range`` (a phrase may
-    end in ``out``). Terms in fewer than ``min_support`` overridden tickets are not tested.
-    Pairs are formed from the ``max_pair_terms`` terms with the most overridden tickets
-    (parts sharing a word are skipped), tested when both parts co-occur in ``min_support`` or
-    more overridden tickets, and kept only when their log odds ratio exceeds both parts'. Every
-    tested term and pair enters the Benjamini-Hochberg correction; those with ``q <= alpha``
-    and a positive log odds ratio are returned, sorted by p-value, then log odds ratio, then
-    term (deterministic), at most ``top``. ``label`` is the analyst's class the terms are
-    evidence for. Each term carries up to ``n_examples`` overridden ticket ids (input order).
+    end in ``out``). Each named slice of ``slices`` (the workflow's, a user-declared term
+    family such as ``mfa_related``) is one more term, ``"[name]"`` (:func:`slice_term`), in the
+    tickets it matches (``metadata``: ticket id -> ``Ticket.metadata``, for slices with
+    metadata conditions). Terms in fewer than ``min_support`` overridden tickets are not tested.
+    Pairs are formed from the ``max_pair_terms`` terms with the most overridden tickets and
+    every supported slice (parts sharing a word are skipped), tested when both parts co-occur
+    in ``min_support`` or more overridden tickets, and kept only when their log odds ratio
+    exceeds both parts'. Every tested term and pair enters the Benjamini-Hochberg correction;
+    those with ``q <= alpha`` and a positive log odds ratio are returned, ranked by
+    ``excess`` — the overridden tickets a term accounts for beyond the contrast rate,
+    ``overrides_with - n_overridden * reference_with / n_contrast`` — then p-value, then term
+    (deterministic), at most ``top``. ``label`` is the analyst's class the terms are evidence
+    for. Each term carries up to ``n_examples`` overridden ticket ids (input order).
     """
     if min_support < 1:
         raise InputError(f"min_support must be >= 1, got {min_support}")
@@ -133,9 +177,11 @@ def contrast_terms(
     n_o, n_c = len(overridden), len(contrast)
     if n_o == 0 or n_c == 0:
         return []
+    families = dict(slices or {})
+    meta = metadata or {}
     ids_o = [tid for tid, _ in overridden]
-    m_o = _masks([_term_sets(text, n_range) for _, text in overridden])
-    m_c = _masks([_term_sets(text, n_range) for _, text in contrast])
+    m_o = _masks([_term_sets(text, n_range, families, meta.get(t)) for t, text in overridden])
+    m_c = _masks([_term_sets(text, n_range, families, meta.get(t)) for t, text in contrast])
     supported = sorted((t for t, m in m_o.items() if _popcount(m) >= min_support))
     longest_first = sorted(supported, key=lambda t: (-len(t.split()), t))
     terms = [t for t in supported if not _redundant(t, longest_first, m_o, m_c)]
@@ -146,7 +192,8 @@ def contrast_terms(
     ]
     if pairs:
         by_support = sorted(terms, key=lambda t: (-_popcount(m_o[t]), t))[:max_pair_terms]
-        for x, y in combinations(sorted(by_support), 2):
+        pool = sorted(set(by_support) | {t for t in terms if _is_slice(t)})
+        for x, y in combinations(pool, 2):
             if set(x.split()) & set(y.split()):
                 continue
             both = m_o[x] & m_o[y]
@@ -168,23 +215,30 @@ def contrast_terms(
             continue
         if parts and lor <= max(lor_of[parts[0]], lor_of[parts[1]]):
             continue
-        kind = "pair" if parts else ("phrase" if " " in term else "word")
+        a = _popcount(mask)
+        if parts:
+            kind = "pair"
+        elif _is_slice(term):
+            kind = "slice"
+        else:
+            kind = "phrase" if " " in term else "word"
         out.append(
             FindingTerm(
                 term=term,
                 label=label,
                 z=z,
-                overrides_with=_popcount(mask),
+                overrides_with=a,
                 reference_with=b,
                 kind=kind,
                 parts=parts,
                 log_odds=lor,
                 p_value=p,
                 q_value=float(q),
+                excess=a - n_o * b / n_c,
                 examples=_first_ids(mask, ids_o, n_examples),
             )
         )
-    out.sort(key=lambda t: (t.p_value, -(t.log_odds or 0.0), t.term))
+    out.sort(key=lambda t: (-(t.excess or 0.0), t.p_value, t.term))
     # a pair in exactly the same tickets as a pair listed before it says nothing new
     cells = {term: (mask, b) for term, _, mask, b in tests}
     seen: set[tuple[int, int]] = set()
@@ -199,20 +253,30 @@ def contrast_terms(
 
 
 def finding_phrases(finding: Mapping[str, Any] | Finding, n: int = 6) -> list[str]:
-    """A finding's terms as people read them: its top pairs (up to two) first, then its top
-    words and phrases, ``n`` in all. A contrastive term reads ``"approve + locked (34 vs 2)"``
-    (overridden vs correctly handled tickets with it); an attribution term is its word."""
+    """A finding's top ``n`` terms as people read them, in the finding's order.
+
+    A contrastive term reads ``"mfa_related (slice) + locked (113 of 214 vs 82 of 483)"``:
+    its overridden tickets of all overridden tickets vs its correctly handled tickets of all
+    of them (:func:`readable_term` for slice names); contrastive findings are ranked by the
+    overridden tickets a term accounts for beyond the contrast rate. A contrastive finding
+    stored before that ranking (no ``excess``) shows its top pairs (up to two) first, as it
+    did. An attribution term is its word."""
     f = finding.model_dump(mode="json") if isinstance(finding, Finding) else dict(finding)
     tokens = [t if isinstance(t, dict) else {"term": str(t)} for t in f.get("tokens", [])]
-    pairs = [t for t in tokens if t.get("kind") == "pair"][:2]
-    rest = [t for t in tokens if t.get("kind") != "pair"]
-    chosen = (pairs + rest)[:n]
     if f.get("kind") != "contrast":
+        pairs = [t for t in tokens if t.get("kind") == "pair"][:2]
+        chosen = (pairs + [t for t in tokens if t.get("kind") != "pair"])[:n]
         return [str(t.get("term")) for t in chosen]
-    return [
-        f"{t.get('term')} ({t.get('overrides_with', 0)} vs {t.get('reference_with', 0)})"
-        for t in chosen
-    ]
+    if any(t.get("excess") is None for t in tokens):
+        pairs = [t for t in tokens if t.get("kind") == "pair"][:2]
+        tokens = pairs + [t for t in tokens if t.get("kind") != "pair"]
+    n_o, n_c = f.get("n_overrides"), f.get("n_reference")
+    out = []
+    for t in tokens[:n]:
+        a, b = t.get("overrides_with", 0), t.get("reference_with", 0)
+        counts = f"{a} of {n_o} vs {b} of {n_c}" if n_o and n_c else f"{a} vs {b}"
+        out.append(f"{readable_term(str(t.get('term')))} ({counts})")
+    return out
 
 
 def contrast_overrides(
@@ -232,6 +296,8 @@ def contrast_overrides(
     """Contrast missed-signal overrides with correctly handled tickets of the same predicted
     class; record one finding per (model class, analyst class) pair.
 
+    The workflow's named slices are scored as term families beside the words
+    (:func:`contrast_terms`).
     Overrides: the newest ``max_overrides`` corrections with ``reason_code`` (default
     ``gate.reason_code``) whose model and final labels are workflow labels. Contrast: the
     tickets with a non-shadow decision of the same predicted class and no correction (a seeded
@@ -278,7 +344,9 @@ def contrast_overrides(
         if len(ids) > max_contrast:
             contrast_ids[p] = sorted(rng.sample(sorted(ids), max_contrast))
     ids_needed = seen | {t for p, _ in groups for t in contrast_ids.get(p, [])}
-    texts = {t.id: t.text for t in store.tickets(ids=sorted(ids_needed))}
+    tickets = store.tickets(ids=sorted(ids_needed))
+    texts = {t.id: t.text for t in tickets}
+    metadata = {t.id: t.metadata for t in tickets}
     found: list[Finding] = []
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     for (p, a), ids in ordered:
@@ -286,7 +354,16 @@ def contrast_overrides(
         ref = [(t, texts[t]) for t in contrast_ids.get(p, []) if t in texts]
         if len(over) < need or not ref:
             continue
-        terms = contrast_terms(over, ref, label=a, min_support=min_support, alpha=alpha, **kwargs)
+        terms = contrast_terms(
+            over,
+            ref,
+            label=a,
+            slices=workflow.slices,
+            metadata=metadata,
+            min_support=min_support,
+            alpha=alpha,
+            **kwargs,
+        )
         if not terms:
             continue
         example_ids: list[str] = []

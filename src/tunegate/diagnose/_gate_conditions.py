@@ -220,8 +220,9 @@ def root_cause(evidence: GateEvidence, workflow: Workflow) -> ConditionFinding:
         if f.get("kind") == "contrast":
             summary = (
                 f"confirmed finding {fid}: {words} ({f.get('predicted_label')} -> "
-                f"{f.get('label')}; counts: {f.get('n_overrides')} {f.get('reason_code')} "
-                f"overrides vs {f.get('n_reference')} correctly handled tickets)"
+                f"{f.get('label')}; tickets with the term of the {f.get('n_overrides')} "
+                f"{f.get('reason_code')} overrides vs of the {f.get('n_reference')} correctly "
+                "handled ones)"
             )
         else:
             summary = f"confirmed finding {fid}: under-weighted {words} for {f.get('label')!r}"

@@ -11,11 +11,13 @@ recorded ``clarify_threshold``: its version's fitted one, or the workflow's).
   often on what it would automate fails even when it covers more.
 
   Both have the tolerance ``regression.max_selective_risk_increase`` and the shape of the
-  ``ece`` rule: a point rise within tolerance passes; above it, fail when the paired interval
-  excludes 0, else inconclusive. (A strict non-inferiority test, ``hi <= tol``, would hold
-  back nearly every candidate: on a few hundred examples these intervals are a few points
-  wide even for two equally good models.) The messages also give each model's coverage and
-  selective risk at its own threshold, with paired intervals.
+  ``ece`` rule (:func:`~tunegate.evaluate.rise_rule`): a point rise within tolerance passes;
+  above it, fail exactly when the paired interval excludes 0
+  (:func:`~tunegate.evaluate.harm_beyond_tolerance`, the failure condition of every
+  regression rule), else inconclusive. (A strict non-inferiority test, ``hi <= tol``, would
+  hold back nearly every candidate: on a few hundred examples these intervals are a few
+  points wide even for two equally good models.) The messages also give each model's coverage
+  and selective risk at its own threshold, with paired intervals.
 
 * ``oos_auto_rate``, only for a suite with an ``out_of_scope`` slice: the share of
   out-of-scope examples routed ``auto`` (each such decision is wrong) must not rise by more
@@ -28,8 +30,12 @@ from __future__ import annotations
 
 import math
 
-from tunegate.evaluate._verdict_rules import VerdictEvidence, confidence_label, verdict_rule
-from tunegate.metrics import Interval
+from tunegate.evaluate._verdict_rules import (
+    VerdictEvidence,
+    confidence_label,
+    rise_rule,
+    verdict_rule,
+)
 from tunegate.records import RuleResult, SuiteSlice, VerdictOutcome
 
 __all__ = ["oos_auto_rate", "selective_risk"]
@@ -39,45 +45,6 @@ OOS_SUBSET = f"slice:{SuiteSlice.OUT_OF_SCOPE.value}"
 
 def _f(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
-
-
-def _rise_rule(
-    rule: str,
-    rise: Interval,
-    tolerance: float,
-    *,
-    baseline: float,
-    candidate: float,
-    what: str,
-    confidence: float,
-    context: str = "",
-) -> RuleResult:
-    """A point rise within ``tolerance`` passes; above it, fail when the interval excludes 0,
-    else inconclusive (as the ``ece`` rule)."""
-    figures = (
-        f"{what} {baseline:.4f} -> {candidate:.4f} ({rise.estimate:+.4f}, "
-        f"{confidence_label(confidence)} CI {rise.low:+.4f} to {rise.high:+.4f}), "
-        f"tolerance +{tolerance:.4f}"
-    )
-    if math.isnan(rise.estimate):
-        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{what}: not measurable on this suite"
-    elif rise.estimate <= tolerance:
-        outcome, why = VerdictOutcome.PASS, f"{figures}: within tolerance"
-    elif rise.low > 0:
-        outcome, why = VerdictOutcome.FAIL, f"{figures}: a rise beyond tolerance and noise"
-    else:
-        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{figures}: above tolerance but within noise"
-    return RuleResult(
-        rule=rule,
-        outcome=outcome,
-        baseline=_f(baseline),
-        candidate=_f(candidate),
-        difference=_f(rise.estimate),
-        ci_low=_f(rise.low),
-        ci_high=_f(rise.high),
-        threshold=tolerance,
-        message=f"{why}{context}",
-    )
 
 
 def _own_thresholds(ev: VerdictEvidence) -> str:
@@ -103,7 +70,7 @@ def selective_risk(ev: VerdictEvidence) -> list[RuleResult]:
     context = _own_thresholds(ev)
     coverage = a["coverage"].estimate
     return [
-        _rise_rule(
+        rise_rule(
             "selective_risk:aurc",
             d["aurc"],
             tol,
@@ -113,7 +80,7 @@ def selective_risk(ev: VerdictEvidence) -> list[RuleResult]:
             confidence=ev.confidence,
             context=context,
         ),
-        _rise_rule(
+        rise_rule(
             "selective_risk:at_coverage",
             d["selective_risk_matched"],
             tol,
@@ -136,7 +103,7 @@ def oos_auto_rate(ev: VerdictEvidence) -> list[RuleResult]:
     key = "oos_auto_rate"
     a, b = ev.table("a", "overall")[key], ev.table("b", "overall")[key]
     out = [
-        _rise_rule(
+        rise_rule(
             key,
             ev.table("diff", "overall")[key],
             ev.policy.max_oos_auto_increase,

@@ -7,14 +7,18 @@ fail or inconclusive with a message), in registration order; :func:`verdict_outc
 them. A rule returns a list because some rules give one finding per protected class, and an
 optional one (the external probe) gives none when its evidence is absent.
 
-With ``d`` the point estimate of a *harm* (an accuracy drop, an FNR rise), ``[lo, hi]`` its
-interval and ``tol`` the rule's tolerance, a CI-aware rule (:func:`harm_rule`, a
-non-inferiority test) is:
+With ``d`` the point estimate of a *harm* (an accuracy drop, an FNR rise, an ECE rise),
+``[lo, hi]`` its paired interval (bias-corrected: it contains ``d``) and ``tol`` the rule's
+tolerance, every regression rule **fails** exactly when ``d > tol`` and ``lo > 0``: the harm
+exceeds tolerance and is real (its interval excludes 0). Rules differ only in what passes:
 
-* **pass** when ``hi <= tol``: the harm is shown to be within tolerance;
-* **fail** when ``d > tol`` and ``lo > 0``: the harm exceeds tolerance and is real (its
-  interval excludes 0);
-* **inconclusive** otherwise: the data cannot tell.
+* :func:`harm_rule` (a non-inferiority test; ``preservation``, ``protected_fnr``,
+  ``latency_p50``): **pass** when ``hi <= tol``, the harm is shown to be within tolerance;
+* :func:`rise_rule` (``ece`` and the selective-prediction rules ``selective_risk:aurc``,
+  ``selective_risk:at_coverage``, ``oos_auto_rate``): **pass** when ``d <= tol``. Their
+  intervals are a few points wide on a few hundred examples even for two equally good models,
+  so requiring ``hi <= tol`` would hold back nearly every candidate;
+* **inconclusive** otherwise (and when ``d`` is not measurable): the data cannot tell.
 
 Messages say what happened by its sign ("preservation accuracy rose 10.78 points", "fell 3.10
 points"), while the numeric fields of the finding keep the harm (``difference`` = the drop or
@@ -47,7 +51,9 @@ __all__ = [
     "VerdictEvidence",
     "VerdictRule",
     "confidence_label",
+    "harm_beyond_tolerance",
     "harm_rule",
+    "rise_rule",
     "verdict_outcome",
     "verdict_rule",
     "verdict_rules",
@@ -139,17 +145,73 @@ def _f(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
+def harm_beyond_tolerance(harm: Interval, tolerance: float) -> bool:
+    """The one failure condition of every regression rule: the harm's point estimate exceeds
+    ``tolerance`` and its interval excludes 0 (``lo > 0``)."""
+    return bool(harm.estimate > tolerance and harm.low > 0)
+
+
 def _harm_outcome(d: float, lo: float, hi: float, tolerance: float) -> tuple[VerdictOutcome, str]:
     """The CI-aware non-inferiority rule of the module docstring, with its reason."""
     if math.isnan(d):
         return VerdictOutcome.INCONCLUSIVE, "not measurable on this suite"
     if hi <= tolerance:
         return VerdictOutcome.PASS, "within tolerance"
-    if d > tolerance and lo > 0:
+    if harm_beyond_tolerance(Interval(d, lo, hi), tolerance):
         return VerdictOutcome.FAIL, "exceeds tolerance and is not noise"
     return (
         VerdictOutcome.INCONCLUSIVE,
         "cannot rule out a harm beyond tolerance (interval too wide)",
+    )
+
+
+def _rise_outcome(rise: Interval, tolerance: float) -> tuple[VerdictOutcome, str]:
+    """The point-estimate rule of the module docstring (:func:`rise_rule`), with its reason."""
+    if math.isnan(rise.estimate):
+        return VerdictOutcome.INCONCLUSIVE, "not measurable on this suite"
+    if rise.estimate <= tolerance:
+        return VerdictOutcome.PASS, "within tolerance"
+    if harm_beyond_tolerance(rise, tolerance):
+        return VerdictOutcome.FAIL, "a rise beyond tolerance and noise"
+    return VerdictOutcome.INCONCLUSIVE, "above tolerance but within noise"
+
+
+def rise_rule(
+    rule: str,
+    rise: Interval,
+    tolerance: float,
+    *,
+    baseline: float,
+    candidate: float,
+    what: str,
+    confidence: float = 0.95,
+    context: str = "",
+) -> RuleResult:
+    """Judge the rise of a lower-is-better figure (``what``: ``"ECE"``, ``"AURC"``) whose
+    interval is wide even between equal models: pass when the point rise is within
+    ``tolerance``; fail when :func:`harm_beyond_tolerance`; else inconclusive. The message says
+    the change by its sign ("ECE rose 0.0123 (0.0300 -> 0.0423; 95% CI ...)") and ends with
+    ``context``."""
+    outcome, reason = _rise_outcome(rise, tolerance)
+    if math.isnan(rise.estimate):
+        message = f"{what}: {reason}"
+    else:
+        amount = f" {abs(rise.estimate):.4f}" if rise.estimate != 0 else ""
+        message = (
+            f"{what} {_moved(rise.estimate)}{amount} ({baseline:.4f} -> {candidate:.4f}; "
+            f"{confidence_label(confidence)} CI {rise.low:+.4f} to {rise.high:+.4f}), "
+            f"tolerance +{tolerance:.4f}: {reason}"
+        )
+    return RuleResult(
+        rule=rule,
+        outcome=outcome,
+        baseline=_f(baseline),
+        candidate=_f(candidate),
+        difference=_f(rise.estimate),
+        ci_low=_f(rise.low),
+        ci_high=_f(rise.high),
+        threshold=tolerance,
+        message=f"{message}{context}",
     )
 
 
@@ -328,35 +390,17 @@ def protected_fnr(ev: VerdictEvidence) -> list[RuleResult]:
 @verdict_rule("ece")
 def ece(ev: VerdictEvidence) -> list[RuleResult]:
     """A point rise of ECE within ``max_ece_increase`` passes; above it, fail when the interval
-    excludes 0, else inconclusive."""
-    # ECE's bootstrap interval on a few hundred examples is a few points wide even for two
-    # perfectly calibrated models, so requiring hi <= tol (as for the accuracy harms) would
-    # block almost every candidate.
+    excludes 0, else inconclusive (:func:`rise_rule`)."""
     key = "expected_calibration_error"
-    rise = ev.table("diff", "overall")[key]
-    limit = ev.policy.max_ece_increase
-    figures = (
-        f"ECE {_moved(rise.estimate)} {abs(rise.estimate):.4f} "
-        f"({confidence_label(ev.confidence)} CI {rise.low:+.4f} to "
-        f"{rise.high:+.4f}), tolerance +{limit:.4f}"
-    )
-    if rise.estimate <= limit:
-        outcome, why = VerdictOutcome.PASS, f"{figures}: within tolerance"
-    elif rise.low > 0:
-        outcome, why = VerdictOutcome.FAIL, f"{figures}: a rise beyond noise"
-    else:
-        outcome, why = VerdictOutcome.INCONCLUSIVE, f"{figures}: above tolerance but within noise"
     return [
-        RuleResult(
-            rule="ece",
-            outcome=outcome,
+        rise_rule(
+            "ece",
+            ev.table("diff", "overall")[key],
+            ev.policy.max_ece_increase,
             baseline=ev.table("a", "overall")[key].estimate,
             candidate=ev.table("b", "overall")[key].estimate,
-            difference=rise.estimate,
-            ci_low=rise.low,
-            ci_high=rise.high,
-            threshold=limit,
-            message=why,
+            what="ECE",
+            confidence=ev.confidence,
         )
     ]
 

@@ -29,6 +29,11 @@ class Router:
     3. Tickets no model is sure about keep the last model's probabilities with route
        ``clarify`` (human routing). With an empty chain that is a uniform row.
 
+    Each model routes with its own threshold: its ``clarify_threshold`` attribute when it has
+    one (a registered version's fitted threshold, set by
+    :func:`tunegate.models.load_model_version`), else ``workflow.routing.clarify_threshold``;
+    rule hits route with the workflow's policy.
+
     ``Decision.model_version`` is ``version`` (default: the single model's version when the
     chain has one model and there are no rules, else a hash of the components' versions).
     ``latency_ms`` is the wall time of every stage the ticket went through, divided by the
@@ -55,6 +60,8 @@ class Router:
                     f"workflow's labels in its order"
                 )
         self.chain = list(chain)
+        self._workflows = [_own_routing(workflow, clf) for clf in self.chain]
+        """Per chain model: the workflow with that model's routing threshold."""
         if rules is None:
             rules = workflow.rules
         self.rules = (
@@ -75,12 +82,14 @@ class Router:
 
     def _run(
         self, texts: list[str], metadata: Metadata
-    ) -> tuple[np.ndarray, list[RuleHit | None], np.ndarray]:
-        """Probabilities (n, k), rule hits and per-text latency (ms) of the routed decision."""
+    ) -> tuple[np.ndarray, list[RuleHit | None], np.ndarray, list[Workflow]]:
+        """Probabilities (n, k), rule hits, per-text latency (ms) of the routed decision, and
+        per text the workflow (routing policy) of the component that decided it."""
         n = len(texts)
         k = len(self.labels)
         proba = np.full((n, k), 1.0 / k)
         latency = np.zeros(n)
+        policy = [self.workflow] * n
         start = time.perf_counter()
         hits: list[RuleHit | None] = self.rules.hits(texts) if self.rules.rules else [None] * n
         if self.rules.rules and n:
@@ -89,7 +98,7 @@ class Router:
         for i, h in enumerate(hits):
             if h is not None:
                 proba[i] = self.rules.proba_for_hits([h])[0]
-        for clf in self.chain:
+        for clf, own in zip(self.chain, self._workflows, strict=True):
             if not open_idx:
                 break
             start = time.perf_counter()
@@ -101,10 +110,11 @@ class Router:
             still_open = []
             for row, i in zip(part, open_idx, strict=True):
                 proba[i] = row
-                if route(row, self.labels, self.workflow.routing)[2] is Route.CLARIFY:
+                policy[i] = own
+                if route(row, self.labels, own.routing)[2] is Route.CLARIFY:
                     still_open.append(i)
             open_idx = still_open
-        return proba, hits, latency
+        return proba, hits, latency, policy
 
     def predict_proba(self, texts: Sequence[str], metadata: Metadata = None) -> np.ndarray:
         """(n, k) probabilities of the component that decided each text."""
@@ -116,16 +126,16 @@ class Router:
             return []
         texts = [t.text for t in tickets]
         metadata = [t.metadata for t in tickets]
-        proba, hits, latency = self._run(texts, metadata)
+        proba, hits, latency, policy = self._run(texts, metadata)
         version = self.version
         decisions = []
-        for ticket, row, hit, ms in zip(tickets, proba, hits, latency, strict=True):
+        for ticket, row, hit, ms, wf in zip(tickets, proba, hits, latency, policy, strict=True):
             decisions.append(
                 make_decision(
                     ticket.id,
                     row,
                     self.labels,
-                    self.workflow,
+                    wf,
                     model_version=version,
                     latency_ms=float(ms),
                     rule_hits=[hit] if hit is not None else [],
@@ -133,6 +143,16 @@ class Router:
                 )
             )
         return decisions
+
+
+def _own_routing(workflow: Workflow, clf: Classifier) -> Workflow:
+    """``workflow`` with ``clf``'s own ``clarify_threshold`` (when it has one) as the routing
+    threshold."""
+    threshold = getattr(clf, "clarify_threshold", None)
+    if threshold is None or float(threshold) == workflow.routing.clarify_threshold:
+        return workflow
+    routing = workflow.routing.model_copy(update={"clarify_threshold": float(threshold)})
+    return workflow.model_copy(update={"routing": routing})
 
 
 def make_decision(

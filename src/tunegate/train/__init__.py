@@ -40,6 +40,7 @@ from tunegate.train._pipeline import (
     conclude_finetune,
     ensure_champion,
     evaluate_candidate,
+    fit_zero_shot_threshold,
     register_adapter,
     run_finetune,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "finetune",
     "finetune_seeds",
     "fit_temperature",
+    "fit_zero_shot_threshold",
     "label_issues",
     "load_dataset",
     "mark_examples",

@@ -39,6 +39,7 @@ __all__ = [
     "conclude_finetune",
     "ensure_champion",
     "evaluate_candidate",
+    "fit_zero_shot_threshold",
     "register_adapter",
     "run_finetune",
 ]
@@ -90,17 +91,35 @@ def register_adapter(
     return existing
 
 
-def ensure_champion(store: Store, workflow: Workflow, *, actor: str = "tunegate") -> str:
+def ensure_champion(
+    store: Store,
+    workflow: Workflow,
+    *,
+    actor: str = "tunegate",
+    max_fit_examples: int = 2000,
+    min_fit_examples: int = 50,
+) -> str:
     """The champion's id; with none registered, the workflow's ``baseline`` model is
     registered and promoted as the first champion (recorded in the alias history and audit
     log): the zero-shot encoder with the workflow's instructions, or (``baseline: llm`` /
-    ``llm-local``) the prompted LLM with ``llm.system_prompt`` as a ``prompt`` version."""
+    ``llm-local``) the prompted LLM with ``llm.system_prompt`` as a ``prompt`` version.
+
+    When the workflow sets a routing target (``routing.target_clarify_rate`` or
+    ``routing.target_risk``), a new zero-shot champion gets its own ``clarify_threshold``,
+    fitted like a fine-tune's (:func:`fit_zero_shot_threshold`) on reviewed examples outside
+    every stored suite; its ``routing_fit`` says which rows. Without a target, or with fewer
+    than ``min_fit_examples`` such examples, it has none and routes with
+    ``routing.clarify_threshold``. A version already registered under the same id is
+    promoted as it is (versions are immutable).
+    """
     from tunegate.registry import Registry
 
     registry = Registry(store)
     champ = registry.champion()
     if champ is not None:
         return champ
+    from tunegate.errors import NotFoundError
+
     if workflow.baseline != "zero-shot":
         from tunegate.llm import DEFAULT_SYSTEM_PROMPT
         from tunegate.models import prompt_version
@@ -109,22 +128,93 @@ def ensure_champion(store: Store, workflow: Workflow, *, actor: str = "tunegate"
         mv = prompt_version(
             workflow, template, backend=workflow.baseline, source="llm.system_prompt"
         )
-        reason = f"baseline: the workflow's prompted LLM ({workflow.baseline})"
-    else:
-        from tunegate.models import zero_shot_version_id
+        try:
+            mv = store.get_model_version(mv.id)
+        except NotFoundError:
+            registry.register(mv, actor=actor, as_candidate=False)
+        registry.promote(
+            mv.id,
+            actor=actor,
+            reason=f"baseline: the workflow's prompted LLM ({workflow.baseline})",
+        )
+        return mv.id
+    from tunegate.models import zero_shot_version_id
 
+    version_id = zero_shot_version_id(workflow)
+    try:
+        mv = store.get_model_version(version_id)
+    except NotFoundError:
         config = {"instructions": workflow.instructions, "labels": workflow.label_names}
         # the id `tunegate eval zero-shot` records for the same model (one formula, one id)
-        mv = ModelVersion(
-            id=zero_shot_version_id(workflow), kind=ModelKind.ZERO_SHOT, config=config
-        )
-        reason = "baseline: the workflow's zero-shot model"
-    try:
-        store.get_model_version(mv.id)
-    except LookupError:
+        mv = ModelVersion(id=version_id, kind=ModelKind.ZERO_SHOT, config=config)
+        routing = workflow.routing
+        if routing.target_clarify_rate is not None or routing.target_risk is not None:
+            threshold, fit = fit_zero_shot_threshold(
+                store,
+                workflow,
+                mv,
+                max_examples=max_fit_examples,
+                min_examples=min_fit_examples,
+            )
+            mv = mv.model_copy(update={"clarify_threshold": threshold, "routing_fit": fit})
         registry.register(mv, actor=actor, as_candidate=False)
-    registry.promote(mv.id, actor=actor, reason=reason)
+    registry.promote(mv.id, actor=actor, reason="baseline: the workflow's zero-shot model")
     return mv.id
+
+
+def fit_zero_shot_threshold(
+    store: Store,
+    workflow: Workflow,
+    mv: ModelVersion,
+    *,
+    max_examples: int = 2000,
+    min_examples: int = 50,
+) -> tuple[float | None, dict[str, Any]]:
+    """Fit the routing threshold of a not yet registered zero-shot version ``mv`` to the
+    workflow's routing target (:func:`tunegate.metrics.fit_route_threshold`).
+
+    Rows: the newest ``max_examples`` reviewed examples with a workflow label whose
+    normalized text is in no stored evaluation suite (suite examples never fit a threshold
+    the verdict then judges on them). Returns ``(threshold, routing_fit)``; with fewer than
+    ``min_examples`` rows the threshold is ``None`` (the workflow's ``clarify_threshold``
+    applies) and ``routing_fit`` says why.
+    """
+    from tunegate.metrics import fit_route_threshold
+    from tunegate.models import load_model_version
+    from tunegate.records import ReviewStatus, normalize_text
+
+    routing = workflow.routing
+    in_suites = {normalize_text(e.text) for suite in store.suites() for e in suite.examples}
+    reviewed = [
+        e
+        for e in store.examples(review_status=ReviewStatus.REVIEWED.value)
+        if e.label in workflow.labels
+    ]
+    outside = [e for e in reviewed if normalize_text(e.text) not in in_suites]
+    outside.sort(key=lambda e: (e.created_at, e.id))
+    rows = outside[-max_examples:] if max_examples > 0 else []
+    where = {
+        "rows": "reviewed examples outside every stored evaluation suite (normalized text)",
+        "excluded_in_suites": len(reviewed) - len(outside),
+    }
+    if len(rows) < min_examples:
+        return None, {
+            **where,
+            "n": len(rows),
+            "skipped": f"{len(rows)} such examples, fewer than {min_examples}: routed with "
+            "routing.clarify_threshold",
+        }
+    clf = load_model_version(mv, workflow, store=store)
+    proba = np.asarray(clf.predict_proba([e.text for e in rows]), dtype=np.float64)
+    labels = workflow.label_names
+    y = np.array([labels.index(e.label) for e in rows])
+    fit = fit_route_threshold(
+        proba,
+        y,
+        target_clarify_rate=routing.target_clarify_rate,
+        target_risk=routing.target_risk,
+    )
+    return fit.threshold, {**fit.to_dict(), **where}
 
 
 def evaluate_candidate(
