@@ -300,3 +300,38 @@ def test_the_next_gap_counts_phrases_and_pairs_of_a_finding() -> None:
     counts = aggregate_attribution([f], r2, tickets)
     assert counts["authenticator + locked out"] == 1.0  # only ticket a has both
     assert counts["locked out"] == 2.0
+
+
+def test_the_next_gap_counts_slice_terms_by_the_slice() -> None:
+    """A finding's slice term (``[mfa_related]``, alone or in a pair) counts the remaining R2
+    tickets in that slice; without the workflow's slices it matches nothing."""
+    from datetime import UTC, datetime
+
+    from tunegate.config import SliceSpec
+    from tunegate.monitor import aggregate_attribution
+    from tunegate.records import Override, ReasonCode, Ticket
+
+    f = Finding.model_validate(_contrast_finding())
+    base = f.tokens[0]
+    f = f.model_copy(
+        update={
+            "tokens": [
+                base.model_copy(update={"term": "[MFA_related]"}),
+                base.model_copy(update={"term": "[MFA_related] + locked"}),
+            ]
+        }
+    )
+    at = datetime(2025, 3, 3, tzinfo=UTC)
+    tickets = {
+        "a": Ticket(id="a", text="MFA push prompts, now locked out", created_at=at),
+        "b": Ticket(id="b", text="2FA codes I never asked for", created_at=at),
+        "c": Ticket(id="c", text="locked out again", created_at=at),
+    }
+    r2 = [
+        Override(ticket_id=t, final_label="security_incident", reason_code=ReasonCode.R2)
+        for t in tickets
+    ]
+    slices = {"MFA_related": SliceSpec(text_regex=r"\b(mfa|2fa)\b")}
+    counts = aggregate_attribution([f], r2, tickets, slices)
+    assert counts["[mfa_related]"] == 2.0 and counts["[mfa_related] + locked"] == 1.0
+    assert aggregate_attribution([f], r2, tickets) == {}

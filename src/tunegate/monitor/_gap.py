@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tunegate.config import Workflow
+from tunegate.config import SliceSpec, Workflow
 from tunegate.diagnose import MissedSignalPattern, missed_signal_patterns
 from tunegate.documents import Finding
 from tunegate.monitor._figures import match_overrides
@@ -135,15 +135,22 @@ def next_gap(
 
 
 def aggregate_attribution(
-    findings: Iterable[Finding], r2_overrides: Iterable[Override], tickets: Mapping[str, Ticket]
+    findings: Iterable[Finding],
+    r2_overrides: Iterable[Override],
+    tickets: Mapping[str, Ticket],
+    slices: Mapping[str, SliceSpec] | None = None,
 ) -> dict[str, float]:
     """Under-weighted terms of attribution findings that remain in the R2 tickets.
 
     A finding (:class:`~tunegate.documents.Finding`, reason code R2) names terms for one
-    class, its ``label``: words, phrases or pairs (``"approve + locked"``). Each term counts the
-    R2 overrides among ``r2_overrides`` whose final label is that class and whose ticket text
-    contains every word of the term.
+    class, its ``label``: words, phrases, named slices (``"[mfa_related]"``) or pairs of them
+    (``"approve + locked"``, ``"[mfa_related] + got"``). Each term counts the R2 overrides
+    among ``r2_overrides`` whose final label is that class and whose ticket contains every
+    word of the term and belongs to every slice it names (``slices``: the workflow's; a slice
+    that is not there matches nothing).
     """
+    # terms are compared lower-cased; so are slice names
+    slices = {name.lower(): spec for name, spec in (slices or {}).items()}
     terms: dict[str, set[str]] = {}
     for f in findings:
         if f.reason_code == ReasonCode.R2.value:
@@ -156,10 +163,26 @@ def aggregate_attribution(
             continue
         present = set(words(ticket.text))
         for term in wanted:
-            parts = [w for w in term.split() if w != "+"]
-            if parts and all(w in present for w in parts):
+            if _term_in(term, ticket, present, slices):
                 total[term] = total.get(term, 0.0) + 1.0
     return total
+
+
+def _term_in(
+    term: str, ticket: Ticket, present: set[str], slices: Mapping[str, SliceSpec]
+) -> bool:
+    """Whether ``ticket`` holds every part of ``term`` (words, or ``[slice]`` memberships)."""
+    parts = [p.strip() for p in term.split(" + ") if p.strip()]
+    if not parts:
+        return False
+    for part in parts:
+        if part.startswith("[") and part.endswith("]"):
+            spec = slices.get(part[1:-1])
+            if spec is None or not spec.matches(ticket.text, ticket.metadata):
+                return False
+        elif not all(w in present for w in part.split()):
+            return False
+    return True
 
 
 def next_gap_from_store(
@@ -180,7 +203,7 @@ def next_gap_from_store(
     gap = next_gap(decisions, overrides, workflow, tickets=tickets, model_version=version, top=top)
     r2 = [o for o in overrides if o.reason_code == ReasonCode.R2]
     findings = (f for _, f in store.documents(Finding).items())
-    attribution = aggregate_attribution(findings, r2, tickets)
+    attribution = aggregate_attribution(findings, r2, tickets, workflow.slices)
     if attribution:
         gap = next_gap(
             decisions,
