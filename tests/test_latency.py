@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.test_evaluate import BASE_WRONG, NON_SEC_WRONG, _run, _suite
+from tests.test_evaluate import BASE_WRONG, NON_SEC_WRONG, SEC, _run, _suite
 
 from tunegate.config import Workflow
 from tunegate.diagnose import best_cheap_fix, versus_best_cheap_fix
@@ -440,3 +440,24 @@ def test_an_undecided_interval_is_measured_further_until_the_rule_can_decide(
         measure_paired_latency(
             Model("b"), Model("c"), texts, rounds=2, tolerance=0.15, max_rounds=1
         )
+
+
+def test_a_fine_tune_that_misses_fewer_protected_examples_beats_the_cheap_fix(
+    workflow: Workflow,
+) -> None:
+    """Equal core accuracy, but the cheap fix misses the protected class (security_incident)
+    the fine-tune gets right: the cheap fix is *not* enough (judging core alone said it was)."""
+    suite = _suite(workflow)
+    sec_core = [f"core{i}" for i in range(200) if i % 8 == SEC]  # 25 security incidents
+    other_core = [f"core{i}" for i in range(200) if i % 8 != SEC][: len(sec_core)]
+    fix_run = _run(suite, workflow, set(sec_core))
+    attempts = [_attempt(AttemptKind.RETRIEVAL, "pass", fix_run, suite.hash)]
+    finetune = _run(suite, workflow, set(other_core))
+    got = versus_best_cheap_fix(finetune, suite, workflow, attempts, {fix_run.id: fix_run}.get)
+    assert got is not None and not got.cheap_fix_enough, got.message
+    assert got.message.startswith("the fine-tune beats the best cheap fix, retrieval")
+    assert "security_incident false-negative rate" in got.message
+    # the same misses on both sides: the cheap fix is enough
+    same = _run(suite, workflow, set(sec_core))
+    tie = versus_best_cheap_fix(same, suite, workflow, attempts, {fix_run.id: fix_run}.get)
+    assert tie is not None and tie.cheap_fix_enough

@@ -21,8 +21,9 @@ Verdict and these details:
     judged (``measure_latency=False`` skips it, and the verdict does not judge latency).
 
 :func:`versus_best_cheap_fix` then holds a fine-tune to the best cheap fix, not only to the
-champion: when the fine-tune is not significantly more accurate on core than the best passing
-or inconclusive Attempt, "the cheap fix is enough".
+champion: when the fine-tune is neither significantly more accurate on core than the best
+passing or inconclusive Attempt nor misses significantly fewer examples of a protected class,
+"the cheap fix is enough", and :func:`choose_promotion` promotes the cheap fix instead.
 """
 
 from __future__ import annotations
@@ -548,8 +549,8 @@ class CheapFixComparison:
     comparison: Comparison
     """Baseline = the cheap fix's run, candidate = the fine-tune's (paired bootstrap)."""
     cheap_fix_enough: bool
-    """The fine-tune is not significantly more accurate on core than the cheap fix (its core
-    accuracy interval contains 0 or lies below it)."""
+    """The fine-tune is neither significantly more accurate on core than the cheap fix nor
+    significantly better on a protected class's false-negative rate."""
     message: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -610,9 +611,11 @@ def versus_best_cheap_fix(
     runs: Callable[[str], EvalRun],
 ) -> CheapFixComparison | None:
     """Compare a fine-tune's run with the best cheap fix's run (:func:`best_cheap_fix`) by the
-    paired bootstrap of :func:`tunegate.evaluate.compare_runs`; "the cheap fix is enough" when
-    the fine-tune's core accuracy gain over it is not beyond noise (interval contains 0 or is
-    below it). ``None`` when no cheap fix passed or was inconclusive on ``suite``."""
+    paired bootstrap of :func:`tunegate.evaluate.compare_runs`. The fine-tune beats it when it
+    is significantly more accurate on core (interval above 0) **or** misses significantly
+    fewer examples of a protected class (the false-negative rate's interval below 0: what
+    the workflow declared it cannot afford to miss); otherwise "the cheap fix is enough".
+    ``None`` when no cheap fix passed or was inconclusive on ``suite``."""
     from tunegate.evaluate import compare_runs, confidence_label
 
     found = best_cheap_fix(attempts, suite, runs)
@@ -620,17 +623,32 @@ def versus_best_cheap_fix(
         return None
     attempt, fix_run = found
     comparison = compare_runs(fix_run, candidate_run, suite, workflow)
-    core = next(r for r in comparison.verdict.rules if r.rule == "core_improvement")
-    enough = not (core.ci_low is not None and core.ci_low > 0)
+    rules = comparison.verdict.rules
+    core = next(r for r in rules if r.rule == "core_improvement")
     level = confidence_label(comparison.confidence)
+    # Where the fine-tune must be better: core accuracy, or a protected class's misses (what
+    # the workflow declared it cannot afford; the failure a fine-tune is usually for).
+    fewer_misses = [
+        r
+        for r in rules
+        if r.rule.startswith("protected_fnr:") and r.ci_high is not None and r.ci_high < 0
+    ]
+    better_core = core.ci_low is not None and core.ci_low > 0
+    enough = not better_core and not fewer_misses
     figures = (
         f"core accuracy {core.baseline:.4f} ({attempt.kind.value}) -> {core.candidate:.4f} "
         f"(fine-tune): {core.difference:+.4f}, {level} CI {core.ci_low:+.4f} to "
         f"{core.ci_high:+.4f}"
     )
+    for r in fewer_misses:
+        figures += (
+            f"; {r.rule.partition(':')[2]} false-negative rate {r.baseline:.4f} -> "
+            f"{r.candidate:.4f}: {r.difference:+.4f}, {level} CI {r.ci_low:+.4f} to "
+            f"{r.ci_high:+.4f}"
+        )
     message = (
         f"the cheap fix is enough: the fine-tune is not significantly better than "
-        f"{attempt.kind.value} ({figures})"
+        f"{attempt.kind.value} on core accuracy or on a protected class's misses ({figures})"
         if enough
         else f"the fine-tune beats the best cheap fix, {attempt.kind.value} ({figures})"
     )
