@@ -22,8 +22,6 @@ and serving work on copies of the loaded model).
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,103 +32,45 @@ import numpy as np
 
 from tunegate._optional import require
 from tunegate.config import Workflow
-from tunegate.errors import InputError, ModelError
-from tunegate.lora.artifact import (
-    ADAPTER_DIR,
-    ARTIFACT_FORMAT,
-    ArtifactManifest,
-    dir_sha256,
-    library_versions,
-    read_manifest,
-    write_artifact,
-)
+from tunegate.errors import InputError
+from tunegate.lora.artifact import ADAPTER_DIR, read_manifest
 from tunegate.lora.batching import epoch_batches, micro_batches, pad_batch
+from tunegate.lora.causal_artifact import (
+    CAUSAL_BASE,
+    IGNORE,
+    is_causal_artifact,
+    load_causal_adapter,
+    read_causal_manifest,
+    target_modules,
+    write_causal_artifact,
+)
+from tunegate.lora.causal_calibration import calibrate_causal
 from tunegate.lora.config import WARMUP_SHARE
 from tunegate.lora.data import Splits, split_examples
 from tunegate.lora.memory import HeapTrimmer, trim_heap
 from tunegate.lora.state import (
-    CHECKPOINT_DIR,
     TrainingState,
     checkpoint_path,
     deterministic,
     load_checkpoint,
-    load_trainable,
     save_checkpoint,
     seed_everything,
     trainable_state,
 )
-from tunegate.metrics import (
-    apply_temperature,
-    expected_calibration_error,
-    fit_route_threshold,
-    fit_temperature,
-    macro_f1_score,
-    nll_loss,
-)
+from tunegate.metrics import macro_f1_score, nll_loss
 from tunegate.records import Example, content_hash
 
 __all__ = [
-    "CAUSAL_BASE",
-    "CAUSAL_TARGET_MODULES",
+    "CausalRun",
     "is_causal_artifact",
     "load_causal_adapter",
     "read_causal_manifest",
     "train_causal_adapter",
 ]
 
-CAUSAL_BASE = "llm-local"
-"""``training.base`` (and the manifest's ``config.base``) of a causal-LM adapter."""
-CAUSAL_TARGET_MODULES = ["q_proj", "v_proj"]
-"""Adapter targets used when ``training.target_modules`` is the encoder default."""
-_ENCODER_DEFAULT_TARGETS = ["query", "value"]
-IGNORE = -100
-"""Label of the positions the loss ignores (everything but the answer tokens)."""
-
-
-def is_causal_artifact(artifact_dir: str | Path) -> bool:
-    """Whether ``artifact_dir`` holds an adapter of the local causal LM."""
-    try:
-        return read_manifest(artifact_dir).config.get("base") == CAUSAL_BASE
-    except ModelError:
-        return False
-
-
-def read_causal_manifest(artifact_dir: str | Path) -> ArtifactManifest:
-    """The manifest of a causal-LM adapter; :class:`ModelError` for any other artifact."""
-    manifest = read_manifest(artifact_dir)
-    if manifest.config.get("base") != CAUSAL_BASE or "system_prompt" not in manifest.config:
-        raise ModelError(
-            f"{artifact_dir}: not an llm-local adapter (manifest config.base is "
-            f"{manifest.config.get('base')!r}); serve encoder adapters with lora:PATH"
-        )
-    if not (Path(artifact_dir) / ADAPTER_DIR / "adapter_config.json").is_file():
-        raise ModelError(
-            f"{artifact_dir}: no {ADAPTER_DIR}/adapter_config.json; the artifact is incomplete"
-        )
-    return manifest
-
-
-def load_causal_adapter(base: Any, artifact_dir: str | Path) -> tuple[Any, str]:
-    """``(model, adapter hash)``: the adapter of ``artifact_dir`` merged into a copy of
-    ``base`` (the shared base model stays unchanged; merged weights score at the base's
-    speed)."""
-    peft = require("peft", purpose="LoRA adapters")
-    adapter = Path(artifact_dir) / ADAPTER_DIR
-    try:
-        model = peft.PeftModel.from_pretrained(copy.deepcopy(base), str(adapter))
-    except Exception as exc:
-        raise ModelError(f"could not load the adapter in {adapter}: {exc}") from exc
-    return model.merge_and_unload().eval(), dir_sha256(adapter)
-
-
-def target_modules(workflow: Workflow) -> list[str]:
-    """The modules that get adapters (the encoder default maps to :data:`CAUSAL_TARGET_MODULES`)."""
-    targets = list(workflow.training.target_modules)
-    return list(CAUSAL_TARGET_MODULES) if targets == _ENCODER_DEFAULT_TARGETS else targets
-
 
 @dataclass
-class _Run:
+class CausalRun:
     """One causal training run: the model, the encoded sequences, the recipe, timings."""
 
     examples: list[Example]
@@ -191,8 +131,8 @@ def train_causal_adapter(
         return Path(out_dir)
     state, optimizer, scheduler = _resume(run, resume)
     _epochs(run, state, optimizer, scheduler, on_checkpoint)
-    metrics, temperature = _calibrate(run, state, parent_proba)
-    _write(run, metrics, temperature)
+    metrics, temperature = calibrate_causal(run, state, parent_proba)
+    write_causal_artifact(run, metrics, temperature)
     return run.out
 
 
@@ -206,7 +146,7 @@ def _setup(
     resume: bool,
     base_model: str | None,
     epochs: int | None,
-) -> _Run | None:
+) -> CausalRun | None:
     peft = require("peft", purpose="LoRA adapters")
     from tunegate.llm._local import PromptEncoder, load_local_llm
     from tunegate.llm._prompt import prompt_hash, system_prompt
@@ -269,7 +209,9 @@ def _setup(
             f"modules ({exc}); use e.g. [q_proj, v_proj]"
         ) from exc
     encoder = PromptEncoder(llm.tokenizer, prompt, labels, workflow.model.max_length)
-    run = _Run(rows, workflow, out, seed, llm, model, encoder, recipe, fp, data_hash, clock=clock)
+    run = CausalRun(
+        rows, workflow, out, seed, llm, model, encoder, recipe, fp, data_hash, clock=clock
+    )
     run.lap("load_model")
     run.y = np.array([index[e.label] for e in rows], dtype=np.int64)
     for example, label in zip(rows, run.y, strict=True):
@@ -290,12 +232,12 @@ def _setup(
     return run
 
 
-def _steps(run: _Run) -> int:
+def _steps(run: CausalRun) -> int:
     per_epoch = -(-len(run.splits.train) // int(run.recipe["batch_size"]))
     return max(1, per_epoch * int(run.recipe["epochs"]))
 
 
-def _optimizer(run: _Run) -> tuple[Any, Any]:
+def _optimizer(run: CausalRun) -> tuple[Any, Any]:
     torch = require("torch", purpose="fine-tuning")
     params = [p for p in run.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=run.recipe["learning_rate"])
@@ -323,7 +265,7 @@ def _selection(figures: dict[str, float]) -> float:
     return figures["val_macro_f1"] - 1e-6 * figures["val_loss"]
 
 
-def _resume(run: _Run, resume: bool) -> tuple[TrainingState, Any, Any]:
+def _resume(run: CausalRun, resume: bool) -> tuple[TrainingState, Any, Any]:
     """A matching checkpoint's state, or a fresh one with the un-tuned model scored on
     validation as epoch 0 (training must beat it)."""
     optimizer, scheduler = _optimizer(run)
@@ -342,7 +284,7 @@ def _resume(run: _Run, resume: bool) -> tuple[TrainingState, Any, Any]:
 
 
 def _epochs(
-    run: _Run,
+    run: CausalRun,
     state: TrainingState,
     optimizer: Any,
     scheduler: Any,
@@ -408,93 +350,3 @@ def _epochs(
                 break
     trim_heap()
     run.lap("epochs")
-
-
-def _calibrate(
-    run: _Run, state: TrainingState, parent_proba: Callable[[Sequence[str]], np.ndarray] | None
-) -> tuple[dict[str, Any], float]:
-    """The best epoch's weights, the temperature (calibration + validation rows, as for the
-    encoder) and the manifest's metrics."""
-    load_trainable(run.model, state.best_state)
-    splits, history = run.splits, state.history
-    metrics: dict[str, Any] = {
-        "n_train": len(splits.train),
-        "n_validation": len(splits.validation),
-        "n_calibration": len(splits.calibration),
-        "best_epoch": state.best_epoch,
-        "epochs_run": len(history),
-        "history": history,
-        "train_seconds": round(state.train_seconds, 3),
-        "train_tokens": run.tokens,
-        "train_tokens_per_second": round(run.tokens / state.train_seconds, 1)
-        if state.train_seconds
-        else None,
-        "resumed_from_epoch": state.resumed_from,
-    }
-    if "epoch0_val_macro_f1" in run.phases:
-        metrics["untuned_val_macro_f1"] = run.phases.pop("epoch0_val_macro_f1")
-    best = next((r for r in history if r.get("epoch") == state.best_epoch), {})
-    for key in ("val_macro_f1", "val_accuracy", "val_loss"):
-        if key in best:
-            metrics[key] = best[key]
-    temperature = 1.0
-    if splits.calibration:
-        fit_rows = [*splits.calibration, *splits.validation]
-        fit_scores = run.scores(fit_rows)
-        cal = fit_scores[: len(splits.calibration)]
-        y_cal = run.y[splits.calibration]
-        temperature = fit_temperature(fit_scores, run.y[fit_rows])
-        routing = run.workflow.routing
-        if routing.target_clarify_rate is not None or routing.target_risk is not None:
-            fit = fit_route_threshold(
-                apply_temperature(fit_scores, temperature),
-                run.y[fit_rows],
-                target_clarify_rate=routing.target_clarify_rate,
-                target_risk=routing.target_risk,
-            )
-            metrics["clarify_threshold"] = fit.threshold
-            metrics["routing_fit"] = {**fit.to_dict(), "rows": "calibration+validation"}
-        metrics.update(
-            {
-                "cal_accuracy": float((cal.argmax(axis=1) == y_cal).mean()),
-                "cal_macro_f1": macro_f1_score(y_cal, cal.argmax(axis=1)),
-                "ece_uncalibrated": expected_calibration_error(y_cal, apply_temperature(cal, 1.0)),
-                "ece_calibrated": expected_calibration_error(
-                    y_cal, apply_temperature(cal, temperature)
-                ),
-                "nll_uncalibrated": nll_loss(cal, y_cal),
-                "nll_calibrated": nll_loss(cal, y_cal, temperature=temperature),
-            }
-        )
-        if parent_proba is not None:
-            texts = [run.examples[i].text for i in splits.calibration]
-            metrics["ece_parent"] = expected_calibration_error(
-                y_cal, np.asarray(parent_proba(texts))
-            )
-    metrics["temperature"] = temperature
-    run.lap("calibration")
-    metrics["phase_seconds"] = run.phases
-    return metrics, temperature
-
-
-def _write(run: _Run, metrics: dict[str, Any], temperature: float) -> None:
-    splits = run.splits
-    manifest = ArtifactManifest(
-        format=ARTIFACT_FORMAT,
-        labels=run.workflow.label_names,
-        base_model=run.llm.source,
-        base_model_hash=run.llm.weights_hash,
-        dataset_hash=run.data_hash,
-        config={
-            **run.recipe,
-            "fingerprint": run.fingerprint,
-            "split_sizes": [len(splits.train), len(splits.validation), len(splits.calibration)],
-        },
-        metrics=json.loads(json.dumps(metrics)),
-        temperature=temperature,
-        max_length=int(run.recipe["max_length"]),
-        seed=run.seed,
-        library_versions=library_versions(),
-    )
-    write_artifact(run.out, run.model, manifest)
-    shutil.rmtree(run.out / CHECKPOINT_DIR, ignore_errors=True)
