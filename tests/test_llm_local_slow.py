@@ -87,7 +87,7 @@ def test_lora_on_smollm2_is_trained_evaluated_and_compared(
     base_run = run_eval(untuned, suite, wf)
     cand_run = run_eval(tuned, suite, wf)
     for run in (base_run, cand_run):
-        assert 0.0 <= run.metrics["accuracy"] <= 1.0
+        assert 0.0 <= run.metrics["overall"]["accuracy"]["estimate"] <= 1.0
     comparison = compare_runs(base_run, cand_run, suite, wf)
     assert comparison.verdict.outcome in set(VerdictOutcome)
     assert comparison.verdict.rules  # every rule was evaluated and recorded
