@@ -351,6 +351,11 @@ class LlmSettings(_Strict):
 class TrainingSettings(_Strict):
     """LoRA fine-tuning settings."""
 
+    base: Literal["encoder", "llm-local"] = "encoder"
+    """What ``tunegate finetune`` puts the adapters on: ``encoder`` (the sentence encoder with a
+    classification head) or ``llm-local`` (the in-process local LLM, trained on the label's
+    answer tokens; the default ``target_modules`` then mean ``[q_proj, v_proj]``):
+    docs/training.md, "LoRA on the local LLM"."""
     lora_r: int = Field(default=8, ge=1)
     """LoRA rank."""
     lora_alpha: int = Field(default=16, ge=1)

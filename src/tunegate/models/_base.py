@@ -86,8 +86,9 @@ def backends() -> list[str]:
 
 
 def _load_builtin() -> None:
-    # Importing the backend modules registers them.
+    # Importing the backend modules registers them (none of them imports torch at import).
     import tunegate.llm._classifier
+    import tunegate.llm._local
     import tunegate.lora.classifier
     import tunegate.models._knn
     import tunegate.models._rules

