@@ -288,3 +288,11 @@ def test_causal_adapter_refuses_a_different_workflow(
 
         write_manifest(tmp_path / "enc", manifest)
         read_causal_manifest(tmp_path / "enc")
+
+
+def test_llm_local_takes_a_system_prompt_so_prompt_versions_run_on_it() -> None:
+    """A prompt version (and ``baseline: llm-local``) needs a backend that names
+    ``system_prompt``; the service passes ``store``, which the in-process model ignores."""
+    from tunegate.models._versions import prompt_backend_check
+
+    prompt_backend_check("llm-local")  # raises when the factory does not take a prompt

@@ -490,9 +490,19 @@ def _fill(workflow: Workflow, template: str | None) -> str:
 
 
 @register_backend("llm-local")
-def _build(workflow: Workflow, **kwargs: Any) -> LocalLlmClassifier:
-    allowed = {"system_prompt", "adapter_dir", "model_path", "temperature", "cache_dir"}
+def _build(
+    workflow: Workflow,
+    system_prompt: str | None = None,
+    store: Any = None,
+    **kwargs: Any,
+) -> LocalLlmClassifier:
+    # ``store`` is accepted like the ``llm`` backend's and unused: scoring in process is
+    # deterministic and needs no response cache.
+    del store
+    allowed = {"adapter_dir", "model_path", "temperature", "cache_dir"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
-        raise InputError(f"llm-local: unknown options {unknown}; allowed: {sorted(allowed)}")
-    return LocalLlmClassifier(workflow, **kwargs)
+        raise InputError(
+            f"llm-local: unknown options {unknown}; allowed: {sorted(allowed | {'system_prompt'})}"
+        )
+    return LocalLlmClassifier(workflow, system_prompt=system_prompt, **kwargs)
