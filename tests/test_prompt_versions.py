@@ -502,3 +502,13 @@ def test_try_prompt_cli_then_promote_and_rollback(
     assert json.loads(capsys.readouterr().out)["version_id"] == configured
     assert main(["aliases", "-c", str(project), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["champion"] == configured
+
+
+def test_condition_4_asks_for_a_prompt_when_the_baseline_is_an_llm(workflow: Workflow) -> None:
+    """A LoRA adapter of the local LLM is a ``lora`` champion, still steered by its prompt: in
+    a workflow whose baseline is an LLM the lever stays the prompt."""
+    llm = workflow.model_copy(update={"baseline": "llm-local"})
+    attempts = [_attempt(AttemptKind.PROMPT, 0.1, "pass", "champ")]
+    assert instructions_tried(_evidence(llm, attempts, ModelKind.LORA), llm).passed
+    encoder = instructions_tried(_evidence(workflow, attempts, ModelKind.LORA), workflow)
+    assert not encoder.passed and "no instructions" in encoder.summary

@@ -150,22 +150,26 @@ def _latest_instruction_attempt(
     return max(pool, key=lambda a: a.created_at) if pool else None
 
 
-def _lever(evidence: GateEvidence) -> AttemptKind:
-    """The cheapest lever condition (4) asks for: the system prompt of a prompted-LLM
-    champion, the instructions otherwise."""
+def _lever(evidence: GateEvidence, workflow: Workflow) -> AttemptKind:
+    """The cheapest lever condition (4) asks for: the system prompt when the champion is a
+    prompted LLM or the workflow's baseline is one (a LoRA adapter of the local LLM is still
+    steered by its prompt), the instructions otherwise."""
     kind = evidence.champion_kind
-    return AttemptKind.PROMPT if kind is not None and kind.is_llm else AttemptKind.INSTRUCTIONS
+    llm = (kind is not None and kind.is_llm) or workflow.baseline != "zero-shot"
+    return AttemptKind.PROMPT if llm else AttemptKind.INSTRUCTIONS
 
 
-def _latest_lever_attempt(evidence: GateEvidence) -> Attempt | None:
-    return _latest_instruction_attempt(evidence.attempts, evidence.champion, _lever(evidence))
+def _latest_lever_attempt(evidence: GateEvidence, workflow: Workflow) -> Attempt | None:
+    return _latest_instruction_attempt(
+        evidence.attempts, evidence.champion, _lever(evidence, workflow)
+    )
 
 
 def instructions_fixed(evidence: GateEvidence, workflow: Workflow) -> bool:
     """The latest instructions attempt (prompt attempt, for a prompted-LLM champion) fixed at
     least ``gate.instruction_fix_success`` of the missed-signal overrides without a failed
     verdict: fine-tuning is not needed."""
-    attempt = _latest_lever_attempt(evidence)
+    attempt = _latest_lever_attempt(evidence, workflow)
     if attempt is None:
         return False
     share = attempt.details.get("fixed_share")
@@ -293,8 +297,8 @@ def instructions_tried(evidence: GateEvidence, workflow: Workflow) -> ConditionF
     and did *not* fix the problem: it fixed fewer than ``gate.instruction_fix_success`` of the
     missed-signal overrides, or its verdict failed."""
     gate = workflow.gate
-    lever = _lever(evidence)
-    attempt = _latest_lever_attempt(evidence)
+    lever = _lever(evidence, workflow)
+    attempt = _latest_lever_attempt(evidence, workflow)
     if attempt is None:
         if lever is AttemptKind.PROMPT:
             return ConditionFinding(
