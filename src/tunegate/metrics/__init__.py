@@ -15,6 +15,11 @@ examples; :func:`paired_median_ratio` gives the interval of the median of paired
 size and FDR-control many rate contrasts (contrastive attribution);
 :func:`mann_kendall` and :func:`sens_slope` test and size a trend in a series.
 
+Generative workflows (answers with citations, tool calls): every metric is a ratio of
+per-example sums (:class:`RatioTerms`, :func:`metric_terms`), and
+:func:`paired_ratio_bootstrap` gives its paired interval; :func:`cohen_kappa_score` measures
+a checker's agreement with human labels.
+
 This package is tunegate's one numeric core: softmax and temperature scaling
 (:func:`softmax`, :func:`fit_temperature`, :func:`apply_temperature`, :func:`nll_loss`),
 normalized entropy, selective risk, the risk-coverage curve and its area (AURC), the
@@ -25,6 +30,7 @@ seed spread and the statistical tests above are computed here and nowhere else
 
 from __future__ import annotations
 
+from tunegate.metrics._agreement import cohen_kappa_score
 from tunegate.metrics._bootstrap import (
     BootstrapResult,
     Interval,
@@ -57,6 +63,26 @@ from tunegate.metrics._classification import (
     recall_per_class,
 )
 from tunegate.metrics._frequencies import smoothed_frequencies
+from tunegate.metrics._generative import (
+    CitationCounts,
+    RatioBootstrap,
+    RatioTerms,
+    abstention_precision_score,
+    abstention_recall_score,
+    answer_correctness_score,
+    argument_validity_score,
+    citation_counts,
+    citation_precision_score,
+    citation_recall_score,
+    citation_score,
+    format_validity_score,
+    metric_terms,
+    paired_ratio_bootstrap,
+    stale_claim_rate,
+    tool_call_accuracy_score,
+    tool_selection_accuracy_score,
+    unsupported_claim_rate,
+)
 from tunegate.metrics._registry import MetricSpec, metric_registry, register_metric
 from tunegate.metrics._selective import (
     OUT_OF_SCOPE,
@@ -93,17 +119,24 @@ __all__ = [
     "OUT_OF_SCOPE",
     "BinStrategy",
     "BootstrapResult",
+    "CitationCounts",
     "Interval",
     "McNemarResult",
     "MetricSpec",
     "PerClassReport",
+    "RatioBootstrap",
+    "RatioTerms",
     "ReliabilityCurve",
     "RiskCoverageCurve",
     "RouteThresholdFit",
     "SeedSummary",
     "TrendResult",
+    "abstention_precision_score",
+    "abstention_recall_score",
     "accuracy_score",
+    "answer_correctness_score",
     "apply_temperature",
+    "argument_validity_score",
     "assign_bins",
     "aurc_rate",
     "auto_route_mask",
@@ -111,6 +144,11 @@ __all__ = [
     "bias_corrected_interval",
     "bin_edges",
     "brier_score_loss",
+    "citation_counts",
+    "citation_precision_score",
+    "citation_recall_score",
+    "citation_score",
+    "cohen_kappa_score",
     "confidence_calibration_error",
     "confidence_reliability_curve",
     "confusion_matrix",
@@ -121,6 +159,7 @@ __all__ = [
     "fisher_rate_increase_p",
     "fit_route_threshold",
     "fit_temperature",
+    "format_validity_score",
     "latency_p50_ms",
     "latency_p95_ms",
     "log_odds_ratio",
@@ -128,6 +167,7 @@ __all__ = [
     "mann_kendall",
     "mcnemar_exact",
     "metric_registry",
+    "metric_terms",
     "nll_loss",
     "normalized_entropy",
     "one_sided_rate_increase_p",
@@ -135,6 +175,7 @@ __all__ = [
     "paired_bootstrap",
     "paired_mean_difference",
     "paired_median_ratio",
+    "paired_ratio_bootstrap",
     "per_class_report",
     "percentile_interval",
     "precision_per_class",
@@ -149,4 +190,8 @@ __all__ = [
     "sens_slope",
     "smoothed_frequencies",
     "softmax",
+    "stale_claim_rate",
+    "tool_call_accuracy_score",
+    "tool_selection_accuracy_score",
+    "unsupported_claim_rate",
 ]

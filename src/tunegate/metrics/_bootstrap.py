@@ -576,15 +576,18 @@ def _paired(x_a: Any, x_b: Any) -> tuple[FloatArray, FloatArray]:
 
 
 def _resampled(values: FloatArray, stat: Any, n_resamples: int, seed: int) -> FloatArray:
-    """``stat`` (a function of a (k, n) matrix of resampled rows -> (k,)) over
-    ``n_resamples`` bootstrap resamples of ``values``, drawn in chunks of bounded memory."""
+    """``stat`` over ``n_resamples`` bootstrap resamples of the examples of ``values``, drawn
+    in chunks of bounded memory. ``values`` is (n,) -> ``stat`` gets a (k, n) matrix of
+    resampled rows; or (m, n), m per-example columns resampled together (paired) -> ``stat``
+    gets (m, k, n). ``stat`` returns (k,)."""
     rng = np.random.Generator(np.random.SFC64(seed))
+    n = values.shape[-1]
     chunk = max(1, 2_000_000 // values.size)
     parts = []
     done = 0
     while done < n_resamples:
         k = min(chunk, n_resamples - done)
-        parts.append(stat(np.take(values, rng.integers(0, values.size, size=(k, values.size)))))
+        parts.append(stat(np.take(values, rng.integers(0, n, size=(k, n)), axis=-1)))
         done += k
     return np.concatenate(parts)
 

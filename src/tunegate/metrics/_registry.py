@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 __all__ = ["MetricSpec", "metric_registry", "register_metric"]
 
-MetricInput = Literal["labels", "proba", "confidence", "latency"]
+MetricInput = Literal["labels", "proba", "confidence", "latency", "per_example"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -24,8 +24,12 @@ class MetricSpec:
     ``input`` says what the second argument is: ``labels`` -> ``f(y_true, y_pred)``,
     ``proba`` -> ``f(y_true, proba)`` with ``proba`` of shape (n, k), ``confidence`` ->
     ``f(correct, confidence)`` with per-decision correctness and the decided class's
-    probability, both of shape (n,), ``latency`` -> ``f(latency_ms)``. ``per_class`` metrics
-    return a (k,) array indexed by class id.
+    probability, both of shape (n,), ``latency`` -> ``f(latency_ms)``, ``per_example`` ->
+    ``f(*arrays)`` over the metric's own per-example arrays (claim counts, flags, tool names:
+    the generative metrics), each a ratio of per-example sums whose ``terms`` function gives
+    them (:class:`~tunegate.metrics.RatioTerms`, for
+    :func:`~tunegate.metrics.paired_ratio_bootstrap`).
+    ``per_class`` metrics return a (k,) array indexed by class id.
     """
 
     name: str
@@ -33,18 +37,26 @@ class MetricSpec:
     input: MetricInput
     greater_is_better: bool
     per_class: bool = False
+    terms: Callable[..., Any] | None = None
+    """``per_example`` metrics: the same arguments -> their per-example
+    :class:`~tunegate.metrics.RatioTerms`."""
 
 
 _REGISTRY: dict[str, MetricSpec] = {}
 
 
 def register_metric(
-    *, input: MetricInput, greater_is_better: bool, per_class: bool = False
+    *,
+    input: MetricInput,
+    greater_is_better: bool,
+    per_class: bool = False,
+    terms: Callable[..., Any] | None = None,
 ) -> Callable[[F], F]:
     """Register a metric function under its ``__name__``.
 
     Names carry the direction: ``*_score`` must be higher-is-better, ``*_error``, ``*_loss``,
-    ``*_rate`` and ``*_ms`` lower-is-better. A second registration of a name is refused.
+    ``*_rate`` and ``*_ms`` lower-is-better. A second registration of a name is refused, and
+    so is a ``per_example`` metric without its ``terms`` function.
     """
 
     def decorate(func: F) -> F:
@@ -57,7 +69,9 @@ def register_metric(
             raise ValueError(
                 f"metric {name!r} is named lower-is-better but registered as higher-is-better"
             )
-        _REGISTRY[name] = MetricSpec(name, func, input, greater_is_better, per_class)
+        if (input == "per_example") != (terms is not None):
+            raise ValueError(f"metric {name!r}: terms are given for per_example metrics only")
+        _REGISTRY[name] = MetricSpec(name, func, input, greater_is_better, per_class, terms)
         return func
 
     return decorate

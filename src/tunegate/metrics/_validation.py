@@ -12,6 +12,8 @@ from tunegate.errors import InputError
 __all__ = [
     "OUT_OF_SCOPE",
     "check_confidence",
+    "check_counts",
+    "check_flags",
     "check_labels",
     "check_latency",
     "check_logits",
@@ -19,6 +21,7 @@ __all__ = [
     "check_proba",
     "check_proba_rows",
     "check_series",
+    "check_tool_names",
 ]
 
 IntArray = npt.NDArray[np.intp]
@@ -195,3 +198,50 @@ def check_series(series: Any) -> FloatArray:
     if not np.all(np.isfinite(x)):
         raise InputError("the series contains NaN or infinite values; fill or drop them first")
     return x
+
+
+def _one_d(values: Any, name: str, what: str, n: int | None) -> npt.NDArray[Any]:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise InputError(f"{name} must be a 1-D array ({what}), got shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(f"{name} is empty; a metric needs at least one example")
+    if n is not None and arr.size != n:
+        raise InputError(
+            f"{name} has {arr.size} values but there are {n} examples; "
+            f"the arrays must be aligned one-to-one"
+        )
+    return arr
+
+
+def check_flags(values: Any, name: str, n: int | None = None) -> BoolArray:
+    """Validate a non-empty 1-D array of per-example booleans (``bool`` or 0/1), of length
+    ``n`` when given."""
+    arr = _one_d(values, name, "one boolean per example", n)
+    if arr.dtype != np.bool_ and (
+        not np.issubdtype(arr.dtype, np.number) or not np.all((arr == 0) | (arr == 1))
+    ):
+        raise InputError(f"{name} must be boolean (or 0/1), got dtype {arr.dtype}")
+    return arr.astype(np.bool_)
+
+
+def check_counts(values: Any, name: str, n: int | None = None) -> IntArray:
+    """Validate a non-empty 1-D array of per-example non-negative integer counts, of length
+    ``n`` when given (integral floats are accepted)."""
+    arr = _one_d(values, name, "one count per example", n)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number):
+        raise InputError(f"{name} must hold integer counts, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)) or arr.min() < 0:
+        raise InputError(f"{name} must hold non-negative integer counts (one per example)")
+    return arr.astype(np.intp)
+
+
+def check_tool_names(values: Any, name: str, n: int | None = None) -> list[str | None]:
+    """Validate a non-empty sequence of per-example tool names (``str``, or ``None`` for
+    "no tool"), of length ``n`` when given."""
+    names = list(values)
+    _one_d(np.arange(len(names)), name, "one tool name or None per example", n)
+    bad = [v for v in names if v is not None and not isinstance(v, str)]
+    if bad:
+        raise InputError(f"{name} must hold tool names (str) or None for 'no tool', got {bad[0]!r}")
+    return names
