@@ -113,6 +113,12 @@ def test_cli_train_promote_rollback(
     assert code == {"pass": 0, "fail": 1, "inconclusive": 2}[result["verdict"]]
     candidate, champion = result["candidate"], result["champion"]
     assert champion.startswith("zero-shot-")
+    # the promotion choice holds the fine-tune to the best cheap fix too (none was tried
+    # here: the fine-tune is the choice exactly when its verdict passed)
+    assert result["versus_cheap_fix"] is None
+    assert result["promotion"]["choice"] == (
+        "fine-tune" if result["verdict"] == "pass" else "keep champion"
+    )
     assert main(["runs", "-c", cfg, "--json"]) == 0
     listed = _json(capsys)
     assert isinstance(listed, list)
