@@ -398,6 +398,8 @@ def _promptfoo(
 ) -> None:
     csv_asserts = _csv_asserts(row)
     vars_ = row.pop("vars", None)
+    if vars_ is None and "assert" in row:
+        raise RowError("missing field 'vars' (the promptfoo test's variables, with the input)")
     if vars_ is None:  # CSV: every column not starting with "__" is a var
         vars_ = {k: row.pop(k) for k in list(row) if not k.startswith("__")}
     if not isinstance(vars_, dict) or not vars_:
@@ -518,6 +520,8 @@ def generative_fields(
                 out[name] = row.pop(name)
         if "input" not in out:
             raise RowError("missing field 'input'")
+        if isinstance(out["input"], list):  # a chat list: the last user message
+            out["input"] = _chat_input(out["input"], meta)
         for name in _JSON_FIELDS:
             if name in out:
                 out[name] = _parse_json_string(out[name], name)
