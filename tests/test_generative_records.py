@@ -26,27 +26,9 @@ from tunegate.records import (
 )
 from tunegate.store import Store
 
-TOOLS_YAML = """\
-name: desk
-kind: tool_call
-tools:
-  - name: reset_password
-    description: Reset a user's password
-    parameters:
-      type: object
-      properties:
-        user: {type: string}
-        system: {type: string, enum: [vpn, okta, email]}
-      required: [user]
-  - name: open_ticket
-    description: Open a ticket
-    parameters:
-      type: object
-      properties:
-        summary: {type: string}
-        priority: {enum: [low, high]}
-      required: [summary, priority]
-"""
+TOOLS_YAML = (Path(__file__).parent / "data" / "generative" / "tunegate.tool_call.yaml").read_text(
+    encoding="utf-8"
+)
 
 
 def answer_workflow(**extra: str) -> Workflow:
