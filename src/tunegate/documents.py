@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunegate.records import Example
+from tunegate.records import Example, GenerativeExample, GenerativeSuite
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -32,6 +32,8 @@ __all__ = [
     "Document",
     "Finding",
     "FindingTerm",
+    "GenerativeExampleDocument",
+    "GenerativeSuiteDocument",
     "LabelIssues",
     "MlflowRun",
     "MonitorReference",
@@ -307,3 +309,23 @@ class Simulation(Document):
     summary: dict[str, Any] | None = None
     eval_examples: str = ""
     ground_truth: str = ""
+
+
+class GenerativeExampleDocument(Document):
+    """An ``answer`` / ``tool_call`` example (key: the example id), written by ``tunegate
+    ingest examples`` on a generative workflow; ``digest`` is its identity hash, so ingesting
+    the same file again adds nothing and a changed row under the same id is refused."""
+
+    KIND: ClassVar[str] = "generative_example"
+
+    example: GenerativeExample
+    digest: str
+
+
+class GenerativeSuiteDocument(Document):
+    """A frozen generative suite (key: its hash), written by ``tunegate suite freeze`` on a
+    generative workflow; immutable like the ``suites`` table's classification suites."""
+
+    KIND: ClassVar[str] = "generative_suite"
+
+    suite: GenerativeSuite

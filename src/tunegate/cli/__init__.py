@@ -50,6 +50,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     version: bool = typer.Option(
         False,
@@ -61,8 +62,9 @@ def _root(
 ) -> None:
     """tunegate: diagnose before you fine-tune; fine-tune safely when the gate opens."""
     from tunegate._progress import set_progress
-    from tunegate.cli._common import widen_when_not_a_terminal
+    from tunegate.cli._common import note_command, widen_when_not_a_terminal
 
+    note_command(ctx.invoked_subcommand)
     if quiet:
         set_progress(False)
     widen_when_not_a_terminal()

@@ -18,7 +18,16 @@ from tunegate.config import Workflow, load_workflow
 if TYPE_CHECKING:
     from tunegate.store import Store
 
-__all__ = ["ConfigOpt", "JsonOpt", "emit", "load", "out", "store_for"]
+__all__ = [
+    "CLASSIFY_ONLY",
+    "ConfigOpt",
+    "JsonOpt",
+    "emit",
+    "load",
+    "note_command",
+    "out",
+    "store_for",
+]
 
 out = Console()
 err = Console(stderr=True)
@@ -43,9 +52,53 @@ ConfigOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
+CLASSIFY_ONLY = frozenset(
+    {
+        "attribute",
+        "classify",
+        "compare",
+        "dataset",
+        "demo",
+        "eval",
+        "finetune",
+        "gate",
+        "label-issues",
+        "monitor",
+        "overrides",
+        "probe",
+        "promote",
+        "review",
+        "rollback",
+        "serve",
+        "shadow",
+        "simulate",
+        "triage",
+        "try",
+    }
+)
+"""Top-level commands that work on labels and probabilities: on an ``answer`` or
+``tool_call`` workflow they refuse with one line naming the command and the kind."""
+
+
+_INVOKED: list[str] = []
+
+
+def note_command(name: str | None) -> None:
+    """Remember the top-level command being run (the root callback calls this) for
+    :func:`load`."""
+    _INVOKED[:] = [name] if name else []
+
+
 def load(config: Path) -> Workflow:
-    """Load the workflow (errors become one clear line via the CLI's error handler)."""
-    return load_workflow(config)
+    """Load the workflow (errors become one clear line via the CLI's error handler).
+
+    A classification-only command (:data:`CLASSIFY_ONLY`) on an ``answer`` or ``tool_call``
+    workflow is refused here: "tunegate eval works on classify workflows; this workflow's
+    kind is answer"."""
+    workflow = load_workflow(config)
+    if not workflow.is_classify and _INVOKED and _INVOKED[0] in CLASSIFY_ONLY:
+        workflow.require_kind(" ".join(["tunegate", *_INVOKED]))
+    return workflow
 
 
 def store_for(workflow: Workflow, config: Path) -> Store:

@@ -12,7 +12,7 @@ import typer
 
 from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
 from tunegate.errors import InputError, NotFoundError
-from tunegate.records import EvalRun, EvalSuite, ModelKind, SuiteSlice
+from tunegate.records import EvalRun, EvalSuite, GenerativeSuite, ModelKind, SuiteSlice
 
 if TYPE_CHECKING:
     from tunegate.config import Workflow
@@ -26,7 +26,13 @@ DEFAULT_CONFIG = Path("tunegate.yaml")
 
 @suite_app.command("freeze")
 def suite_freeze(
-    file: Annotated[Path, typer.Argument(help="JSONL or CSV: text, label[, id, slice, tags].")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL or CSV: text, label[, id, slice, tags]. Answer/tool_call workflows: "
+            "any shape `tunegate ingest examples` reads (DeepEval, promptfoo, Inspect, ...)."
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="Suite name.")],
     training: Annotated[
         list[Path] | None,
@@ -41,6 +47,14 @@ def suite_freeze(
             "--drop-leaked", help="Leave out examples that overlap training data (listed)."
         ),
     ] = False,
+    shape: Annotated[
+        str | None,
+        typer.Option(
+            "--shape",
+            help="Answer/tool_call workflows: the file's shape (auto, native, deepeval, "
+            "promptfoo, inspect, openai-evals; default auto).",
+        ),
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
@@ -50,6 +64,13 @@ def suite_freeze(
 
     workflow = load(config)
     store = store_for(workflow, config)
+    if not workflow.is_classify:
+        suite_, notes_ = _freeze_generative(
+            file, name, workflow, store, training, exact_only, drop_leaked, shape
+        )
+        return _emit_generative(suite_, notes_, as_json=as_json)
+    if shape is not None:
+        raise InputError("--shape applies to answer and tool_call workflows")
     rows = read_suite_examples(file)
     training_texts = [e.text for e in store.examples()]
     for path in training or []:
@@ -74,6 +95,74 @@ def suite_freeze(
     def human() -> None:
         out.print(
             f"froze suite {suite.name!r} ({suite.hash[:12]}): "
+            + ", ".join(f"{k} {v}" for k, v in summary["slices"].items())
+        )
+        for note in notes:
+            out.print(f"[yellow]warning:[/yellow] {note}")
+
+    emit(summary, as_json=as_json, human=human)
+
+
+def _freeze_generative(
+    file: Path,
+    name: str,
+    workflow: Workflow,
+    store: Store,
+    training: list[Path] | None,
+    exact_only: bool,
+    drop_leaked: bool,
+    shape: str | None,
+) -> tuple[GenerativeSuite, list[str]]:
+    """Read, freeze and store a generative suite: (the suite, its warnings)."""
+    from tunegate.evaluate import freeze_generative_suite, save_generative_suite
+    from tunegate.io import read_generative, stored_generative_examples
+
+    examples, problems = read_generative(file, workflow=workflow, shape=shape)
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:5])
+        raise InputError(
+            f"{file}: {len(problems)} rows cannot become suite examples (a suite is frozen "
+            f"whole): {shown}"
+        )
+    training_texts = [e.input for e in stored_generative_examples(store)]
+    training_texts += [e.text for e in store.examples()]
+    for path in training or []:
+        training_texts += [str(r["text"]) for r in _read_texts(path)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        suite = freeze_generative_suite(
+            name,
+            examples,
+            workflow,
+            training_texts=training_texts,
+            near_duplicates=not exact_only,
+            drop_leaked=drop_leaked,
+        )
+    save_generative_suite(store, suite)
+    return suite, [str(w.message) for w in caught]
+
+
+def _generative_summary(suite: GenerativeSuite) -> dict[str, Any]:
+    return {
+        "name": suite.name,
+        "kind": suite.kind,
+        "hash": suite.hash,
+        "examples": len(suite.examples),
+        "slices": {
+            s.value: len(suite.slice_examples(s))
+            for s in SuiteSlice
+            if s is not SuiteSlice.OUT_OF_SCOPE
+        },
+        "created_at": suite.created_at.isoformat(),
+    }
+
+
+def _emit_generative(suite: GenerativeSuite, notes: list[str], *, as_json: bool) -> None:
+    summary = _generative_summary(suite) | {"warnings": notes}
+
+    def human() -> None:
+        out.print(
+            f"froze {suite.kind} suite {suite.name!r} ({suite.hash[:12]}): "
             + ", ".join(f"{k} {v}" for k, v in summary["slices"].items())
         )
         for note in notes:
@@ -118,6 +207,11 @@ def suite_show(
     from tunegate.evaluate import suite_size_warnings
 
     workflow = load(config)
+    if not workflow.is_classify:
+        from tunegate.evaluate import get_generative_suite
+
+        found = get_generative_suite(store_for(workflow, config), name)
+        return _emit_generative(found, [], as_json=as_json)
     suite = store_for(workflow, config).get_suite(name)
     summary = _suite_summary(suite) | {"warnings": suite_size_warnings(suite, workflow)}
 

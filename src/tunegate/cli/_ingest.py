@@ -29,22 +29,36 @@ class FormatArg(StrEnum):
 
 
 class ShapeArg(StrEnum):
+    auto = "auto"
     native = "native"
     openai_evals = "openai-evals"
     inspect = "inspect"
     hf = "hf"
+    deepeval = "deepeval"
+    promptfoo = "promptfoo"
 
 
 def ingest(
     kind: Annotated[KindArg, typer.Argument(help="What the file holds.")],
-    file: Annotated[Path, typer.Argument(help="A .jsonl, .csv or .parquet file.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A .jsonl, .csv or .parquet file (answer/tool_call workflows: also a .yaml "
+            "or .json list of test cases)."
+        ),
+    ],
     fmt: Annotated[
         FormatArg | None, typer.Option("--format", help="Override the format the suffix implies.")
     ] = None,
     shape: Annotated[
-        ShapeArg,
-        typer.Option("--shape", help="Row shape (examples): native, openai-evals, inspect, hf."),
-    ] = ShapeArg.native,
+        ShapeArg | None,
+        typer.Option(
+            "--shape",
+            help="Row shape (examples). Classify workflows: native (default), openai-evals, "
+            "inspect, hf. Answer/tool_call workflows: auto (default: told apart by the fields), "
+            "native, deepeval, promptfoo, inspect, openai-evals.",
+        ),
+    ] = None,
     column_map: Annotated[
         list[str] | None,
         typer.Option("--map", help="Rename a column: SRC=DST (repeatable), e.g. Document=text."),
@@ -86,7 +100,7 @@ def ingest(
             file,
             workflow=workflow,
             fmt=fmt.value if fmt else None,
-            shape=shape.value,
+            shape=shape.value if shape else None,
             column_map=column_map or None,
             quarantine_dir=quarantine_dir,
             batch_size=batch_size,

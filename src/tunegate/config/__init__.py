@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tunegate.config._loading import load_workflow, parse_workflow, starter_yaml
 from tunegate.config._models import (
+    AnswerSettings,
     DataTarget,
     GatePolicy,
     LabelSpec,
@@ -23,9 +24,11 @@ from tunegate.config._models import (
     SliceSpec,
     StoreSettings,
     SuiteSizes,
+    ToolSpec,
     TrainingSettings,
     TriagePolicy,
     Workflow,
+    WorkflowKind,
 )
 from tunegate.config._starter import (
     blank_yaml,
@@ -36,6 +39,7 @@ from tunegate.config._starter import (
 )
 
 __all__ = [
+    "AnswerSettings",
     "DataTarget",
     "GatePolicy",
     "LabelSpec",
@@ -49,9 +53,11 @@ __all__ = [
     "SliceSpec",
     "StoreSettings",
     "SuiteSizes",
+    "ToolSpec",
     "TrainingSettings",
     "TriagePolicy",
     "Workflow",
+    "WorkflowKind",
     "blank_yaml",
     "describe_label",
     "load_workflow",

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_NAME = "tunegate.yaml"
 
@@ -405,15 +412,127 @@ class SuiteSizes(_Strict):
     """Capability-preservation examples."""
 
 
+WorkflowKind = Literal["classify", "answer", "tool_call"]
+"""What a workflow's model does: ``classify`` (a label), ``answer`` (a grounded answer with
+citations, or an abstention) or ``tool_call`` (one declared tool and its JSON arguments, or
+no tool). See docs/generative-workflows.md."""
+
+CLASSIFY: WorkflowKind = "classify"
+
+_TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+
+
+def _schema_location(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return f" (at parameters.{'.'.join(parts)})" if parts else ""
+
+
+class ToolSpec(_Strict):
+    """A tool a ``tool_call`` workflow may call: its name, what it does and the JSON Schema
+    its arguments must satisfy."""
+
+    name: str = Field(pattern=_TOOL_NAME)
+    """The tool's name as the model calls it (letters, digits, ``_ . -``; at most 64)."""
+    description: str = Field(min_length=1)
+    """What the tool does, in words the model sees when it chooses a tool."""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    """The JSON Schema of the arguments object (checked against its metaschema, draft
+    2020-12 unless ``$schema`` names another). Its ``type``, when given, must be ``object``."""
+
+    @field_validator("parameters")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        import jsonschema
+
+        name = info.data.get("name", "?")
+        validator = jsonschema.validators.validator_for(
+            value, default=jsonschema.Draft202012Validator
+        )
+        try:
+            validator.check_schema(value)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(
+                f"tool {name!r}: parameters is not a valid JSON Schema: {exc.message}"
+                f"{_schema_location(exc.absolute_path)}"
+            ) from None
+        kind = value.get("type")
+        if kind is not None and kind != "object":
+            raise ValueError(
+                f"tool {name!r}: parameters must describe a JSON object (type: object), got "
+                f"type {kind!r}; arguments are always an object of named values"
+            )
+        return value
+
+    @cached_property
+    def _validator(self) -> Any:
+        import jsonschema
+
+        cls = jsonschema.validators.validator_for(
+            self.parameters, default=jsonschema.Draft202012Validator
+        )
+        return cls(self.parameters)
+
+    def argument_errors(self, arguments: Any) -> list[str]:
+        """Why ``arguments`` do not satisfy :attr:`parameters` (empty when they do), one
+        message per problem naming the argument's path, e.g. ``arguments.priority: 'x' is not
+        one of ['low', 'high']``."""
+        found = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
+        out = []
+        for error in found:
+            where = ".".join(str(p) for p in error.absolute_path)
+            out.append(f"arguments{'.' + where if where else ''}: {error.message}")
+        return out
+
+
+class AnswerSettings(_Strict):
+    """How an ``answer`` workflow abstains (the ``answer:`` section)."""
+
+    abstention: str = Field(default="I cannot answer this from the knowledge base.", min_length=1)
+    """The exact wording an answer gives when it abstains: prompts ask for it, and an output
+    equal to it (case and spacing aside) is an abstention."""
+    abstention_patterns: list[str] = Field(default_factory=list)
+    """Further case-insensitive regular expressions that mark an output as an abstention
+    (e.g. ``"\\bI don't know\\b"``), for models that word it their own way."""
+
+    @field_validator("abstention_patterns")
+    @classmethod
+    def _compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
+        return value
+
+    @cached_property
+    def _patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(p, re.IGNORECASE) for p in self.abstention_patterns]
+
+    def is_abstention(self, text: str) -> bool:
+        """True when ``text`` is the abstention wording or matches an abstention pattern."""
+        folded = " ".join(text.lower().split())
+        if folded == " ".join(self.abstention.lower().split()):
+            return True
+        return any(p.search(text) for p in self._patterns)
+
+
 class Workflow(_Strict):
-    """A named classification workflow: everything tunegate needs to know about it."""
+    """A named workflow: everything tunegate needs to know about it."""
 
     name: str = Field(min_length=1)
     """The workflow's name."""
+    kind: WorkflowKind = CLASSIFY
+    """``classify`` (default: a label per input), ``answer`` (a grounded answer with citations,
+    or an explicit abstention) or ``tool_call`` (one of ``tools`` with JSON arguments, or no
+    tool). See docs/generative-workflows.md."""
     instructions: str = ""
     """Workflow-level instructions prepended to every label description (zero-shot prompt)."""
-    labels: dict[str, LabelSpec]
-    """Label name -> spec. At least two."""
+    labels: dict[str, LabelSpec] = Field(default_factory=dict, validate_default=True)
+    """Label name -> spec. At least two in a ``classify`` workflow; none in the other kinds."""
+    tools: list[ToolSpec] = Field(default_factory=list, validate_default=True)
+    """The tools a ``tool_call`` workflow may call (at least one, unique names); only there."""
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    """How an ``answer`` workflow abstains; only there."""
     slices: dict[str, SliceSpec] = Field(default_factory=dict)
     """Named slices reported by every evaluation and monitor."""
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
@@ -454,9 +573,61 @@ class Workflow(_Strict):
 
     @field_validator("labels")
     @classmethod
-    def _two_labels(cls, value: dict[str, LabelSpec]) -> dict[str, LabelSpec]:
-        if len(value) < 2:
-            raise ValueError("a workflow needs at least two labels")
+    def _two_labels(cls, value: dict[str, LabelSpec], info: ValidationInfo) -> dict[str, LabelSpec]:
+        kind = info.data.get("kind")
+        if kind == CLASSIFY and len(value) < 2:
+            raise ValueError(
+                "a classify workflow needs at least two labels (labels: name -> description)"
+                if value
+                else "a classify workflow needs labels: (at least two, name -> description); "
+                "for generated answers or tool calls set kind: answer or kind: tool_call"
+            )
+        if kind not in (None, CLASSIFY) and value:
+            raise ValueError(
+                f"labels apply to classify workflows; this workflow's kind is {kind}: remove "
+                f"labels: (or set kind: classify)"
+            )
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value: list[ToolSpec], info: ValidationInfo) -> list[ToolSpec]:
+        kind = info.data.get("kind")
+        if kind == "tool_call" and not value:
+            raise ValueError(
+                "a tool_call workflow needs tools: (at least one, each with name, description "
+                "and a JSON Schema of its parameters)"
+            )
+        if kind not in (None, "tool_call") and value:
+            raise ValueError(
+                f"tools apply to tool_call workflows; this workflow's kind is {kind}: remove "
+                f"tools: (or set kind: tool_call)"
+            )
+        names = [t.name for t in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"tool names must be unique; repeated: {repeated}")
+        return value
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_kind(cls, value: AnswerSettings, info: ValidationInfo) -> AnswerSettings:
+        kind = info.data.get("kind")  # runs only when the key is given
+        if kind not in (None, "answer") and value != AnswerSettings():
+            raise ValueError(
+                f"answer: applies to answer workflows; this workflow's kind is {kind}: remove it"
+            )
+        return value
+
+    @field_validator("rules", "data_targets")
+    @classmethod
+    def _classify_only(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        kind = info.data.get("kind")
+        if value and kind not in (None, CLASSIFY):
+            raise ValueError(
+                f"{info.field_name} name labels, so they apply to classify workflows; this "
+                f"workflow's kind is {kind}: remove {info.field_name}:"
+            )
         return value
 
     @model_validator(mode="after")
@@ -488,6 +659,29 @@ class Workflow(_Strict):
                         f"allowed: {sorted(self.slices)}"
                     )
         return self
+
+    @property
+    def is_classify(self) -> bool:
+        """True for a ``classify`` workflow (labels, probabilities, routing)."""
+        return self.kind == CLASSIFY
+
+    def require_kind(self, what: str, *kinds: WorkflowKind) -> None:
+        """:class:`~tunegate.errors.ConfigError` unless this workflow's kind is one of
+        ``kinds`` (default: ``classify``): ``"<what> works on classify workflows; this
+        workflow's kind is answer"``."""
+        from tunegate.errors import ConfigError
+
+        allowed = kinds or (CLASSIFY,)
+        if self.kind not in allowed:
+            names = " or ".join(allowed)
+            raise ConfigError(
+                f"{what} works on {names} workflows; this workflow's kind is {self.kind} "
+                f"(see docs/generative-workflows.md)"
+            )
+
+    def tool(self, name: str) -> ToolSpec | None:
+        """The declared tool called ``name``, or ``None``."""
+        return next((t for t in self.tools if t.name == name), None)
 
     @property
     def label_names(self) -> list[str]:

@@ -742,9 +742,7 @@ def register_cheap_fix(
         config: dict[str, Any] = {"k": details.get("k", 10), "example_ids": list(ids)}
     elif attempt.kind is AttemptKind.INSTRUCTIONS:
         kind = ModelKind.ZERO_SHOT
-        config = {
-            key: details[key] for key in ("instructions", "temperature") if key in details
-        }
+        config = {key: details[key] for key in ("instructions", "temperature") if key in details}
         if "instructions" not in config:
             raise InputError(f"attempt {attempt.id} does not record its instructions")
     else:

@@ -41,6 +41,9 @@ from tunegate.records import (
     OUT_OF_SCOPE_LABEL,
     EvalSuite,
     Example,
+    GenerativeExample,
+    GenerativeSuite,
+    GenerativeSuiteExample,
     SuiteExample,
     SuiteSlice,
     content_hash,
@@ -54,8 +57,12 @@ __all__ = [
     "assign_slice",
     "check_leakage",
     "default_preservation_labels",
+    "freeze_generative_suite",
     "freeze_suite",
+    "generative_suites",
+    "get_generative_suite",
     "read_suite_examples",
+    "save_generative_suite",
     "suite_from_examples",
     "suite_size_warnings",
 ]
@@ -276,6 +283,7 @@ def freeze_suite(
     With ``drop_leaked`` the overlapping examples are left out of the suite instead, and a
     :class:`LeakageCheckWarning` lists them.
     """
+    workflow.require_kind("a classification suite (freeze_suite)")
     if not examples:
         raise InputError(f"suite {name!r} has no examples")
     pres = (
@@ -306,43 +314,17 @@ def freeze_suite(
     if dupes:
         raise InputError(f"suite {name!r}: duplicate example ids {dupes[:10]}; ids must be unique")
     if training_texts:
-        enc, why = (
-            _resolve_encoder(workflow, encoder)
-            if near_duplicates
-            else (None, "near-duplicate check turned off")
-        )
-        report = check_leakage(
+        gone = _leaked(
+            name,
             [e.id for e in items],
             [e.text for e in items],
             training_texts,
-            threshold=workflow.training.near_duplicate_threshold,
-            encoder=enc,
+            workflow,
+            encoder=encoder,
+            near_duplicates=near_duplicates,
+            drop_leaked=drop_leaked,
         )
-        if report.leaked_ids and drop_leaked:
-            gone = set(report.leaked_ids)
-            items = [e for e in items if e.id not in gone]
-            if not items:
-                raise LeakageError(f"suite {name!r}: every example overlaps training data")
-            warnings.warn(
-                f"suite {name!r}: left out {len(gone)} examples that overlap training data "
-                f"({len(report.exact)} exact, {len(report.near)} near-duplicates): "
-                f"{sorted(gone)[:20]}",
-                LeakageCheckWarning,
-                stacklevel=2,
-            )
-        elif report.leaked_ids:
-            near = ", ".join(f"{i} (cos {s:.3f})" for i, s in report.near[:20])
-            raise LeakageError(
-                f"suite {name!r} overlaps training data: {len(report.exact)} exact "
-                f"duplicates {report.exact[:20]}; {len(report.near)} near-duplicates "
-                f"[{near}]; drop these examples from the suite or from the training data"
-            )
-        if not report.near_checked:
-            warnings.warn(
-                f"suite {name!r}: {why or report.note}; only exact duplicates were checked",
-                LeakageCheckWarning,
-                stacklevel=2,
-            )
+        items = [e for e in items if e.id not in gone]
     suite = EvalSuite(name=name, examples=items).frozen()
     for message in suite_size_warnings(suite, workflow):
         warnings.warn(message, SuiteSizeWarning, stacklevel=2)
@@ -362,6 +344,60 @@ def freeze_suite(
             stacklevel=2,
         )
     return suite
+
+
+def _leaked(
+    name: str,
+    ids: Sequence[str],
+    texts: Sequence[str],
+    training_texts: Sequence[str],
+    workflow: Workflow,
+    *,
+    encoder: Any,
+    near_duplicates: bool,
+    drop_leaked: bool,
+) -> set[str]:
+    """The leakage rule of every suite: the ids to leave out (``drop_leaked``; listed in a
+    :class:`LeakageCheckWarning`), else a :class:`LeakageError` when any example overlaps
+    training texts; a :class:`LeakageCheckWarning` when only exact checks ran."""
+    enc, why = (
+        _resolve_encoder(workflow, encoder)
+        if near_duplicates
+        else (None, "near-duplicate check turned off")
+    )
+    report = check_leakage(
+        ids,
+        texts,
+        training_texts,
+        threshold=workflow.training.near_duplicate_threshold,
+        encoder=enc,
+    )
+    gone: set[str] = set()
+    if report.leaked_ids and drop_leaked:
+        gone = set(report.leaked_ids)
+        if len(gone) == len(ids):
+            raise LeakageError(f"suite {name!r}: every example overlaps training data")
+        warnings.warn(
+            f"suite {name!r}: left out {len(gone)} examples that overlap training data "
+            f"({len(report.exact)} exact, {len(report.near)} near-duplicates): "
+            f"{sorted(gone)[:20]}",
+            LeakageCheckWarning,
+            stacklevel=3,
+        )
+    elif report.leaked_ids:
+        near = ", ".join(f"{i} (cos {s:.3f})" for i, s in report.near[:20])
+        raise LeakageError(
+            f"suite {name!r} overlaps training data: {len(report.exact)} exact "
+            f"duplicates {report.exact[:20]}; {len(report.near)} near-duplicates "
+            f"[{near}]; drop these examples from the suite or from the training data"
+        )
+    if not report.near_checked:
+        warnings.warn(
+            f"suite {name!r}: {why or report.note}; only exact duplicates were checked",
+            LeakageCheckWarning,
+            stacklevel=3,
+        )
+    return gone
 
 
 def suite_from_examples(
@@ -418,3 +454,141 @@ def read_suite_examples(path: str | Path) -> list[dict[str, Any]]:
     if missing:
         raise InputError(f"{p}: rows {missing[:10]} lack a 'text' or 'label' field")
     return rows
+
+
+# -- generative suites (kind: answer | tool_call) ------------------------------------------
+
+
+def _to_generative_suite_example(
+    item: GenerativeExample | GenerativeSuiteExample, workflow: Workflow
+) -> GenerativeSuiteExample:
+    if isinstance(item, GenerativeSuiteExample):
+        tags = sorted({*item.tags, *workflow.slice_tags(item.input, item.metadata)})
+        return item.model_copy(update={"tags": tags})
+    metadata = dict(item.metadata)
+    explicit = metadata.pop("slice", None)
+    raw_tags = metadata.pop("tags", None) or []
+    if isinstance(raw_tags, str):
+        raw_tags = [t for t in raw_tags.replace(";", ",").split(",") if t.strip()]
+    tags = sorted({*(str(t).strip() for t in raw_tags), *workflow.slice_tags(item.input, metadata)})
+    if explicit:
+        try:
+            which = SuiteSlice(str(explicit).strip().lower())
+        except ValueError:
+            which = None
+        if which is None or which is SuiteSlice.OUT_OF_SCOPE:
+            allowed = [s.value for s in SuiteSlice if s is not SuiteSlice.OUT_OF_SCOPE]
+            raise InputError(
+                f"suite example {item.id!r}: slice {explicit!r} is not one of {allowed} (an "
+                f"unanswerable question is answerable: false, not out_of_scope)"
+            )
+    elif tags or any(bool(metadata.get(flag)) for flag in _EDGE_FLAGS):
+        which = SuiteSlice.EDGE
+    else:
+        which = SuiteSlice.CORE
+    data = item.model_dump(
+        exclude={"source", "reviewer", "review_status", "created_at", "metadata", "id"}
+    )
+    return GenerativeSuiteExample(**data, id=item.id, slice=which, tags=tags, metadata=metadata)
+
+
+def freeze_generative_suite(
+    name: str,
+    examples: Sequence[GenerativeExample | GenerativeSuiteExample],
+    workflow: Workflow,
+    *,
+    training_texts: Sequence[str] = (),
+    encoder: Any = None,
+    near_duplicates: bool = True,
+    drop_leaked: bool = False,
+) -> GenerativeSuite:
+    """Build a frozen, content-hashed :class:`GenerativeSuite` of an ``answer`` or
+    ``tool_call`` workflow.
+
+    An example's slice is ``metadata["slice"]`` (core, edge, preservation) when given, else
+    ``edge`` when it is in a named slice of the workflow (matched on its input) or marked
+    ``ambiguous`` / ``multi_topic``, else ``core``. Leakage is checked on the inputs against
+    ``training_texts`` exactly as for classification suites (:func:`freeze_suite`). Slices
+    outside ``workflow.suites`` give a :class:`SuiteSizeWarning`.
+    """
+    workflow.require_kind("a generative suite", "answer", "tool_call")
+    if not examples:
+        raise InputError(f"suite {name!r} has no examples")
+    items = [_to_generative_suite_example(e, workflow) for e in examples]
+    wrong = sorted({e.kind for e in items} - {workflow.kind})
+    if wrong:
+        raise InputError(
+            f"suite {name!r}: {wrong} examples in a {workflow.kind} workflow; every example "
+            f"must be of the workflow's kind"
+        )
+    seen: set[str] = set()
+    dupes = [e.id for e in items if e.id in seen or seen.add(e.id)]  # type: ignore[func-returns-value]
+    if dupes:
+        raise InputError(f"suite {name!r}: duplicate example ids {dupes[:10]}; ids must be unique")
+    if training_texts:
+        gone = _leaked(
+            name,
+            [e.id for e in items],
+            [e.input for e in items],
+            training_texts,
+            workflow,
+            encoder=encoder,
+            near_duplicates=near_duplicates,
+            drop_leaked=drop_leaked,
+        )
+        items = [e for e in items if e.id not in gone]
+    kind = "answer" if workflow.kind == "answer" else "tool_call"
+    suite = GenerativeSuite(name=name, kind=kind, examples=items).frozen()
+    for which in (SuiteSlice.CORE, SuiteSlice.EDGE, SuiteSlice.PRESERVATION):
+        low, high = getattr(workflow.suites, which.value)
+        n = len(suite.slice_examples(which))
+        if not low <= n <= high:
+            warnings.warn(
+                f"suite {name!r}: slice {which.value!r} has {n} examples; recommended "
+                f"{low}-{high} (suites.{which.value} in tunegate.yaml)",
+                SuiteSizeWarning,
+                stacklevel=2,
+            )
+    return suite
+
+
+def save_generative_suite(store: Any, suite: GenerativeSuite) -> None:
+    """Store a generative suite under its hash (frozen first if it is not); saving the same
+    suite again is a no-op, and a stored suite is never replaced."""
+    from tunegate.documents import GenerativeSuiteDocument
+
+    frozen = suite if suite.hash else suite.frozen()
+    docs = store.documents(GenerativeSuiteDocument)
+    if docs.get(frozen.hash) is None:
+        docs.put(frozen.hash, GenerativeSuiteDocument(suite=frozen))
+
+
+def generative_suites(store: Any) -> list[GenerativeSuite]:
+    """Every stored generative suite, oldest first."""
+    from tunegate.documents import GenerativeSuiteDocument
+
+    found = [doc.suite for _, doc in store.documents(GenerativeSuiteDocument).items()]
+    return sorted(found, key=lambda s: s.created_at)
+
+
+def get_generative_suite(store: Any, name_or_hash: str) -> GenerativeSuite:
+    """A generative suite by full hash, by a unique hash prefix (>= 8 characters), or the
+    newest by name; :class:`~tunegate.errors.NotFoundError` naming the stored ones."""
+    from tunegate.errors import NotFoundError
+
+    suites = generative_suites(store)
+    exact = [s for s in suites if s.hash == name_or_hash]
+    named = [s for s in suites if s.name == name_or_hash]
+    prefixed = (
+        [s for s in suites if s.hash.startswith(name_or_hash)] if len(name_or_hash) >= 8 else []
+    )
+    if exact:
+        return exact[0]
+    if named:
+        return named[-1]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    raise NotFoundError(
+        f"no generative suite named or hashed {name_or_hash!r}; stored suites: "
+        f"{sorted({s.name for s in suites})}"
+    )

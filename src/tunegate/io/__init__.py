@@ -1,9 +1,22 @@
 """Loaders and exporters: JSONL, CSV and Parquet; OpenAI Evals, Inspect and Hugging Face
-shapes; validation into records; quarantine of bad rows. See docs/store.md."""
+shapes; for answer and tool_call workflows, DeepEval, promptfoo, Inspect and OpenAI Evals
+samples (``_generative``); validation into records; quarantine of bad rows. See docs/store.md
+and docs/generative-workflows.md."""
 
 from __future__ import annotations
 
 from tunegate.io._export import export_file
+from tunegate.io._generative import (
+    GENERATIVE_SHAPES,
+    UNSUPPORTED_ASSERTS,
+    GenerativeShape,
+    build_generative,
+    detect_generative_shape,
+    generative_fields,
+    ingest_generative,
+    read_generative,
+    stored_generative_examples,
+)
 from tunegate.io._ingest import (
     DEFAULT_BATCH_SIZE,
     KINDS,
@@ -23,10 +36,13 @@ from tunegate.io._tickets import TicketFile, parse_tickets
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "GENERATIVE_SHAPES",
     "KINDS",
     "LABEL_COLUMNS",
     "SHAPES",
     "TEXT_COLUMNS",
+    "UNSUPPORTED_ASSERTS",
+    "GenerativeShape",
     "IngestReport",
     "Kind",
     "LabelSummary",
@@ -36,16 +52,22 @@ __all__ = [
     "Shape",
     "TicketFile",
     "apply_shape",
+    "build_generative",
     "build_record",
     "detect_format",
+    "detect_generative_shape",
     "export_file",
+    "generative_fields",
     "ingest_file",
+    "ingest_generative",
     "iter_rows",
     "parse_column_map",
     "parse_tickets",
     "quarantine_path",
+    "read_generative",
     "read_jsonl",
     "read_label_counts",
     "read_records",
+    "stored_generative_examples",
     "write_jsonl",
 ]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from tunegate._progress import make_progress
 from tunegate.config import Workflow
 from tunegate.errors import InputError
+from tunegate.io._generative import ingest_generative, read_generative
 from tunegate.io._readers import RawRow, check_file, detect_format, progress_total
 from tunegate.io._rows import parse_rows, raw_row
 from tunegate.io._shapes import SHAPES, Shape, parse_column_map, parse_label_names
@@ -92,9 +93,24 @@ class IngestReport(BaseModel):
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
+def _generative(kind: str, workflow: Workflow) -> bool:
+    """True when ``kind`` rows of ``workflow`` are generative examples; refuses the kinds an
+    ``answer`` / ``tool_call`` workflow has no use for (they carry labels)."""
+    if workflow.is_classify:
+        return False
+    if kind in ("decisions", "overrides"):
+        workflow.require_kind(f"ingesting {kind}")
+    return kind == "examples"
+
+
 def _check_args(kind: str, shape: str | None, label_names: Any = None) -> Shape:
     if kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}; expected one of {list(KINDS)}")
+    if shape is not None and shape.lower() in ("auto", "deepeval", "promptfoo"):
+        raise InputError(
+            f"shape {shape!r} reads answer and tool_call examples; this workflow classifies "
+            f"(use native, openai-evals, inspect or hf, or set kind: in tunegate.yaml)"
+        )
     value = (shape or "native").lower().replace("_", "-")
     if value in ("openai", "evals"):
         value = "openai-evals"
@@ -122,8 +138,17 @@ def read_records(
     """Load and validate a file without a store: (good records, problems).
 
     Repeated ids with the same content are kept once; with different content the later row
-    is a problem. ``label_names``: see :func:`ingest_file`.
+    is a problem. ``label_names``: see :func:`ingest_file`. On an ``answer`` / ``tool_call``
+    workflow, examples are :class:`~tunegate.records.GenerativeExample` records read in the
+    generative shapes (:mod:`tunegate.io._generative`; ``shape`` default ``auto``).
     """
+    if _generative(kind, workflow):
+        if label_names is not None:
+            raise InputError("label names map class indexes; this workflow has no labels")
+        examples, found = read_generative(
+            path, workflow=workflow, shape=shape, column_map=parse_column_map(column_map), fmt=fmt
+        )
+        return list(examples), found
     source = Path(path)
     the_shape = _check_args(kind, shape, label_names)
     the_fmt = detect_format(source, fmt)
@@ -299,7 +324,25 @@ def ingest_file(
 
     ``label_names``: with ``shape="hf"``, the data set's class names in index order, which an
     integer label indexes (without them an integer label is a bad row).
+
+    On an ``answer`` / ``tool_call`` workflow, examples are generative examples in the shapes
+    of :mod:`tunegate.io._generative` (``shape`` default ``auto``: DeepEval, promptfoo,
+    Inspect, OpenAI Evals or native, told apart by their fields), stored as
+    ``generative_example`` documents.
     """
+    if _generative(kind, workflow):
+        if label_names is not None:
+            raise InputError("label names map class indexes; this workflow has no labels")
+        report: IngestReport = ingest_generative(
+            store,
+            path,
+            workflow=workflow,
+            shape=shape,
+            column_map=parse_column_map(column_map),
+            fmt=fmt,
+            quarantine_dir=quarantine_dir,
+        )
+        return report
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     source = Path(path)

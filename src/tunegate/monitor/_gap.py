@@ -168,9 +168,7 @@ def aggregate_attribution(
     return total
 
 
-def _term_in(
-    term: str, ticket: Ticket, present: set[str], slices: Mapping[str, SliceSpec]
-) -> bool:
+def _term_in(term: str, ticket: Ticket, present: set[str], slices: Mapping[str, SliceSpec]) -> bool:
     """Whether ``ticket`` holds every part of ``term`` (words, or ``[slice]`` memberships)."""
     parts = [p.strip() for p in term.split(" + ") if p.strip()]
     if not parts:
