@@ -57,6 +57,7 @@ from tunegate.metrics._classification import (
     recall_per_class,
 )
 from tunegate.metrics._frequencies import smoothed_frequencies
+from tunegate.metrics._freshness import change_rate
 from tunegate.metrics._registry import MetricSpec, metric_registry, register_metric
 from tunegate.metrics._selective import (
     OUT_OF_SCOPE,
@@ -111,6 +112,7 @@ __all__ = [
     "bias_corrected_interval",
     "bin_edges",
     "brier_score_loss",
+    "change_rate",
     "confidence_calibration_error",
     "confidence_reliability_curve",
     "confusion_matrix",
