@@ -9,10 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests._tiny_models import make_tiny_encoder
 
 import _store_fixtures
-from tests._tiny_models import make_tiny_encoder
-from tunegate.config import MetaCondition, RerankSettings, RetrievalSettings, RewriteSettings
+from tunegate.config import (
+    MetaCondition,
+    ModelSettings,
+    RerankSettings,
+    RetrievalSettings,
+    RewriteSettings,
+)
 from tunegate.errors import InputError, NotFoundError
 from tunegate.kb import (
     KbDocument,
@@ -26,7 +32,6 @@ from tunegate.kb import (
 )
 from tunegate.metrics import change_rate
 from tunegate.models import get_encoder
-from tunegate.config import ModelSettings
 from tunegate.store import Store
 
 store_url = _store_fixtures.store_url
@@ -45,20 +50,42 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> object:
 
 def doc(doc_id: str, version: str, start: datetime, text: str, **kw: object) -> KbDocument:
     return KbDocument(
-        doc_id=doc_id, version=version, title=kw.pop("title", doc_id), text=text,
-        effective_from=start, **kw,  # type: ignore[arg-type]
+        doc_id=doc_id,
+        version=version,
+        title=kw.pop("title", doc_id),
+        text=text,
+        effective_from=start,
+        **kw,  # type: ignore[arg-type]
     )
 
 
 CORPUS = [
     doc("vpn", "v1", d(2024, 1), "# VPN\nThe vpn gateway tunnel disconnect: restart the client."),
-    doc("vpn", "v2", d(2024, 6), "# VPN\nThe vpn gateway moved; reinstall the remote tunnel client."),
-    doc("pw", "v1", d(2024, 1), "# Passwords\nA forgot password reset needs the expired code.",
-        metadata={"dept": "it"}),
-    doc("hw", "v1", d(2024, 1), "# Hardware\nA broken laptop monitor keyboard or printer dock.",
-        metadata={"dept": "facilities"}),
-    doc("mail", "v1", d(2024, 1), "# Mail\nThe outlook mailbox inbox messages email quota.",
-        effective_to=d(2024, 9), metadata={"dept": "it"}),
+    doc(
+        "vpn", "v2", d(2024, 6), "# VPN\nThe vpn gateway moved; reinstall the remote tunnel client."
+    ),
+    doc(
+        "pw",
+        "v1",
+        d(2024, 1),
+        "# Passwords\nA forgot password reset needs the expired code.",
+        metadata={"dept": "it"},
+    ),
+    doc(
+        "hw",
+        "v1",
+        d(2024, 1),
+        "# Hardware\nA broken laptop monitor keyboard or printer dock.",
+        metadata={"dept": "facilities"},
+    ),
+    doc(
+        "mail",
+        "v1",
+        d(2024, 1),
+        "# Mail\nThe outlook mailbox inbox messages email quota.",
+        effective_to=d(2024, 9),
+        metadata={"dept": "it"},
+    ),
 ]
 
 
@@ -82,13 +109,21 @@ def test_markdown_folder_loads_front_matter_and_title(tmp_path: Path) -> None:
     [
         ("no front matter\n", r"a\.md:1: .*front matter"),
         ("---\nid: x\nversion: 1\neffective_from: 2024-01-01\n", r"a\.md:1: .*never closed"),
-        ("---\nid: x\nversion: 1\neffective_from: [\n---\nbody\n", r"a\.md:\d+: front matter is not valid YAML"),
-        ("---\nid: x\nversion: 1\neffective_from: 2024-01-01\nowner: me\n---\nbody\n",
-         r"a\.md:5: unknown front-matter key 'owner'"),
+        (
+            "---\nid: x\nversion: 1\neffective_from: [\n---\nbody\n",
+            r"a\.md:\d+: front matter is not valid YAML",
+        ),
+        (
+            "---\nid: x\nversion: 1\neffective_from: 2024-01-01\nowner: me\n---\nbody\n",
+            r"a\.md:5: unknown front-matter key 'owner'",
+        ),
         ("---\nid: x\neffective_from: 2024-01-01\n---\nbody\n", r"a\.md:1: .*no 'version'"),
         ("---\nid: x\nversion: 1\neffective_from: soon\n---\nbody\n", r"a\.md:4: .*effective_from"),
-        ("---\nid: x\nversion: 1\neffective_from: 2024-02-01\neffective_to: 2024-01-01\n---\nb\n",
-         r"a\.md:\d+: .*effective_to .* must be after"),
+        (
+            "---\nid: x\nversion: 1\neffective_from: 2024-02-01\n"
+            "effective_to: 2024-01-01\n---\nb\n",
+            r"a\.md:\d+: .*effective_to .* must be after",
+        ),
     ],
 )
 def test_bad_front_matter_names_file_and_line(tmp_path: Path, content: str, match: str) -> None:
@@ -117,7 +152,9 @@ def test_jsonl_errors_name_the_line(tmp_path: Path) -> None:
 
 
 def test_versions_supersede_at_their_effective_date(store: Store, tiny_encoder: object) -> None:
-    kb = KnowledgeBase(store, RetrievalSettings(chunk_size=20, chunk_overlap=5), encoder=tiny_encoder)  # type: ignore[arg-type]
+    kb = KnowledgeBase(
+        store, RetrievalSettings(chunk_size=20, chunk_overlap=5), encoder=tiny_encoder
+    )  # type: ignore[arg-type]
     report = kb.ingest(CORPUS)
     assert (report.versions_added, report.versions_existing, report.documents) == (5, 0, 4)
     assert report.chunks_added == report.chunks_embedded > 0
@@ -135,7 +172,9 @@ def test_versions_supersede_at_their_effective_date(store: Store, tiny_encoder: 
     # A version inserted between two existing ones re-cuts both ends.
     kb.ingest([doc("vpn", "v1.5", d(2024, 3), "# VPN\nInterim gateway notice.")])
     assert [(v.version, v.superseded_at) for v in kb.versions("vpn")] == [
-        ("v1", d(2024, 3)), ("v1.5", d(2024, 6)), ("v2", None)
+        ("v1", d(2024, 3)),
+        ("v1.5", d(2024, 6)),
+        ("v2", None),
     ]
 
 
@@ -169,7 +208,8 @@ def test_kb_change_rate_counts_months(store: Store, tiny_encoder: object) -> Non
     result = kb.change_rate(start=d(2024, 5), months=2)
     # May: 4 documents in force, none changed; June: 4 in force, vpn changed.
     assert [(m.month, m.documents, m.changed) for m in result.months] == [
-        ("2024-05", 4, 0), ("2024-06", 4, 1)
+        ("2024-05", 4, 0),
+        ("2024-06", 4, 1),
     ]
     assert result.rate == pytest.approx(1 / 8)
     # From January: in force at Jan 1 are the four first versions (a first version is no change).
@@ -184,8 +224,11 @@ def test_chunking_by_heading_then_windows() -> None:
     text = "# A\none two three four five six seven\n## B\neight\n# C\nnine"
     chunks = chunk_text(text, size=3, overlap=1)
     assert [(c.heading, c.text) for c in chunks] == [
-        ("A", "one two three"), ("A", "three four five"), ("A", "five six seven"),
-        ("A > B", "eight"), ("C", "nine"),
+        ("A", "one two three"),
+        ("A", "three four five"),
+        ("A", "five six seven"),
+        ("A > B", "eight"),
+        ("C", "nine"),
     ]
     assert [c.position for c in chunks] == [0, 1, 2, 3, 4]
     fenced = chunk_text("# A\nx\n```\n# not a heading\n```", size=10, overlap=0)
@@ -233,9 +276,7 @@ def test_hybrid_search_finds_the_right_document_as_of(
     assert (top.doc_id, top.version) == ("vpn", "v1")
     assert top.stale and not top.current_now and top.current_version == "v2"
     assert top.bm25_rank == 1 and top.vector_rank is not None
-    assert top.fused_score == pytest.approx(
-        1 / (60 + top.bm25_rank) + 1 / (60 + top.vector_rank)
-    )
+    assert top.fused_score == pytest.approx(1 / (60 + top.bm25_rank) + 1 / (60 + top.vector_rank))
     new = kb.search("vpn tunnel", as_of=d(2024, 7), now=now)
     assert (new.hits[0].doc_id, new.hits[0].version) == ("vpn", "v2")
     assert not new.hits[0].stale and new.hits[0].current_now
@@ -263,7 +304,8 @@ def test_metadata_filters_and_bm25_only(store: Store, tiny_encoder: object) -> N
     )
     assert [h.doc_id for h in overridden.hits] == ["hw"]
     bm25_only = KnowledgeBase(
-        store, RetrievalSettings(chunk_size=20, chunk_overlap=5, vector_weight=0.0),
+        store,
+        RetrievalSettings(chunk_size=20, chunk_overlap=5, vector_weight=0.0),
         encoder=tiny_encoder,  # type: ignore[arg-type]
     ).search("printer", as_of=d(2024, 7))
     assert [h.doc_id for h in bm25_only.hits] == ["hw"]  # no vector candidates, one BM25 match
@@ -272,7 +314,9 @@ def test_metadata_filters_and_bm25_only(store: Store, tiny_encoder: object) -> N
 
 def test_mmr_rerank_and_rewrite_in_search(store: Store, tiny_encoder: object) -> None:
     settings = RetrievalSettings(
-        top_k=3, chunk_size=20, chunk_overlap=5,
+        top_k=3,
+        chunk_size=20,
+        chunk_overlap=5,
         rerank=RerankSettings(method="mmr", pool=10, mmr_lambda=0.7),
         rewrite=RewriteSettings(synonyms={"pw": ["password", "reset"]}),
     )

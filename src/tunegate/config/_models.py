@@ -446,9 +446,11 @@ class RetrievalSettings(_Strict):
 
     top_k: int = Field(default=5, ge=1, le=1000)
     """How many chunks a search returns."""
-    chunk_size: int = Field(default=200, ge=8, le=5000)
-    """Words per chunk (whitespace-separated), within a Markdown section."""
-    chunk_overlap: int = Field(default=40, ge=0)
+    chunk_size: int = Field(default=80, ge=8, le=5000)
+    """Words per chunk (whitespace-separated), within a Markdown section. The encoder embeds
+    at most ``model.max_length`` tokens (128: about 80-90 English words), truncating the rest;
+    BM25 always sees the whole chunk."""
+    chunk_overlap: int = Field(default=16, ge=0)
     """Words shared by consecutive chunks of one section; less than ``chunk_size``."""
     candidates: int = Field(default=50, ge=1, le=10_000)
     """How many chunks each retriever (BM25, vector) contributes to the fusion."""
