@@ -23,6 +23,7 @@ _EXTRA_FOR = {
     "onnx": "fast",
     "onnxruntime": "fast",
     "hnswlib": "ann",
+    "bm25s": "kb",
     "psycopg": "postgres",
     "fastapi": "server",
     "uvicorn": "server",

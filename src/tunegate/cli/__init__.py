@@ -84,6 +84,7 @@ _COMMAND_MODULES = (
     "_monitor",
     "_serve",
     "_llm",
+    "_kb",
     "_demo",
 )
 

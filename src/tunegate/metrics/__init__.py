@@ -63,6 +63,7 @@ from tunegate.metrics._classification import (
     recall_per_class,
 )
 from tunegate.metrics._frequencies import smoothed_frequencies
+from tunegate.metrics._freshness import change_rate
 from tunegate.metrics._generative import (
     CitationCounts,
     RatioBootstrap,
@@ -144,6 +145,7 @@ __all__ = [
     "bias_corrected_interval",
     "bin_edges",
     "brier_score_loss",
+    "change_rate",
     "citation_counts",
     "citation_precision_score",
     "citation_recall_score",

@@ -26,6 +26,9 @@ __all__ = [
     "documents",
     "eval_runs",
     "examples",
+    "kb_chunks",
+    "kb_embeddings",
+    "kb_versions",
     "llm_responses",
     "metadata",
     "model_versions",
@@ -225,5 +228,52 @@ llm_responses = sa.Table(
 )
 """The LLM response cache (:mod:`tunegate.store._llm_cache`): one row per request, keyed by
 a hash of (model, prompt hash, text hash, request parameters)."""
+
+kb_versions = sa.Table(
+    "kb_versions",
+    metadata,
+    sa.Column("doc_id", _ID, primary_key=True),
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("effective_from", UTCDateTime, nullable=False, index=True),
+    sa.Column("effective_to", UTCDateTime, nullable=True),
+    sa.Column("superseded_at", UTCDateTime, nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("content_hash", _HASH, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("ingested_at", UTCDateTime, nullable=False),
+)
+"""Knowledge-base document versions (:mod:`tunegate.store._kb`): ``effective_to`` is the end
+the source gave (a withdrawal), ``superseded_at`` the start of the next version (computed)."""
+
+kb_chunks = sa.Table(
+    "kb_chunks",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("doc_id", _ID, nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("chunking", sa.String(64), nullable=False, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("heading", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["doc_id", "version"],
+        ["kb_versions.doc_id", "kb_versions.version"],
+        name="fk_kb_chunks_doc_id_kb_versions",
+    ),
+    sa.UniqueConstraint("doc_id", "version", "chunking", "position"),
+)
+"""The chunks of each version under one chunking (``words:SIZE:OVERLAP``)."""
+
+kb_embeddings = sa.Table(
+    "kb_embeddings",
+    metadata,
+    sa.Column("chunk_id", sa.Integer, sa.ForeignKey("kb_chunks.id"), primary_key=True),
+    sa.Column("encoder", sa.String(200), primary_key=True),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+)
+"""One embedding per chunk and encoder: ``dim`` little-endian float32 values, unit norm."""
 
 TABLES: dict[str, sa.Table] = {t.name: t for t in metadata.sorted_tables}

@@ -9,7 +9,8 @@ The facade over one part per concern, each a mixin over :class:`~tunegate.store.
 * :mod:`~tunegate.store._runs` — evaluation suites, attempts and evaluation runs;
 * :mod:`~tunegate.store._documents` — typed documents (:mod:`tunegate.documents`);
 * :mod:`~tunegate.store._audit` — the audit log;
-* :mod:`~tunegate.store._llm_cache` — the LLM response cache (answers, tokens, cost, latency).
+* :mod:`~tunegate.store._llm_cache` — the LLM response cache (answers, tokens, cost, latency);
+* :mod:`~tunegate.store._kb` — knowledge-base document versions, chunks and embeddings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from tunegate.store._audit import AuditMixin
 from tunegate.store._bulk import AddResult, BulkWritesMixin
 from tunegate.store._documents import DocumentsMixin
+from tunegate.store._kb import KbMixin
 from tunegate.store._llm_cache import LlmCacheMixin
 from tunegate.store._models import AliasEvent, ModelsMixin
 from tunegate.store._records import RecordsMixin
@@ -33,6 +35,7 @@ class Store(
     DocumentsMixin,
     AuditMixin,
     LlmCacheMixin,
+    KbMixin,
 ):
     """tunegate's database: ``Store("sqlite:///tunegate.db")`` or a PostgreSQL URL.
 
