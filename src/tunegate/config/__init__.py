@@ -8,30 +8,36 @@ and what is allowed.
 
 from __future__ import annotations
 
+from tunegate.config._base import (
+    MetaCondition,
+)
+from tunegate.config._generative import (
+    AnswerSettings,
+    ToolSpec,
+    WorkflowKind,
+)
 from tunegate.config._loading import load_workflow, parse_workflow, starter_yaml
 from tunegate.config._models import (
-    AnswerSettings,
     DataTarget,
     GatePolicy,
     LabelSpec,
     LlmSettings,
-    MetaCondition,
     ModelSettings,
     RegressionPolicy,
-    RerankSettings,
-    RetrievalSettings,
-    RewriteSettings,
     RollbackPolicy,
     RoutingPolicy,
     RuleSpec,
     SliceSpec,
     StoreSettings,
     SuiteSizes,
-    ToolSpec,
     TrainingSettings,
     TriagePolicy,
     Workflow,
-    WorkflowKind,
+)
+from tunegate.config._retrieval import (
+    RerankSettings,
+    RetrievalSettings,
+    RewriteSettings,
 )
 from tunegate.config._starter import (
     blank_yaml,

@@ -10,19 +10,17 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from tunegate.config._base import MetaCondition, _Strict
+from tunegate.config._generative import CLASSIFY, AnswerSettings, ToolSpec, WorkflowKind
+from tunegate.config._retrieval import RetrievalSettings
+
 DEFAULT_CONFIG_NAME = "tunegate.yaml"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class LabelSpec(_Strict):
@@ -32,41 +30,6 @@ class LabelSpec(_Strict):
     """What the class means, in words a zero-shot model sees as its prompt."""
     protected: bool = False
     """A protected class: a rise in its false-negative rate fails a verdict and fires triggers."""
-
-
-class MetaCondition(_Strict):
-    """A predicate over one metadata field; every condition given must hold."""
-
-    eq: Any = None
-    """The field equals this value."""
-    in_: list[Any] | None = Field(default=None, alias="in")
-    """The field is one of these values."""
-    not_in: list[Any] | None = None
-    """The field is none of these values."""
-    gte: float | None = None
-    """The field is a number >= this."""
-    lt: float | None = None
-    """The field is a number < this."""
-
-    def holds(self, value: Any) -> bool:
-        if value is None:
-            return False
-        if self.eq is not None and value != self.eq:
-            return False
-        if self.in_ is not None and value not in self.in_:
-            return False
-        if self.not_in is not None and value in self.not_in:
-            return False
-        if self.gte is not None or self.lt is not None:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                return False
-            if self.gte is not None and number < self.gte:
-                return False
-            if self.lt is not None and number >= self.lt:
-                return False
-        return True
 
 
 class SliceSpec(_Strict):
@@ -410,186 +373,6 @@ class SuiteSizes(_Strict):
     """Edge cases."""
     preservation: tuple[int, int] = (50, 100)
     """Capability-preservation examples."""
-
-
-WorkflowKind = Literal["classify", "answer", "tool_call"]
-"""What a workflow's model does: ``classify`` (a label), ``answer`` (a grounded answer with
-citations, or an abstention) or ``tool_call`` (one declared tool and its JSON arguments, or
-no tool). See docs/generative-workflows.md."""
-
-CLASSIFY: WorkflowKind = "classify"
-
-_TOOL_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
-
-
-def _schema_location(path: Any) -> str:
-    parts = [str(p) for p in path]
-    return f" (at parameters.{'.'.join(parts)})" if parts else ""
-
-
-class ToolSpec(_Strict):
-    """A tool a ``tool_call`` workflow may call: its name, what it does and the JSON Schema
-    its arguments must satisfy."""
-
-    name: str = Field(pattern=_TOOL_NAME)
-    """The tool's name as the model calls it (letters, digits, ``_ . -``; at most 64)."""
-    description: str = Field(min_length=1)
-    """What the tool does, in words the model sees when it chooses a tool."""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
-    """The JSON Schema of the arguments object (checked against its metaschema, draft
-    2020-12 unless ``$schema`` names another). Its ``type``, when given, must be ``object``."""
-
-    @field_validator("parameters")
-    @classmethod
-    def _valid_schema(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        import jsonschema
-
-        name = info.data.get("name", "?")
-        validator = jsonschema.validators.validator_for(
-            value, default=jsonschema.Draft202012Validator
-        )
-        try:
-            validator.check_schema(value)
-        except jsonschema.SchemaError as exc:
-            raise ValueError(
-                f"tool {name!r}: parameters is not a valid JSON Schema: {exc.message}"
-                f"{_schema_location(exc.absolute_path)}"
-            ) from None
-        kind = value.get("type")
-        if kind is not None and kind != "object":
-            raise ValueError(
-                f"tool {name!r}: parameters must describe a JSON object (type: object), got "
-                f"type {kind!r}; arguments are always an object of named values"
-            )
-        return value
-
-    @cached_property
-    def _validator(self) -> Any:
-        import jsonschema
-
-        cls = jsonschema.validators.validator_for(
-            self.parameters, default=jsonschema.Draft202012Validator
-        )
-        return cls(self.parameters)
-
-    def argument_errors(self, arguments: Any) -> list[str]:
-        """Why ``arguments`` do not satisfy :attr:`parameters` (empty when they do), one
-        message per problem naming the argument's path, e.g. ``arguments.priority: 'x' is not
-        one of ['low', 'high']``."""
-        found = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
-        out = []
-        for error in found:
-            where = ".".join(str(p) for p in error.absolute_path)
-            out.append(f"arguments{'.' + where if where else ''}: {error.message}")
-        return out
-
-
-class AnswerSettings(_Strict):
-    """How an ``answer`` workflow abstains (the ``answer:`` section)."""
-
-    abstention: str = Field(default="I cannot answer this from the knowledge base.", min_length=1)
-    """The exact wording an answer gives when it abstains: prompts ask for it, and an output
-    equal to it (case and spacing aside) is an abstention."""
-    abstention_patterns: list[str] = Field(default_factory=list)
-    """Further case-insensitive regular expressions that mark an output as an abstention
-    (e.g. ``"\\bI don't know\\b"``), for models that word it their own way."""
-
-    @field_validator("abstention_patterns")
-    @classmethod
-    def _compile(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
-        return value
-
-    @cached_property
-    def _patterns(self) -> list[re.Pattern[str]]:
-        return [re.compile(p, re.IGNORECASE) for p in self.abstention_patterns]
-
-    def is_abstention(self, text: str) -> bool:
-        """True when ``text`` is the abstention wording or matches an abstention pattern."""
-        folded = " ".join(text.lower().split())
-        if folded == " ".join(self.abstention.lower().split()):
-            return True
-        return any(p.search(text) for p in self._patterns)
-
-
-class RerankSettings(_Strict):
-    """Reranking of the fused candidates (docs/knowledge-base.md#reranking)."""
-
-    method: Literal["none", "mmr"] = "none"
-    """``none``: keep the fused order. ``mmr``: score each candidate by its best sentence's
-    cosine similarity to the query (the workflow's encoder, query and sentence embedded
-    separately; not a cross-encoder), then pick ``top_k`` by maximal marginal relevance."""
-    pool: int = Field(default=20, ge=1, le=1000)
-    """How many fused candidates the reranker sees."""
-    mmr_lambda: float = Field(default=0.7, ge=0.0, le=1.0)
-    """MMR trade-off: 1 is relevance only, 0 is diversity only."""
-
-
-class RewriteSettings(_Strict):
-    """Deterministic query rewriting, applied in this order (docs/knowledge-base.md)."""
-
-    lowercase: bool = False
-    """Lowercase the query before it is embedded (BM25 always lowercases)."""
-    synonyms: dict[str, list[str]] = Field(default_factory=dict)
-    """Phrase -> words appended to the query when the phrase occurs in it as whole words
-    (case-insensitive), e.g. ``{"mfa": ["multi-factor", "authentication"]}``."""
-    remove_stopwords: bool = False
-    """Drop :data:`tunegate.text.STOPWORDS` from the query before it is embedded (BM25 always
-    drops them)."""
-
-    @field_validator("synonyms")
-    @classmethod
-    def _non_empty(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for phrase, alternatives in value.items():
-            if not phrase.strip() or not alternatives:
-                raise ValueError(
-                    f"synonym entry {phrase!r} needs a non-empty phrase and at least one word"
-                )
-        return value
-
-
-class RetrievalSettings(_Strict):
-    """The knowledge base's chunking and hybrid retrieval (docs/knowledge-base.md)."""
-
-    top_k: int = Field(default=5, ge=1, le=1000)
-    """How many chunks a search returns."""
-    chunk_size: int = Field(default=80, ge=8, le=5000)
-    """Words per chunk (whitespace-separated), within a Markdown section. The encoder embeds
-    at most ``model.max_length`` tokens (128: about 80-90 English words), truncating the rest;
-    BM25 always sees the whole chunk."""
-    chunk_overlap: int = Field(default=16, ge=0)
-    """Words shared by consecutive chunks of one section; less than ``chunk_size``."""
-    candidates: int = Field(default=50, ge=1, le=10_000)
-    """How many chunks each retriever (BM25, vector) contributes to the fusion."""
-    bm25_weight: float = Field(default=1.0, ge=0.0)
-    """Weight of the BM25 ranking in reciprocal rank fusion."""
-    vector_weight: float = Field(default=1.0, ge=0.0)
-    """Weight of the embedding ranking in reciprocal rank fusion."""
-    rrf_k: int = Field(default=60, ge=1)
-    """The constant of reciprocal rank fusion: ``weight / (rrf_k + rank)``."""
-    vector_index: Literal["hnsw", "exact"] = "hnsw"
-    """``hnsw``: an hnswlib HNSW index (the ``kb`` extra); ``exact``: a numpy matrix product."""
-    filters: dict[str, MetaCondition] = Field(default_factory=dict)
-    """Metadata field -> condition every searched document version must meet (as slices)."""
-    rerank: RerankSettings = Field(default_factory=RerankSettings)
-    """Reranking of the fused candidates."""
-    rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
-    """Query rewriting."""
-
-    @model_validator(mode="after")
-    def _overlap_below_size(self) -> RetrievalSettings:
-        if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be less than chunk_size "
-                f"({self.chunk_size})"
-            )
-        if self.bm25_weight == 0 and self.vector_weight == 0:
-            raise ValueError("bm25_weight and vector_weight cannot both be 0")
-        return self
 
 
 class Workflow(_Strict):
