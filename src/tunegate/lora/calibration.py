@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tunegate.config import Workflow
 from tunegate.lora.model import predict_logits
 from tunegate.lora.run import TrainingRun
 from tunegate.lora.state import TrainingState, load_trainable
@@ -29,10 +30,62 @@ from tunegate.metrics import (
     nll_loss,
 )
 
-__all__ = ["ParentProba", "calibrate"]
+__all__ = ["ParentProba", "calibrate", "fit_calibration"]
 
 ParentProba = Callable[[Sequence[str]], np.ndarray]
 """The parent model's ``predict_proba``: its ECE on the calibration split is recorded."""
+
+
+def fit_calibration(
+    workflow: Workflow,
+    fit_logits: np.ndarray,
+    y_fit: np.ndarray,
+    n_cal: int,
+    *,
+    parent_proba: ParentProba | None = None,
+    cal_texts: Sequence[str] = (),
+) -> tuple[float, dict[str, Any]]:
+    """The temperature and the calibration figures of an adapter (encoder or causal LM).
+
+    ``fit_logits`` / ``y_fit`` are the calibration rows followed by the validation rows
+    (``n_cal`` of them calibration). The temperature is fitted on all of them: one scalar,
+    but on a few hundred tickets the calibration split alone is too small to fit it stably
+    (validation only chose the epoch). With a routing target the version's threshold is
+    fitted on the same rows; the figures (accuracy, macro-F1, ECE and NLL before and after)
+    are on the calibration rows; with ``parent_proba`` the parent's ECE on ``cal_texts``.
+    """
+    temperature = fit_temperature(fit_logits, y_fit)
+    figures: dict[str, Any] = {}
+    routing = workflow.routing
+    if routing.target_clarify_rate is not None or routing.target_risk is not None:
+        fit = fit_route_threshold(
+            apply_temperature(fit_logits, temperature),
+            y_fit,
+            target_clarify_rate=routing.target_clarify_rate,
+            target_risk=routing.target_risk,
+        )
+        figures["clarify_threshold"] = fit.threshold
+        figures["routing_fit"] = {**fit.to_dict(), "rows": "calibration+validation"}
+    cal_logits, y_cal = fit_logits[:n_cal], y_fit[:n_cal]
+    figures.update(
+        {
+            "cal_accuracy": float((cal_logits.argmax(axis=1) == y_cal).mean()),
+            "cal_macro_f1": macro_f1_score(y_cal, cal_logits.argmax(axis=1)),
+            "ece_uncalibrated": expected_calibration_error(
+                y_cal, apply_temperature(cal_logits, 1.0)
+            ),
+            "ece_calibrated": expected_calibration_error(
+                y_cal, apply_temperature(cal_logits, temperature)
+            ),
+            "nll_uncalibrated": nll_loss(cal_logits, y_cal),
+            "nll_calibrated": nll_loss(cal_logits, y_cal, temperature=temperature),
+        }
+    )
+    if parent_proba is not None:
+        figures["ece_parent"] = expected_calibration_error(
+            y_cal, np.asarray(parent_proba(list(cal_texts)))
+        )
+    return temperature, figures
 
 
 def calibrate(
@@ -70,43 +123,16 @@ def calibrate(
                 run.model, run.ids, run.pad_id, rows=rows, prefix=run.prefix, cap=run.longest
             )
 
-        cal_logits = logits_of(splits.calibration)
-        y_cal = run.y[splits.calibration]
-        # The temperature is fitted on the calibration and validation splits together: one
-        # scalar, but on a few hundred tickets the calibration split alone is too small to fit
-        # it stably (validation only chose the epoch; the figures below stay on calibration).
-        fit_rows = [*splits.calibration, *splits.validation]
-        fit_logits = logits_of(fit_rows)
-        temperature = fit_temperature(fit_logits, run.y[fit_rows])
-        routing = run.workflow.routing
-        if routing.target_clarify_rate is not None or routing.target_risk is not None:
-            fit = fit_route_threshold(
-                apply_temperature(fit_logits, temperature),
-                run.y[fit_rows],
-                target_clarify_rate=routing.target_clarify_rate,
-                target_risk=routing.target_risk,
-            )
-            metrics["clarify_threshold"] = fit.threshold
-            metrics["routing_fit"] = {**fit.to_dict(), "rows": "calibration+validation"}
-        metrics.update(
-            {
-                "cal_accuracy": float((cal_logits.argmax(axis=1) == y_cal).mean()),
-                "cal_macro_f1": macro_f1_score(y_cal, cal_logits.argmax(axis=1)),
-                "ece_uncalibrated": expected_calibration_error(
-                    y_cal, apply_temperature(cal_logits, 1.0)
-                ),
-                "ece_calibrated": expected_calibration_error(
-                    y_cal, apply_temperature(cal_logits, temperature)
-                ),
-                "nll_uncalibrated": nll_loss(cal_logits, y_cal),
-                "nll_calibrated": nll_loss(cal_logits, y_cal, temperature=temperature),
-            }
+        # calibration rows first: their figures are read from the first rows
+        temperature, figures = fit_calibration(
+            run.workflow,
+            logits_of([*splits.calibration, *splits.validation]),
+            run.y[[*splits.calibration, *splits.validation]],
+            len(splits.calibration),
+            parent_proba=parent_proba,
+            cal_texts=[run.examples[i].text for i in splits.calibration],
         )
-        if parent_proba is not None:
-            texts = [run.examples[i].text for i in splits.calibration]
-            metrics["ece_parent"] = expected_calibration_error(
-                y_cal, np.asarray(parent_proba(texts))
-            )
+        metrics.update(figures)
     metrics["temperature"] = temperature
     run.lap("calibration")
     metrics["phase_seconds"] = run.phases

@@ -9,15 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tunegate.lora.calibration import fit_calibration
 from tunegate.lora.state import TrainingState, load_trainable
-from tunegate.metrics import (
-    apply_temperature,
-    expected_calibration_error,
-    fit_route_threshold,
-    fit_temperature,
-    macro_f1_score,
-    nll_loss,
-)
 
 if TYPE_CHECKING:
     from tunegate.lora.causal import CausalRun
@@ -55,37 +48,15 @@ def calibrate_causal(
     temperature = 1.0
     if splits.calibration:
         fit_rows = [*splits.calibration, *splits.validation]
-        fit_scores = run.scores(fit_rows)
-        cal = fit_scores[: len(splits.calibration)]
-        y_cal = run.y[splits.calibration]
-        temperature = fit_temperature(fit_scores, run.y[fit_rows])
-        routing = run.workflow.routing
-        if routing.target_clarify_rate is not None or routing.target_risk is not None:
-            fit = fit_route_threshold(
-                apply_temperature(fit_scores, temperature),
-                run.y[fit_rows],
-                target_clarify_rate=routing.target_clarify_rate,
-                target_risk=routing.target_risk,
-            )
-            metrics["clarify_threshold"] = fit.threshold
-            metrics["routing_fit"] = {**fit.to_dict(), "rows": "calibration+validation"}
-        metrics.update(
-            {
-                "cal_accuracy": float((cal.argmax(axis=1) == y_cal).mean()),
-                "cal_macro_f1": macro_f1_score(y_cal, cal.argmax(axis=1)),
-                "ece_uncalibrated": expected_calibration_error(y_cal, apply_temperature(cal, 1.0)),
-                "ece_calibrated": expected_calibration_error(
-                    y_cal, apply_temperature(cal, temperature)
-                ),
-                "nll_uncalibrated": nll_loss(cal, y_cal),
-                "nll_calibrated": nll_loss(cal, y_cal, temperature=temperature),
-            }
+        temperature, figures = fit_calibration(
+            run.workflow,
+            run.scores(fit_rows),
+            run.y[fit_rows],
+            len(splits.calibration),
+            parent_proba=parent_proba,
+            cal_texts=[run.examples[i].text for i in splits.calibration],
         )
-        if parent_proba is not None:
-            texts = [run.examples[i].text for i in splits.calibration]
-            metrics["ece_parent"] = expected_calibration_error(
-                y_cal, np.asarray(parent_proba(texts))
-            )
+        metrics.update(figures)
     metrics["temperature"] = temperature
     run.lap("calibration")
     metrics["phase_seconds"] = run.phases
