@@ -309,22 +309,17 @@ def freeze_suite(
             f"suite {name!r}: labels {unknown} are not in the workflow; add them "
             f"to tunegate.yaml or fix the file (allowed: {workflow.label_names})"
         )
-    seen: set[str] = set()
-    dupes = [e.id for e in items if e.id in seen or seen.add(e.id)]  # type: ignore[func-returns-value]
-    if dupes:
-        raise InputError(f"suite {name!r}: duplicate example ids {dupes[:10]}; ids must be unique")
-    if training_texts:
-        gone = _leaked(
-            name,
-            [e.id for e in items],
-            [e.text for e in items],
-            training_texts,
-            workflow,
-            encoder=encoder,
-            near_duplicates=near_duplicates,
-            drop_leaked=drop_leaked,
-        )
-        items = [e for e in items if e.id not in gone]
+    gone = _checked_ids(
+        name,
+        [e.id for e in items],
+        [e.text for e in items],
+        training_texts,
+        workflow,
+        encoder=encoder,
+        near_duplicates=near_duplicates,
+        drop_leaked=drop_leaked,
+    )
+    items = [e for e in items if e.id not in gone]
     suite = EvalSuite(name=name, examples=items).frozen()
     for message in suite_size_warnings(suite, workflow):
         warnings.warn(message, SuiteSizeWarning, stacklevel=2)
@@ -344,6 +339,25 @@ def freeze_suite(
             stacklevel=2,
         )
     return suite
+
+
+def _checked_ids(
+    name: str,
+    ids: Sequence[str],
+    texts: Sequence[str],
+    training_texts: Sequence[str] | None,
+    workflow: Workflow,
+    **leak: Any,
+) -> set[str]:
+    """Refuse duplicate example ids; the ids to leave out for leakage (:func:`_leaked`, only
+    with ``training_texts``). Shared by classification and generative suites."""
+    seen: set[str] = set()
+    dupes = [i for i in ids if i in seen or seen.add(i)]  # type: ignore[func-returns-value]
+    if dupes:
+        raise InputError(f"suite {name!r}: duplicate example ids {dupes[:10]}; ids must be unique")
+    if not training_texts:
+        return set()
+    return _leaked(name, list(ids), list(texts), training_texts, workflow, **leak)
 
 
 def _leaked(
@@ -521,22 +535,17 @@ def freeze_generative_suite(
             f"suite {name!r}: {wrong} examples in a {workflow.kind} workflow; every example "
             f"must be of the workflow's kind"
         )
-    seen: set[str] = set()
-    dupes = [e.id for e in items if e.id in seen or seen.add(e.id)]  # type: ignore[func-returns-value]
-    if dupes:
-        raise InputError(f"suite {name!r}: duplicate example ids {dupes[:10]}; ids must be unique")
-    if training_texts:
-        gone = _leaked(
-            name,
-            [e.id for e in items],
-            [e.input for e in items],
-            training_texts,
-            workflow,
-            encoder=encoder,
-            near_duplicates=near_duplicates,
-            drop_leaked=drop_leaked,
-        )
-        items = [e for e in items if e.id not in gone]
+    gone = _checked_ids(
+        name,
+        [e.id for e in items],
+        [e.input for e in items],
+        training_texts,
+        workflow,
+        encoder=encoder,
+        near_duplicates=near_duplicates,
+        drop_leaked=drop_leaked,
+    )
+    items = [e for e in items if e.id not in gone]
     kind = "answer" if workflow.kind == "answer" else "tool_call"
     suite = GenerativeSuite(name=name, kind=kind, examples=items).frozen()
     for which in (SuiteSlice.CORE, SuiteSlice.EDGE, SuiteSlice.PRESERVATION):
