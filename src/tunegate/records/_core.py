@@ -12,6 +12,7 @@ import json
 import math
 import unicodedata
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -321,6 +322,19 @@ class Example(_Record):
         return content_hash(normalize_text(self.text))
 
 
+def check_frozen_suite(
+    name: str, stored: str, compute: Callable[[], str], ids: Sequence[str]
+) -> None:
+    """A suite's invariants, for every kind of suite: a stored hash matches its content
+    (nothing was modified after freezing) and example ids are unique."""
+    if stored and stored != compute():
+        raise ValueError(
+            f"suite {name!r}: content does not match its hash (it was modified after freezing)"
+        )
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"suite {name!r}: duplicate example ids")
+
+
 class SuiteSlice(StrEnum):
     CORE = "core"
     EDGE = "edge"
@@ -369,14 +383,7 @@ class EvalSuite(_Record):
 
     @model_validator(mode="after")
     def _hash_ok(self) -> EvalSuite:
-        if self.hash and self.hash != self.compute_hash():
-            raise ValueError(
-                f"suite {self.name!r}: content does not match its hash "
-                f"(it was modified after freezing)"
-            )
-        ids = [e.id for e in self.examples]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"suite {self.name!r}: duplicate example ids")
+        check_frozen_suite(self.name, self.hash, self.compute_hash, [e.id for e in self.examples])
         return self
 
     def slice_examples(self, which: SuiteSlice | str) -> list[SuiteExample]:

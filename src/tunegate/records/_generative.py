@@ -28,6 +28,7 @@ from tunegate.records._core import (
     ReviewStatus,
     SuiteSlice,
     _Record,
+    check_frozen_suite,
     content_hash,
     new_id,
     normalize_text,
@@ -341,14 +342,7 @@ class GenerativeSuite(_Record):
 
     @model_validator(mode="after")
     def _check(self) -> GenerativeSuite:
-        if self.hash and self.hash != self.compute_hash():
-            raise ValueError(
-                f"suite {self.name!r}: content does not match its hash "
-                f"(it was modified after freezing)"
-            )
-        ids = [e.id for e in self.examples]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"suite {self.name!r}: duplicate example ids")
+        check_frozen_suite(self.name, self.hash, self.compute_hash, [e.id for e in self.examples])
         wrong = sorted({e.kind for e in self.examples} - {self.kind})
         if wrong:
             raise ValueError(
