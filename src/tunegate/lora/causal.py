@@ -46,7 +46,7 @@ from tunegate.lora.causal_artifact import (
 )
 from tunegate.lora.causal_calibration import calibrate_causal
 from tunegate.lora.config import WARMUP_SHARE
-from tunegate.lora.data import Splits, split_examples
+from tunegate.lora.data import Splits, label_index, split_examples
 from tunegate.lora.memory import HeapTrimmer, trim_heap
 from tunegate.lora.state import (
     TrainingState,
@@ -153,12 +153,7 @@ def _setup(
 
     rows = list(examples)
     labels = workflow.label_names
-    index = {name: i for i, name in enumerate(labels)}
-    unknown = sorted({e.label for e in rows} - set(index))
-    if unknown:
-        raise InputError(f"dataset labels {unknown} are not in the workflow {labels}")
-    if len({e.label for e in rows}) < 2:
-        raise InputError("the dataset needs examples of at least two classes to train a classifier")
+    index = label_index(labels, [e.label for e in rows])
     clock = time.perf_counter()
     llm = load_local_llm(base_model)
     prompt = system_prompt(workflow)

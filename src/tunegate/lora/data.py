@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Splits", "split_examples", "tokenize"]
+from tunegate.errors import InputError
+
+__all__ = ["Splits", "label_index", "split_examples", "tokenize"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +63,16 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list
         return_attention_mask=False,
     )
     return [list(x) for x in encoded["input_ids"]]
+
+
+def label_index(labels: Sequence[str], rows_labels: Sequence[str]) -> dict[str, int]:
+    """Label -> column of the workflow's ``labels``, after checking a training set's labels:
+    every one is a workflow label, and there are at least two classes (InputError otherwise).
+    Shared by the encoder and the causal-LM trainers."""
+    index = {name: i for i, name in enumerate(labels)}
+    unknown = sorted(set(rows_labels) - set(index))
+    if unknown:
+        raise InputError(f"dataset labels {unknown} are not in the workflow {list(labels)}")
+    if len(set(rows_labels)) < 2:
+        raise InputError("the dataset needs examples of at least two classes to train a classifier")
+    return index

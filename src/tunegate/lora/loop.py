@@ -49,7 +49,7 @@ from tunegate.lora.config import (
     LoraRecipe,
     fingerprint,
 )
-from tunegate.lora.data import split_examples, tokenize
+from tunegate.lora.data import label_index, split_examples, tokenize
 from tunegate.lora.head import warm_start_head
 from tunegate.lora.memory import HeapTrimmer, trim_heap
 from tunegate.lora.model import frozen_layers, training_model
@@ -123,12 +123,7 @@ def _setup(
 
     rows = list(examples)
     labels = workflow.label_names
-    index = {name: i for i, name in enumerate(labels)}
-    unknown = sorted({e.label for e in rows} - set(index))
-    if unknown:
-        raise InputError(f"dataset labels {unknown} are not in the workflow {labels}")
-    if len({e.label for e in rows}) < 2:
-        raise InputError("the dataset needs examples of at least two classes to train a classifier")
+    index = label_index(labels, [e.label for e in rows])
     base = base_model or resolve_encoder_path(workflow.model)
     clock = time.perf_counter()
     base_hash = dir_sha256(base)
