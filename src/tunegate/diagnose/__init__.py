@@ -10,8 +10,8 @@
   (:mod:`._contrastive`); per-ticket word highlights by occlusion or integrated gradients
   (:mod:`._attribution`);
 * the cheap fixes — instructions, rules, retrieval, a prompted LLM's system prompt, each
-  evaluated and stored; a fine-tune held to the best of them (:func:`versus_best_cheap_fix`)
-  (:mod:`._attempts`);
+  evaluated and stored (:mod:`._attempts`); a fine-tune held to the best of them and what to
+  promote (:func:`versus_best_cheap_fix`, :func:`choose_promotion`; :mod:`._promotion`);
 * the five-condition fine-tuning gate (:mod:`._gate`), one registered condition each
   (:mod:`._gate_conditions`).
 
@@ -22,21 +22,15 @@ from __future__ import annotations
 
 from tunegate.diagnose._attempts import (
     CHEAP_FIX_KINDS,
-    CheapFixComparison,
-    PromotionChoice,
     RulesFirstClassifier,
-    best_cheap_fix,
     champion_classifier,
-    choose_promotion,
     missed_signal_fix,
     parse_rules,
     recent_missed_signal_overrides,
-    register_cheap_fix,
     try_instructions,
     try_prompt,
     try_retrieval,
     try_rules,
-    versus_best_cheap_fix,
 )
 from tunegate.diagnose._attribution import (
     LogitScorer,
@@ -94,6 +88,14 @@ from tunegate.diagnose._overrides import (
     patterns_from_store,
     weekly_override_counts,
     weekly_series,
+)
+from tunegate.diagnose._promotion import (
+    CheapFixComparison,
+    PromotionChoice,
+    best_cheap_fix,
+    choose_promotion,
+    register_cheap_fix,
+    versus_best_cheap_fix,
 )
 from tunegate.diagnose._recommend import Recommendation, recommend, recommend_from_store
 from tunegate.diagnose._trend import (
