@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunegate.records import Example, GenerativeExample, GenerativeSuite
+from tunegate.records import Example, GenerativeExample, GenerativeRun, GenerativeSuite
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -33,6 +33,7 @@ __all__ = [
     "Finding",
     "FindingTerm",
     "GenerativeExampleDocument",
+    "GenerativeRunDocument",
     "GenerativeSuiteDocument",
     "LabelIssues",
     "MlflowRun",
@@ -329,3 +330,12 @@ class GenerativeSuiteDocument(Document):
     KIND: ClassVar[str] = "generative_suite"
 
     suite: GenerativeSuite
+
+
+class GenerativeRunDocument(Document):
+    """A generative suite run (key: the run id): every output, its score and the metrics,
+    written by :func:`tunegate.evaluate.run_generative_eval`."""
+
+    KIND: ClassVar[str] = "generative_run"
+
+    run: GenerativeRun

@@ -400,6 +400,9 @@ class ModelKind(StrEnum):
     PROMPT = "prompt"
     """A system prompt on a prompted-LLM backend (:class:`PromptVersionConfig`): changing the
     prompt registers a new version, promoted and rolled back like new weights."""
+    GENERATOR = "generator"
+    """An ``answer`` / ``tool_call`` workflow's model: a served LLM with its prompt, retrieval
+    and output settings (:class:`~tunegate.records.GeneratorConfig`)."""
 
     @property
     def is_llm(self) -> bool:
@@ -507,6 +510,10 @@ class AttemptKind(StrEnum):
     RETRIEVAL = "retrieval"
     PROMPT = "prompt"
     """A new system prompt for a prompted LLM; its candidate is a ``prompt`` ModelVersion."""
+    FORMAT = "format"
+    """Constrained output (a JSON Schema the decoder must follow) for a generative workflow."""
+    VERIFICATION = "verification"
+    """Answers checked against their cited sources before they are returned."""
     FINETUNE = "finetune"
 
 

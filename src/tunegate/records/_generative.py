@@ -38,11 +38,14 @@ from tunegate.records._core import (
 __all__ = [
     "CHECK_TYPES",
     "DocumentRef",
+    "ExampleScore",
     "GenerativeExample",
     "GenerativeKind",
     "GenerativeOutput",
+    "GenerativeRun",
     "GenerativeSuite",
     "GenerativeSuiteExample",
+    "GeneratorConfig",
     "OutputCheck",
     "ToolCall",
 ]
@@ -199,7 +202,18 @@ class _GenerativeFields(_Record):
     """``tool_call``: the call the request should produce; ``None`` means "no tool"."""
     checks: list[OutputCheck] = Field(default_factory=list)
     """Deterministic checks the output's text must pass (promptfoo asserts)."""
+    asked_at: datetime | None = None
+    """When the question was asked: retrieval searches the knowledge base as of this time,
+    and a cited version superseded by then is a stale fact. ``None``: now."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form; two keys have a meaning: ``passages`` (a list of ``{"id", "text"}``: the
+    example brings its own passages instead of the knowledge base, as the preservation suite
+    does) and ``tools`` (a list of tool specs offered instead of the workflow's)."""
+
+    @field_validator("asked_at")
+    @classmethod
+    def _asked_tz(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else aware(value)
 
     @field_validator("input")
     @classmethod
@@ -267,6 +281,7 @@ class _GenerativeFields(_Record):
             self.answerable,
             None if self.expected_tool is None else self.expected_tool.model_dump(mode="json"),
             [c.model_dump(mode="json") for c in self.checks],
+            *([] if self.asked_at is None else [self.asked_at.isoformat()]),
         ]
 
 
@@ -343,10 +358,13 @@ class GenerativeSuite(_Record):
     @model_validator(mode="after")
     def _check(self) -> GenerativeSuite:
         check_frozen_suite(self.name, self.hash, self.compute_hash, [e.id for e in self.examples])
-        wrong = sorted({e.kind for e in self.examples} - {self.kind})
+        wrong = sorted(
+            {e.kind for e in self.examples if e.slice is not SuiteSlice.PRESERVATION} - {self.kind}
+        )
         if wrong:
             raise ValueError(
-                f"suite {self.name!r} is a {self.kind} suite but holds {wrong} examples"
+                f"suite {self.name!r} is a {self.kind} suite but holds {wrong} examples "
+                "(only the preservation slice may hold examples of the other kind)"
             )
         return self
 
@@ -407,3 +425,102 @@ class GenerativeOutput(_Record):
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class GeneratorConfig(_Record):
+    """What a ``generator`` :class:`~tunegate.records.ModelVersion` stores in its ``config``:
+    everything that makes an ``answer`` / ``tool_call`` workflow's outputs, so a cheap fix
+    (top-k, chunk size, filters, reranking, rewriting, abstention criteria, constrained
+    output, verification) is a new version differing in one field, promoted and rolled back
+    like new weights."""
+
+    model: str = Field(min_length=1)
+    """The model name on the OpenAI-compatible endpoint (``llm.model``; a fine-tuned adapter
+    is served under its own alias)."""
+    adapter: str | None = None
+    """The GGUF LoRA adapter file the ``model`` alias serves (provenance of a fine-tune)."""
+    system_prompt: str | None = None
+    """The system prompt; ``None``: the kind's default."""
+    retrieval: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of the workflow's ``retrieval:`` settings (``top_k``, ``chunk_size``,
+    ``filters``, ``rerank``, ``rewrite``, ...)."""
+    freshness: bool = True
+    """Retrieve only the document versions in force when the question was asked
+    (``False``: every version ever ingested, superseded ones included)."""
+    abstention_criteria: str | None = None
+    """Explicit criteria for abstaining, added to the prompt."""
+    constrained: bool = True
+    """Constrained decoding: the output must follow the kind's JSON Schema."""
+    verify: bool = False
+    """Check each answer against its cited passages and abstain when a claim is unsupported."""
+    max_tokens: int = Field(default=192, ge=1, le=8192)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    stage: Literal["task", "style"] = "task"
+    """``style``: a rewrite pass over another version's answers (tone only); evaluated as
+    its own version, it never changes the task model."""
+    parent: str | None = None
+    """``style``: the task version whose answers are rewritten."""
+
+
+class ExampleScore(_Record):
+    """One output judged against its example: the per-example columns the metrics of
+    :mod:`tunegate.metrics` take (docs/generative.md)."""
+
+    example_id: str
+    kind: GenerativeKind
+    slice: SuiteSlice = SuiteSlice.CORE
+    tags: list[str] = Field(default_factory=list)
+    n_claims: int = Field(default=0, ge=0)
+    n_unsupported: int = Field(default=0, ge=0)
+    n_stale: int = Field(default=0, ge=0)
+    cited: list[str] = Field(default_factory=list)
+    """Distinct document ids cited."""
+    gold: list[str] = Field(default_factory=list)
+    """Distinct gold document ids."""
+    answerable: bool = True
+    abstained: bool = False
+    correct: bool = False
+    """The output does what the example asks (see docs/generative.md for each kind)."""
+    expected_tool: str | None = None
+    called_tool: str | None = None
+    arguments_match: bool = False
+    arguments_valid: bool = False
+    format_valid: bool = True
+    latency_ms: float = Field(default=0.0, ge=0.0)
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    retrieved_gold: bool | None = None
+    """Whether retrieval returned a gold document (``None``: no gold documents)."""
+    failure: str | None = None
+    """The triage category when the output failed (``None``: it passed or is not triaged)."""
+    evidence: str = ""
+    """Why: the unsupported claim, the stale version cited, the schema error, ..."""
+
+
+class GenerativeRun(_Record):
+    """One model version run over one generative suite: every output, its score, and the
+    metrics (overall and per slice)."""
+
+    id: str = Field(default_factory=lambda: new_id("grun"))
+    model_version: str
+    suite_name: str
+    suite_hash: str
+    kind: GenerativeKind
+    outputs: list[GenerativeOutput]
+    scores: list[ExampleScore]
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    """``{"overall": {metric: value}, "slices": {slice: {metric: value}}}``."""
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("created_at")
+    @classmethod
+    def _tz(cls, value: datetime) -> datetime:
+        return aware(value)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> GenerativeRun:
+        a = [o.example_id for o in self.outputs]
+        b = [s.example_id for s in self.scores]
+        if a != b:
+            raise ValueError("outputs and scores must cover the same examples in the same order")
+        return self
