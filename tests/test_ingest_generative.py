@@ -216,3 +216,21 @@ def test_cli_ingest_and_suite_freeze(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     code = main(["suite", "freeze", str(leaked), "--name", "x", "-c", str(config), "--exact-only"])
     assert code != 0 and "overlaps training data" in capsys.readouterr().err
+
+
+def test_asked_at_native_and_in_metadata(tmp_path: Path) -> None:
+    rows = [
+        {"input": "VPN client version?", "reference": "5.2", "asked_at": "2026-03-01T09:00:00Z"},
+        {"input": "MFA reset?", "reference": "Call the desk", "metadata": {"asked_at": "2026-04-02"}},
+        {"input": "No time?", "reference": "x", "asked_at": "not a time"},
+    ]
+    path = tmp_path / "asked.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    examples, problems = read_generative(path, workflow=answer())
+    first, second = examples
+    assert first.asked_at is not None and first.asked_at.isoformat() == "2026-03-01T09:00:00+00:00"
+    assert second.asked_at is not None and second.asked_at.month == 4
+    assert "asked_at" not in second.metadata
+    assert 3 in _reasons(problems) and "asked_at" in _reasons(problems)[3]
+    # the time belongs to the example: the same question asked at another time differs
+    assert first.target_key() != first.model_copy(update={"asked_at": None}).target_key()

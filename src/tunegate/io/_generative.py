@@ -71,6 +71,7 @@ _NATIVE = (
     "answerable",
     "expected_tool",
     "checks",
+    "asked_at",
     "metadata",
     "id",
     "source",
@@ -552,6 +553,8 @@ def _lift(meta: dict[str, Any], out: dict[str, Any]) -> None:
     """Fields any shape may carry in its metadata."""
     if "answerable" in meta and "answerable" not in out:
         out["answerable"] = meta.pop("answerable")
+    if "asked_at" in meta and "asked_at" not in out:
+        out["asked_at"] = meta.pop("asked_at")
     for key in ("gold_documents", "gold_document_ids", "gold_docs"):
         if key in meta and "gold_documents" not in out:
             out["gold_documents"] = meta.pop(key)

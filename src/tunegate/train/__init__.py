@@ -3,6 +3,7 @@
 - :func:`build_dataset`: reviewed overrides + reviewed historical examples, refused when
   unreviewed, de-duplicated (exact and near), never overlapping a frozen suite, with replay
   and per-class targets; content-hashed and storable.
+- :func:`build_generative_dataset`: the same rules for ``answer`` / ``tool_call`` examples.
 - :func:`label_issues`: confident learning (cleanlab) on out-of-fold probabilities.
 - :func:`finetune`: PEFT LoRA on the encoder, seeded, early-stopped, resumable, calibrated
   (the method itself lives in :mod:`tunegate.lora`).
@@ -26,6 +27,11 @@ from tunegate.train._dataset import (
     dataset_hash,
     load_dataset,
     override_to_example,
+)
+from tunegate.train._generative import (
+    GenerativeDataset,
+    build_generative_dataset,
+    generative_dataset_hash,
 )
 from tunegate.train._label_quality import (
     LabelIssue,
@@ -51,6 +57,7 @@ __all__ = [
     "HEAD_LR_MULTIPLIER",
     "Dataset",
     "FinetuneOutcome",
+    "GenerativeDataset",
     "LabelIssue",
     "LabelIssueReport",
     "SeedSweep",
@@ -58,6 +65,7 @@ __all__ = [
     "adapter_version_id",
     "apply_temperature",
     "build_dataset",
+    "build_generative_dataset",
     "check_targets",
     "conclude_finetune",
     "dataset_hash",
@@ -68,6 +76,7 @@ __all__ = [
     "finetune_seeds",
     "fit_temperature",
     "fit_zero_shot_threshold",
+    "generative_dataset_hash",
     "label_issues",
     "load_dataset",
     "mark_examples",
