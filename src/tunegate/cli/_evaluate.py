@@ -55,6 +55,30 @@ def suite_freeze(
             "promptfoo, inspect, openai-evals; default auto).",
         ),
     ] = None,
+    preservation: Annotated[
+        bool,
+        typer.Option(
+            "--preservation",
+            help="Answer/tool_call workflows: add the packaged capability-preservation set "
+            "(tool use, citation, summarisation, abstention, reasoning) as the preservation "
+            "slice.",
+        ),
+    ] = False,
+    preservation_per_slice: Annotated[
+        int,
+        typer.Option(
+            "--preservation-per-slice",
+            min=1,
+            max=50,
+            help="With --preservation: examples per capability.",
+        ),
+    ] = 10,
+    preservation_seed: Annotated[
+        int,
+        typer.Option(
+            "--preservation-seed", help="With --preservation: the seed of the templates' fillers."
+        ),
+    ] = 0,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,11 +90,27 @@ def suite_freeze(
     store = store_for(workflow, config)
     if not workflow.is_classify:
         suite_, notes_ = _freeze_generative(
-            file, name, workflow, store, training, exact_only, drop_leaked, shape
+            file,
+            name,
+            workflow,
+            store,
+            training,
+            exact_only,
+            drop_leaked,
+            shape,
+            preservation=preservation,
+            preservation_per_slice=preservation_per_slice,
+            preservation_seed=preservation_seed,
         )
         return _emit_generative(suite_, notes_, as_json=as_json)
     if shape is not None:
         raise InputError("--shape applies to answer and tool_call workflows")
+    if preservation:
+        raise InputError(
+            "--preservation applies to answer and tool_call workflows; a classification "
+            "suite's preservation slice is its labels without a data target, or rows with "
+            "slice: preservation (docs/evaluation.md#suites)"
+        )
     rows = read_suite_examples(file)
     training_texts = [e.text for e in store.examples()]
     for path in training or []:
@@ -112,8 +152,13 @@ def _freeze_generative(
     exact_only: bool,
     drop_leaked: bool,
     shape: str | None,
+    *,
+    preservation: bool = False,
+    preservation_per_slice: int = 10,
+    preservation_seed: int = 0,
 ) -> tuple[GenerativeSuite, list[str]]:
-    """Read, freeze and store a generative suite: (the suite, its warnings)."""
+    """Read, freeze and store a generative suite: (the suite, its warnings), with the
+    packaged preservation set when ``preservation``."""
     from tunegate.evaluate import freeze_generative_suite, save_generative_suite
     from tunegate.io import read_generative, stored_generative_examples
 
@@ -137,6 +182,9 @@ def _freeze_generative(
             training_texts=training_texts,
             near_duplicates=not exact_only,
             drop_leaked=drop_leaked,
+            preservation=preservation,
+            preservation_per_slice=preservation_per_slice,
+            preservation_seed=preservation_seed,
         )
     save_generative_suite(store, suite)
     return suite, [str(w.message) for w in caught]

@@ -37,6 +37,7 @@ import numpy as np
 
 from tunegate.config import Workflow
 from tunegate.errors import InputError, LeakageError, MissingExtraError, ModelError
+from tunegate.generative import preservation_examples
 from tunegate.records import (
     OUT_OF_SCOPE_LABEL,
     EvalSuite,
@@ -515,6 +516,9 @@ def freeze_generative_suite(
     encoder: Any = None,
     near_duplicates: bool = True,
     drop_leaked: bool = False,
+    preservation: bool = False,
+    preservation_per_slice: int = 10,
+    preservation_seed: int = 0,
 ) -> GenerativeSuite:
     """Build a frozen, content-hashed :class:`GenerativeSuite` of an ``answer`` or
     ``tool_call`` workflow.
@@ -524,9 +528,15 @@ def freeze_generative_suite(
     ``ambiguous`` / ``multi_topic``, else ``core``. Leakage is checked on the inputs against
     ``training_texts`` exactly as for classification suites (:func:`freeze_suite`). Slices
     outside ``workflow.suites`` give a :class:`SuiteSizeWarning`.
+
+    With ``preservation`` the packaged capability-preservation set
+    (:func:`tunegate.generative.preservation_examples` with ``preservation_seed`` and
+    ``preservation_per_slice``: five capabilities, of both kinds) is appended as the
+    ``preservation`` slice, leakage-checked and hashed like the other examples; they keep
+    their one capability tag (no named-slice tags of the workflow).
     """
     workflow.require_kind("a generative suite", "answer", "tool_call")
-    if not examples:
+    if not examples and not preservation:
         raise InputError(f"suite {name!r} has no examples")
     items = [_to_generative_suite_example(e, workflow) for e in examples]
     wrong = sorted({e.kind for e in items} - {workflow.kind})
@@ -535,6 +545,8 @@ def freeze_generative_suite(
             f"suite {name!r}: {wrong} examples in a {workflow.kind} workflow; every example "
             f"must be of the workflow's kind"
         )
+    if preservation:
+        items += preservation_examples(seed=preservation_seed, per_slice=preservation_per_slice)
     gone = _checked_ids(
         name,
         [e.id for e in items],

@@ -1,11 +1,13 @@
 """Deterministic judges for generative workflows: claim splitting, the support checker
 (is each claim supported by the passages its answer cites?), and tool-call / output checks
 against JSON Schemas. They turn answers into the per-example counts and flags the metrics
-of :mod:`tunegate.metrics` take; they compute no metric themselves (docs/generative.md)."""
+of :mod:`tunegate.metrics` take; they compute no metric themselves (docs/generative.md). And the
+packaged capability-preservation set (:func:`preservation_examples`)."""
 
 from __future__ import annotations
 
 from tunegate.generative._claims import Salient, salient_tokens, split_claims
+from tunegate.generative._preservation import PRESERVATION_CAPABILITIES, preservation_examples
 from tunegate.generative._support import (
     DEFAULT_SUPPORT_THRESHOLD,
     AnswerSupport,
@@ -24,6 +26,7 @@ from tunegate.generative._tools import (
 
 __all__ = [
     "DEFAULT_SUPPORT_THRESHOLD",
+    "PRESERVATION_CAPABILITIES",
     "AnswerSupport",
     "ClaimSupport",
     "EmbeddingSupportChecker",
@@ -35,6 +38,7 @@ __all__ = [
     "assess_answer",
     "format_valid",
     "normalize_arguments",
+    "preservation_examples",
     "salient_tokens",
     "split_claims",
 ]

@@ -180,6 +180,10 @@ class OutputCheck(_Record):
         return any(found) if kind.endswith("-any") else all(found)
 
 
+_BROUGHT = ("passages", "tools")
+"""The ``metadata`` keys an example brings its own inputs in (part of its target)."""
+
+
 class _GenerativeFields(_Record):
     """What a generative example carries, in an example and in a suite example."""
 
@@ -270,7 +274,13 @@ class _GenerativeFields(_Record):
         return content_hash(normalize_text(self.input))
 
     def target_key(self) -> Any:
-        """Everything the example asks of an output, in a canonical form (hashing)."""
+        """Everything the example asks of an output, in a canonical form (hashing): the
+        target fields, and the passages and tools the example brings in ``metadata`` (what
+        the output is judged against; added only when present, so the hash of an example
+        without them is unchanged)."""
+        brought = [
+            [key, self.metadata[key]] for key in _BROUGHT if self.metadata.get(key) is not None
+        ]
         return [
             self.kind,
             normalize_text(self.input),
@@ -282,6 +292,7 @@ class _GenerativeFields(_Record):
             None if self.expected_tool is None else self.expected_tool.model_dump(mode="json"),
             [c.model_dump(mode="json") for c in self.checks],
             *([] if self.asked_at is None else [self.asked_at.isoformat()]),
+            *brought,
         ]
 
 
