@@ -221,7 +221,11 @@ def test_cli_ingest_and_suite_freeze(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_asked_at_native_and_in_metadata(tmp_path: Path) -> None:
     rows = [
         {"input": "VPN client version?", "reference": "5.2", "asked_at": "2026-03-01T09:00:00Z"},
-        {"input": "MFA reset?", "reference": "Call the desk", "metadata": {"asked_at": "2026-04-02"}},
+        {
+            "input": "MFA reset?",
+            "reference": "Call the desk",
+            "metadata": {"asked_at": "2026-04-02"},
+        },
         {"input": "No time?", "reference": "x", "asked_at": "not a time"},
     ]
     path = tmp_path / "asked.jsonl"
