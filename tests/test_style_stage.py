@@ -18,6 +18,7 @@ from tunegate.generative import (
     REWRITE_SCHEMA,
     EmbeddingSupportChecker,
     Passage,
+    StyledGenerator,
     StyleRewriter,
     assess_answer,
     citation_markers,
@@ -250,3 +251,32 @@ def test_style_similarity_encodes_and_scores() -> None:
     assert (before, after) == (pytest.approx(0.0), pytest.approx(1.0))
     with pytest.raises(InputError, match="at least one text"):
         style_similarity([], house, KeywordEncoder())  # type: ignore[arg-type]
+
+
+class FakeTaskGenerator:
+    """A task version answering every example with its canned output."""
+
+    version_id = "task-v1"
+
+    def __init__(self) -> None:
+        self.by_example = {o.example_id: o for o in outputs()}
+
+    def generate(self, example: Any) -> GenerativeOutput:
+        return self.by_example[example.id]
+
+
+def test_the_style_version_is_a_generator_of_its_own() -> None:
+    rewriter = StyleRewriter(fake_client(friendly, []), instructions=HOUSE)
+    generator = StyledGenerator(FakeTaskGenerator(), rewriter)
+    assert generator.version_id == rewriter.version_id
+
+    class Example:
+        id = "e1"
+
+    out = generator.generate(Example())
+    assert out.answer == "Good news: your passwords expire after 90 days [pw]."
+    assert out.model_version == rewriter.version_id
+    assert out.metadata["parent_version"] == "task-v1"
+    same = StyleRewriter(fake_client(friendly, []), instructions=HOUSE, version_id="task-v1")
+    with pytest.raises(InputError, match="its own id"):
+        StyledGenerator(FakeTaskGenerator(), same)

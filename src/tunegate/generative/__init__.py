@@ -21,6 +21,7 @@ from tunegate.generative._judge import (
 )
 from tunegate.generative._style import (
     REWRITE_SCHEMA,
+    StyledGenerator,
     StyleRewriter,
     citation_markers,
     rewrite_outputs,
@@ -57,6 +58,7 @@ __all__ = [
     "Passage",
     "Salient",
     "StyleRewriter",
+    "StyledGenerator",
     "SupportChecker",
     "arguments_equal",
     "arguments_valid",

@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tunegate.errors import InputError
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REWRITE_SCHEMA",
     "StyleRewriter",
+    "StyledGenerator",
     "citation_markers",
     "rewrite_outputs",
     "style_similarity",
@@ -198,6 +199,37 @@ def rewrite_outputs(
         data |= update | {"metadata": metadata}
         new.append(type(output).model_validate(data))
     return new
+
+
+class _TaskGenerator(Protocol):
+    version_id: str
+
+    def generate(self, example: Any) -> GenerativeOutput: ...
+
+
+class StyledGenerator:
+    """The style version as a generator (the ``Generator`` protocol: ``version_id`` and
+    ``generate(example)``): the task generator's output, rewritten by ``rewriter``. So the
+    style version runs through the same evaluation as any version, on its own.
+
+    Args:
+        task: the task version's generator (anything with ``version_id`` and ``generate``).
+        rewriter: the style stage; its ``version_id`` is this generator's.
+    """
+
+    def __init__(self, task: _TaskGenerator, rewriter: StyleRewriter) -> None:
+        if rewriter.version_id == task.version_id:
+            raise InputError(
+                f"the style version and its task version are both {task.version_id!r}; "
+                f"give the style version its own id"
+            )
+        self.task = task
+        self.rewriter = rewriter
+        self.version_id = rewriter.version_id
+
+    def generate(self, example: Any) -> GenerativeOutput:
+        """The task output for ``example``, rewritten (see :func:`rewrite_outputs`)."""
+        return rewrite_outputs([self.task.generate(example)], self.rewriter)[0]
 
 
 def style_similarity(
