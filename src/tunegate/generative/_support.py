@@ -2,9 +2,9 @@
 
 A :class:`SupportChecker` is anything with ``check(claims, passages) -> list[bool]``; the
 deterministic default is :class:`EmbeddingSupportChecker`. An LLM judge through an
-OpenAI-compatible endpoint with a written rubric is meant to implement the same protocol
-(not built yet: issue 20, item 3); its agreement with the labelled sample must then be
-measured the same way (tests/test_support_checker.py).
+OpenAI-compatible endpoint with a written rubric implements the same protocol
+(:class:`~tunegate.generative.LlmJudgeChecker`); both report their agreement with the
+labelled sample through :func:`~tunegate.generative.judge_agreement`.
 """
 
 from __future__ import annotations

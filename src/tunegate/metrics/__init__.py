@@ -18,7 +18,8 @@ size and FDR-control many rate contrasts (contrastive attribution);
 Generative workflows (answers with citations, tool calls): every metric is a ratio of
 per-example sums (:class:`RatioTerms`, :func:`metric_terms`), and
 :func:`paired_ratio_bootstrap` gives its paired interval; :func:`cohen_kappa_score` measures
-a checker's agreement with human labels.
+a checker's agreement with human labels; :func:`style_similarity_score` how close rewritten
+answers sound to a house voice (given embeddings).
 
 This package is tunegate's one numeric core: softmax and temperature scaling
 (:func:`softmax`, :func:`fit_temperature`, :func:`apply_temperature`, :func:`nll_loss`),
@@ -112,6 +113,7 @@ from tunegate.metrics._stats import (
     one_sided_rate_increase_p,
     seed_summary,
 )
+from tunegate.metrics._style import style_similarity_score
 from tunegate.metrics._temperature import apply_temperature, fit_temperature, nll_loss, softmax
 from tunegate.metrics._trend import EXACT_MAX_N, TrendResult, mann_kendall, sens_slope
 
@@ -193,6 +195,7 @@ __all__ = [
     "smoothed_frequencies",
     "softmax",
     "stale_claim_rate",
+    "style_similarity_score",
     "tool_call_accuracy_score",
     "tool_selection_accuracy_score",
     "unsupported_claim_rate",
