@@ -228,7 +228,12 @@ def not_a_cheap_problem(evidence: GenerativeGateEvidence, workflow: Workflow) ->
     rec = evidence.recommendation
     if rec is None:
         return ConditionFinding(False, "no triage to recommend from", "see condition (1)", {})
-    ev: dict[str, Any] = {"action": rec.action, "shares": rec.shares, "also": rec.also, "fixes": rec.fixes}
+    ev: dict[str, Any] = {
+        "action": rec.action,
+        "shares": rec.shares,
+        "also": rec.also,
+        "fixes": rec.fixes,
+    }
     if rec.change_rate is not None:
         ev["change_rate"] = rec.change_rate
     if rec.action == "fine_tune":
