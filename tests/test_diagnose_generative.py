@@ -868,6 +868,9 @@ def test_gate_from_a_store(tmp_path: Path, spine: None) -> None:
     assert ev.triage.counts["tool_use_failure"] == 12
     assert ev.recommendation is not None and ev.recommendation.action == "tool_schemas"
     assert (ev.reviewed, ev.pending, ev.in_suite) == (2, 1, 1)
+    assert ev.recommendation.change_rate is None  # no knowledge base in the store
+    fast = collect_generative_evidence(store, wf, suite.name, champ.id, change_rate=0.08)
+    assert fast.recommendation is not None and fast.recommendation.retrieval_beats_finetuning
     r = decide_generative_gate(ev, wf)
     assert _failed(r) == ["not_a_cheap_problem"]
     assert r.conditions[2].passed  # the constrained attempt exists, with a verdict

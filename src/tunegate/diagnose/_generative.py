@@ -144,6 +144,22 @@ def _formatting(case: GenerativeCase) -> str | None:
     return None
 
 
+def _argument_errors(case: GenerativeCase, name: str, arguments: dict[str, Any]) -> list[str]:
+    """Schema errors of ``arguments`` for tool ``name``: the example's own tools
+    (``metadata["tools"]``, as preservation examples bring them) first, then the workflow's."""
+    from tunegate.config import ToolSpec
+
+    specs = case.example.metadata.get("tools")
+    for spec in specs if isinstance(specs, list) else []:
+        if isinstance(spec, dict) and spec.get("name") == name:
+            try:
+                return ToolSpec.model_validate(spec).argument_errors(arguments)
+            except ValueError:
+                return []
+    tool = next((t for t in case.workflow.tools if t.name == name), None)
+    return tool.argument_errors(arguments) if tool is not None else []
+
+
 @generative_triage_rule("wrong_tool_call", TriageCategory.TOOL_USE_FAILURE, priority=20)
 def _tool_use(case: GenerativeCase) -> str | None:
     """A ``tool_call`` example: the wrong tool, invalid arguments, or different arguments."""
@@ -160,8 +176,7 @@ def _tool_use(case: GenerativeCase) -> str | None:
         return None
     got = out.tool_call.arguments if out.tool_call is not None else {}
     if not s.arguments_valid:
-        tool = next((t for t in case.workflow.tools if t.name == s.called_tool), None)
-        errors = tool.argument_errors(got) if tool is not None else []
+        errors = _argument_errors(case, s.called_tool, got)
         why = f": {'; '.join(errors[:3])}" if errors else ""
         return f"arguments of {s.called_tool!r} do not satisfy its schema{why}"
     if not s.arguments_match:
@@ -271,7 +286,9 @@ def _reasoning(case: GenerativeCase) -> str | None:
             shown = ", ".join(f"{g:g}" for g in got[:3])
             return f"the reference is {want:g}; the answer says {shown}"
     if "reasoning" in set(s.tags) | set(ex.tags):
-        return f"a reasoning example answered wrongly (reference {_short(ref)!s})"
+        return "a reasoning example answered wrongly" + (
+            f" (reference {_short(ref)})" if ref else ""
+        )
     return None
 
 

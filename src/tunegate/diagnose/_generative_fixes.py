@@ -185,9 +185,12 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _errors(exc: ValidationError, prefix: str) -> str:
-    return "; ".join(
-        f"{prefix}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-    )
+    parts = []
+    for e in exc.errors():
+        where = ".".join([prefix, *(str(p) for p in e["loc"])]).strip(".")
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
 
 
 def apply_change(
@@ -214,7 +217,7 @@ def apply_change(
                     _merge(workflow.retrieval.model_dump(mode="json"), data["retrieval"])
                 )
             except ValidationError as exc:
-                raise InputError(f"change: {_errors(exc, 'retrieval.')}") from None
+                raise InputError(f"change: {_errors(exc, 'retrieval')}") from None
         else:
             data[key] = copy.deepcopy(value)
     try:
