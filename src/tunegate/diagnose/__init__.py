@@ -13,7 +13,10 @@
   evaluated and stored (:mod:`._attempts`); a fine-tune held to the best of them and what to
   promote (:func:`versus_best_cheap_fix`, :func:`choose_promotion`; :mod:`._promotion`);
 * the five-condition fine-tuning gate (:mod:`._gate`), one registered condition each
-  (:mod:`._gate_conditions`).
+  (:mod:`._gate_conditions`);
+* generative workflows (``answer`` / ``tool_call``): triage from the run's evidence and the
+  recommendation (:mod:`._generative`), the cheap fixes as Attempts (:mod:`._generative_fixes`)
+  and the generative gate (:mod:`._generative_gate`).
 
 See docs/diagnosis.md.
 """
@@ -76,6 +79,38 @@ from tunegate.diagnose._gate_conditions import (
     gate_conditions,
     instructions_fixed,
 )
+from tunegate.diagnose._generative import (
+    CHANGE_RATE_THRESHOLD,
+    GenerativeCase,
+    GenerativeFailure,
+    GenerativeRecommendation,
+    GenerativeTriage,
+    GenerativeTriageRule,
+    declared_rule_broken,
+    generative_triage_rule,
+    generative_triage_rules,
+    is_failure,
+    recommend_generative,
+    triage_generative,
+)
+from tunegate.diagnose._generative_fixes import (
+    CHEAP_FIXES,
+    FIXES_FOR_ACTION,
+    CheapFix,
+    apply_change,
+    change_kind,
+    latest_generative_run,
+    try_generative_fix,
+)
+from tunegate.diagnose._generative_gate import (
+    GENERATIVE_FIX_KINDS,
+    GenerativeGateEvidence,
+    collect_generative_evidence,
+    decide_generative_gate,
+    generative_gate,
+    generative_gate_condition,
+    generative_gate_conditions,
+)
 from tunegate.diagnose._overrides import (
     GroupBy,
     MissedSignalPattern,
@@ -124,7 +159,12 @@ from tunegate.diagnose._triage_review import (
 )
 
 __all__ = [
+    "CHANGE_RATE_THRESHOLD",
+    "CHEAP_FIXES",
     "CHEAP_FIX_KINDS",
+    "FIXES_FOR_ACTION",
+    "GENERATIVE_FIX_KINDS",
+    "CheapFix",
     "CheapFixComparison",
     "ConditionFinding",
     "FailureCase",
@@ -132,6 +172,12 @@ __all__ = [
     "GateConditionSpec",
     "GateEvidence",
     "GateReport",
+    "GenerativeCase",
+    "GenerativeFailure",
+    "GenerativeGateEvidence",
+    "GenerativeRecommendation",
+    "GenerativeTriage",
+    "GenerativeTriageRule",
     "GroupBy",
     "LogitScorer",
     "MissedSignalPattern",
@@ -151,12 +197,15 @@ __all__ = [
     "TriageSuggestion",
     "WeeklyCount",
     "ZeroShotScorer",
+    "apply_change",
     "attribute_overrides",
     "attribute_texts",
     "best_cheap_fix",
     "champion_classifier",
+    "change_kind",
     "choose_promotion",
     "collect_evidence",
+    "collect_generative_evidence",
     "confirm_finding",
     "confirm_triage",
     "confirmed_triage",
@@ -164,6 +213,8 @@ __all__ = [
     "contrast_terms",
     "data_shortfalls",
     "decide_gate",
+    "decide_generative_gate",
+    "declared_rule_broken",
     "evaluate_gate",
     "export_triage",
     "failures_from_eval_run",
@@ -172,8 +223,15 @@ __all__ = [
     "finding_phrases",
     "gate_condition",
     "gate_conditions",
+    "generative_gate",
+    "generative_gate_condition",
+    "generative_gate_conditions",
+    "generative_triage_rule",
+    "generative_triage_rules",
     "import_triage",
     "instructions_fixed",
+    "is_failure",
+    "latest_generative_run",
     "log_odds_dirichlet",
     "mann_kendall",
     "missed_signal_fix",
@@ -186,6 +244,7 @@ __all__ = [
     "recent_missed_signal_overrides",
     "recommend",
     "recommend_from_store",
+    "recommend_generative",
     "register_cheap_fix",
     "registered_rules",
     "require_open_gate",
@@ -196,7 +255,9 @@ __all__ = [
     "stable_or_increasing",
     "suggest",
     "triage_context_from_store",
+    "triage_generative",
     "triage_rule",
+    "try_generative_fix",
     "try_instructions",
     "try_prompt",
     "try_retrieval",
