@@ -85,6 +85,7 @@ _COMMAND_MODULES = (
     "_serve",
     "_llm",
     "_kb",
+    "_generative",
     "_demo",
 )
 

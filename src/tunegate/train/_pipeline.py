@@ -98,6 +98,7 @@ def ensure_champion(
     actor: str = "tunegate",
     max_fit_examples: int = 2000,
     min_fit_examples: int = 50,
+    model: str | None = None,
 ) -> str:
     """The champion's id; with none registered, the workflow's ``baseline`` model is
     registered and promoted as the first champion (recorded in the alias history and audit
@@ -111,6 +112,10 @@ def ensure_champion(
     than ``min_fit_examples`` such examples, it has none and routes with
     ``routing.clarify_threshold``. A version already registered under the same id is
     promoted as it is (versions are immutable).
+
+    On an ``answer`` / ``tool_call`` workflow the first champion is a ``generator`` version:
+    ``model`` (default ``llm.model``) with the default prompt, the workflow's retrieval and
+    constrained output (:func:`tunegate.generative.register_generator`).
     """
     from tunegate.registry import Registry
 
@@ -118,6 +123,17 @@ def ensure_champion(
     champ = registry.champion()
     if champ is not None:
         return champ
+    if not workflow.is_classify:
+        from tunegate.generative import register_generator
+        from tunegate.records import GeneratorConfig
+
+        gen = register_generator(
+            store, workflow, GeneratorConfig(model=model or workflow.llm.model)
+        )
+        registry.promote(
+            gen.id, actor=actor, reason=f"baseline: the workflow's generator ({gen.config['model']})"
+        )
+        return gen.id
     from tunegate.errors import NotFoundError
 
     if workflow.baseline != "zero-shot":
