@@ -63,7 +63,7 @@ from tunegate.metrics._classification import (
     recall_per_class,
 )
 from tunegate.metrics._frequencies import smoothed_frequencies
-from tunegate.metrics._freshness import change_rate
+from tunegate.metrics._freshness import FreshnessLag, change_rate, source_freshness_lag
 from tunegate.metrics._generative import (
     CitationCounts,
     RatioBootstrap,
@@ -76,6 +76,7 @@ from tunegate.metrics._generative import (
     citation_precision_score,
     citation_recall_score,
     citation_score,
+    escalation_rate,
     format_validity_score,
     metric_terms,
     paired_ratio_bootstrap,
@@ -121,6 +122,7 @@ __all__ = [
     "BinStrategy",
     "BootstrapResult",
     "CitationCounts",
+    "FreshnessLag",
     "Interval",
     "McNemarResult",
     "MetricSpec",
@@ -155,6 +157,7 @@ __all__ = [
     "confidence_reliability_curve",
     "confusion_matrix",
     "coverage_score",
+    "escalation_rate",
     "expected_calibration_error",
     "f1_from_confusion",
     "false_negative_rate",
@@ -192,6 +195,7 @@ __all__ = [
     "sens_slope",
     "smoothed_frequencies",
     "softmax",
+    "source_freshness_lag",
     "stale_claim_rate",
     "tool_call_accuracy_score",
     "tool_selection_accuracy_score",
