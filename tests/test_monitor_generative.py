@@ -407,3 +407,20 @@ def test_cli_monitor_dispatches_on_a_tool_call_workflow(
     assert "escalation by week" in shown and "ALERT" in shown
     assert main(["monitor", "-c", str(config), "--report", str(tmp_path / "r")]) == 2
     assert "--report apply to classify workflows" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_default_support_checker_on_the_cited_version(tmp_path: Path) -> None:
+    """Without a checker, the shipped MiniLM checker judges claims against the text of the
+    cited version: the number the version does not assert is unsupported."""
+    store = Store(f"sqlite:///{tmp_path / 't.db'}")
+    _kb(store)
+    answer_text = "MFA codes expire after 30 seconds. MFA codes expire after 90 seconds."
+    log = _write(
+        tmp_path / "log.jsonl",
+        [_row("a", "2025-03-02", answer=answer_text, cited=_cite(("mfa", "m1")))],
+    )
+    ingest_file(store, "outputs", log, workflow=answer(), quarantine_dir=tmp_path)
+    (march,) = generative_monthly_figures(store, answer())
+    assert (march.n_claims, march.n_unsupported, march.n_stale) == (2, 1, 0)
+    store.close()
