@@ -226,7 +226,7 @@ def _case(name: str, rng: np.random.Generator, n: int) -> Case:
         args = (list(rng.choice(tools, n)), list(rng.choice(tools, n)), flags())
     elif name == "argument_validity_score":
         args = (list(rng.choice(tools, n)), flags())
-    elif name == "format_validity_score":
+    elif name in ("format_validity_score", "escalation_rate"):
         args = (flags(),)
     else:  # pragma: no cover - a new metric must be added here
         raise AssertionError(f"add {name} to the property table")
@@ -253,6 +253,7 @@ def test_the_table_covers_every_generative_metric() -> None:
         "tool_selection_accuracy_score",
         "argument_validity_score",
         "format_validity_score",
+        "escalation_rate",
     }
     assert set(GENERATIVE) == expected
     for spec in GENERATIVE.values():

@@ -22,7 +22,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunegate.records import Example, GenerativeExample, GenerativeRun, GenerativeSuite
+from tunegate.records import (
+    Example,
+    GenerativeExample,
+    GenerativeLogEntry,
+    GenerativeRun,
+    GenerativeSuite,
+)
 
 __all__ = [
     "DOCUMENT_TYPES",
@@ -33,6 +39,7 @@ __all__ = [
     "Finding",
     "FindingTerm",
     "GenerativeExampleDocument",
+    "GenerativeLogDocument",
     "GenerativeRunDocument",
     "GenerativeSuiteDocument",
     "LabelIssues",
@@ -339,3 +346,14 @@ class GenerativeRunDocument(Document):
     KIND: ClassVar[str] = "generative_run"
 
     run: GenerativeRun
+
+
+class GenerativeLogDocument(Document):
+    """A production output of an ``answer`` / ``tool_call`` workflow (key: the output id),
+    written by ``tunegate ingest outputs``; ``digest`` is its identity hash, so ingesting the
+    same log again adds nothing and a changed row under the same id is refused."""
+
+    KIND: ClassVar[str] = "generative_log"
+
+    entry: GenerativeLogEntry
+    digest: str

@@ -63,7 +63,6 @@ CLASSIFY_ONLY = frozenset(
         "finetune",
         "gate",
         "label-issues",
-        "monitor",
         "overrides",
         "probe",
         "promote",

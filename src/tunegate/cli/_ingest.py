@@ -20,6 +20,14 @@ class KindArg(StrEnum):
     decisions = "decisions"
     overrides = "overrides"
     examples = "examples"
+    outputs = "outputs"
+
+
+class ExportKindArg(StrEnum):
+    tickets = "tickets"
+    decisions = "decisions"
+    overrides = "overrides"
+    examples = "examples"
 
 
 class FormatArg(StrEnum):
@@ -39,7 +47,13 @@ class ShapeArg(StrEnum):
 
 
 def ingest(
-    kind: Annotated[KindArg, typer.Argument(help="What the file holds.")],
+    kind: Annotated[
+        KindArg,
+        typer.Argument(
+            help="What the file holds (outputs: production logs of an answer/tool_call "
+            "workflow, for `tunegate monitor`)."
+        ),
+    ],
     file: Annotated[
         Path,
         typer.Argument(
@@ -136,7 +150,7 @@ def ingest(
 
 
 def export(
-    kind: Annotated[KindArg, typer.Argument(help="Which records to export.")],
+    kind: Annotated[ExportKindArg, typer.Argument(help="Which records to export.")],
     file: Annotated[Path, typer.Argument(help="Target .jsonl, .csv or .parquet file.")],
     fmt: Annotated[
         FormatArg | None, typer.Option("--format", help="Override the format the suffix implies.")

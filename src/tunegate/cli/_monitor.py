@@ -65,15 +65,65 @@ def monitor(
             "--embeddings/--no-embeddings", help="Measure embedding drift (loads the encoder)."
         ),
     ] = True,
+    months: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--month",
+            help="Answer/tool_call workflows: a month to report, YYYY-MM (repeatable; default: "
+            "every month of the production log).",
+        ),
+    ] = None,
+    reference_month: Annotated[
+        str | None,
+        typer.Option(
+            "--reference-month",
+            help="Answer workflows: the month the monthly triggers compare against (default: "
+            "the month before the promotion, else the first month of the log).",
+        ),
+    ] = None,
+    support_check: Annotated[
+        bool,
+        typer.Option(
+            "--support-check/--no-support-check",
+            help="Answer workflows: judge each answer's claims against the cited versions "
+            "(loads the encoder).",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Weekly/monthly figures, input drift and rollback triggers; exit 1 when a trigger fires."""
+    """Weekly/monthly figures, input drift and rollback triggers; exit 1 when a trigger fires.
+
+    On an answer/tool_call workflow: monthly figures of the production log (`tunegate ingest
+    outputs`), weekly escalation and the generative rollback triggers.
+    """
     from tunegate.monitor import act_on, next_gap_from_store, render_alert, run_monitor
     from tunegate.report import write_monitor_review as write
 
     if period not in ("week", "month"):
         raise InputError(f"--period must be 'week' or 'month', got {period!r}")
     workflow = load(config)
+    if not workflow.is_classify:
+        if since is not None or until is not None or report is not None:
+            raise InputError(
+                "--since, --until and --report apply to classify workflows; on an "
+                f"{workflow.kind} workflow pick months with --month"
+            )
+        _monitor_generative(
+            workflow,
+            config,
+            months=months,
+            reference=reference_month,
+            support_check=support_check,
+            auto_rollback=auto_rollback,
+            webhook=webhook,
+            as_json=as_json,
+        )
+        return
+    if months or reference_month is not None or not support_check:
+        raise InputError(
+            "--month, --reference-month and --no-support-check apply to answer and tool_call "
+            "workflows; this workflow classifies (use --period, --since and --until)"
+        )
     store = store_for(workflow, config)
     result = run_monitor(
         store,
@@ -140,6 +190,79 @@ def monitor(
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
+
+
+def _monitor_generative(
+    workflow: Any,
+    config: Path,
+    *,
+    months: list[str] | None,
+    reference: str | None,
+    support_check: bool,
+    auto_rollback: bool,
+    webhook: str | None,
+    as_json: bool,
+) -> None:
+    """``tunegate monitor`` on an answer/tool_call workflow: a library call, then a table."""
+    from tunegate.monitor import act_on, render_alert, run_generative_monitor
+
+    store = store_for(workflow, config)
+    try:
+        result = run_generative_monitor(
+            store, workflow, months=months, reference=reference, check_support=support_check
+        )
+        alert = act_on(
+            result, store, auto_rollback=auto_rollback, webhook=webhook or workflow.rollback.webhook
+        )
+    finally:
+        store.close()
+
+    def human() -> None:
+        table = Table(
+            title=f"{workflow.name} ({workflow.kind}): {result.champion or 'no version'} "
+            f"({result.champion_source})",
+            header_style="bold",
+        )
+        answers = workflow.kind == "answer"
+        cols = ["month", "outputs", "escalate"]
+        if answers:
+            cols += ["cite", "unsupported", "lag days", "lagging", "kb change"]
+        cols += ["new cases"]
+        for col in cols:
+            table.add_column(col)
+        for m in result.months:
+            row = [m.month, str(m.n_outputs), _pct(m.escalation_rate)]
+            if answers:
+                row += [
+                    _pct(m.citation_rate),
+                    _pct(m.unsupported_rate),
+                    "-" if m.freshness_lag_days is None else f"{m.freshness_lag_days:.1f}",
+                    _pct(m.lagging_share),
+                    _pct(m.kb_change_rate),
+                ]
+            row.append(
+                f"{_pct(m.new_case_pass_rate)} ({m.n_new_passed}/{m.n_new_cases})"
+                if m.n_new_cases
+                else (m.new_cases_note or "-")
+            )
+            table.add_row(*row)
+        out.print(table)
+        weeks = Table(title="escalation by week", header_style="bold")
+        for col in ("week", "outputs", "escalated", "rate"):
+            weeks.add_column(col)
+        for w in result.weeks:
+            weeks.add_row(w.week, str(w.n_outputs), str(w.n_escalated), _pct(w.escalation_rate))
+        out.print(weeks)
+        for note in result.notes:
+            out.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        if alert is not None:
+            render_alert(alert, out)
+        else:
+            out.print("[green]no rollback trigger fired[/green]")
+
+    emit(result.to_dict(), as_json=as_json, human=human)
+    if alert is not None:
+        raise typer.Exit(1)
 
 
 def shadow(

@@ -211,6 +211,12 @@ class RollbackPolicy(_Strict):
     """Fire when median latency rises by more than this fraction."""
     escalation_rising_weeks: int = Field(default=2, ge=1)
     """Fire when the escalation rate rises this many consecutive weeks."""
+    unsupported_rate_increase: float = Field(default=0.02, ge=0.0)
+    """``answer`` workflows: fire when a month's unsupported-assertion rate is more than this
+    above the reference month's (2 points)."""
+    citation_rate_drop: float = Field(default=0.0, ge=0.0)
+    """``answer`` workflows: fire when a month's citation rate falls more than this below the
+    reference month's (0: any significant fall)."""
     min_decisions: int = Field(default=50, ge=1)
     """A window with fewer decisions than this is not judged."""
     significance: float = Field(default=0.001, gt=0.0, lt=0.5)

@@ -1,7 +1,7 @@
 """Loaders and exporters: JSONL, CSV and Parquet; OpenAI Evals, Inspect and Hugging Face
 shapes; for answer and tool_call workflows, DeepEval, promptfoo, Inspect and OpenAI Evals
-samples (``_generative``); validation into records; quarantine of bad rows. See docs/store.md
-and docs/generative-workflows.md."""
+samples (``_generative``) and production logs (``_generative_log``); validation into
+records; quarantine of bad rows. See docs/store.md and docs/generative-workflows.md."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ from tunegate.io._generative import (
     ingest_generative,
     read_generative,
     stored_generative_examples,
+)
+from tunegate.io._generative_log import (
+    LOG_ENTRY_FIELDS,
+    ingest_generative_log,
+    log_entry_from_row,
+    read_generative_log,
+    stored_generative_log,
 )
 from tunegate.io._ingest import (
     DEFAULT_BATCH_SIZE,
@@ -39,6 +46,7 @@ __all__ = [
     "GENERATIVE_SHAPES",
     "KINDS",
     "LABEL_COLUMNS",
+    "LOG_ENTRY_FIELDS",
     "SHAPES",
     "TEXT_COLUMNS",
     "UNSUPPORTED_ASSERTS",
@@ -60,14 +68,18 @@ __all__ = [
     "generative_fields",
     "ingest_file",
     "ingest_generative",
+    "ingest_generative_log",
     "iter_rows",
+    "log_entry_from_row",
     "parse_column_map",
     "parse_tickets",
     "quarantine_path",
     "read_generative",
+    "read_generative_log",
     "read_jsonl",
     "read_label_counts",
     "read_records",
     "stored_generative_examples",
+    "stored_generative_log",
     "write_jsonl",
 ]

@@ -26,6 +26,7 @@ from tunegate._progress import make_progress
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.io._generative import ingest_generative, read_generative
+from tunegate.io._generative_log import ingest_generative_log, read_generative_log
 from tunegate.io._readers import RawRow, check_file, detect_format, progress_total
 from tunegate.io._rows import parse_rows, raw_row
 from tunegate.io._shapes import SHAPES, Shape, parse_column_map, parse_label_names
@@ -43,8 +44,9 @@ __all__ = [
     "read_records",
 ]
 
-Kind = Literal["tickets", "decisions", "overrides", "examples"]
-KINDS: tuple[str, ...] = ("tickets", "decisions", "overrides", "examples")
+Kind = Literal["tickets", "decisions", "overrides", "examples", "outputs"]
+KINDS: tuple[str, ...] = ("tickets", "decisions", "overrides", "examples", "outputs")
+"""``outputs`` are production logs of answer / tool_call workflows (:mod:`._generative_log`)."""
 DEFAULT_BATCH_SIZE = 5000
 MAX_PROBLEMS = 1000
 """Problems kept in the report (the quarantine file has all of them)."""
@@ -103,6 +105,15 @@ def _generative(kind: str, workflow: Workflow) -> bool:
     return kind == "examples"
 
 
+def _outputs_args(shape: str | None, column_map: Any, label_names: Any) -> None:
+    if shape not in (None, "native"):
+        raise InputError(f"shape {shape!r} applies to examples; outputs use their own shape")
+    if column_map:
+        raise InputError("--map applies to tickets and examples, not to outputs")
+    if label_names is not None:
+        raise InputError("label names map class indexes; outputs have no labels")
+
+
 def _check_args(kind: str, shape: str | None, label_names: Any = None) -> Shape:
     if kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}; expected one of {list(KINDS)}")
@@ -140,8 +151,13 @@ def read_records(
     Repeated ids with the same content are kept once; with different content the later row
     is a problem. ``label_names``: see :func:`ingest_file`. On an ``answer`` / ``tool_call``
     workflow, examples are :class:`~tunegate.records.GenerativeExample` records read in the
-    generative shapes (:mod:`tunegate.io._generative`; ``shape`` default ``auto``).
+    generative shapes (:mod:`tunegate.io._generative`; ``shape`` default ``auto``), and
+    ``outputs`` are production log entries (:mod:`tunegate.io._generative_log`).
     """
+    if kind == "outputs":
+        _outputs_args(shape, column_map, label_names)
+        entries, log_problems = read_generative_log(path, workflow=workflow, fmt=fmt)
+        return list(entries), log_problems
     if _generative(kind, workflow):
         if label_names is not None:
             raise InputError("label names map class indexes; this workflow has no labels")
@@ -328,8 +344,15 @@ def ingest_file(
     On an ``answer`` / ``tool_call`` workflow, examples are generative examples in the shapes
     of :mod:`tunegate.io._generative` (``shape`` default ``auto``: DeepEval, promptfoo,
     Inspect, OpenAI Evals or native, told apart by their fields), stored as
-    ``generative_example`` documents.
+    ``generative_example`` documents, and ``outputs`` are production log entries stored as
+    ``generative_log`` documents (:mod:`tunegate.io._generative_log`).
     """
+    if kind == "outputs":
+        _outputs_args(shape, column_map, label_names)
+        log_report: IngestReport = ingest_generative_log(
+            store, path, workflow=workflow, fmt=fmt, quarantine_dir=quarantine_dir
+        )
+        return log_report
     if _generative(kind, workflow):
         if label_names is not None:
             raise InputError("label names map class indexes; this workflow has no labels")

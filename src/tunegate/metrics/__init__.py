@@ -64,7 +64,7 @@ from tunegate.metrics._classification import (
     recall_per_class,
 )
 from tunegate.metrics._frequencies import smoothed_frequencies
-from tunegate.metrics._freshness import change_rate
+from tunegate.metrics._freshness import FreshnessLag, change_rate, source_freshness_lag
 from tunegate.metrics._generative import (
     CitationCounts,
     RatioBootstrap,
@@ -77,6 +77,7 @@ from tunegate.metrics._generative import (
     citation_precision_score,
     citation_recall_score,
     citation_score,
+    escalation_rate,
     format_validity_score,
     metric_terms,
     paired_ratio_bootstrap,
@@ -123,6 +124,7 @@ __all__ = [
     "BinStrategy",
     "BootstrapResult",
     "CitationCounts",
+    "FreshnessLag",
     "Interval",
     "McNemarResult",
     "MetricSpec",
@@ -157,6 +159,7 @@ __all__ = [
     "confidence_reliability_curve",
     "confusion_matrix",
     "coverage_score",
+    "escalation_rate",
     "expected_calibration_error",
     "f1_from_confusion",
     "false_negative_rate",
@@ -194,6 +197,7 @@ __all__ = [
     "sens_slope",
     "smoothed_frequencies",
     "softmax",
+    "source_freshness_lag",
     "stale_claim_rate",
     "style_similarity_score",
     "tool_call_accuracy_score",

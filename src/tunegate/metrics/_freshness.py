@@ -1,14 +1,16 @@
-"""Knowledge-base freshness: how fast documents change (the knowledge base's change rate)."""
+"""Knowledge-base freshness: how fast documents change (the knowledge base's change rate) and
+how far behind the cited sources are (the source freshness lag)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tunegate.errors import InputError
 
-__all__ = ["change_rate"]
+__all__ = ["FreshnessLag", "change_rate", "source_freshness_lag"]
 
 
 def change_rate(changed: Any, documents: Any) -> float:
@@ -48,3 +50,35 @@ def change_rate(changed: Any, documents: Any) -> float:
             "the knowledge base first"
         )
     return float(c.sum()) / total
+
+
+@dataclass(frozen=True)
+class FreshnessLag:
+    """The source freshness lag of a set of citations (:func:`source_freshness_lag`)."""
+
+    n: int
+    """Citations judged."""
+    mean_days: float
+    """Mean lag in days over all citations (a current citation lags 0 days)."""
+    lagging_share: float
+    """Share of citations with a positive lag (cited a version already superseded)."""
+
+
+def source_freshness_lag(lag_days: Any) -> FreshnessLag:
+    """Mean and share of lagging citations.
+
+    ``lag_days`` is a (n,) array, one entry per citation: 0 when the cited version was in
+    force when the question was asked, else the days between the version ceasing to be in
+    force (its successor taking effect) and the question. Raises
+    :class:`~tunegate.errors.InputError` when empty or when a lag is negative or not finite.
+    """
+    lag = np.asarray(lag_days, dtype=np.float64)
+    if lag.ndim != 1 or lag.size == 0:
+        raise InputError(
+            f"lag_days must be a non-empty 1-D array (one lag per citation), got shape {lag.shape}"
+        )
+    if not np.all(np.isfinite(lag)) or np.any(lag < 0):
+        raise InputError("lag_days must be finite and >= 0 (days behind the current version)")
+    return FreshnessLag(
+        n=int(lag.size), mean_days=float(lag.mean()), lagging_share=float(np.mean(lag > 0))
+    )

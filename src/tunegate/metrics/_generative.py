@@ -44,6 +44,7 @@ __all__ = [
     "citation_precision_score",
     "citation_recall_score",
     "citation_score",
+    "escalation_rate",
     "format_validity_score",
     "metric_terms",
     "paired_ratio_bootstrap",
@@ -369,6 +370,25 @@ def format_validity_score(valid: Any) -> float:
     """Format validity: the share of outputs that parse and are valid against the declared
     JSON Schema (``tunegate.generative.format_valid`` gives the flags)."""
     return _format_validity_terms(valid).value()
+
+
+# -- production -----------------------------------------------------------------------------
+
+
+def _escalation_terms(escalated: Any) -> RatioTerms:
+    e = check_flags(escalated, "escalated")
+    return _terms("escalation_rate", e, np.ones(e.size))
+
+
+@register_metric(input="per_example", greater_is_better=False, terms=_escalation_terms)
+def escalation_rate(escalated: Any) -> float:
+    """The escalation rate: the share of outputs a human took over (production monitoring of
+    generative workflows; a rise week after week is a rollback trigger).
+
+    Args:
+        escalated: (n,) booleans, True where a human took over.
+    """
+    return _escalation_terms(escalated).value()
 
 
 # -- intervals ------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Production monitoring: figures, input drift, rollback triggers, shadow mode, the next gap.
+"""Production monitoring: figures, input drift, rollback triggers, shadow mode, the next gap;
+for ``answer`` / ``tool_call`` workflows, monthly figures of the production log and their
+triggers (``_generative``).
 
 See docs/monitoring.md. The pure functions take lists of records; the ``*_from_store`` and
 ``run_monitor`` helpers read them from a :class:`tunegate.store.Store`. The review report is
@@ -36,6 +38,15 @@ from tunegate.monitor._gap import (
     next_gap,
     next_gap_from_store,
 )
+from tunegate.monitor._generative import (
+    GenerativeMonitorResult,
+    MonthFigures,
+    WeekEscalation,
+    generative_monthly_figures,
+    generative_triggers,
+    run_generative_monitor,
+    weekly_escalation,
+)
 from tunegate.monitor._run import (
     EvalPassRate,
     MonitorResult,
@@ -59,6 +70,7 @@ from tunegate.monitor._triggers import (
     TriggerResult,
     WindowTriggers,
     check_triggers,
+    escalation_rising_trigger,
     evaluate_windows,
     one_sided_rate_increase_p,
     post_webhook,
@@ -75,11 +87,14 @@ __all__ = [
     "EvalPassRate",
     "Figures",
     "Gap",
+    "GenerativeMonitorResult",
     "MonitorResult",
+    "MonthFigures",
     "Period",
     "PeriodFigures",
     "ShadowFigures",
     "TriggerResult",
+    "WeekEscalation",
     "WeekFigures",
     "WindowTriggers",
     "act_on",
@@ -88,9 +103,12 @@ __all__ = [
     "compute_figures",
     "disagreements_to_review",
     "drift_tests",
+    "escalation_rising_trigger",
     "eval_pass_rate",
     "evaluate_windows",
     "figures_by_period",
+    "generative_monthly_figures",
+    "generative_triggers",
     "get_drift_test",
     "live_overrides",
     "match_overrides",
@@ -107,11 +125,13 @@ __all__ = [
     "register_drift_test",
     "render_alert",
     "reviewed_for",
+    "run_generative_monitor",
     "run_monitor",
     "set_reference",
     "shadow_figures",
     "shadow_figures_from_records",
     "shadow_score",
     "tokenize",
+    "weekly_escalation",
     "weekly_figures",
 ]

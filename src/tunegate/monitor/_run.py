@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -364,8 +364,21 @@ def _add_drift(
         result.drift[p.period] = out
 
 
+class _Judged(Protocol):
+    """What :func:`act_on` needs of a monitor result (:class:`MonitorResult` or
+    :class:`~tunegate.monitor.GenerativeMonitorResult`)."""
+
+    workflow: str
+    champion: str | None
+    promoted_at: datetime | None
+    alert: Alert | None
+
+    @property
+    def fired(self) -> list[TriggerResult]: ...
+
+
 def act_on(
-    result: MonitorResult,
+    result: _Judged,
     store: Store,
     *,
     auto_rollback: bool = False,

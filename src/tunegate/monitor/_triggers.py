@@ -43,6 +43,7 @@ __all__ = [
     "TriggerResult",
     "WindowTriggers",
     "check_triggers",
+    "escalation_rising_trigger",
     "evaluate_windows",
     "one_sided_rate_increase_p",
     "post_webhook",
@@ -246,28 +247,47 @@ def _latency_trigger(
 def _escalation_trigger(
     series: Sequence[Figures], policy: RollbackPolicy, window: str
 ) -> TriggerResult:
+    return escalation_rising_trigger(
+        [(f.n_escalated, f.n_decisions) for f in series], policy, window
+    )
+
+
+def escalation_rising_trigger(
+    counts: Sequence[tuple[int, int]],
+    policy: RollbackPolicy,
+    window: str,
+    *,
+    what: str = "decisions",
+    since: str = "since the promotion",
+) -> TriggerResult:
+    """ "Escalation rising for ``policy.escalation_rising_weeks`` (k) consecutive weeks" over
+    weekly ``(escalated, total)`` counts ending with the window judged.
+
+    Fires when each of the last k + 1 weeks has at least ``policy.min_decisions`` ``what``
+    (the minimum count that makes each step's rate worth comparing), every step of the last
+    k rises, and the rise from the first of those weeks to the last is significant at
+    ``policy.significance`` (:func:`tunegate.metrics.one_sided_rate_increase_p`).
+    """
     name, k = "escalation_rising", policy.escalation_rising_weeks
-    tail = list(series)[-(k + 1) :]
+    tail = list(counts)[-(k + 1) :]
     if len(tail) < k + 1:
         return _not_judged(
             name,
             float(k),
             window,
-            f"fewer than {k + 1} weeks since the promotion to judge {k} consecutive rises",
+            f"fewer than {k + 1} weeks {since} to judge {k} consecutive rises",
         )
-    if any(f.n_decisions < policy.min_decisions for f in tail):
+    if any(n < policy.min_decisions for _, n in tail):
         return _not_judged(
             name,
             float(k),
             window,
-            f"a week among the last {k + 1} has fewer than {policy.min_decisions} decisions",
+            f"a week among the last {k + 1} has fewer than {policy.min_decisions} {what}",
         )
-    rates = [f.n_escalated / f.n_decisions for f in tail]
+    rates = [x / n for x, n in tail]
     rising = all(b > a + _EPS for a, b in itertools.pairwise(rates))
-    first, last = tail[0], tail[-1]
-    p = one_sided_rate_increase_p(
-        first.n_escalated, first.n_decisions, last.n_escalated, last.n_decisions
-    )
+    (x0, n0), (x1, n1) = tail[0], tail[-1]
+    p = one_sided_rate_increase_p(x0, n0, x1, n1)
     fired = rising and p < policy.significance
     path = " -> ".join(f"{r:.1%}" for r in rates)
     msg = (

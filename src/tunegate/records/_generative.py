@@ -41,6 +41,7 @@ __all__ = [
     "ExampleScore",
     "GenerativeExample",
     "GenerativeKind",
+    "GenerativeLogEntry",
     "GenerativeOutput",
     "GenerativeRun",
     "GenerativeSuite",
@@ -436,6 +437,45 @@ class GenerativeOutput(_Record):
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class GenerativeLogEntry(_Record):
+    """One output served in production by an ``answer`` / ``tool_call`` workflow: the
+    question, when it was asked, what the model said (a :class:`GenerativeOutput`), and
+    whether a human took the conversation over. What ``tunegate ingest outputs`` stores and
+    :func:`tunegate.monitor.generative_monthly_figures` reads (docs/monitoring.md)."""
+
+    question: str
+    """The question (``answer``) or the request (``tool_call``) as the user asked it."""
+    asked_at: datetime
+    """When it was asked (naive = UTC): the month and week it counts in, and the time a
+    cited document version is judged current or superseded at."""
+    escalated: bool = False
+    """A human took over (the answer or call was not accepted as it was)."""
+    output: GenerativeOutput
+    """The output as served; its ``id`` is the entry's id (the store key)."""
+
+    @field_validator("asked_at")
+    @classmethod
+    def _asked_tz(cls, value: datetime) -> datetime:
+        return aware(value)
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
+            raise ValueError("question is empty or whitespace only")
+        return check_text(value, "question") if limits_apply(info) else value
+
+    @property
+    def id(self) -> str:
+        """The output's id."""
+        return self.output.id
+
+    @property
+    def identity_hash(self) -> str:
+        """What "the same entry" means on re-ingest: every field."""
+        return content_hash(self.model_dump(mode="json"))
 
 
 class GeneratorConfig(_Record):
