@@ -29,7 +29,9 @@ gen_app = typer.Typer(
 
 SuiteOpt = Annotated[
     str,
-    typer.Option("--suite", help="The frozen generative suite (name or hash; `tunegate suite freeze`)."),
+    typer.Option(
+        "--suite", help="The frozen generative suite (name or hash; `tunegate suite freeze`)."
+    ),
 ]
 
 
@@ -87,9 +89,7 @@ def _print_verdict(verdict: Verdict) -> None:
         table.add_column(col)
     for r in verdict.rules:
         interval = (
-            ""
-            if r.ci_low is None or r.ci_high is None
-            else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+            "" if r.ci_low is None or r.ci_high is None else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
         )
         table.add_row(
             r.rule,
@@ -147,8 +147,12 @@ def eval_cmd(
     mv = store.get_model_version(version or _champion(store))
     run = run_generative_eval(store, workflow, the_suite, build_generator(workflow, mv, store))
     emit(
-        {"run": run.id, "model_version": run.model_version, "suite": run.suite_hash,
-         "metrics": run.metrics},
+        {
+            "run": run.id,
+            "model_version": run.model_version,
+            "suite": run.suite_hash,
+            "metrics": run.metrics,
+        },
         as_json=as_json,
         human=lambda: _print_metrics(run),
     )
@@ -266,7 +270,7 @@ def try_cmd(
     the_suite = _suite(store, suite)
     if fix == "custom":
         if change is None:
-            raise InputError('"custom" needs --change \'{...}\' (a JSON object)')
+            raise InputError("\"custom\" needs --change '{...}' (a JSON object)")
         try:
             the_change = json.loads(change)
         except ValueError as exc:
@@ -280,7 +284,11 @@ def try_cmd(
         the_change = dict(CHEAP_FIXES[fix].change)
         description = CHEAP_FIXES[fix].description
     attempt = try_generative_fix(
-        store, workflow, the_suite, version or _champion(store), the_change,
+        store,
+        workflow,
+        the_suite,
+        version or _champion(store),
+        the_change,
         description=description,
     )
     verdict = attempt.verdict

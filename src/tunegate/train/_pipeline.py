@@ -131,7 +131,9 @@ def ensure_champion(
             store, workflow, GeneratorConfig(model=model or workflow.llm.model)
         )
         registry.promote(
-            gen.id, actor=actor, reason=f"baseline: the workflow's generator ({gen.config['model']})"
+            gen.id,
+            actor=actor,
+            reason=f"baseline: the workflow's generator ({gen.config['model']})",
         )
         return gen.id
     from tunegate.errors import NotFoundError
