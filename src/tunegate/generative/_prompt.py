@@ -1,7 +1,7 @@
 """The prompt of a generative workflow: the system prompt and user message a generator sends,
 the JSON Schema its output must follow, and the output a reviewed example should produce (the
 supervised fine-tuning target). One home for the wording, so generation, constrained decoding
-and fine-tuning ask for the same thing (docs/generative.md#prompt-and-output-format).
+and fine-tuning ask for the same thing (docs/generative.md#generators-prompt-and-output-format).
 
 The prompts are short on purpose: the local model (SmolLM2-135M) has a 2,048-token context, so
 passages are truncated to :data:`PASSAGE_CHAR_BUDGET` characters in all.

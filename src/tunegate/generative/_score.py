@@ -1,6 +1,6 @@
 """Score generative outputs against their examples: the per-example columns
 (:class:`~tunegate.records.ExampleScore`) the metrics of :mod:`tunegate.metrics` take
-(docs/generative.md#correctness).
+(docs/generative.md#scoring-and-correctness).
 
 Correctness, by kind:
 
