@@ -81,7 +81,9 @@ def _examples(suite_or_examples: GenerativeSuite | Sequence[Example]) -> list[Ex
 def _cited_passages(
     output: GenerativeOutput, example: Example
 ) -> tuple[list[Passage], list[dict[str, Any]]]:
-    """The passages the output cites (from what its prompt showed), and what was shown.
+    """The passages the output cites (from what its prompt showed), and what was shown. A
+    citation with a version matches that version's passages; one without, every passage of
+    its document.
 
     Shown: ``metadata["retrieved"]``, else the example's ``metadata["passages"]``. Without
     either, the example's ``context`` (passages without ids) counts as cited in full."""
@@ -94,12 +96,11 @@ def _cited_passages(
     if shown is None:
         return [Passage(t) for t in example.context], []
     cited = {(r.id, r.version) for r in output.cited}
-    cited_ids = {r.id for r in output.cited}
+    any_version = {r.id for r in output.cited if r.version is None}
     passages = [
         Passage(str(p["text"]), superseded=bool(p.get("stale")), doc_id=str(p["doc_id"]))
         for p in shown
-        if (str(p["doc_id"]), p.get("version")) in cited
-        or (str(p["doc_id"]) in cited_ids and p.get("version") is None)
+        if (str(p["doc_id"]), p.get("version")) in cited or str(p["doc_id"]) in any_version
     ]
     return passages, list(shown)
 
