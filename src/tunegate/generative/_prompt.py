@@ -201,7 +201,8 @@ def response_schema(
             "type": "object",
             "properties": {
                 "tool": {"const": NO_TOOL},
-                "arguments": {"type": "object", "maxProperties": 0},
+                # llama.cpp's grammar ignores maxProperties; this form it enforces
+                "arguments": {"type": "object", "properties": {}, "additionalProperties": False},
             },
             "required": ["tool", "arguments"],
         }
