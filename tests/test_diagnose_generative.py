@@ -618,7 +618,13 @@ def test_a_fix_that_works_passes(tmp_path: Path, spine: None) -> None:
         generator_factory=factory,
     )
     assert att.kind is AttemptKind.FORMAT and att.description == "format: constrained tool calls"
-    assert att.verdict is not None and att.verdict.outcome is VerdictOutcome.PASS
+    assert att.verdict is not None
+    # every rule passes but preservation: this suite has no preservation slice, so the
+    # verdict cannot clear the candidate (inconclusive), exactly as for classify verdicts
+    outcomes = {r.rule: r.outcome for r in att.verdict.rules}
+    assert outcomes.pop("preservation") is VerdictOutcome.INCONCLUSIVE
+    assert set(outcomes.values()) == {VerdictOutcome.PASS}, att.verdict.rules
+    assert att.verdict.outcome is VerdictOutcome.INCONCLUSIVE
     assert att.baseline_version == base.id and att.candidate_version != base.id
     d = att.details
     assert (d["failed_before"], d["failed_after"], d["fixed"], d["broken"]) == (12, 0, 12, 0)

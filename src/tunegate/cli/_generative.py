@@ -191,9 +191,10 @@ def _latest_run(store: Store, version: str, suite: GenerativeSuite) -> Generativ
 
 
 def _change_rate(store: Store, workflow: Workflow) -> float | None:
-    from tunegate.diagnose._generative_gate import kb_change_rate
+    from tunegate.diagnose import kb_change_rate
 
-    return kb_change_rate(store, workflow)
+    rate: float | None = kb_change_rate(store, workflow) if workflow.kind == "answer" else None
+    return rate
 
 
 @gen_app.command("triage")
@@ -324,8 +325,10 @@ def gate_cmd(
 
     def human() -> None:
         for c in report.conditions:
-            mark = "[green]✓[/green]" if c.met else "[red]✗[/red]"
-            out.print(f"{mark} ({c.number}) {c.name}: {c.detail}", highlight=False)
+            mark = "[green]✓[/green]" if c.passed else "[red]✗[/red]"
+            out.print(f"{mark} ({c.number}) {c.name}: {c.summary}", highlight=False)
+            if not c.passed and c.next_step:
+                out.print(f"      next: {c.next_step}", highlight=False)
         out.print(f"[bold]{report.message}[/bold]", highlight=False)
 
     emit(report.to_dict(), as_json=as_json, human=human)

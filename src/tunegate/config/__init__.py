@@ -13,6 +13,7 @@ from tunegate.config._base import (
 )
 from tunegate.config._generative import (
     AnswerSettings,
+    GenerativeRules,
     ToolSpec,
     WorkflowKind,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "AnswerSettings",
     "DataTarget",
     "GatePolicy",
+    "GenerativeRules",
     "LabelSpec",
     "LlmSettings",
     "MetaCondition",

@@ -113,3 +113,29 @@ class AnswerSettings(_Strict):
         if folded == " ".join(self.abstention.lower().split()):
             return True
         return any(p.search(text) for p in self._patterns)
+
+
+class GenerativeRules(_Strict):
+    """The verdict rules of ``answer`` / ``tool_call`` workflows (the ``generative_rules:``
+    section; docs/generative.md#verdict-rules). Every harm is judged like the classify
+    verdict: fail when its point estimate exceeds the tolerance and its paired interval
+    excludes 0, pass when the whole interval is within the tolerance, else inconclusive."""
+
+    max_hallucination_increase: float = Field(default=0.02, ge=0.0, le=1.0)
+    """Largest tolerated rise of the unsupported-claim (hallucination) rate, as a fraction
+    (0.02 = 2 percentage points)."""
+    max_tool_call_accuracy_drop: float = Field(default=0.03, ge=0.0, le=1.0)
+    """Largest tolerated drop of tool-call accuracy (0.03 = 3 points)."""
+    abstention_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Largest tolerated drop of abstention recall and of abstention precision (0: neither
+    may fall below the baseline)."""
+    max_latency_increase: float = Field(default=0.15, ge=0.0)
+    """Largest tolerated relative rise of the median of the paired per-example latency
+    ratios (0.15 = +15%)."""
+    preservation_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
+    """Largest tolerated drop of correctness on the preservation slice (0.02 = 2 points),
+    whatever the core slice gained."""
+    core_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
+    """Largest tolerated drop of correctness on the core slice (0.02 = 2 points)."""
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence level of every paired bootstrap interval."""

@@ -17,7 +17,13 @@ from pydantic import (
 )
 
 from tunegate.config._base import MetaCondition, _Strict
-from tunegate.config._generative import CLASSIFY, AnswerSettings, ToolSpec, WorkflowKind
+from tunegate.config._generative import (
+    CLASSIFY,
+    AnswerSettings,
+    GenerativeRules,
+    ToolSpec,
+    WorkflowKind,
+)
 from tunegate.config._retrieval import RetrievalSettings
 
 DEFAULT_CONFIG_NAME = "tunegate.yaml"
@@ -410,6 +416,8 @@ class Workflow(_Strict):
     """Error-triage recommendation thresholds."""
     regression: RegressionPolicy = Field(default_factory=RegressionPolicy)
     """Verdict rules for a candidate against a baseline."""
+    generative_rules: GenerativeRules = Field(default_factory=GenerativeRules)
+    """Verdict rules of ``answer`` / ``tool_call`` workflows (docs/generative.md)."""
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
     """Production rollback triggers."""
     data_targets: list[DataTarget] = Field(default_factory=list)

@@ -110,6 +110,7 @@ from tunegate.diagnose._generative_gate import (
     generative_gate,
     generative_gate_condition,
     generative_gate_conditions,
+    kb_change_rate,
 )
 from tunegate.diagnose._overrides import (
     GroupBy,
@@ -231,6 +232,7 @@ __all__ = [
     "import_triage",
     "instructions_fixed",
     "is_failure",
+    "kb_change_rate",
     "latest_generative_run",
     "log_odds_dirichlet",
     "mann_kendall",

@@ -412,7 +412,7 @@ def decide_generative_gate(evidence: GenerativeGateEvidence, workflow: Workflow)
     return GateReport(is_open, conds, needed, message)
 
 
-def _kb_change_rate(store: Store, workflow: Workflow, months: int = 6) -> float | None:
+def kb_change_rate(store: Store, workflow: Workflow, months: int = 6) -> float | None:
     """The knowledge base's change rate over the last ``months`` months (None: no KB)."""
     from tunegate.kb import KnowledgeBase
 
@@ -467,7 +467,7 @@ def collect_generative_evidence(
                         change_rate
                         if change_rate is not None
                         else (
-                            _kb_change_rate(store, workflow) if workflow.kind == "answer" else None
+                            kb_change_rate(store, workflow) if workflow.kind == "answer" else None
                         )
                     )
                     ev.recommendation = recommend_generative(ev.triage, rate)

@@ -21,6 +21,13 @@ from __future__ import annotations
 # after _verdict_rules: the selective-prediction rules run after the regression rules
 from tunegate.evaluate import _selective_rules  # noqa: F401
 from tunegate.evaluate._compare import LATENCY_NOT_JUDGED, Comparison, compare, compare_runs
+from tunegate.evaluate._generative import (
+    compare_generative,
+    generative_metrics,
+    generative_terms,
+    load_generative_run,
+    run_generative_eval,
+)
 from tunegate.evaluate._latency import (
     PairedLatency,
     measure_latency_on_suite,
@@ -79,17 +86,21 @@ __all__ = [
     "assign_slice",
     "check_leakage",
     "compare",
+    "compare_generative",
     "compare_probes",
     "compare_runs",
     "confidence_label",
     "default_preservation_labels",
     "freeze_generative_suite",
     "freeze_suite",
+    "generative_metrics",
     "generative_suites",
+    "generative_terms",
     "get_generative_suite",
     "harm_beyond_tolerance",
     "harm_rule",
     "load_banking77",
+    "load_generative_run",
     "measure_latency_on_suite",
     "measure_paired_latency",
     "preservation_probe",
@@ -97,6 +108,7 @@ __all__ = [
     "read_suite_examples",
     "rise_rule",
     "run_eval",
+    "run_generative_eval",
     "run_summaries",
     "save_generative_suite",
     "seed_variance",

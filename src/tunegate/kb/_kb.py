@@ -345,9 +345,12 @@ class KnowledgeBase:
         top_k: int | None = None,
         filters: Mapping[str, MetaCondition] | None = None,
         now: datetime | None = None,
+        include_superseded: bool = False,
     ) -> KbSearchResult:
         """The ``top_k`` chunks for ``query`` among the versions in force at ``as_of``
         (default now) whose metadata meet ``filters`` (default: the settings' filters).
+        ``include_superseded``: also search the versions that took effect before ``as_of``
+        but had ended by then (superseded or withdrawn): a retrieval without freshness.
 
         Steps: rewrite the query; BM25 over the snapshot at ``as_of`` and cosine similarity
         in the vector index, each giving its ``candidates`` best allowed chunks; weighted
@@ -369,7 +372,7 @@ class KnowledgeBase:
         allowed = np.zeros(n, dtype=bool)
         for i, c in enumerate(loaded.chunks):
             v = loaded.versions[(c.doc_id, c.version)]
-            if v.in_force_at(moment):
+            if v.in_force_at(moment) or (include_superseded and v.effective_from <= moment):
                 in_force[i] = True
                 allowed[i] = all(
                     cond.holds(v.metadata.get(name)) for name, cond in conditions.items()
