@@ -280,3 +280,38 @@ def test_the_style_version_is_a_generator_of_its_own() -> None:
     same = StyleRewriter(fake_client(friendly, []), instructions=HOUSE, version_id="task-v1")
     with pytest.raises(InputError, match="its own id"):
         StyledGenerator(FakeTaskGenerator(), same)
+
+
+def test_a_registered_style_version_builds_on_its_task_version(tmp_path: Any) -> None:
+    from tunegate.config import parse_workflow
+    from tunegate.generative import (
+        ChatGenerator,
+        StyledGenerator,
+        build_generator,
+        register_generator,
+    )
+    from tunegate.records import GeneratorConfig
+    from tunegate.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    workflow = parse_workflow("name: kb\nkind: answer\n")
+    task = register_generator(store, workflow, GeneratorConfig(model="smol"))
+    style = register_generator(
+        store,
+        workflow,
+        GeneratorConfig(model="smol", stage="style", parent=task.id, system_prompt="Be warm."),
+    )
+    built = build_generator(workflow, style, store)
+    assert isinstance(built, StyledGenerator) and built.version_id == style.id
+    assert isinstance(built.task, ChatGenerator) and built.task.version_id == task.id
+    assert built.rewriter.instructions == "Be warm."
+    orphan = register_generator(
+        store, workflow, GeneratorConfig(model="smol", stage="style", system_prompt="Be warm.")
+    )
+    with pytest.raises(InputError, match="without a task version"):
+        build_generator(workflow, orphan, store)
+    mute = register_generator(
+        store, workflow, GeneratorConfig(model="smol", stage="style", parent=task.id)
+    )
+    with pytest.raises(InputError, match="without instructions"):
+        build_generator(workflow, mute, store)

@@ -120,11 +120,37 @@ def build_generator(workflow: Workflow, version: ModelVersion, store: Store | No
             f"model version {version.id}: config is not a GeneratorConfig ({exc})".splitlines()[0]
         ) from None
     if config.stage == "style":
-        raise InputError(
-            f"model version {version.id} is a style stage (a rewrite of {config.parent}'s "
-            f"answers); build it with the style stage, not build_generator"
-        )
+        return _style_generator(workflow, version, config, store)
     return ChatGenerator(workflow, config, version_id=version.id, store=store)
+
+
+def _style_generator(
+    workflow: Workflow, version: ModelVersion, config: GeneratorConfig, store: Store | None
+) -> Generator:
+    """A ``style`` version: its parent task version's outputs rewritten in the house tone
+    (``system_prompt`` holds the style instructions), evaluated as a version of its own."""
+    from tunegate.generative._style import StyledGenerator, StyleRewriter
+    from tunegate.llm import ChatClient
+
+    if config.parent is None or store is None:
+        raise InputError(
+            f"model version {version.id} is a style stage without a task version to rewrite; "
+            "set config.parent to the task version and build it with a store"
+        )
+    if not (config.system_prompt or "").strip():
+        raise InputError(
+            f"model version {version.id} is a style stage without instructions; put the house "
+            "style in config.system_prompt"
+        )
+    task = build_generator(workflow, store.get_model_version(config.parent), store)
+    rewriter = StyleRewriter(
+        ChatClient.from_settings(workflow.llm),
+        instructions=str(config.system_prompt),
+        model=config.model,
+        version_id=version.id,
+        max_tokens=config.max_tokens,
+    )
+    return StyledGenerator(task, rewriter)
 
 
 # -- parsing -----------------------------------------------------------------------------------
