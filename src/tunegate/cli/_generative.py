@@ -343,7 +343,11 @@ def finetune_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
     out_dir: Annotated[
         Path | None,
-        typer.Option("--out", help="Where the adapter goes (default .tunegate/adapters/...)."),
+        typer.Option(
+            "--out",
+            help="Folder of the adapter artifact (default .tunegate/adapters/sft-<data>-s<seed> "
+            "beside tunegate.yaml).",
+        ),
     ] = None,
     include_unreviewed: Annotated[
         bool, typer.Option("--include-unreviewed", help="Train on pending examples too.")
@@ -369,9 +373,9 @@ def finetune_cmd(
         epochs=epochs,
         seed=seed,
         out_dir=out_dir,
+        work_dir=config.parent,
         include_unreviewed=include_unreviewed,
         require_gate=not skip_gate,
-        progress=True,
     )
     data = outcome.to_dict()
 

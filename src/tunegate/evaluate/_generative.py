@@ -194,7 +194,8 @@ def run_generative_eval(
     """Run ``generator`` over every example of ``suite``, score the outputs
     (:func:`~tunegate.generative.score_outputs` with ``checker``), compute
     :func:`generative_metrics`, and store the run (a ``generative_run`` document keyed by
-    its id). ``progress(done, total)`` is called after each example."""
+    its id). A progress bar (or plain lines off a terminal) follows the examples;
+``progress(done, total)`` is also called after each example."""
     from tunegate.documents import GenerativeRunDocument
     from tunegate.generative import score_outputs
 
@@ -206,13 +207,19 @@ def run_generative_eval(
         )
     if not suite.examples:
         raise InputError(f"suite {suite.name!r} has no examples")
+    from tunegate._progress import make_progress
+
     outputs = []
     total = len(suite.examples)
-    for i, example in enumerate(suite.examples, start=1):
-        outputs.append(generator.generate(example))
-        if progress is not None:
-            progress(i, total)
-    scores = score_outputs(workflow, suite, outputs, checker=checker)
+    with make_progress() as bar:
+        task = bar.add_task(f"{generator.version_id} on {suite.name}", total=total, status="")
+        for i, example in enumerate(suite.examples, start=1):
+            outputs.append(generator.generate(example))
+            bar.update(task, completed=i)
+            if progress is not None:
+                progress(i, total)
+        bar.update(task, status="scoring")
+        scores = score_outputs(workflow, suite, outputs, checker=checker)
     run = GenerativeRun(
         model_version=generator.version_id,
         suite_name=suite.name,

@@ -4,6 +4,8 @@
   unreviewed, de-duplicated (exact and near), never overlapping a frozen suite, with replay
   and per-class targets; content-hashed and storable.
 - :func:`build_generative_dataset`: the same rules for ``answer`` / ``tool_call`` examples.
+- :func:`finetune_generative`: the generative fine-tune use-case (supervised LoRA, the adapter
+  served beside its base, the verdict against the champion).
 - :func:`label_issues`: confident learning (cleanlab) on out-of-fold probabilities.
 - :func:`finetune`: PEFT LoRA on the encoder, seeded, early-stopped, resumable, calibrated
   (the method itself lives in :mod:`tunegate.lora`).
@@ -33,6 +35,11 @@ from tunegate.train._generative import (
     build_generative_dataset,
     generative_dataset_hash,
 )
+from tunegate.train._generative_finetune import (
+    GenerativeFinetuneOutcome,
+    finetune_generative,
+    sft_pairs,
+)
 from tunegate.train._label_quality import (
     LabelIssue,
     LabelIssueReport,
@@ -58,6 +65,7 @@ __all__ = [
     "Dataset",
     "FinetuneOutcome",
     "GenerativeDataset",
+    "GenerativeFinetuneOutcome",
     "LabelIssue",
     "LabelIssueReport",
     "SeedSweep",
@@ -73,6 +81,7 @@ __all__ = [
     "evaluate_candidate",
     "expected_calibration_error",
     "finetune",
+    "finetune_generative",
     "finetune_seeds",
     "fit_temperature",
     "fit_zero_shot_threshold",
@@ -87,5 +96,6 @@ __all__ = [
     "pending_examples",
     "register_adapter",
     "run_finetune",
+    "sft_pairs",
     "split_examples",
 ]
