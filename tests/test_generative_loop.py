@@ -330,7 +330,7 @@ def _loop(
     assert tuned["loss_last"] < tuned["loss_first"]  # the adapter learned something
     outcome = tuned["verdict"]["outcome"]
 
-    code, promoted = _cli(capsys, "promote", tuned["candidate"], "-c", c)
+    code = main(["promote", tuned["candidate"], "-c", c])
     store = Store(load_workflow(cfg).resolved_store_url(cfg.parent))
     reg = Registry(store)
     if outcome == VerdictOutcome.PASS.value:

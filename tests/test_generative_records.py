@@ -288,3 +288,8 @@ def test_classification_only_commands_refuse(
     assert f"{command} works on classify workflows; this workflow's kind is answer" in " ".join(
         err.split()
     )
+    pointer = {"eval": "gen eval", "compare": "gen compare", "gate": "gen gate", "try": "gen try"}
+    if argv[0] in pointer:  # the answer/tool_call counterpart is named
+        assert f"use `tunegate {pointer[argv[0]]}`" in " ".join(err.split())
+    else:
+        assert "tunegate gen" not in err

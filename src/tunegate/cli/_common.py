@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from tunegate.config import Workflow, load_workflow
+from tunegate.errors import ConfigError
 
 if TYPE_CHECKING:
     from tunegate.store import Store
@@ -65,9 +66,7 @@ CLASSIFY_ONLY = frozenset(
         "label-issues",
         "overrides",
         "probe",
-        "promote",
         "review",
-        "rollback",
         "serve",
         "shadow",
         "simulate",
@@ -96,8 +95,19 @@ def load(config: Path) -> Workflow:
     kind is answer"."""
     workflow = load_workflow(config)
     if not workflow.is_classify and _INVOKED and _INVOKED[0] in CLASSIFY_ONLY:
-        workflow.require_kind(" ".join(["tunegate", *_INVOKED]))
+        try:
+            workflow.require_kind(" ".join(["tunegate", *_INVOKED]))
+        except ConfigError as exc:
+            if _INVOKED[0] in GEN_EQUIVALENT:
+                raise ConfigError(
+                    f"{exc}; use `tunegate gen {_INVOKED[0]}` on answer and tool_call workflows"
+                ) from None
+            raise
     return workflow
+
+
+GEN_EQUIVALENT = frozenset({"eval", "compare", "triage", "try", "gate", "finetune"})
+"""Classification commands whose answer/tool_call counterpart is ``tunegate gen <name>``."""
 
 
 def store_for(workflow: Workflow, config: Path) -> Store:

@@ -161,7 +161,8 @@ def promote_cmd(
                 f"attempt {from_attempt} evaluated {attempt.candidate_version}, not {version}; "
                 f"run `tunegate promote {attempt.candidate_version} --from-attempt {from_attempt}`"
             )
-        register_cheap_fix(reg.store, workflow, attempt, actor=actor)
+        if workflow.is_classify:  # a generative fix's version was registered when tried
+            register_cheap_fix(reg.store, workflow, attempt, actor=actor)
     result = reg.promote(version, actor=actor, force=force, reason=reason)
     _mlflow_alias(workflow, reg.store, version)
     emit(
