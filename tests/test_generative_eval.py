@@ -936,3 +936,25 @@ def test_answer_and_tool_suites_end_to_end_on_the_local_model(
         assert all(ref.version == "v1" for ref in o.cited if ref.id in shown)
     verdict = compare_generative(answer_run, answer_run)
     assert verdict.outcome is not VerdictOutcome.FAIL
+
+
+def test_decoding_schema_leaves_out_what_the_grammar_cannot_express() -> None:
+    from tunegate.generative import decoding_schema
+
+    tool_schema = {
+        "type": "object",
+        "properties": {
+            "date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$", "format": "date"},
+            "pattern": {"type": "string"},  # a property called "pattern" is kept
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"}},
+        },
+        "patternProperties": {"^x-": {"type": "string"}},
+        "required": ["date"],
+    }
+    sent = decoding_schema({"anyOf": [tool_schema, {"type": "object"}]})
+    first = sent["anyOf"][0]
+    assert first["properties"]["date"] == {"type": "string"}
+    assert first["properties"]["pattern"] == {"type": "string"}
+    assert first["properties"]["tags"]["items"] == {"type": "string"}
+    assert "patternProperties" not in first and first["required"] == ["date"]
+    assert tool_schema["properties"]["date"]["pattern"]  # the original is untouched

@@ -241,11 +241,13 @@ def _config(tmp: Path, server: Any, kind: str) -> Path:
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
     capsys.readouterr()
     code = main([*args, "--json"])
-    text = capsys.readouterr().out
+    printed = capsys.readouterr()
     try:
-        return code, json.loads(text)
+        return code, json.loads(printed.out)
     except ValueError:
-        raise AssertionError(f"tunegate {' '.join(args)} (exit {code}) printed: {text}") from None
+        raise AssertionError(
+            f"tunegate {' '.join(args)} (exit {code}) printed: {printed.out}{printed.err}"
+        ) from None
 
 
 def _loop(

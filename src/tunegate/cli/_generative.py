@@ -57,6 +57,8 @@ def _champion(store: Store) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, float):
         return "—" if value != value else f"{value:.3f}"
     return str(value)

@@ -23,6 +23,7 @@ from tunegate.errors import InputError, NotFoundError
 from tunegate.generative._prompt import (
     NO_TOOL,
     Example,
+    decoding_schema,
     generation_messages,
     passage_items,
     response_schema,
@@ -341,7 +342,7 @@ class ChatGenerator:
             "seed": 0,
         }
         if c.constrained:
-            body["response_format"] = {"type": "json_object", "schema": schema}
+            body["response_format"] = {"type": "json_object", "schema": decoding_schema(schema)}
         return {**body, "messages": messages}
 
     def _complete(self, body: dict[str, Any]) -> ChatResult:

@@ -210,6 +210,35 @@ def response_schema(
     return {"anyOf": branches}
 
 
+_UNDECODABLE = ("pattern", "format", "patternProperties")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SUBSCHEMA_ONE = ("items", "additionalProperties", "not", "contains")
+
+
+def decoding_schema(schema: Any) -> Any:
+    """``schema`` as sent for constrained decoding: without ``pattern``, ``format`` and
+    ``patternProperties``, which llama.cpp's grammar converter cannot express (a date pattern
+    ``^\\d{4}-\\d{2}-\\d{2}$`` became a broken grammar and crashed the server). Those
+    constraints stay in :func:`response_schema` and the tools' schemas, so an output that
+    breaks one is still judged format- or argument-invalid."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _UNDECODABLE:
+            continue
+        if key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            out[key] = [decoding_schema(v) for v in value]
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: decoding_schema(v) for name, v in value.items()}
+        elif key in _SUBSCHEMA_ONE and isinstance(value, dict):
+            out[key] = decoding_schema(value)
+        else:
+            out[key] = value
+    return out
+
+
 def target_output(
     example: Example,
     passages: Sequence[Mapping[str, Any]] = (),
