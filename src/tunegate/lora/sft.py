@@ -70,6 +70,8 @@ __all__ = [
     "SftPair",
     "SftResult",
     "SftSettings",
+    "encode_pairs",
+    "pairs_hash",
     "read_sft_manifest",
     "train_sft_adapter",
 ]
