@@ -22,6 +22,7 @@ linear layers are supported; anything else is refused with the reason.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -67,10 +68,17 @@ def permute_rows(weights: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _name_map(n_layers: int) -> Any:
+    """The ``gguf`` package's Hugging Face -> llama.cpp tensor-name map of a Llama model
+    (building it takes ~10 ms: once per layer count)."""
+    gguf = require("gguf", purpose="exporting a LoRA adapter for llama.cpp")
+    return gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)
+
+
 def gguf_tensor_name(peft_key: str, n_layers: int) -> tuple[str, str]:
     """``(base tensor name in the GGUF, "lora_a" | "lora_b")`` of a PEFT adapter key such as
     ``base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight``."""
-    gguf = require("gguf", purpose="exporting a LoRA adapter for llama.cpp")
     part = next((p for p in _HALVES if peft_key.endswith(p)), None)
     if part is None:
         raise InputError(
@@ -79,7 +87,7 @@ def gguf_tensor_name(peft_key: str, n_layers: int) -> tuple[str, str]:
         )
     module = peft_key.removeprefix(_PEFT_PREFIX).removesuffix(part)
     suffix = _HALVES[part]
-    mapped = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers).get_name(module)
+    mapped = _name_map(n_layers).get_name(module)
     if mapped is None or not mapped.startswith("blk."):
         raise InputError(
             f"adapter module {module!r} has no llama.cpp counterpart in the transformer blocks; "
