@@ -107,7 +107,7 @@ def _base_config(
         path = Path(base_config)
         candidates.append(path if path.suffix == ".json" else path / "config.json")
     else:
-        from tunegate.lora.sft import read_sft_manifest
+        from tunegate.lora.sft_artifact import read_sft_manifest
 
         manifest = adapter.parent / "manifest.json"
         if manifest.is_file():
@@ -231,7 +231,7 @@ def export_gguf_adapter(
 
 
 def _manifest_hash(adapter: Path) -> str:
-    from tunegate.lora.sft import read_sft_manifest
+    from tunegate.lora.sft_artifact import read_sft_manifest
 
     if adapter.name != "adapter" or not (adapter.parent / "manifest.json").is_file():
         return ""
