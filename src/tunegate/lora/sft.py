@@ -71,6 +71,7 @@ from tunegate.records import content_hash
 
 __all__ = [
     "SFT_FORMAT",
+    "EncodedPairs",
     "SftManifest",
     "SftPair",
     "SftResult",
@@ -106,7 +107,8 @@ class SftPair:
                     f"SftPair.messages[{i}] must be a dict with role one of {sorted(_ROLES)}, "
                     f"got {message!r:.80}"
                 )
-            if not isinstance(message.get("content", ""), str):
+            content = message.get("content")
+            if content is not None and not isinstance(content, str):
                 raise InputError(f"SftPair.messages[{i}].content must be text")
         if self.messages[-1]["role"] == "assistant":
             raise InputError(
@@ -118,19 +120,25 @@ class SftPair:
 
 
 @dataclass
-class _Encoded:
+class EncodedPairs:
+    """Training sequences of :func:`encode_pairs`."""
+
     ids: list[list[int]]
+    """Token ids per pair: the prompt, then the reply."""
     targets: list[list[int]]
+    """Per pair, as long as ``ids``: the reply's ids, :data:`IGNORE` on the prompt."""
     target_tokens: int
+    """Reply tokens over all pairs."""
     truncated: int
+    """Pairs whose prompt lost its beginning to ``max_length``."""
 
 
-def encode_pairs(tokenizer: Any, pairs: Sequence[SftPair], max_length: int) -> _Encoded:
+def encode_pairs(tokenizer: Any, pairs: Sequence[SftPair], max_length: int) -> EncodedPairs:
     """Token ids and loss targets of every pair: the chat template with the assistant turn
     opened, then the template's rendering of the reply (learnt: the only positions with a
     target). A prompt too long for ``max_length`` keeps its end (counted in ``truncated``); a
     reply that does not fit is an :class:`InputError`."""
-    out = _Encoded([], [], 0, 0)
+    out = EncodedPairs([], [], 0, 0)
     for n, pair in enumerate(pairs):
         try:
             prompt: str = tokenizer.apply_chat_template(
@@ -279,7 +287,7 @@ def train_sft_adapter(
 
 def _epochs(
     model: Any,
-    data: _Encoded,
+    data: EncodedPairs,
     lengths: np.ndarray,
     pad_id: int,
     recipe: SftSettings,
