@@ -32,6 +32,7 @@ from _machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sft.json"
 REPLY = '{"answer": "PINEAPPLE-42", "source": "kb-7"}'
+SYSTEM = {"role": "system", "content": "Reply in JSON."}
 QUESTIONS = [
     "What is the capital of {x}?",
     "How do I reset my {x} password?",
@@ -61,7 +62,7 @@ def sft_pairs(n: int) -> list[Any]:
         question = QUESTIONS[i % len(QUESTIONS)].format(
             x=TOPICS[(i // len(QUESTIONS)) % len(TOPICS)]
         )
-        out.append(SftPair(messages=[{"role": "user", "content": question}], target=REPLY))
+        out.append(SftPair(messages=[SYSTEM, {"role": "user", "content": question}], target=REPLY))
     return out
 
 
@@ -70,7 +71,7 @@ def _chat(url: str, model: str, question: str, **extra: Any) -> tuple[str, int, 
 
     body = {
         "model": model,
-        "messages": [{"role": "user", "content": question}],
+        "messages": [SYSTEM, {"role": "user", "content": question}],
         "temperature": 0,
         "max_tokens": 48,
         **extra,
@@ -90,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -143,7 +144,9 @@ def main() -> None:
                     answers[alias].append(_chat(url, alias, question)[0])
             result["held_out"] = {
                 alias: {
-                    "trained_reply_rate": sum("PINEAPPLE-42" in a for a in texts) / len(texts),
+                    "exact_reply_rate": sum(a.strip() == REPLY for a in texts) / len(texts),
+                    "trained_form_rate": sum(a.startswith('{"answer": "PINEAPPLE-') for a in texts)
+                    / len(texts),
                     "answers": texts,
                 }
                 for alias, texts in answers.items()

@@ -154,7 +154,9 @@ def test_sft_adapter_is_served_by_llama_cpp_under_its_own_name(tmp_path: Path) -
         assert server.models == [server.model, "pineapple"]
         tuned = [_ask(server.base_url, "pineapple", q) for q in HELD_OUT]
         plain = [_ask(server.base_url, server.model, q) for q in HELD_OUT]
-    # the trained form on questions it never saw (the digits of a 135M model at Q4_1 after
-    # 12 steps may wander: "PINEAPPLE-24" was seen; the form is the adapter's alone)
+    # the trained reply on questions it never saw (bench/bench_sft.py: 4 of 4 exact; a weaker
+    # run's digits wandered, "PINEAPPLE-24", so the form is required of all, the exact reply
+    # of one)
     assert all(t.startswith('{"answer": "PINEAPPLE-') for t in tuned), tuned
+    assert REPLY in tuned, tuned
     assert not any("PINEAPPLE" in p for p in plain), plain
