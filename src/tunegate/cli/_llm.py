@@ -31,21 +31,35 @@ def serve_cmd(
     model_alias: Annotated[
         str, typer.Option(help="The model name the server answers to (llm.model).")
     ] = "smollm2-135m-instruct",
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--adapter",
+            metavar="ALIAS=PATH",
+            help="Also serve a GGUF LoRA adapter (tunegate.lora.export_gguf_adapter) on the "
+            "model under its own name ALIAS (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a local model over the OpenAI Chat Completions API until Ctrl-C.
 
     Prints the base URL to put in tunegate.yaml (llm.base_url); the default port is where
-    llm.base_url: null points.
+    llm.base_url: null points. Each --adapter is one more model name on the same endpoint.
     """
     from tunegate.errors import LlmUnavailableError
     from tunegate.llm import local_llm_server
 
     with local_llm_server(
-        port=port, model_path=model_path, model_alias=model_alias, threads=threads
+        port=port,
+        model_path=model_path,
+        model_alias=model_alias,
+        threads=threads,
+        adapters=_adapters(adapter or []),
     ) as server:
         out.print(
-            f"serving {server.model} ({server.model_path.name}) at {server.base_url} "
-            f"(up in {server.startup_s:.1f}s; log {server.log_path}); Ctrl-C stops it"
+            f"serving {', '.join(server.models)} ({server.model_path.name}) at "
+            f"{server.base_url} (up in {server.startup_s:.1f}s; log {server.log_path}); "
+            f"Ctrl-C stops it"
         )
         typer.echo(server.base_url)
         try:
@@ -58,6 +72,19 @@ def serve_cmd(
         f"the local LLM server exited with code {server.process.returncode}; "
         f"its log: {server.log_path}"
     )
+
+
+def _adapters(values: list[str]) -> dict[str, Path]:
+    """``ALIAS=PATH`` options as a mapping; a malformed or repeated alias is a usage error."""
+    adapters: dict[str, Path] = {}
+    for value in values:
+        alias, sep, path = value.partition("=")
+        if not sep or not alias.strip() or not path.strip():
+            raise typer.BadParameter(f"{value!r}: expected ALIAS=PATH", param_hint="--adapter")
+        if alias.strip() in adapters:
+            raise typer.BadParameter(f"alias {alias!r} given twice", param_hint="--adapter")
+        adapters[alias.strip()] = Path(path.strip())
+    return adapters
 
 
 def register(app: typer.Typer) -> None:

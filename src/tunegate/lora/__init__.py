@@ -10,7 +10,11 @@
   :mod:`~tunegate.lora.calibration`: the training loop (:func:`train_adapter`) by phase;
 - :mod:`~tunegate.lora.artifact`: the artifact folder (``tunegate-lora/1``);
 - :mod:`~tunegate.lora.classifier` and :mod:`~tunegate.lora.onnx`: serving
-  (:class:`LoraClassifier`, the ``lora`` model backend) on PyTorch or ONNX Runtime.
+  (:class:`LoraClassifier`, the ``lora`` model backend) on PyTorch or ONNX Runtime;
+- :mod:`~tunegate.lora.causal` (classification) and :mod:`~tunegate.lora.sft` (supervised
+  replies: :func:`train_sft_adapter`) on the local causal LM, sharing
+  :mod:`~tunegate.lora.causal_steps`; :mod:`~tunegate.lora.gguf_adapter`
+  (:func:`export_gguf_adapter`) writes such an adapter for llama.cpp.
 
 Imports flow one way: this package uses :mod:`tunegate.models` (the classifier interface and
 the encoders); ``tunegate.models`` reaches it only lazily (the backend registry and its
@@ -32,6 +36,7 @@ from tunegate.lora.artifact import (
 from tunegate.lora.classifier import LoraBackend, LoraClassifier
 from tunegate.lora.config import HEAD_LR_MULTIPLIER, LoraRecipe
 from tunegate.lora.data import Splits, split_examples
+from tunegate.lora.gguf_adapter import export_gguf_adapter
 from tunegate.lora.loop import train_adapter
 from tunegate.lora.model import (
     build_lora_model,
@@ -39,6 +44,7 @@ from tunegate.lora.model import (
     lora_modules_to_save,
     merged_model,
 )
+from tunegate.lora.sft import SftManifest, SftPair, SftResult, SftSettings, train_sft_adapter
 from tunegate.lora.state import CHECKPOINT_DIR, TrainingState
 
 __all__ = [
@@ -50,9 +56,14 @@ __all__ = [
     "LoraBackend",
     "LoraClassifier",
     "LoraRecipe",
+    "SftManifest",
+    "SftPair",
+    "SftResult",
+    "SftSettings",
     "Splits",
     "TrainingState",
     "build_lora_model",
+    "export_gguf_adapter",
     "export_merged_encoder",
     "load_sequence_classifier",
     "lora_modules_to_save",
@@ -61,5 +72,6 @@ __all__ = [
     "save_lora_artifact",
     "split_examples",
     "train_adapter",
+    "train_sft_adapter",
     "write_manifest",
 ]

@@ -113,8 +113,9 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_manifest(directory: str | Path, manifest: ArtifactManifest) -> Path:
-    """Write ``manifest.json`` into ``directory`` (created if needed); returns its path."""
+def write_manifest(directory: str | Path, manifest: BaseModel) -> Path:
+    """Write ``manifest.json`` (an :class:`ArtifactManifest`, or the manifest of another
+    artifact format) into ``directory`` (created if needed); returns its path."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / MANIFEST_NAME
@@ -154,7 +155,7 @@ def read_manifest(directory: str | Path) -> ArtifactManifest:
         raise ModelError(f"{target}: invalid manifest: {problems}") from None
 
 
-def write_artifact(out_dir: str | Path, model: Any, manifest: ArtifactManifest) -> Path:
+def write_artifact(out_dir: str | Path, model: Any, manifest: BaseModel) -> Path:
     """Write a trained PEFT ``model`` and its manifest into ``out_dir``, replacing any adapter
     there: the adapter is saved next to it first and swapped into place, the manifest last."""
     out = Path(out_dir)

@@ -21,7 +21,6 @@ and serving work on copies of the loaded model).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,6 @@ from tunegate._optional import require
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.lora.artifact import ADAPTER_DIR, read_manifest
-from tunegate.lora.batching import epoch_batches, micro_batches, pad_batch
 from tunegate.lora.causal_artifact import (
     CAUSAL_BASE,
     IGNORE,
@@ -45,9 +43,15 @@ from tunegate.lora.causal_artifact import (
     write_causal_artifact,
 )
 from tunegate.lora.causal_calibration import calibrate_causal
+from tunegate.lora.causal_steps import (
+    causal_lora_model,
+    step_status,
+    train_causal_epoch,
+    warmup_decay,
+)
 from tunegate.lora.config import WARMUP_SHARE
 from tunegate.lora.data import Splits, label_index, split_examples
-from tunegate.lora.memory import HeapTrimmer, trim_heap
+from tunegate.lora.memory import trim_heap
 from tunegate.lora.state import (
     TrainingState,
     checkpoint_path,
@@ -147,7 +151,7 @@ def _setup(
     base_model: str | None,
     epochs: int | None,
 ) -> CausalRun | None:
-    peft = require("peft", purpose="LoRA adapters")
+    require("peft", purpose="LoRA adapters")
     from tunegate.llm._local import PromptEncoder, load_local_llm
     from tunegate.llm._prompt import prompt_hash, system_prompt
 
@@ -189,20 +193,13 @@ def _setup(
     if has_artifact and not checkpoint_path(out).exists():
         raise InputError(f"{out} already holds a different artifact; choose a new --out folder")
     seed_everything(seed)
-    config = peft.LoraConfig(
-        task_type=peft.TaskType.CAUSAL_LM,
+    model = causal_lora_model(
+        llm.model,
         r=t.lora_r,
-        lora_alpha=t.lora_alpha,
-        lora_dropout=t.lora_dropout,
+        alpha=t.lora_alpha,
+        dropout=t.lora_dropout,
         target_modules=recipe["target_modules"],
     )
-    try:
-        model = peft.get_peft_model(copy.deepcopy(llm.model), config)
-    except ValueError as exc:
-        raise InputError(
-            f"training.target_modules {recipe['target_modules']} do not match the local LLM's "
-            f"modules ({exc}); use e.g. [q_proj, v_proj]"
-        ) from exc
     encoder = PromptEncoder(llm.tokenizer, prompt, labels, workflow.model.max_length)
     run = CausalRun(
         rows, workflow, out, seed, llm, model, encoder, recipe, fp, data_hash, clock=clock
@@ -236,15 +233,7 @@ def _optimizer(run: CausalRun) -> tuple[Any, Any]:
     torch = require("torch", purpose="fine-tuning")
     params = [p for p in run.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=run.recipe["learning_rate"])
-    total = _steps(run)
-    warmup = max(1, int(total * WARMUP_SHARE))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return optimizer, warmup_decay(optimizer, _steps(run))
 
 
 def _figures(scores: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -287,10 +276,7 @@ def _epochs(
 ) -> None:
     from tunegate._progress import make_progress
 
-    torch = require("torch", purpose="fine-tuning")
     recipe, model = run.recipe, run.model
-    longest = int(run.lengths.max(initial=0))
-    trimmer = HeapTrimmer()
     with deterministic(), make_progress() as progress:
         task = progress.add_task(
             f"fine-tune llm-local seed {run.seed}",
@@ -302,31 +288,23 @@ def _epochs(
             if state.stopped:
                 break
             began = time.perf_counter()
-            model.train()
-            running, seen = 0.0, 0
-            for batch in epoch_batches(
-                run.lengths, run.splits.train, recipe["batch_size"], run.seed, epoch
-            ):
-                optimizer.zero_grad(set_to_none=True)
-                for part in micro_batches(batch, run.lengths, longest, recipe["max_batch_tokens"]):
-                    input_ids, mask = pad_batch(run.ids, part, run.pad_id, cap=longest)
-                    labels = torch.full_like(input_ids, IGNORE)
-                    for r, i in enumerate(part):
-                        labels[r, : len(run.targets[i])] = torch.tensor(run.targets[i])
-                    loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-                    (loss * (len(part) / len(batch))).backward()
-                    running += float(loss.detach()) * len(part)
-                    run.tokens += int(mask.sum())
-                optimizer.step()
-                scheduler.step()
-                trimmer.step()
-                seen += len(batch)
-                progress.update(
-                    task,
-                    advance=1,
-                    status=f"epoch {epoch + 1}/{recipe['epochs']} loss {running / seen:.3f}",
-                )
-            row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": running / max(1, seen)}
+            done = train_causal_epoch(
+                model,
+                run.ids,
+                run.targets,
+                run.lengths,
+                run.splits.train,
+                batch_size=recipe["batch_size"],
+                max_batch_tokens=recipe["max_batch_tokens"],
+                pad_id=run.pad_id,
+                seed=run.seed,
+                epoch=epoch,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                on_step=step_status(progress, task, f"epoch {epoch + 1}/{recipe['epochs']}"),
+            )
+            run.tokens += done.tokens
+            row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": done.mean_loss}
             state.train_seconds += time.perf_counter() - began
             if run.splits.validation:
                 row.update(

@@ -42,10 +42,10 @@ from tunegate.lora.artifact import (
 )
 from tunegate.lora.batching import epoch_batches, micro_batches, pad_rows
 from tunegate.lora.calibration import ParentProba, calibrate
+from tunegate.lora.causal_steps import warmup_decay
 from tunegate.lora.config import (
     HEAD_LR_MULTIPLIER,
     WARM_HEAD_LR_MULTIPLIER,
-    WARMUP_SHARE,
     LoraRecipe,
     fingerprint,
 )
@@ -189,15 +189,7 @@ def _optimizer(run: TrainingRun, head_multiplier: float) -> tuple[Any, Any]:
     optimizer = torch.optim.AdamW(
         [{"params": lora, "lr": lr}, {"params": head, "lr": lr * head_multiplier}]
     )
-    total = run.total_steps
-    warmup = max(1, int(total * WARMUP_SHARE))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return optimizer, warmup_decay(optimizer, run.total_steps)
 
 
 def _resume(run: TrainingRun, resume: bool) -> tuple[TrainingState, Any, Any]:
