@@ -1,5 +1,5 @@
 """The config of generative workflows: the workflow kinds, the tools of a ``tool_call``
-workflow and the abstention of an ``answer`` workflow (docs/generative-workflows.md)."""
+workflow and the abstention of an ``answer`` workflow (docs/generative.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tunegate.config._base import _Strict
 WorkflowKind = Literal["classify", "answer", "tool_call"]
 """What a workflow's model does: ``classify`` (a label), ``answer`` (a grounded answer with
 citations, or an abstention) or ``tool_call`` (one declared tool and its JSON arguments, or
-no tool). See docs/generative-workflows.md."""
+no tool). See docs/generative.md."""
 
 CLASSIFY: WorkflowKind = "classify"
 

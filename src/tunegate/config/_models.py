@@ -395,7 +395,7 @@ class Workflow(_Strict):
     kind: WorkflowKind = CLASSIFY
     """``classify`` (default: a label per input), ``answer`` (a grounded answer with citations,
     or an explicit abstention) or ``tool_call`` (one of ``tools`` with JSON arguments, or no
-    tool). See docs/generative-workflows.md."""
+    tool). See docs/generative.md."""
     instructions: str = ""
     """Workflow-level instructions prepended to every label description (zero-shot prompt)."""
     labels: dict[str, LabelSpec] = Field(default_factory=dict, validate_default=True)
@@ -551,7 +551,7 @@ class Workflow(_Strict):
             names = " or ".join(allowed)
             raise ConfigError(
                 f"{what} works on {names} workflows; this workflow's kind is {self.kind} "
-                f"(see docs/generative-workflows.md)"
+                f"(see docs/generative.md)"
             )
 
     def tool(self, name: str) -> ToolSpec | None:

@@ -1,7 +1,7 @@
 """Loaders and exporters: JSONL, CSV and Parquet; OpenAI Evals, Inspect and Hugging Face
 shapes; for answer and tool_call workflows, DeepEval, promptfoo, Inspect and OpenAI Evals
 samples (``_generative``) and production logs (``_generative_log``); validation into
-records; quarantine of bad rows. See docs/store.md and docs/generative-workflows.md."""
+records; quarantine of bad rows. See docs/store.md and docs/generative.md."""
 
 from __future__ import annotations
 

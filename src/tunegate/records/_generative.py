@@ -1,5 +1,5 @@
 """Records of generative workflows (kind ``answer`` or ``tool_call``): examples, suites,
-tool calls, document references, output checks and outputs (docs/generative-workflows.md)."""
+tool calls, document references, output checks and outputs (docs/generative.md)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ __all__ = [
 # -- generative workflows (kind: answer | tool_call) -------------------------------------------
 
 GenerativeKind = Literal["answer", "tool_call"]
-"""The workflow kind a generative record belongs to (docs/generative-workflows.md)."""
+"""The workflow kind a generative record belongs to (docs/generative.md)."""
 
 
 class ToolCall(_Record):
