@@ -84,22 +84,37 @@ def _print_metrics(run: GenerativeRun) -> None:
 
 
 def _print_verdict(verdict: Verdict) -> None:
+    """The verdict's rules: baseline, candidate, the change (candidate - baseline), and the
+    figure each rule tests with its interval (a harm: a rise of the hallucination rate, a
+    drop of tool-call accuracy, so its sign can be the opposite of the change)."""
     from rich.table import Table
 
     table = Table(title=f"verdict: {verdict.outcome.value.upper()}")
-    for col in ("rule", "outcome", "baseline", "candidate", "difference", "interval", "message"):
+    for col in ("rule", "outcome", "baseline", "candidate", "change", "tested [CI]", "message"):
         table.add_column(col)
     for r in verdict.rules:
-        interval = (
-            "" if r.ci_low is None or r.ci_high is None else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+        change = (
+            f"{r.candidate - r.baseline:+.3f}"
+            if r.baseline is not None and r.candidate is not None
+            else ""
+        )
+        tested = (
+            ""
+            if r.difference is None
+            else f"{r.difference:+.3f}"
+            + (
+                ""
+                if r.ci_low is None or r.ci_high is None
+                else f" [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+            )
         )
         table.add_row(
             r.rule,
             r.outcome.value,
             _fmt(r.baseline) if r.baseline is not None else "",
             _fmt(r.candidate) if r.candidate is not None else "",
-            f"{r.difference:+.3f}" if r.difference is not None else "",
-            interval,
+            change,
+            tested,
             r.message,
         )
     out.print(table)
