@@ -3,6 +3,7 @@ the cheap fixes as Attempts and the generative gate (docs/diagnosis.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from tunegate.kb import KbChangeRate
 from tunegate.records import (
     Attempt,
     AttemptKind,
+    DocumentRef,
     ExampleScore,
     GenerativeExample,
     GenerativeOutput,
@@ -882,3 +884,113 @@ def test_gate_from_a_store(tmp_path: Path, spine: None) -> None:
     assert r.conditions[2].passed  # the constrained attempt exists, with a verdict
     assert r.conditions[3].passed  # and fixed none of the 12 failures: the gap remains
     assert not r.open and r.fine_tuning_needed is None
+
+
+# -- the style stage ------------------------------------------------------------------------
+
+
+class NumberChecker:
+    """A claim is supported when each of its numbers is in some passage (a stand-in judge)."""
+
+    def check(self, claims: Sequence[str], passages: Sequence[str]) -> list[bool]:
+        import re
+
+        text = " ".join(passages)
+        return [all(n in text for n in re.findall(r"\d+", c)) for c in claims]
+
+
+class AnswerFake:
+    """Answers from the example's passage; a style version rewrites the tone, and with
+    ``drop_fact`` changes the number (a rewrite that breaks the facts)."""
+
+    def __init__(self, version_id: str, style: bool, drop_fact: bool = False) -> None:
+        self.version_id, self.style, self.drop_fact = version_id, style, drop_fact
+
+    def generate(self, example: Any) -> GenerativeOutput:
+        passage = example.metadata["passages"][0]
+        n = passage["text"].split()[-2]
+        if self.drop_fact:
+            n = str(int(n) + 1)
+        text = f"Passwords need at least {n} characters."
+        if self.style:
+            text = "Happy to help! " + text
+        return GenerativeOutput(
+            example_id=example.id,
+            model_version=self.version_id,
+            kind="answer",
+            answer=text,
+            cited=[DocumentRef(id=passage["id"])],
+            metadata={
+                "retrieved": [
+                    {
+                        "doc_id": passage["id"],
+                        "version": None,
+                        "text": passage["text"],
+                        "stale": False,
+                        "current_version": None,
+                    }
+                ]
+            },
+        )
+
+
+def _answer_suite(n: int = 12) -> GenerativeSuite:
+    return GenerativeSuite(
+        name="answers",
+        kind="answer",
+        examples=[
+            GenerativeSuiteExample(
+                id=f"a{i}",
+                kind="answer",
+                input=f"How long must a password be in system {i}?",
+                reference=f"At least {10 + i} characters.",
+                gold_documents=[DocumentRef(id=f"pw{i}")],
+                metadata={
+                    "passages": [
+                        {"id": f"pw{i}", "text": f"Passwords must be at least {10 + i} characters"}
+                    ]
+                },
+            )
+            for i in range(n)
+        ],
+    ).frozen()
+
+
+@pytest.mark.parametrize("drop_fact", [False, True])
+def test_style_stage_is_judged_on_its_own(tmp_path: Path, drop_fact: bool) -> None:
+    from tunegate.diagnose import try_style_stage
+
+    store, wf, suite = _store(tmp_path), answer_workflow(), _answer_suite()
+    task = _baseline(store, wf)
+
+    def factory(workflow: Workflow, version: ModelVersion, store: Store) -> AnswerFake:
+        style = version.config.get("stage") == "style"
+        return AnswerFake(version.id, style=style, drop_fact=style and drop_fact)
+
+    att = try_style_stage(
+        store,
+        wf,
+        suite,
+        task,
+        "Warm and brief.",
+        generator_factory=factory,
+        checker=NumberChecker(),
+    )
+    assert att.kind is AttemptKind.STYLE and att.baseline_version == task.id
+    style = store.get_model_version(att.candidate_version)
+    assert style.config["stage"] == "style" and style.config["parent"] == task.id
+    assert style.config["system_prompt"] == "Warm and brief." and style.parent == task.id
+    assert att.verdict is not None
+    rules = {r.rule: r for r in att.verdict.rules}
+    if drop_fact:  # the rewrite changed every number: unsupported claims, a failed verdict
+        assert rules["hallucination"].outcome is VerdictOutcome.FAIL
+        # two claims per answer ("Happy to help!" has no number to contradict): half unsupported
+        assert rules["hallucination"].candidate == 0.5 and rules["hallucination"].baseline == 0.0
+        assert att.verdict.outcome is VerdictOutcome.FAIL
+    else:  # tone only: nothing the rules judge changed
+        assert rules["hallucination"].outcome is VerdictOutcome.PASS
+        assert rules["core_correctness"].outcome is VerdictOutcome.PASS
+    with pytest.raises(InputError, match="is itself a style stage"):
+        try_style_stage(store, wf, suite, style, "Again.", generator_factory=factory)
+    with pytest.raises(InputError, match="instructions are empty"):
+        try_style_stage(store, wf, suite, task, "  ", generator_factory=factory)

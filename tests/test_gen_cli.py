@@ -82,3 +82,30 @@ def test_gen_try_names_the_fixes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "--change must be a JSON object" in _err(capsys)
     assert main(["gen", "compare", "grun_a", "grun_b", "-c", c]) != 0
     assert "no generative run 'grun_a'" in _err(capsys)
+
+
+def test_gen_eval_checker_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tunegate.config import load_workflow
+    from tunegate.evaluate import freeze_generative_suite, save_generative_suite
+    from tunegate.records import GenerativeExample
+    from tunegate.store import Store
+
+    c = _config(tmp_path)
+    wf = load_workflow(c)
+    save_generative_suite(
+        Store(wf.resolved_store_url(tmp_path)),
+        freeze_generative_suite(
+            "core",
+            [GenerativeExample(id="q", kind="answer", input="Q?", reference="A")],
+            wf,
+            near_duplicates=False,
+        ),
+    )
+    assert main(["gen", "baseline", "-c", c]) == 0
+    capsys.readouterr()
+    assert main(["gen", "eval", "--suite", "core", "--checker", "oracle", "-c", c]) == 2
+    assert "--checker must be 'embedding' or 'llm', got 'oracle'" in _err(capsys)
+    assert main(["gen", "eval", "--suite", "core", "--judge-model", "x", "-c", c]) == 2
+    assert "--judge-model applies to --checker llm" in _err(capsys)
+    assert main(["gen", "style", "Warm.", "--suite", "core", "--house", "nope.txt", "-c", c]) == 2
+    assert "--house nope.txt: no such file" in _err(capsys)

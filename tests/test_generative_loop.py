@@ -308,6 +308,15 @@ def _loop(
         "OK": {"pass": 0, "fail": 1, "inconclusive": 2}[attempt["verdict"]["outcome"]]
     }
 
+    if "kind: answer" in cfg.read_text():  # tone as its own stage, judged like any version
+        house = tmp / "house.txt"
+        house.write_text("Happy to help! Call extension 4400.\nSure thing: see the portal.\n")
+        code, styled = _cli(capsys, "gen", "style", "Warm and brief.", "--suite", "core",
+                            "--house", str(house), "-c", c)
+        assert code in (0, 1, 2) and styled["kind"] == "style"
+        assert styled["baseline_version"] == champion
+        assert styled["details"]["style_similarity_after"] is not None
+
     code, gate = _cli(capsys, "gen", "gate", "--suite", "core", "-c", c)
     assert code in (0, 1) and len(gate["conditions"]) == 5
 

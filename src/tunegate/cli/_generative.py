@@ -144,6 +144,34 @@ def baseline_cmd(
     )
 
 
+CheckerOpt = Annotated[
+    str,
+    typer.Option(
+        "--checker",
+        help="Who judges whether a claim is supported by its cited passages: 'embedding' "
+        "(deterministic, MiniLM + numbers and names; kappa 0.75 on the labelled sample) or "
+        "'llm' (the LLM judge on llm.base_url, model --judge-model; measure it first).",
+    ),
+]
+JudgeModelOpt = Annotated[
+    str | None,
+    typer.Option("--judge-model", help="With --checker llm: the judge's model name."),
+]
+
+
+def _checker(workflow: Workflow, checker: str, judge_model: str | None) -> Any:
+    if checker == "embedding":
+        if judge_model is not None:
+            raise InputError("--judge-model applies to --checker llm")
+        return None
+    if checker != "llm":
+        raise InputError(f"--checker must be 'embedding' or 'llm', got {checker!r}")
+    from tunegate.generative import LlmJudgeChecker
+    from tunegate.llm import ChatClient
+
+    return LlmJudgeChecker(ChatClient.from_settings(workflow.llm), model=judge_model)
+
+
 @gen_app.command("eval")
 def eval_cmd(
     suite: SuiteOpt,
@@ -151,6 +179,8 @@ def eval_cmd(
         str | None, typer.Argument(help="Generator version (default: the champion).")
     ] = None,
     config: ConfigOpt = Path("tunegate.yaml"),
+    checker: CheckerOpt = "embedding",
+    judge_model: JudgeModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a generator version over a frozen suite: every output scored (claims supported by
@@ -162,7 +192,10 @@ def eval_cmd(
     workflow, store = _setup(config)
     the_suite = _suite(store, suite)
     mv = store.get_model_version(version or _champion(store))
-    run = run_generative_eval(store, workflow, the_suite, build_generator(workflow, mv, store))
+    judge = _checker(workflow, checker, judge_model)
+    run = run_generative_eval(
+        store, workflow, the_suite, build_generator(workflow, mv, store), checker=judge
+    )
     emit(
         {
             "run": run.id,
@@ -350,6 +383,77 @@ def gate_cmd(
 
     emit(report.to_dict(), as_json=as_json, human=human)
     raise typer.Exit(report.exit_code)
+
+
+@gen_app.command("style")
+def style_cmd(
+    instructions: Annotated[
+        str, typer.Argument(help="The house style in words, e.g. 'Warm, brief, no jargon.'")
+    ],
+    suite: SuiteOpt,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Task version to restyle (default: the champion)."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Rewriter model (default: the task's).")
+    ] = None,
+    house: Annotated[
+        Path | None,
+        typer.Option(
+            "--house",
+            help="A text file of answers in the house voice (one per line): the attempt also "
+            "reports style similarity before and after.",
+        ),
+    ] = None,
+    config: ConfigOpt = Path("tunegate.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Tone as its own stage: a style version rewrites the task version's answers (citations,
+    abstentions and tool calls pass through) and is judged against it by the same rules, so
+    a rewrite that changes a fact fails; the task model is never touched."""
+    from tunegate.diagnose import try_style_stage
+
+    workflow, store = _setup(config)
+    the_suite = _suite(store, suite)
+    examples: list[str] = []
+    if house is not None:
+        if not house.is_file():
+            raise InputError(f"--house {house}: no such file")
+        examples = [line.strip() for line in house.read_text(encoding="utf-8").splitlines()]
+        examples = [line for line in examples if line]
+        if not examples:
+            raise InputError(f"--house {house} holds no text; one house-voice answer per line")
+    attempt = try_style_stage(
+        store,
+        workflow,
+        the_suite,
+        version or _champion(store),
+        instructions,
+        model=model,
+        house_examples=examples,
+    )
+    verdict = attempt.verdict
+
+    def human() -> None:
+        d = attempt.details
+        out.print(
+            f"attempt {attempt.id}: style version {attempt.candidate_version} over "
+            f"{attempt.baseline_version}; {d.get('rewrites_refused', 0)} rewrites refused "
+            "(the task's text kept)",
+            highlight=False,
+        )
+        if "style_similarity_after" in d:
+            out.print(
+                f"style similarity {_fmt(d['style_similarity_before'])} -> "
+                f"{_fmt(d['style_similarity_after'])}",
+                highlight=False,
+            )
+        if verdict is not None:
+            _print_verdict(verdict)
+
+    emit(attempt.model_dump(mode="json"), as_json=as_json, human=human)
+    raise typer.Exit(verdict.exit_code if verdict is not None else 2)
 
 
 @gen_app.command("finetune")

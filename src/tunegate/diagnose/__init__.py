@@ -101,6 +101,7 @@ from tunegate.diagnose._generative_fixes import (
     change_kind,
     latest_generative_run,
     try_generative_fix,
+    try_style_stage,
 )
 from tunegate.diagnose._generative_gate import (
     GENERATIVE_FIX_KINDS,
@@ -264,6 +265,7 @@ __all__ = [
     "try_prompt",
     "try_retrieval",
     "try_rules",
+    "try_style_stage",
     "underweighted_terms",
     "versus_best_cheap_fix",
     "weekly_override_counts",

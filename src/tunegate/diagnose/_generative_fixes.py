@@ -14,7 +14,7 @@ rolled back like new weights, and the gate's evidence (:mod:`._generative_gate`)
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -43,6 +43,7 @@ __all__ = [
     "change_kind",
     "latest_generative_run",
     "try_generative_fix",
+    "try_style_stage",
 ]
 
 
@@ -370,5 +371,103 @@ def try_generative_fix(
             "verdict": verdict.outcome.value,
             "fixed_share": fix["fixed_share"],
         },
+    )
+    return attempt
+
+
+def try_style_stage(
+    store: Store,
+    workflow: Workflow,
+    suite: GenerativeSuite,
+    task_version: ModelVersion | str,
+    instructions: str,
+    *,
+    model: str | None = None,
+    house_examples: Sequence[str] = (),
+    generator_factory: GeneratorFactory | None = None,
+    checker: Any = None,
+    encoder: Any = None,
+    actor: str = "tunegate",
+) -> Attempt:
+    """Register a ``style`` version rewriting ``task_version``'s answers by ``instructions``
+    (tone only: citations, abstentions and tool calls pass through unchanged) and judge it
+    against the task version on ``suite`` with the same rules as any candidate, so a rewrite
+    that drops a fact or a citation fails like a worse model. Stored as an Attempt of kind
+    ``style``; with ``house_examples`` (texts in the house voice) its details also give the
+    style similarity of both versions' answers (:func:`tunegate.generative.style_similarity`).
+    """
+    from tunegate.evaluate import compare_generative, run_generative_eval
+    from tunegate.generative import build_generator, register_generator, style_similarity
+
+    workflow.require_kind("a style stage", "answer")
+    if not instructions.strip():
+        raise InputError("the style instructions are empty; describe the house style in words")
+    task_mv = _generator_version(store, task_version)
+    task_cfg = GeneratorConfig.model_validate(task_mv.config)
+    if task_cfg.stage == "style":
+        raise InputError(
+            f"{task_mv.id} is itself a style stage; put the new style on its task version "
+            f"{task_cfg.parent}"
+        )
+    style_cfg = GeneratorConfig(
+        model=model or task_cfg.model,
+        stage="style",
+        parent=task_mv.id,
+        system_prompt=instructions,
+        max_tokens=max(task_cfg.max_tokens, 256),
+    )
+    style_mv = register_generator(store, workflow, style_cfg, parent=task_mv.id)
+    factory = generator_factory or build_generator
+    suite_hash = suite.hash or suite.frozen().hash
+    base_run = latest_generative_run(store, task_mv.id, suite_hash)
+    reused = base_run is not None
+    if base_run is None:
+        base_run = run_generative_eval(
+            store, workflow, suite, factory(workflow, task_mv, store), checker=checker
+        )
+    cand_run = run_generative_eval(
+        store, workflow, suite, factory(workflow, style_mv, store), checker=checker
+    )
+    verdict = compare_generative(base_run, cand_run, rules=workflow.generative_rules)
+    details: dict[str, Any] = {
+        **_fixed(base_run, cand_run),
+        "instructions": instructions,
+        "config": style_cfg.model_dump(mode="json"),
+        "suite": suite.name,
+        "suite_hash": suite_hash,
+        "baseline_run": base_run.id,
+        "candidate_run": cand_run.id,
+        "baseline_run_reused": reused,
+        "metrics_before": base_run.metrics.get("overall", {}),
+        "metrics_after": cand_run.metrics.get("overall", {}),
+        "rewrites_refused": sum(
+            1 for o in cand_run.outputs if o.metadata.get("style_error") is not None
+        ),
+    }
+    if house_examples:
+
+        def answers(run: GenerativeRun) -> list[str]:
+            return [o.answer for o in run.outputs if o.answer and not o.abstained]
+
+        before, after = answers(base_run), answers(cand_run)
+        details["style_similarity_before"] = (
+            style_similarity(before, house_examples, encoder) if before else None
+        )
+        details["style_similarity_after"] = (
+            style_similarity(after, house_examples, encoder) if after else None
+        )
+    attempt = Attempt(
+        kind=AttemptKind.STYLE,
+        description=f"style: {instructions}"[:300],
+        baseline_version=task_mv.id,
+        candidate_version=style_mv.id,
+        verdict=verdict,
+        details=details,
+    )
+    store.save_attempt(attempt)
+    store.audit(
+        "try.style",
+        actor,
+        {"attempt": attempt.id, "candidate": style_mv.id, "verdict": verdict.outcome.value},
     )
     return attempt

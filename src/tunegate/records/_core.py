@@ -514,6 +514,8 @@ class AttemptKind(StrEnum):
     """Constrained output (a JSON Schema the decoder must follow) for a generative workflow."""
     VERIFICATION = "verification"
     """Answers checked against their cited sources before they are returned."""
+    STYLE = "style"
+    """A style rewrite stage over a task version's answers (tone only), judged on its own."""
     FINETUNE = "finetune"
 
 
