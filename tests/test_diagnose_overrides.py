@@ -167,7 +167,11 @@ def test_missed_signal_patterns_find_the_planted_phrase() -> None:
 def test_diagnose_all_is_sorted_and_complete() -> None:
     import tunegate.diagnose as diag
 
-    assert diag.__all__ == sorted(diag.__all__)
+    def isort_style(name: str) -> tuple[int, str]:  # ruff's RUF022 order
+        kind = 0 if name.isupper() else 1 if name[:1].isupper() else 2
+        return kind, name
+
+    assert diag.__all__ == sorted(diag.__all__, key=isort_style)
     for name in diag.__all__:
         assert hasattr(diag, name), name
     public = {n for n in dir(diag) if not n.startswith("_") and n not in {"annotations"}}
