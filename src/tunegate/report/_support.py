@@ -132,7 +132,11 @@ def _answer_html(answer: Mapping[str, Any] | None) -> Html:
     cites = []
     for c in answer.get("cited", []):
         cls = "cite stale" if c.get("stale") else "cite"
-        label = f"{c['id']}@{c.get('version') or '?'}"
+        label = (
+            f"{c['id']}@{c['version']}"
+            if c.get("version")
+            else f"{c['id']} (not a document shown)"
+        )
         if c.get("stale"):
             label += f" (superseded by {c.get('current_version') or 'a newer version'})"
         cites.append(f'<span class="{cls}">{esc(label)}</span>')
