@@ -92,7 +92,8 @@ class SupportDemoConfig:
     preservation_per_slice: int | None = None
     """Preservation examples per capability (default 3; 1 with ``quick``)."""
     monitored_months: int | None = None
-    """Months of production log after the suite's date (default 3; 2 with ``quick``)."""
+    """Months of production log after the suite's date (default: the scenario's
+    ``monitor_months``)."""
     n_resamples: int = 1000
     """Bootstrap resamples of the table's intervals."""
     fresh: bool = True
@@ -121,11 +122,11 @@ class SupportDemoConfig:
             return self.preservation_per_slice
         return 1 if self.quick else 3
 
-    @property
-    def n_months(self) -> int:
+    def n_months(self, scenario: Any) -> int:
+        """Monitored months: ``monitored_months``, else all the scenario monitors."""
         if self.monitored_months is not None:
             return self.monitored_months
-        return 2 if self.quick else 3
+        return int(getattr(scenario, "monitor_months", 2 if self.quick else 3))
 
 
 @dataclass
@@ -515,7 +516,10 @@ def run_support_demo(
     with stack:
         with timer.step("1. workflow, knowledge base, frozen suite, baseline"):
             cfg_path = out / "tunegate.yaml"
-            cfg_path.write_text(scn.workflow_yaml(server.base_url, server.model), encoding="utf-8")
+            cfg_path.write_text(
+                _with_training(scn.workflow_yaml(server.base_url, server.model)),
+                encoding="utf-8",
+            )
             workflow = load_workflow(cfg_path)
             store = Store(workflow.resolved_store_url(out.resolve()))
             kb = KnowledgeBase(store, workflow.retrieval)
@@ -696,6 +700,28 @@ def run_support_demo(
     return result
 
 
+DEMO_TRAINING = {"batch_size": 4, "learning_rate": 0.001, "lora_r": 8, "lora_alpha": 16}
+"""The fine-tune's recipe where the scenario's workflow sets none: batches of 4 so a small
+history still gives several optimizer steps per epoch (the workflow default of 16 made the
+quick run's single epoch one step, an adapter that barely moved), and the learning rate of
+the generative loop's tests."""
+
+
+def _with_training(text: str) -> str:
+    """The scenario's ``tunegate.yaml`` with :data:`DEMO_TRAINING` filled in where its
+    ``training:`` leaves a key out (written to the out folder as it is used)."""
+    import yaml
+
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise InputError("the scenario's workflow_yaml() is not a YAML mapping")
+    training = data.setdefault("training", {}) or {}
+    for key, value in DEMO_TRAINING.items():
+        training.setdefault(key, value)
+    data["training"] = training
+    return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
 def _timings_line(timings: dict[str, float]) -> str:
     return "timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
 
@@ -826,7 +852,7 @@ def _monitor(
     ingest_log: Callable[..., Any],
 ) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    for i in range(config.n_months):
+    for i in range(config.n_months(scn)):
         rows.extend(scn.log(i))
     path = _write_jsonl(out / "data" / "production-log.jsonl", rows)
     report = ingest_log(store, path, workflow=workflow)
