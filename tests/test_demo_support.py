@@ -508,3 +508,29 @@ def test_quick_demo_report_in_headless_chromium(
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 30_000
     assert all(u.startswith("file://") for u in requests), requests
+
+
+def test_cli_refuses_an_unknown_scenario_and_service_desk_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tunegate.cli import main
+
+    def err() -> str:  # the message as one line, without rich's box
+        return " ".join(capsys.readouterr().err.replace("│", " ").split())
+
+    assert main(["demo", "--scenario", "nope"]) == 2
+    assert "service-desk, support-answers" in err()
+    assert main(["demo", "--scenario", "support-answers", "--seeds", "2"]) == 2
+    assert "--seeds and --precision apply to --scenario service-desk" in err()
+
+
+def test_training_recipe_fills_only_what_the_scenario_leaves_out() -> None:
+    import yaml
+
+    from tunegate.demo._support import DEMO_TRAINING, _with_training
+
+    text = "name: x\nkind: answer\ntraining: {batch_size: 8}\n"
+    data = yaml.safe_load(_with_training(text))
+    assert data["training"]["batch_size"] == 8
+    assert data["training"]["learning_rate"] == DEMO_TRAINING["learning_rate"]
+    assert yaml.safe_load(_with_training("name: x\n"))["training"] == DEMO_TRAINING

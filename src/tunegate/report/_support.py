@@ -133,9 +133,7 @@ def _answer_html(answer: Mapping[str, Any] | None) -> Html:
     for c in answer.get("cited", []):
         cls = "cite stale" if c.get("stale") else "cite"
         label = (
-            f"{c['id']}@{c['version']}"
-            if c.get("version")
-            else f"{c['id']} (not a document shown)"
+            f"{c['id']}@{c['version']}" if c.get("version") else f"{c['id']} (not a document shown)"
         )
         if c.get("stale"):
             label += f" (superseded by {c.get('current_version') or 'a newer version'})"
