@@ -565,8 +565,8 @@ def run_support_demo(
             log(f"  {triage.total} failures of {triage.examples}: recommendation {rec.action}")
 
         with timer.step("3. the tempting fine-tune on the historical answers"):
-            gate = generative_gate(store, workflow, suite.hash, champion)
             ingested = ingest_generative(store, files["history"], workflow=workflow)
+            gate = generative_gate(store, workflow, suite.hash, champion)
             outcome = finetune_generative(
                 store,
                 workflow,
