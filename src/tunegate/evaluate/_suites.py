@@ -539,11 +539,14 @@ def freeze_generative_suite(
     if not examples and not preservation:
         raise InputError(f"suite {name!r} has no examples")
     items = [_to_generative_suite_example(e, workflow) for e in examples]
-    wrong = sorted({e.kind for e in items} - {workflow.kind})
+    # the preservation slice may hold the other kind (tool requests in an answer suite)
+    wrong = sorted(
+        {e.kind for e in items if e.slice is not SuiteSlice.PRESERVATION} - {workflow.kind}
+    )
     if wrong:
         raise InputError(
             f"suite {name!r}: {wrong} examples in a {workflow.kind} workflow; every example "
-            f"must be of the workflow's kind"
+            f"outside the preservation slice must be of the workflow's kind"
         )
     if preservation:
         items += preservation_examples(seed=preservation_seed, per_slice=preservation_per_slice)

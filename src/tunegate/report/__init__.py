@@ -35,6 +35,7 @@ from tunegate.report._monitoring import (
     monitor_review_markdown,
     write_monitor_review,
 )
+from tunegate.report._support import support_demo_html, support_demo_markdown
 from tunegate.report._svg import (
     PALETTE,
     bar_chart,
@@ -73,6 +74,8 @@ __all__ = [
     "reliability_diagram",
     "run_html",
     "stacked_bar_chart",
+    "support_demo_html",
+    "support_demo_markdown",
     "table",
     "verdict_markdown",
     "verdict_section",

@@ -39,18 +39,21 @@ from tunegate.simulate._simulate import (
     summarize,
     write_jsonl,
 )
+from tunegate.simulate._support import SUPPORT_FILES, SupportScenario, support_scenario
 
 __all__ = [
     "FILES",
     "INGEST_ORDER",
     "LABELS",
     "SHIFTS",
+    "SUPPORT_FILES",
     "AnalystResult",
     "Champion",
     "GroundTruth",
     "SimConfig",
     "SimResult",
     "SimTicket",
+    "SupportScenario",
     "default_catch_rates",
     "default_champion",
     "dumps_record",
@@ -67,5 +70,6 @@ __all__ = [
     "simulate",
     "simulate_analysts",
     "summarize",
+    "support_scenario",
     "write_jsonl",
 ]
