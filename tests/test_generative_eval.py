@@ -306,6 +306,10 @@ def test_answer_generator_retrieves_as_of_the_question_and_cites_versions(
     assert body["model"] == "fake-model"
     assert body["response_format"]["type"] == "json_object"
     assert body["response_format"]["schema"]["required"] == ["answer", "citations", "abstain"]
+    # the decoder may cite only the passages shown (no placeholder, no made-up id)
+    shown = list(dict.fromkeys(r["doc_id"] for r in out.metadata["retrieved"]))
+    cite_items = body["response_format"]["schema"]["properties"]["citations"]["items"]
+    assert cite_items == {"enum": shown} and "lockout" in shown
     lockouts = [r for r in out.metadata["retrieved"] if r["doc_id"] == "lockout"]
     assert [(r["version"], r["stale"]) for r in lockouts] == [("v1", False)]  # in force in March
     assert out.cited == [DocumentRef(id="lockout", version="v1")]

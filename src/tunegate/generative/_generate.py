@@ -333,7 +333,16 @@ class ChatGenerator:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _body(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> dict[str, Any]:
+    def _body(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        cite: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """The request. Constrained decoding follows :func:`decoding_schema`; for an answer,
+        ``cite`` (the ids of the passages shown) restricts the citations to those ids, so a
+        small model cannot cite the prompt's placeholder or an id it made up (the validation
+        schema stays the general one: format validity is judged as without constraints)."""
         c = self.config
         body: dict[str, Any] = {
             "model": c.model,
@@ -342,7 +351,11 @@ class ChatGenerator:
             "seed": 0,
         }
         if c.constrained:
-            body["response_format"] = {"type": "json_object", "schema": decoding_schema(schema)}
+            sent = decoding_schema(schema)
+            citations = sent.get("properties", {}).get("citations")
+            if cite and isinstance(citations, dict):
+                citations["items"] = {"enum": list(dict.fromkeys(cite))}
+            body["response_format"] = {"type": "json_object", "schema": sent}
         return {**body, "messages": messages}
 
     def _complete(self, body: dict[str, Any]) -> ChatResult:
@@ -395,7 +408,8 @@ class ChatGenerator:
         retrieved = self.retrieve(example)
         messages = generation_messages(self.workflow, self.config, example, retrieved, tools)
         schema = response_schema(example.kind, tools, self.config)
-        result = self._complete(self._body(messages, schema))
+        shown = [str(r["doc_id"]) for r in retrieved] if example.kind == "answer" else []
+        result = self._complete(self._body(messages, schema, shown))
         raw = result.content or ""
         parsed = parse_output(example.kind, raw)
         meta: dict[str, Any] = {
