@@ -279,6 +279,34 @@ def _fixed(base: GenerativeRun, cand: GenerativeRun) -> dict[str, Any]:
 GeneratorFactory = Callable[[Workflow, ModelVersion, "Store"], Any]
 
 
+def _run_pair(
+    store: Store,
+    workflow: Workflow,
+    suite: GenerativeSuite,
+    base_mv: ModelVersion,
+    cand_mv: ModelVersion,
+    generator_factory: GeneratorFactory | None,
+    checker: Any,
+) -> tuple[str, GenerativeRun, GenerativeRun, bool]:
+    """(suite hash, the baseline's run, the candidate's run, whether the baseline's newest
+    stored run of the suite was reused): both versions on the same suite."""
+    from tunegate.evaluate import run_generative_eval
+    from tunegate.generative import build_generator
+
+    factory = generator_factory or build_generator
+    suite_hash = suite.hash or suite.frozen().hash
+    base_run = latest_generative_run(store, base_mv.id, suite_hash)
+    reused = base_run is not None
+    if base_run is None:
+        base_run = run_generative_eval(
+            store, workflow, suite, factory(workflow, base_mv, store), checker=checker
+        )
+    cand_run = run_generative_eval(
+        store, workflow, suite, factory(workflow, cand_mv, store), checker=checker
+    )
+    return suite_hash, base_run, cand_run, reused
+
+
 def try_generative_fix(
     store: Store,
     workflow: Workflow,
@@ -309,8 +337,8 @@ def try_generative_fix(
     now), ``broken`` and ``fixed_share`` (fixed / failed before), which the gate's
     condition (4) reads.
     """
-    from tunegate.evaluate import compare_generative, run_generative_eval
-    from tunegate.generative import build_generator, register_generator
+    from tunegate.evaluate import compare_generative
+    from tunegate.generative import register_generator
 
     workflow.require_kind("a generative cheap fix", "answer", "tool_call")
     if suite.kind != workflow.kind:
@@ -324,20 +352,10 @@ def try_generative_fix(
     base_cfg = GeneratorConfig.model_validate(base_mv.config)
     cand_cfg = apply_change(base_cfg, change, workflow)
     cand_mv = register_generator(store, workflow, cand_cfg, parent=base_mv.id)
-    factory = generator_factory or build_generator
-    suite_hash = suite.hash or suite.frozen().hash
-    base_run = latest_generative_run(store, base_mv.id, suite_hash)
-    reused = base_run is not None
-    if base_run is None:
-        base_run = run_generative_eval(
-            store, workflow, suite, factory(workflow, base_mv, store), checker=checker
-        )
-    cand_run = run_generative_eval(
-        store, workflow, suite, factory(workflow, cand_mv, store), checker=checker
+    suite_hash, base_run, cand_run, reused = _run_pair(
+        store, workflow, suite, base_mv, cand_mv, generator_factory, checker
     )
-    verdict = compare_generative(
-        base_run, cand_run, rules=getattr(workflow, "generative_rules", None)
-    )
+    verdict = compare_generative(base_run, cand_run, rules=workflow.generative_rules)
     fix = _fixed(base_run, cand_run)
     text = description or ", ".join(f"{k}={v}" for k, v in change.items())
     attempt = Attempt(
@@ -396,8 +414,8 @@ def try_style_stage(
     ``style``; with ``house_examples`` (texts in the house voice) its details also give the
     style similarity of both versions' answers (:func:`tunegate.generative.style_similarity`).
     """
-    from tunegate.evaluate import compare_generative, run_generative_eval
-    from tunegate.generative import build_generator, register_generator, style_similarity
+    from tunegate.evaluate import compare_generative
+    from tunegate.generative import register_generator, style_similarity
 
     workflow.require_kind("a style stage", "answer")
     if not instructions.strip():
@@ -417,16 +435,8 @@ def try_style_stage(
         max_tokens=max(task_cfg.max_tokens, 256),
     )
     style_mv = register_generator(store, workflow, style_cfg, parent=task_mv.id)
-    factory = generator_factory or build_generator
-    suite_hash = suite.hash or suite.frozen().hash
-    base_run = latest_generative_run(store, task_mv.id, suite_hash)
-    reused = base_run is not None
-    if base_run is None:
-        base_run = run_generative_eval(
-            store, workflow, suite, factory(workflow, task_mv, store), checker=checker
-        )
-    cand_run = run_generative_eval(
-        store, workflow, suite, factory(workflow, style_mv, store), checker=checker
+    suite_hash, base_run, cand_run, reused = _run_pair(
+        store, workflow, suite, task_mv, style_mv, generator_factory, checker
     )
     verdict = compare_generative(base_run, cand_run, rules=workflow.generative_rules)
     details: dict[str, Any] = {

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -712,7 +712,7 @@ def ingest_generative(
     """Ingest generative examples into ``store`` (documents of kind ``generative_example``),
     quarantining bad rows like :func:`~tunegate.io.ingest_file`; idempotent by id."""
     from tunegate.documents import GenerativeExampleDocument
-    from tunegate.io._ingest import IngestReport, _dup_reason, _Quarantine, quarantine_path
+    from tunegate.io._ingest import IngestReport, _Quarantine, quarantine_path
 
     source = Path(path)
     check_file(source)
@@ -724,39 +724,58 @@ def ingest_generative(
     report = IngestReport(kind="examples", file=str(source), format=fmt_name, shape=the_shape)
     started = time.perf_counter()
     docs = store.documents(GenerativeExampleDocument)
-    seen: dict[str, tuple[str, int]] = {}
     with _Quarantine(target, source, "examples") as quarantine:
-        for raw, example, digest in parse_generative(
-            source, workflow, shape=the_shape, column_map=column_map, fmt=fmt
-        ):
-            report.rows += 1
-            if example is None:
-                quarantine.add(raw, digest)
-                continue
-            prev = seen.get(example.id)
-            if prev is not None:
-                if prev[0] == digest:
-                    report.existing += 1
-                else:
-                    quarantine.add(raw, _dup_reason(example.id, prev[1]))
-                continue
-            seen[example.id] = (digest, raw.line)
-            stored = docs.get(example.id)
-            if stored is None:
-                docs.put(example.id, GenerativeExampleDocument(example=example, digest=digest))
-                report.added += 1
-            elif stored.digest == digest:
-                report.existing += 1
-            else:
-                quarantine.add(
-                    raw, f"id {example.id!r} is already in the store with different content"
-                )
+        rows = parse_generative(source, workflow, shape=the_shape, column_map=column_map, fmt=fmt)
+        store_by_id(
+            rows,
+            docs,
+            lambda example, digest: GenerativeExampleDocument(example=example, digest=digest),
+            report,
+            quarantine,
+        )
     report.batches = 1 if report.added else 0
     report.quarantined = quarantine.count
     report.problems = quarantine.problems
     report.quarantine_file = str(target) if quarantine.count else None
     report.seconds = round(time.perf_counter() - started, 6)
     return report
+
+
+def store_by_id(
+    rows: Iterable[tuple[Any, Any, str]],
+    docs: Any,
+    make: Callable[[Any, str], Any],
+    report: Any,
+    quarantine: Any,
+) -> None:
+    """Store parsed rows ``(raw, record | None, digest or reason)`` as documents keyed by
+    ``record.id`` (``make(record, digest)`` builds one), idempotently: the same id with the same
+    digest again (in the file or the store) is counted as existing; with other content it is
+    quarantined, as is a row that did not parse (its reason). Counts go into ``report``."""
+    from tunegate.io._ingest import _dup_reason
+
+    seen: dict[str, tuple[str, int]] = {}
+    for raw, record, digest in rows:
+        report.rows += 1
+        if record is None:
+            quarantine.add(raw, digest)
+            continue
+        prev = seen.get(record.id)
+        if prev is not None:
+            if prev[0] == digest:
+                report.existing += 1
+            else:
+                quarantine.add(raw, _dup_reason(record.id, prev[1]))
+            continue
+        seen[record.id] = (digest, raw.line)
+        stored = docs.get(record.id)
+        if stored is None:
+            docs.put(record.id, make(record, digest))
+            report.added += 1
+        elif stored.digest == digest:
+            report.existing += 1
+        else:
+            quarantine.add(raw, f"id {record.id!r} is already in the store with different content")
 
 
 def stored_generative_examples(store: Any) -> list[GenerativeExample]:

@@ -183,7 +183,8 @@ def ingest_generative_log(
     """Store a production log as ``generative_log`` documents (key: output id), quarantining
     bad rows like :func:`~tunegate.io.ingest_file`; idempotent by id and content."""
     from tunegate.documents import GenerativeLogDocument
-    from tunegate.io._ingest import IngestReport, _dup_reason, _Quarantine, quarantine_path
+    from tunegate.io._generative import store_by_id
+    from tunegate.io._ingest import IngestReport, _Quarantine, quarantine_path
 
     _check_workflow(workflow)
     source = Path(path)
@@ -195,31 +196,14 @@ def ingest_generative_log(
     report = IngestReport(kind="outputs", file=str(source), format=the_fmt, shape="native")
     started = time.perf_counter()
     docs = store.documents(GenerativeLogDocument)
-    seen: dict[str, tuple[str, int]] = {}
     with _Quarantine(target, source, "outputs") as quarantine:
-        for raw, entry, digest in parse_generative_log(source, workflow, fmt=the_fmt):
-            report.rows += 1
-            if entry is None:
-                quarantine.add(raw, digest)
-                continue
-            prev = seen.get(entry.id)
-            if prev is not None:
-                if prev[0] == digest:
-                    report.existing += 1
-                else:
-                    quarantine.add(raw, _dup_reason(entry.id, prev[1]))
-                continue
-            seen[entry.id] = (digest, raw.line)
-            stored = docs.get(entry.id)
-            if stored is None:
-                docs.put(entry.id, GenerativeLogDocument(entry=entry, digest=digest))
-                report.added += 1
-            elif stored.digest == digest:
-                report.existing += 1
-            else:
-                quarantine.add(
-                    raw, f"id {entry.id!r} is already in the store with different content"
-                )
+        store_by_id(
+            parse_generative_log(source, workflow, fmt=the_fmt),
+            docs,
+            lambda entry, digest: GenerativeLogDocument(entry=entry, digest=digest),
+            report,
+            quarantine,
+        )
     report.batches = 1 if report.added else 0
     report.quarantined = quarantine.count
     report.problems = quarantine.problems
