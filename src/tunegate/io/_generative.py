@@ -675,28 +675,35 @@ def read_generative(
 ) -> tuple[list[GenerativeExample], list[Any]]:
     """Load and validate a file of generative examples without a store: ``(examples,
     problems)`` (:class:`~tunegate.io.Problem`, with file, line and reason)."""
-    from tunegate.io._ingest import Problem, _dup_reason
 
     source = Path(path)
     the_shape = check_generative_args(workflow, shape)
-    examples: list[GenerativeExample] = []
+    rows = parse_generative(source, workflow, shape=the_shape, column_map=column_map, fmt=fmt)
+    return read_by_id(source, rows)
+
+
+def read_by_id(source: Path, rows: Iterable[tuple[Any, Any, str]]) -> tuple[list[Any], list[Any]]:
+    """The records of parsed rows ``(raw, record | None, digest or reason)``, each id once
+    (a repeat with the same content is dropped, with other content a problem), and the
+    problems naming file and line."""
+    from tunegate.io._ingest import Problem, _dup_reason
+
+    records: list[Any] = []
     problems: list[Problem] = []
     seen: dict[str, tuple[str, int]] = {}
-    for raw, example, digest in parse_generative(
-        source, workflow, shape=the_shape, column_map=column_map, fmt=fmt
-    ):
-        if example is None:
+    for raw, record, digest in rows:
+        if record is None:
             problems.append(Problem(file=str(source), line=raw.line, reason=digest))
             continue
-        prev = seen.get(example.id)
+        prev = seen.get(record.id)
         if prev is None:
-            seen[example.id] = (digest, raw.line)
-            examples.append(example)
+            seen[record.id] = (digest, raw.line)
+            records.append(record)
         elif prev[0] != digest:
             problems.append(
-                Problem(file=str(source), line=raw.line, reason=_dup_reason(example.id, prev[1]))
+                Problem(file=str(source), line=raw.line, reason=_dup_reason(record.id, prev[1]))
             )
-    return examples, problems
+    return records, problems
 
 
 def ingest_generative(

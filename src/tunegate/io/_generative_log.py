@@ -149,27 +149,13 @@ def read_generative_log(
     path: str | Path, *, workflow: Workflow, fmt: str | None = None
 ) -> tuple[list[GenerativeLogEntry], list[Problem]]:
     """Load and validate a production log without a store: ``(entries, problems)``."""
-    from tunegate.io._ingest import Problem, _dup_reason
 
     _check_workflow(workflow)
     source = Path(path)
     check_file(source)
-    entries: list[GenerativeLogEntry] = []
-    problems: list[Problem] = []
-    seen: dict[str, tuple[str, int]] = {}
-    for raw, entry, digest in parse_generative_log(source, workflow, fmt=fmt):
-        if entry is None:
-            problems.append(Problem(file=str(source), line=raw.line, reason=digest))
-            continue
-        prev = seen.get(entry.id)
-        if prev is None:
-            seen[entry.id] = (digest, raw.line)
-            entries.append(entry)
-        elif prev[0] != digest:
-            problems.append(
-                Problem(file=str(source), line=raw.line, reason=_dup_reason(entry.id, prev[1]))
-            )
-    return entries, problems
+    from tunegate.io._generative import read_by_id
+
+    return read_by_id(source, parse_generative_log(source, workflow, fmt=fmt))
 
 
 def ingest_generative_log(
