@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 gen_app = typer.Typer(
-    help="The loop for answer and tool_call workflows: baseline, eval, compare, triage, try, "
+    help="The loop for answer and tool_call workflows: baseline, eval, compare, triage, try, style, "
     "gate, finetune (then `tunegate promote` / `rollback` / `monitor`).",
     no_args_is_help=True,
 )
