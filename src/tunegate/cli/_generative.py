@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 gen_app = typer.Typer(
-    help="The loop for answer and tool_call workflows: baseline, eval, compare, triage, try, style, "
-    "gate, finetune (then `tunegate promote` / `rollback` / `monitor`).",
+    help="The loop for answer and tool_call workflows: baseline, eval, compare, triage, try, "
+    "style, gate, finetune (then `tunegate promote` / `rollback` / `monitor`).",
     no_args_is_help=True,
 )
 
