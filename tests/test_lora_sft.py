@@ -280,11 +280,13 @@ def test_config_file_serves_the_base_first_then_each_adapter(tmp_path: Path) -> 
     from tunegate.llm._server import _config_file
 
     config = _config_file(
-        tmp_path / "base.gguf", "base", {"a": tmp_path / "a.gguf"}, "127.0.0.1", 9, 1, 512
+        tmp_path / "base.gguf", "base", {"a": tmp_path / "a.gguf"}, "127.0.0.1", 9, 1, 2, 512
     )
     models = config["models"]
     assert isinstance(models, list)
     assert [m["model_alias"] for m in models] == ["base", "a"]
+    # generation and prompt reading take their own thread counts, on every model entry
+    assert {(m["n_threads"], m["n_threads_batch"]) for m in models} == {(1, 2)}
     assert "lora_path" not in models[0] and models[1]["lora_path"] == str(tmp_path / "a.gguf")
     assert {m["model"] for m in models} == {str(tmp_path / "base.gguf")}
     assert (config["host"], config["port"]) == ("127.0.0.1", 9)
@@ -292,6 +294,15 @@ def test_config_file_serves_the_base_first_then_each_adapter(tmp_path: Path) -> 
     settings = pytest.importorskip("llama_cpp.server.settings")
     parsed = settings.ConfigFileSettings.model_validate_json(json.dumps(config))
     assert parsed.models[1].lora_path == str(tmp_path / "a.gguf") and parsed.port == 9
+
+
+def test_server_refuses_zero_threads() -> None:
+    from tunegate.errors import InputError
+    from tunegate.llm import local_llm_server
+
+    with pytest.raises(InputError, match="threads_batch must be at least 1"):
+        with local_llm_server(port=0, threads_batch=0):
+            pytest.fail("the server started")
 
 
 def test_cli_adapter_option_is_alias_equals_path() -> None:

@@ -20,8 +20,19 @@ llm_app = typer.Typer(
 def serve_cmd(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0: any free port).")] = 8088,
     threads: Annotated[
-        int, typer.Option(min=1, help="llama.cpp threads (1 is fastest on a busy 2-core CPU).")
+        int,
+        typer.Option(
+            min=1, help="llama.cpp threads for generating (1 is fastest on a busy 2-core CPU)."
+        ),
     ] = 1,
+    threads_batch: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="llama.cpp threads for reading the prompt (default: --threads). Prompt reading "
+            "scales with cores on an idle machine: 2 on an idle 2-core CPU.",
+        ),
+    ] = None,
     model_path: Annotated[
         Path | None,
         typer.Option(
@@ -54,6 +65,7 @@ def serve_cmd(
         model_path=model_path,
         model_alias=model_alias,
         threads=threads,
+        threads_batch=threads_batch,
         adapters=_adapters(adapter or []),
     ) as server:
         out.print(

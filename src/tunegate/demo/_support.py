@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -96,21 +97,36 @@ class SupportDemoConfig:
     ``monitor_months``)."""
     n_resamples: int = 1000
     """Bootstrap resamples of the table's intervals."""
+    llm_threads: int = 1
+    """llama.cpp threads for generating tokens (1 is fastest on a busy 2-core machine)."""
+    llm_threads_batch: int | None = None
+    """llama.cpp threads for reading prompts (default: every core, at most 2). Prompts with
+    retrieved passages are most of an answer's time, and prompt reading scales with cores."""
     fresh: bool = True
     """Delete ``out_dir`` first (the demo always starts from an empty store)."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
-        for name in ("epochs", "preservation_per_slice", "monitored_months"):
+        for name in ("epochs", "preservation_per_slice", "monitored_months", "llm_threads_batch"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InputError(f"SupportDemoConfig.{name} must be at least 1, got {value}")
+        if self.llm_threads < 1:
+            raise InputError(
+                f"SupportDemoConfig.llm_threads must be at least 1, got {self.llm_threads}"
+            )
         if not 1 <= self.max_tokens <= 2048:
             raise InputError(f"SupportDemoConfig.max_tokens must be 1-2048, got {self.max_tokens}")
         if self.n_resamples < 100:
             raise InputError(
                 f"SupportDemoConfig.n_resamples must be >= 100, got {self.n_resamples}"
             )
+
+    @property
+    def threads_batch(self) -> int:
+        if self.llm_threads_batch is not None:
+            return self.llm_threads_batch
+        return max(1, min(2, os.cpu_count() or 1))
 
     @property
     def n_epochs(self) -> int:
@@ -445,6 +461,8 @@ def _scenario_dict(scn: Any, config: SupportDemoConfig) -> dict[str, Any]:
         "house_examples": len(scn.house_examples),
         "true_change_rate": scn.change_rate,
         "tools": [t.name for t in scn.tools],
+        "llm_threads": config.llm_threads,
+        "llm_threads_batch": config.threads_batch,
     }
 
 
@@ -511,7 +529,12 @@ def run_support_demo(
         scn = scenario
         files = {k: str(v) for k, v in scn.write(out / "data").items()}
         server = stack.enter_context(
-            local_llm_server(port=0, threads=1, log_path=out / "llm-server.log")
+            local_llm_server(
+                port=0,
+                threads=config.llm_threads,
+                threads_batch=config.threads_batch,
+                log_path=out / "llm-server.log",
+            )
         )
     with stack:
         with timer.step("1. workflow, knowledge base, frozen suite, baseline"):
@@ -577,6 +600,8 @@ def run_support_demo(
                 work_dir=out,
                 require_gate=False,
                 actor=actor,
+                threads=config.llm_threads,
+                threads_batch=config.threads_batch,
             )
             ft_run = load_generative_run(store, outcome.candidate_run)
             ft_promoted, ft_refusal = _promote(registry, outcome.candidate, actor)

