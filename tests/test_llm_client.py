@@ -482,3 +482,50 @@ def test_an_llm_baseline_is_the_first_champion_and_versions_load_through_the_bac
     assert isinstance(loaded, LlmClassifier)
     assert loaded.version == clf.version and loaded.template == clf.template
     assert loaded.calibration_temperature == 2.0
+
+
+def test_a_model_the_endpoint_does_not_list_is_refused_before_any_request() -> None:
+    """llama.cpp's server answers an unknown model name with its default model: a mistyped
+    adapter alias would evaluate the base. The client asks /models once per name."""
+    import httpx
+
+    from tunegate.errors import ModelError
+
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"id": "base"}, {"id": "base+sft-1"}]})
+        return httpx.Response(200, content=completion("ok"))
+
+    client = ChatClient("http://llm.test/v1", transport=httpx.MockTransport(handler))
+    with pytest.raises(ModelError, match=r"does not serve the model 'base\+sft-2'.*'base\+sft-1'"):
+        client.complete({"model": "base+sft-2", "messages": []})
+    assert seen == [("GET", "/v1/models")]  # refused before the completion was sent
+    for _ in range(2):
+        assert client.complete({"model": "base+sft-1", "messages": []}).content == "ok"
+    assert seen.count(("GET", "/v1/models")) == 2  # one per name, then remembered
+    assert seen.count(("POST", "/v1/chat/completions")) == 2
+
+
+@pytest.mark.parametrize(
+    "models_reply",
+    [
+        (404, b'{"error": "not found"}'),
+        (200, b"not json"),
+        (200, b'{"object": "list"}'),
+    ],
+)
+def test_an_endpoint_that_lists_no_models_is_not_checked(
+    models_reply: tuple[int, bytes],
+) -> None:
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(models_reply[0], content=models_reply[1])
+        return httpx.Response(200, content=completion("ok"))
+
+    client = ChatClient("http://llm.test/v1", transport=httpx.MockTransport(handler))
+    assert client.complete({"model": "anything", "messages": []}).content == "ok"

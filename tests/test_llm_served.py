@@ -240,3 +240,27 @@ def test_an_llm_workflow_tries_a_prompt_gates_promotes_rolls_back_and_serves(
     assert main(["rollback", *c, "--reason", "test"]) == 0
     with Store(f"sqlite:///{tmp_path / 'tunegate.db'}") as store:
         assert store.get_alias("champion") == baseline_id
+
+
+def test_the_real_server_refuses_nothing_but_the_client_refuses_an_unknown_name(
+    llm_server: LocalLlmServer,
+) -> None:
+    """llama_cpp.server lists its aliases at /v1/models; a request for another name would be
+    answered by the base model, so the client refuses it first."""
+    from tunegate.errors import ModelError
+    from tunegate.llm import ChatClient
+
+    client = ChatClient(llm_server.base_url, timeout_s=120, max_concurrency=1)
+    assert client.served_models() == list(llm_server.models)
+    with pytest.raises(ModelError, match="does not serve the model 'no-such-adapter'"):
+        client.complete(
+            {"model": "no-such-adapter", "messages": [{"role": "user", "content": "hi"}]}
+        )
+    reply = client.complete(
+        {
+            "model": llm_server.model,
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 4,
+        }
+    )
+    assert reply.completion_tokens >= 1

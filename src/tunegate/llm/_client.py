@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tunegate.errors import ConfigError, LlmError, LlmUnavailableError
+from tunegate.errors import ConfigError, LlmError, LlmUnavailableError, ModelError
 
 if TYPE_CHECKING:
     import httpx
@@ -167,6 +167,7 @@ class ChatClient:
     _http: Any = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _sleep: Callable[[float], None] = field(default=time.sleep, init=False, repr=False)
+    _served: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: LlmSettings, **overrides: Any) -> ChatClient:
@@ -227,12 +228,50 @@ class ChatClient:
         base = min(self.max_backoff_s, self.backoff_s * (2**attempt))
         return float(base * random.uniform(0.5, 1.0))
 
+    def served_models(self) -> list[str] | None:
+        """The model names the endpoint lists (``GET {base_url}/models``), or ``None`` when it
+        lists none (no such route, not the OpenAI shape, unreachable: the check is skipped)."""
+        try:
+            response = self._client().get(f"{self.base_url.rstrip('/')}/models")
+            data = response.json().get("data") if response.status_code < 400 else None
+        except Exception:  # any failure means "cannot tell", never a verdict on the model
+            return None
+        if not isinstance(data, list):
+            return None
+        names = [d.get("id") for d in data if isinstance(d, dict)]
+        return [n for n in names if isinstance(n, str)] or None
+
+    def check_model(self, model: str) -> None:
+        """Refuse a model name the endpoint does not list (once per name and client).
+
+        llama.cpp's server answers a request for an unknown name with its default model, so a
+        mistyped adapter alias would silently evaluate the base model. Endpoints that list no
+        models are not checked. Raises :class:`ModelError` naming what the endpoint serves."""
+        with self._lock:
+            if model in self._served:
+                return
+        served = self.served_models()
+        if served is not None and model not in served:
+            raise ModelError(
+                f"{self.base_url} does not serve the model {model!r}; it lists "
+                f"{', '.join(repr(m) for m in served)}. Check llm.model (or the version's "
+                f"model) against the server's names: `tunegate llm serve --adapter ALIAS=PATH` "
+                f"serves a fine-tune under ALIAS"
+            )
+        with self._lock:
+            self._served[model] = True
+
     def complete(self, body: Mapping[str, Any]) -> ChatResult:
         """POST one Chat Completions request; retry transient failures; return the first
-        choice. Raises :class:`LlmUnavailableError` (unreachable after the retries) or
+        choice. The first request for a model name checks it is served
+        (:meth:`check_model`). Raises :class:`ModelError` (a model the endpoint does not
+        list), :class:`LlmUnavailableError` (unreachable after the retries) or
         :class:`LlmError` (an error status or a malformed response)."""
         import httpx
 
+        model = body.get("model")
+        if isinstance(model, str):
+            self.check_model(model)
         client = self._client()
         last: str = ""
         for attempt in range(self.max_retries + 1):
