@@ -140,3 +140,26 @@ def test_scatter_add_sums_duplicates_in_order() -> None:
         for j in range(4):
             expected[row, idx[row, j]] += w[row * 4 + j]
     assert np.array_equal(out, expected)
+
+
+def test_threads_do_not_change_the_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks counted on several threads give what one thread gives (the draws stay in
+    stream order), and so does the reference path."""
+    n = 700
+    y, p, q, lat = _data(n, 5, 6, True)
+    kwargs: dict[str, Any] = {
+        "subsets": {"slice": np.arange(n) % 4 == 0},
+        "latency_a": lat,
+        "latency_b": lat + 1.0,
+        "n_resamples": 150,
+        "seed": 9,
+        "max_chunk_elements": 20_000,  # many chunks, more than the threads keep in flight
+        "keep_samples": True,
+    }
+    monkeypatch.setattr(B, "_SHARD_THREADS", 3)
+    threaded = M.paired_bootstrap(y, p, q, **kwargs)
+    monkeypatch.setattr(B, "_SHARD_THREADS", 1)
+    single = M.paired_bootstrap(y, p, q, **kwargs)
+    _assert_identical(threaded, single)
+    monkeypatch.setattr(B, "_RESAMPLE_PATH", "gather")
+    _assert_identical(threaded, M.paired_bootstrap(y, p, q, **kwargs))

@@ -46,7 +46,9 @@ bin edges are those of the full sample, held fixed across resamples.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -367,6 +369,10 @@ numbers (``tests/test_bootstrap_fast.py`` checks it)."""
 
 _INT32_MAX = 2**31 - 1
 
+_SHARD_THREADS = min(2, os.cpu_count() or 1)
+"""Threads that count chunks of resamples on the scatter path (the gathers and scatter-adds
+run in compiled code without the GIL). The numbers do not depend on it."""
+
 
 def _scatter_add(indices: npt.NDArray[np.int32], data: npt.NDArray[Any], width: int) -> Any:
     """``out[row, indices[row, j]] += data[row, j]`` for an (R, m) block of int32 indices,
@@ -653,13 +659,23 @@ def paired_bootstrap(
     chunk = max(1, min(n_resamples, max_chunk_elements // max(n, n_keys)))
     chunk = max(1, min(chunk, _INT32_MAX // (2 * n)))  # int32 scatter indices
     rng = np.random.Generator(np.random.SFC64(seed))
+    sizes = [min(chunk, n_resamples - done) for done in range(0, n_resamples, chunk)]
+    workers = min(_SHARD_THREADS, len(sizes)) if scatter is not None else 1
     parts: list[dict[str, dict[str, dict[str, FloatArray]]]] = []
-    done = 0
-    while done < n_resamples:
-        r = min(chunk, n_resamples - done)
-        idx = rng.integers(0, n, size=(r, n), dtype=np.intp)
-        parts.append(evaluate(idx))
-        done += r
+    if workers <= 1:
+        for r in sizes:
+            parts.append(evaluate(rng.integers(0, n, size=(r, n), dtype=np.intp)))
+    else:
+        # shards: one thread draws the chunks in stream order (so the numbers do not depend
+        # on the threads); the others count them. At most 2 chunks per thread are in flight.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: list[Future[dict[str, dict[str, dict[str, FloatArray]]]]] = []
+            for r in sizes:
+                if len(pending) - len(parts) >= 2 * workers:
+                    parts.append(pending[len(parts)].result())
+                idx = rng.integers(0, n, size=(r, n), dtype=np.intp)
+                pending.append(pool.submit(evaluate, idx))
+            parts.extend(f.result() for f in pending[len(parts) :])
     samples = {
         tag: {
             s: {m: np.concatenate([p[tag][s][m] for p in parts]) for m in point[tag][s]}
