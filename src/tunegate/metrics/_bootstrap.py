@@ -11,6 +11,16 @@ and Brier terms. Latency percentiles come from a bincount over latency ranks and
 sum. Every metric is then a few array operations on these tables; no Python loop runs per
 resample.
 
+How the resamples are counted (:data:`_RESAMPLE_PATH`): per chunk of resamples, three gathers
+of packed int32 key pairs (the key of A and B; their curve keys; their latency ranks) and one
+complex gather per model (gap + 1j * Brier), each followed by one compiled scatter-add
+(:func:`_scatter_add`: scipy's CSR-to-dense conversion, which adds duplicate entries in
+order) straight into the per-resample tables: no per-resample offsets, no ``intp`` copies, no
+separate pass per weighted sum. Every sum is added in the same order as the reference path's
+``np.bincount`` (kept as ``_RESAMPLE_PATH = "gather"``), so the numbers are bit-identical for
+the same seed. Chunks are drawn in stream order on one thread and counted on
+:data:`_SHARD_THREADS` threads, so threads do not change the numbers either.
+
 Selective prediction: ``selective_risk`` (error rate among in-scope decisions routed
 ``auto``), ``coverage`` and ``oos_auto_rate`` (share of out-of-scope examples, class id
 :data:`~tunegate.metrics.OUT_OF_SCOPE`, routed ``auto``) come from the same key table, where
