@@ -21,8 +21,23 @@ installed). Same batch size, max_length and threads; the one-time export is done
 and reported separately. Reports texts/s, accuracy, top-1 agreement and max probability
 difference of (t) vs (p), and peak RSS.
 
-Run: ``python bench/bench_inference.py [--n 10000] [--rounds 1] [--section all|encoder|lora]``
--> bench/results/inference.json|md and bench/results/inference_lora.json|md
+Interleaved section (``--section interleaved``, issue 23): everything in one run, paths
+alternating round by round (A B, B A, ...) with the 1-minute load average recorded before each
+run: (1) whole-process ``tunegate classify`` of the 10,000 texts as tickets (zero-shot model,
+``--no-store``, decisions written to JSONL: start-up, model load and everything else included)
+against a whole process that loads sentence-transformers and ``encode``s the same texts;
+(2) in this one process, sentence-transformers ``encode`` against tunegate's encoder
+(``get_encoder``, auto) on the same texts; (3) a float32 GEMM (torch, 2048 x 2048) timed in
+the same run as the machine's measured arithmetic rate. FLOPs per ticket come from the
+model's shape (layers, hidden and intermediate size) and each text's token count (truncated to
+max_length, no padding): ``2 (4 d^2 + 2 d d_ff) + 4 d t`` per token per layer. The fraction of
+the arithmetic limit is the achieved useful FLOP/s over the measured GEMM rate and over the
+nominal peaks (cores x clock x SIMD width; 2 FMA units per core assumed). A load above 1 marks
+the numbers as not trustworthy (rerun when the machine is quiet).
+
+Run: ``python bench/bench_inference.py [--n 10000] [--rounds 1]
+[--section all|encoder|lora|interleaved]`` -> bench/results/inference.json|md,
+bench/results/inference_lora.json|md and bench/results/inference_interleaved.json|md
 """
 
 from __future__ import annotations
@@ -498,16 +513,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="runs per path (best is kept)")
     parser.add_argument(
         "--section",
-        choices=["all", "encoder", "lora"],
+        choices=["all", "encoder", "lora", "interleaved"],
         default="all",
-        help="encoder paths (a)-(c), the LoRA paths, or both",
+        help="encoder paths (a)-(c), the LoRA paths, the interleaved run of issue 23, or all",
     )
-    parser.add_argument("--child", choices=sorted(PATHS | LORA_PATHS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=sorted(PATHS | LORA_PATHS | {"s": ""}), help=argparse.SUPPRESS
+    )
     parser.add_argument("--io", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     os.environ.setdefault("TUNEGATE_PROGRESS", "0")
+    if args.child == "s":
+        _child_st_process(*args.io)
+        return
     if args.child:
         child(args.child, *args.io)
         return
@@ -520,6 +540,8 @@ def main() -> None:
         main_encoder(args, dict(machine), cache)
     if args.section in ("all", "lora"):
         main_lora(args, dict(machine), cache)
+    if args.section in ("all", "interleaved"):
+        main_interleaved(args, dict(machine))
 
 
 def main_encoder(args: argparse.Namespace, machine: dict[str, Any], cache: Path) -> None:
@@ -648,6 +670,320 @@ def main_encoder(args: argparse.Namespace, machine: dict[str, Any], cache: Path)
         "",
     ]
     (RESULTS / "inference.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+# -- the interleaved section (issue 23) ------------------------------------------------------
+
+
+def _child_st_process(texts_file: Path, _unused: Path, out_file: Path) -> None:
+    """A whole process: load sentence-transformers, encode every text, write the count."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(_threads())
+    texts = json.loads(texts_file.read_text(encoding="utf-8"))["texts"]
+    model = SentenceTransformer(_encoder_path(), device="cpu")
+    model.max_seq_length = MAX_LENGTH
+    emb = model.encode(texts, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True)
+    out_file.write_text(json.dumps({"n": int(emb.shape[0])}), encoding="utf-8")
+
+
+def _flops_per_ticket(texts: list[str]) -> dict[str, Any]:
+    """Useful forward FLOPs per text from the encoder's shape and each text's token count."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    cfg = AutoConfig.from_pretrained(_encoder_path())
+    tokenizer = AutoTokenizer.from_pretrained(_encoder_path())
+    ids = tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    t = np.array([len(x) for x in ids], dtype=np.float64)
+    d, f, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    dense = 2.0 * (4 * d * d + 2 * d * f) * t * layers  # Q, K, V, output projection, FFN
+    attention = 4.0 * d * t * t * layers  # scores and weighted sum over t tokens
+    per = dense + attention
+    return {
+        "model": {"hidden": d, "intermediate": f, "layers": layers},
+        "formula": "per layer: 2 (4 d^2 + 2 d d_ff) t + 4 d t^2 for a text of t tokens",
+        "mean_tokens": float(t.mean()),
+        "mean_flops": float(per.mean()),
+        "total_flops": float(per.sum()),
+    }
+
+
+def _gemm_rate(seconds: float = 3.0) -> float:
+    """Measured float32 GEMM rate (FLOP/s) of torch on this machine, now."""
+    import torch
+
+    torch.set_num_threads(_threads())
+    size = 2048
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return count * 2.0 * size**3 / (time.perf_counter() - start)
+
+
+def _nominal_peaks() -> dict[str, Any]:
+    """Cores x clock x SIMD FLOPs per cycle (2 FMA units per core assumed)."""
+    flags = ""
+    mhz = None
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags") and not flags:
+            flags = line
+        if line.startswith("cpu MHz") and mhz is None:
+            mhz = float(line.split(":")[1])
+    ghz = (mhz or 0.0) / 1000.0
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    cores = _threads()
+    f32 = cores * ghz * 1e9 * 2 * 2 * lanes  # 2 FMA units x 2 FLOPs per FMA x f32 lanes
+    # int8 dot products (VNNI: 4 int8 multiply-adds per 32-bit lane per instruction)
+    int8 = cores * ghz * 1e9 * 2 * 2 * 4 * lanes if "avx512_vnni" in flags else None
+    return {"ghz": ghz, "cores": cores, "f32_flops": f32, "int8_ops": int8}
+
+
+def _write_tickets(texts: list[str], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for i, text in enumerate(texts):
+            handle.write(json.dumps({"id": f"t{i}", "text": text}) + "\n")
+
+
+def _classify_cmd(tickets: Path, config: Path, out: Path) -> list[str]:
+    import shutil
+
+    exe = shutil.which("tunegate")
+    head = [exe] if exe else [sys.executable, "-c", "from tunegate.cli import main; main()"]
+    return [
+        *head,
+        "classify",
+        str(tickets),
+        "-c",
+        str(config),
+        "--model",
+        "zero-shot",
+        "--no-store",
+        "-o",
+        str(out),
+    ]
+
+
+def _whole(cmd: list[str]) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return {"seconds": time.perf_counter() - start, "load_before": load}
+
+
+def main_interleaved(args: argparse.Namespace, machine: dict[str, Any]) -> None:
+    """Whole-process classify vs sentence-transformers, in-process encoders, FLOP fraction."""
+    import yaml
+
+    test_texts, test_labels = _read("test")
+    reps = -(-args.n // len(test_texts))
+    texts = (test_texts * reps)[: args.n]
+    from tunegate.models._encoder import _onnx_available, default_encoder_path
+
+    if _onnx_available():  # the one-time export is not part of any measured run
+        from tunegate.models._onnx import onnx_model_path
+
+        onnx_model_path(default_encoder_path())
+    flops = _flops_per_ticket(texts)
+    peaks = _nominal_peaks()
+    gemm: list[dict[str, float]] = []
+    whole: dict[str, list[dict[str, Any]]] = {"classify": [], "st": []}
+    inproc: dict[str, list[dict[str, Any]]] = {"st": [], "tunegate": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_dir = Path(tmp)
+        tickets = tmp_dir / "tickets.jsonl"
+        _write_tickets(texts, tickets)
+        texts_file = tmp_dir / "texts.json"
+        texts_file.write_text(json.dumps({"texts": texts}), encoding="utf-8")
+        config = tmp_dir / "tunegate.yaml"
+        labels = sorted(set(test_labels))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "banking77",
+                    "instructions": "Bank customer message about",
+                    "labels": {c: {"description": c.replace("_", " ")} for c in labels},
+                },
+                sort_keys=False,
+            ),
+            encoding="utf-8",
+        )
+        warm = tmp_dir / "warm.jsonl"
+        _write_tickets(texts[:BATCH], warm)
+        subprocess.run(  # warm the file cache and any first-use export; not measured
+            _classify_cmd(warm, config, tmp_dir / "warm_out.jsonl"),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        cmds = {
+            "classify": lambda r: _classify_cmd(tickets, config, tmp_dir / f"out{r}.jsonl"),
+            "st": lambda r: [
+                sys.executable,
+                __file__,
+                "--child",
+                "s",
+                "--io",
+                str(texts_file),
+                "-",
+                str(tmp_dir / f"st{r}.json"),
+            ],
+        }
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from tunegate.config import ModelSettings
+        from tunegate.models import get_encoder
+
+        torch.set_num_threads(_threads())
+        st = SentenceTransformer(_encoder_path(), device="cpu")
+        st.max_seq_length = MAX_LENGTH
+        enc = get_encoder(ModelSettings(max_length=MAX_LENGTH, batch_size=BATCH))
+        runs = {
+            "st": lambda: st.encode(
+                texts, batch_size=BATCH, show_progress_bar=False, convert_to_numpy=True
+            ),
+            "tunegate": lambda: enc.embed(texts),
+        }
+        st.encode(texts[:BATCH], batch_size=BATCH, show_progress_bar=False)
+        enc.embed(texts[:BATCH])
+        for round_ in range(args.rounds):
+            order = ["classify", "st"] if round_ % 2 == 0 else ["st", "classify"]
+            for name in order:
+                whole[name].append(_whole(cmds[name](round_)))
+                print(f"round {round_ + 1} whole-process {name}: {whole[name][-1]}", flush=True)
+            order = ["st", "tunegate"] if round_ % 2 == 0 else ["tunegate", "st"]
+            for name in order:
+                load = os.getloadavg()[0]
+                start = time.perf_counter()
+                runs[name]()
+                inproc[name].append({"seconds": time.perf_counter() - start, "load_before": load})
+                print(f"round {round_ + 1} in-process {name}: {inproc[name][-1]}", flush=True)
+            gemm.append({"flops_per_s": _gemm_rate(), "load_before": os.getloadavg()[0]})
+        backend = enc.backend
+    n = len(texts)
+    gemm_best = max(g["flops_per_s"] for g in gemm)
+
+    def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        best = min(r["seconds"] for r in rows)
+        rate = n / best
+        useful = rate * flops["mean_flops"]
+        return {
+            "best_seconds": best,
+            "tickets_per_s": rate,
+            "useful_flops_per_s": useful,
+            "fraction_of_measured_f32_gemm": useful / gemm_best,
+            "fraction_of_nominal_f32_peak": useful / peaks["f32_flops"],
+            "fraction_of_nominal_int8_peak": (
+                useful / peaks["int8_ops"] if peaks["int8_ops"] else None
+            ),
+            "runs": rows,
+        }
+
+    whole_s = {k: summary(v) for k, v in whole.items()}
+    inproc_s = {k: summary(v) for k, v in inproc.items()}
+    ratios_whole = [
+        s["seconds"] / c["seconds"] for c, s in zip(whole["classify"], whole["st"], strict=True)
+    ]
+    ratios_in = [
+        s["seconds"] / t["seconds"] for t, s in zip(inproc["tunegate"], inproc["st"], strict=True)
+    ]
+    loads = [r["load_before"] for rows in (*whole.values(), *inproc.values()) for r in rows]
+    machine["loadavg_at_end"] = list(os.getloadavg())
+    report = {
+        "benchmark": "inference_interleaved",
+        "machine": machine,
+        "setup": {
+            "n_texts": n,
+            "dataset": "BANKING77 test texts, cycled",
+            "batch_size": BATCH,
+            "max_length": MAX_LENGTH,
+            "threads": _threads(),
+            "rounds": args.rounds,
+            "classify": "tunegate classify --model zero-shot --no-store -o decisions.jsonl",
+            "tunegate_encoder_backend": backend,
+        },
+        "flops_per_ticket": flops,
+        "nominal_peaks": peaks,
+        "measured_f32_gemm": gemm,
+        "whole_process": whole_s,
+        "whole_process_speedup_classify_vs_st": {
+            "per_round": ratios_whole,
+            "median": float(np.median(ratios_whole)),
+        },
+        "in_process": inproc_s,
+        "in_process_speedup_tunegate_vs_st": {
+            "per_round": ratios_in,
+            "median": float(np.median(ratios_in)),
+        },
+        "max_load_before_a_run": max(loads),
+        "trustworthy": max(loads) <= 1.0,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "inference_interleaved.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "# Inference, interleaved in one run (issue 23)",
+        "",
+        f"{n:,} BANKING77 texts, batch {BATCH}, max_length {MAX_LENGTH}, {_threads()} threads; "
+        f"{machine['cpu']}, {machine['cores']} cores; {machine['date']}; {args.rounds} "
+        f"round(s), paths alternating. Load average before the runs "
+        f"{min(loads):.1f}-{max(loads):.1f}"
+        + (
+            " -- ABOVE 1: the machine was busy, these numbers are not trustworthy; rerun "
+            "when quiet."
+            if max(loads) > 1.0
+            else "."
+        ),
+        "",
+        "| run | best s | tickets/s | useful GFLOP/s | of measured f32 GEMM | of nominal f32 "
+        "peak |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in (
+        ("whole process: `tunegate classify` (zero-shot)", whole_s["classify"]),
+        ("whole process: sentence-transformers load + `encode`", whole_s["st"]),
+        (f"in process: tunegate encoder ({backend})", inproc_s["tunegate"]),
+        ("in process: sentence-transformers `encode`", inproc_s["st"]),
+    ):
+        lines.append(
+            f"| {label} | {row['best_seconds']:.1f} | {row['tickets_per_s']:.0f} | "
+            f"{row['useful_flops_per_s'] / 1e9:.1f} | "
+            f"{100 * row['fraction_of_measured_f32_gemm']:.1f}% | "
+            f"{100 * row['fraction_of_nominal_f32_peak']:.1f}% |"
+        )
+    lines += [
+        "",
+        f"- whole-process `tunegate classify` vs sentence-transformers: "
+        f"**{report['whole_process_speedup_classify_vs_st']['median']:.2f}x** (median of "
+        f"per-round ratios {', '.join(f'{r:.2f}' for r in ratios_whole)})",
+        f"- in-process encoder vs sentence-transformers `encode`: "
+        f"**{report['in_process_speedup_tunegate_vs_st']['median']:.2f}x** "
+        f"({', '.join(f'{r:.2f}' for r in ratios_in)})",
+        f"- FLOPs per ticket: {flops['mean_flops'] / 1e6:.0f} M (mean {flops['mean_tokens']:.1f} "
+        f"tokens; {flops['formula']})",
+        f"- measured f32 GEMM: {gemm_best / 1e9:.0f} GFLOP/s (best of {len(gemm)}); nominal "
+        f"f32 peak {peaks['f32_flops'] / 1e9:.0f} GFLOP/s"
+        + (
+            f", nominal int8 (VNNI) peak {peaks['int8_ops'] / 1e9:.0f} GOP/s"
+            if peaks["int8_ops"]
+            else ""
+        )
+        + f" ({peaks['cores']} cores x {peaks['ghz']:.2f} GHz).",
+        f"- tunegate's encoder ran on `{backend}`"
+        + (
+            " (int8 weights): its own limit is the int8 peak, so its share of the f32 "
+            "figures overstates how close it is to the machine's limit; of the nominal int8 "
+            f"peak it reached {100 * inproc_s['tunegate']['fraction_of_nominal_int8_peak']:.1f}%."
+            if backend == "onnx" and peaks["int8_ops"]
+            else "."
+        ),
+        "",
+    ]
+    (RESULTS / "inference_interleaved.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

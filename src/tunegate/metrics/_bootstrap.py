@@ -11,6 +11,16 @@ and Brier terms. Latency percentiles come from a bincount over latency ranks and
 sum. Every metric is then a few array operations on these tables; no Python loop runs per
 resample.
 
+How the resamples are counted (:data:`_RESAMPLE_PATH`): per chunk of resamples, three gathers
+of packed int32 key pairs (the key of A and B; their curve keys; their latency ranks) and one
+complex gather per model (gap + 1j * Brier), each followed by one compiled scatter-add
+(:func:`_scatter_add`: scipy's CSR-to-dense conversion, which adds duplicate entries in
+order) straight into the per-resample tables: no per-resample offsets, no ``intp`` copies, no
+separate pass per weighted sum. Every sum is added in the same order as the reference path's
+``np.bincount`` (kept as ``_RESAMPLE_PATH = "gather"``), so the numbers are bit-identical for
+the same seed. Chunks are drawn in stream order on one thread and counted on
+:data:`_SHARD_THREADS` threads, so threads do not change the numbers either.
+
 Selective prediction: ``selective_risk`` (error rate among in-scope decisions routed
 ``auto``), ``coverage`` and ``oos_auto_rate`` (share of out-of-scope examples, class id
 :data:`~tunegate.metrics.OUT_OF_SCOPE`, routed ``auto``) come from the same key table, where
@@ -46,13 +56,16 @@ bin edges are those of the full sample, held fixed across resamples.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import sparse
 
 from tunegate.errors import InputError
 from tunegate.metrics._calibration import BinStrategy, assign_bins, bin_edges, per_example_brier
@@ -201,6 +214,7 @@ class _Model:
     n_h: int  # distinct normalized entropies
     h_key3_coarse: IntArray  # the same over at most CURVE_STEPS entropy steps (resamples)
     n_h_coarse: int
+    weights: npt.NDArray[np.complex128]  # (n,) gap + 1j * brier: both sums in one pass
 
 
 def _prepare(
@@ -237,6 +251,9 @@ def _prepare(
         lat_values, lat_rank = np.unique(lat, return_inverse=True)
         lat_rank = lat_rank.astype(np.intp)
     brier = np.where(oos, 0.0, per_example_brier(np.where(oos, 0, y), proba))
+    weights = np.empty(y.size, dtype=np.complex128)
+    weights.real = gap
+    weights.imag = brier
     return _Model(
         key.astype(np.intp),
         gap,
@@ -247,6 +264,7 @@ def _prepare(
         int(h_values.size),
         ((group * n_coarse + coarse) * 3 + outcome).astype(np.intp),
         n_coarse,
+        weights,
     )
 
 
@@ -255,26 +273,33 @@ def _true_rows(y: IntArray, k: int) -> int:
     return k + 1 if bool(np.any(y == OUT_OF_SCOPE)) else k
 
 
-def _curve_stats(
-    model: _Model,
-    idx: IntArray | None,
-    member: npt.NDArray[np.bool_],
-    names: list[str],
-    matched: Mapping[str, float],
-) -> dict[str, dict[str, FloatArray]]:
-    """``aurc`` and ``selective_risk_matched`` per subset for R resamples (R=1 without
-    ``idx``): per-step counts and errors from one weighted bincount per table."""
+def _curve_table(model: _Model, idx: IntArray | None, g: int) -> tuple[FloatArray, int]:
+    """Examples per (resample, group, entropy step, right/wrong/out of scope), gathered
+    through ``idx`` (R resamples; R=1 and every distinct entropy without ``idx``)."""
     key3, n_h = model.h_key3_coarse, model.n_h_coarse
     if idx is None:
         idx = np.arange(model.h_key3.size, dtype=np.intp)[None, :]
         key3, n_h = model.h_key3, model.n_h
     r = idx.shape[0]
-    g = member.shape[0]
     size = g * n_h
-    # one integer bincount: key * 3 + (0 right, 1 wrong, 2 out of scope)
     keys = np.take(key3, idx)
     keys += (np.arange(r, dtype=np.intp) * (3 * size))[:, None]
-    table = np.bincount(keys.ravel(), minlength=r * size * 3).reshape(r, g, n_h, 3)
+    table = np.bincount(keys.ravel(), minlength=r * size * 3).astype(np.float64)
+    return table.reshape(r, size * 3), n_h
+
+
+def _curve_stats(
+    table: FloatArray,
+    n_h: int,
+    member: npt.NDArray[np.bool_],
+    names: list[str],
+    matched: Mapping[str, float],
+) -> dict[str, dict[str, FloatArray]]:
+    """``aurc`` and ``selective_risk_matched`` per subset from a (R, g * n_h * 3) table of
+    examples per (group, entropy step, right/wrong/out of scope)."""
+    r = table.shape[0]
+    g = member.shape[0]
+    table = table.reshape(r, g, n_h, 3)
     errs3 = table[..., 1].astype(np.float64)
     count3 = errs3 + table[..., 0]
     out: dict[str, dict[str, FloatArray]] = {}
@@ -317,13 +342,21 @@ def _tables(
     )
 
 
-def _latency(model: _Model, idx: IntArray | None, n: int) -> dict[str, FloatArray]:
+def _latency_counts(model: _Model, idx: IntArray | None) -> FloatArray:
+    """Examples per (resample, latency rank), gathered through ``idx`` (R=1 without it)."""
     assert model.lat_rank is not None and model.lat_values is not None
     u = model.lat_values.size
     ranks = model.lat_rank[None, :].copy() if idx is None else np.take(model.lat_rank, idx)
     r = ranks.shape[0]
     ranks += (np.arange(r, dtype=np.intp) * u)[:, None]
-    cum = np.bincount(ranks.ravel(), minlength=r * u).reshape(r, u).cumsum(axis=1)
+    return np.bincount(ranks.ravel(), minlength=r * u).reshape(r, u).astype(np.float64)
+
+
+def _latency(model: _Model, counts: FloatArray, n: int) -> dict[str, FloatArray]:
+    """p50 and p95 per resample from (R, distinct latencies) counts."""
+    assert model.lat_values is not None
+    u = model.lat_values.size
+    cum = counts.cumsum(axis=1)
     out: dict[str, FloatArray] = {}
     for name, q in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95)):
         # numpy's default (linear) percentile: interpolate order statistics lo and lo + 1
@@ -334,6 +367,130 @@ def _latency(model: _Model, idx: IntArray | None, n: int) -> dict[str, FloatArra
         v_hi = model.lat_values[np.minimum((cum <= min(lo + 1, n - 1)).sum(axis=1), u - 1)]
         out[name] = v_lo + frac * (v_hi - v_lo)
     return out
+
+
+_RESAMPLE_PATH = "scatter"
+"""How resamples are counted. ``"scatter"`` (the default): each chunk of resamples is one
+gather of every example's keys through the index matrix and one compiled scatter-add per
+table (:func:`_scatter_add`), with no per-resample offsets and no intermediate copies.
+``"gather"``: the reference path of 2026-12 (gather, add per-resample offsets,
+``np.bincount``). Both add the same values in the same order, so they give bit-identical
+numbers (``tests/test_bootstrap_fast.py`` checks it)."""
+
+_INT32_MAX = 2**31 - 1
+
+_SHARD_THREADS = min(2, os.cpu_count() or 1)
+"""Threads that count chunks of resamples on the scatter path (the gathers and scatter-adds
+run in compiled code without the GIL). The numbers do not depend on it."""
+
+
+def _scatter_add(indices: npt.NDArray[np.int32], data: npt.NDArray[Any], width: int) -> Any:
+    """``out[row, indices[row, j]] += data[row, j]`` for an (R, m) block of int32 indices,
+    adding in order of ``j`` (so float sums equal ``np.bincount``'s), as one compiled pass:
+    scipy's CSR-to-dense conversion, which adds duplicate entries instead of sorting them."""
+    r, m = indices.shape
+    indptr = np.arange(0, r * m + 1, m, dtype=np.int32)
+    mat = sparse.csr_array((data.reshape(-1), indices.reshape(-1), indptr), shape=(r, width))
+    return mat.toarray()
+
+
+def _pack(first: IntArray, second: IntArray) -> npt.NDArray[np.int64]:
+    """Two int32 keys per example side by side in one int64, so one gather fetches both and
+    the gathered block, viewed as int32, is an (R, 2n) index block for :func:`_scatter_add`."""
+    pair = np.empty((first.size, 2), dtype=np.int32)
+    pair[:, 0] = first
+    pair[:, 1] = second
+    return pair.view(np.int64).reshape(first.size)
+
+
+@dataclass(frozen=True)
+class _Scatter:
+    """Packed int32 keys of both models for the scatter path (see :data:`_RESAMPLE_PATH`).
+
+    Three gathers of packed pairs serve every unit-weight table of both models: the packed
+    key (A, then B offset by ``n_keys``), the curve key and the latency rank; each pair feeds
+    one scatter of 2n entries per resample into a table with A's columns then B's. Gap and
+    Brier sums are one complex gather and scatter per model (real part gap, imaginary part
+    Brier: two float sums in one pass, each in the same order as ``np.bincount``'s). Counts
+    are float32 while every count is exact in it (``n < 2**24``)."""
+
+    tags: tuple[str, ...]
+    key: npt.NDArray[np.int64] | npt.NDArray[np.int32]
+    curve: npt.NDArray[np.int64] | npt.NDArray[np.int32]
+    lat: npt.NDArray[np.int64] | npt.NDArray[np.int32] | None
+    weights: tuple[npt.NDArray[np.complex128], ...]
+    n_keys: int
+    curve_width: tuple[int, ...]
+    lat_width: tuple[int, ...]
+    unit: type[np.floating[Any]]
+
+    @classmethod
+    def build(cls, models: Mapping[str, _Model], n_keys: int, g: int) -> _Scatter | None:
+        """The packed keys, or None when a key or a chunk would not fit in int32 (then the
+        reference path runs)."""
+        tags = tuple(models)
+        ms = [models[t] for t in tags]
+        n = ms[0].key.size
+        curve_width = tuple(g * m.n_h_coarse * 3 for m in ms)
+        has_lat = all(m.lat_rank is not None for m in ms)
+        lat_width = tuple(int(m.lat_values.size) if m.lat_values is not None else 0 for m in ms)
+        if 2 * n_keys + sum(curve_width) + sum(lat_width) > _INT32_MAX or 2 * n > _INT32_MAX:
+            return None
+
+        def pack(parts: list[IntArray], widths: tuple[int, ...]) -> Any:
+            if len(parts) == 1:
+                return parts[0].astype(np.int32)
+            return _pack(parts[0], parts[1] + widths[0])
+
+        lat = None
+        if has_lat:
+            lat = pack([m.lat_rank for m in ms if m.lat_rank is not None], lat_width)
+        return cls(
+            tags,
+            pack([m.key for m in ms], (n_keys, n_keys)),
+            pack([m.h_key3_coarse for m in ms], curve_width),
+            lat,
+            tuple(m.weights for m in ms),
+            n_keys,
+            curve_width,
+            lat_width,
+            np.float32 if n < 2**24 else np.float64,
+        )
+
+    def tables(
+        self, idx: IntArray
+    ) -> dict[str, tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray | None]]:
+        """Per model: counts, gap sums and Brier sums per key, the curve table and the
+        latency counts (None without latencies) for the (R, n) resamples ``idx``."""
+        r, n = idx.shape
+        m = len(self.tags)
+        ones = np.ones(m * r * n, dtype=self.unit)
+
+        def unit(packed: Any, width: int) -> tuple[npt.NDArray[np.int32], FloatArray]:
+            keys = np.take(packed, idx, mode="clip").view(np.int32).reshape(r, m * n)
+            return keys, _scatter_add(keys, ones, width).astype(np.float64)
+
+        keys, counts = unit(self.key, m * self.n_keys)
+        _, curve = unit(self.curve, sum(self.curve_width))
+        lat = None if self.lat is None else unit(self.lat, sum(self.lat_width))[1]
+        out = {}
+        c0 = l0 = 0
+        for i, tag in enumerate(self.tags):
+            own = keys if m == 1 else np.ascontiguousarray(keys[:, i::m])
+            if i:
+                own -= self.n_keys
+            w = np.take(self.weights[i], idx, mode="clip")
+            sums = _scatter_add(own, w, self.n_keys)
+            out[tag] = (
+                counts[:, i * self.n_keys : (i + 1) * self.n_keys],
+                np.ascontiguousarray(sums.real),
+                np.ascontiguousarray(sums.imag),
+                curve[:, c0 : c0 + self.curve_width[i]],
+                None if lat is None else lat[:, l0 : l0 + self.lat_width[i]],
+            )
+            c0 += self.curve_width[i]
+            l0 += self.lat_width[i]
+        return out
 
 
 def _stats(
@@ -481,14 +638,27 @@ def paired_bootstrap(
         )
     matched: dict[str, float] = {}
 
+    g = member.shape[0]
+    scatter = _Scatter.build(models, n_keys, g) if _RESAMPLE_PATH == "scatter" else None
+
     def evaluate(idx: IntArray | None) -> dict[str, dict[str, dict[str, FloatArray]]]:
         res = {}
+        scattered = None if idx is None or scatter is None else scatter.tables(idx)
         for tag, model in models.items():
-            stats = _stats(*_tables(model, idx, n_keys), member, names, k, n_bins)
-            for s, curve in _curve_stats(model, idx, member, names, matched).items():
-                stats[s].update(curve)
-            if model.lat_rank is not None:
-                stats["overall"].update(_latency(model, idx, n))
+            if scattered is not None:
+                counts, gaps, briers, curve, lat = scattered[tag]
+                n_h = model.n_h_coarse
+                if lat is None and model.lat_rank is not None:  # only this model has them
+                    lat = _latency_counts(model, idx)
+            else:  # the point estimates (every distinct entropy), or the reference path
+                counts, gaps, briers = _tables(model, idx, n_keys)
+                curve, n_h = _curve_table(model, idx, g)
+                lat = None if model.lat_rank is None else _latency_counts(model, idx)
+            stats = _stats(counts, gaps, briers, member, names, k, n_bins)
+            for s, c in _curve_stats(curve, n_h, member, names, matched).items():
+                stats[s].update(c)
+            if lat is not None:
+                stats["overall"].update(_latency(model, lat, n))
             res[tag] = stats
         return res
 
@@ -497,14 +667,25 @@ def paired_bootstrap(
     matched.update({s: float(point["a"][s]["coverage"][0]) for s in names})
     point = evaluate(None)
     chunk = max(1, min(n_resamples, max_chunk_elements // max(n, n_keys)))
+    chunk = max(1, min(chunk, _INT32_MAX // (2 * n)))  # int32 scatter indices
     rng = np.random.Generator(np.random.SFC64(seed))
+    sizes = [min(chunk, n_resamples - done) for done in range(0, n_resamples, chunk)]
+    workers = min(_SHARD_THREADS, len(sizes)) if scatter is not None else 1
     parts: list[dict[str, dict[str, dict[str, FloatArray]]]] = []
-    done = 0
-    while done < n_resamples:
-        r = min(chunk, n_resamples - done)
-        idx = rng.integers(0, n, size=(r, n), dtype=np.intp)
-        parts.append(evaluate(idx))
-        done += r
+    if workers <= 1:
+        for r in sizes:
+            parts.append(evaluate(rng.integers(0, n, size=(r, n), dtype=np.intp)))
+    else:
+        # shards: one thread draws the chunks in stream order (so the numbers do not depend
+        # on the threads); the others count them. At most 2 chunks per thread are in flight.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: list[Future[dict[str, dict[str, dict[str, FloatArray]]]]] = []
+            for r in sizes:
+                if len(pending) - len(parts) >= 2 * workers:
+                    parts.append(pending[len(parts)].result())
+                idx = rng.integers(0, n, size=(r, n), dtype=np.intp)
+                pending.append(pool.submit(evaluate, idx))
+            parts.extend(f.result() for f in pending[len(parts) :])
     samples = {
         tag: {
             s: {m: np.concatenate([p[tag][s][m] for p in parts]) for m in point[tag][s]}
