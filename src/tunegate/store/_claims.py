@@ -119,7 +119,9 @@ class ClaimsMixin(StoreCore):
         d, o, c = s.decisions, s.overrides, s.queue_claims
         at = now or utcnow()
         expires = at + timedelta(seconds=lease_s)
-        reviewed = sa.exists().where(o.c.ticket_id == d.c.ticket_id, o.c.created_at >= overrides_since)
+        reviewed = sa.exists().where(
+            o.c.ticket_id == d.c.ticket_id, o.c.created_at >= overrides_since
+        )
         held_by_other = sa.exists().where(
             c.c.decision_id == d.c.id, c.c.expires_at > at, c.c.analyst != analyst
         )
