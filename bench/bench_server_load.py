@@ -162,6 +162,42 @@ def pg_schema(url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds used so far) from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table: dict[int, tuple[int, str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        table[int(stat.parent.name)] = (
+            int(fields[1]),
+            name,
+            (int(fields[11]) + int(fields[12])) / tick,
+        )
+    return table
+
+
+def cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds used so far by the process tree under ``root`` (the server and its
+    workers) and by every ``postgres`` process (the database server)."""
+    table = _proc_table()
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _, _) in table.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return {
+        "service": sum(table[p][2] for p in tree if p in table),
+        "postgres": sum(cpu for _, name, cpu in table.values() if name.startswith("postgres")),
+    }
+
+
 def start_server(config: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -343,7 +379,9 @@ def run_once(
         base = f"http://127.0.0.1:{port}"
         try:
             warmup_s, model_version = warm_up(base, token, workers)
+            cpu_before = cpu_seconds(server.pid)
             stats = asyncio.run(drive(base, token, args.clients, args.requests, args.timeout))
+            cpu_after = cpu_seconds(server.pid)
             load_after_load = load_1m()
             queue = None
             if analysts:
@@ -393,6 +431,12 @@ def run_once(
             for kind, v in lat.items()
         },
         "latency_ms_all_p95": pct(lat["classify"] + lat["override"], 95),
+        "cpu_ms_per_request": {
+            part: round((cpu_after[part] - cpu_before[part]) * 1000.0 / n_done, 2)
+            if n_done
+            else None
+            for part in ("service", "postgres")
+        },
         "status_counts": stats["status"],
         "errors": stats["errors"][:20],
         "n_errors": len(stats["errors"]),
@@ -493,8 +537,9 @@ def compare_workers(args: argparse.Namespace) -> int:
         f"queue (claim 5, confirm each)",
         "",
         "| workers | req/s | speed-up | classify p50 / p95 ms | override p50 / p95 ms | "
-        "queue drain decisions/s | handed twice | lost overrides | load 1m before -> after |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "queue drain decisions/s | handed twice | lost overrides | CPU ms per request "
+        "(service / PostgreSQL) | load 1m before -> after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r, speed in zip(runs, result["speedup_vs_first"], strict=True):
         lc, lo, q = r["latency_ms"]["classify"], r["latency_ms"]["override"], r["queue_drain"]
@@ -502,7 +547,8 @@ def compare_workers(args: argparse.Namespace) -> int:
             f"| {r['workers']} | {r['throughput_rps']} | {speed} | {ms(lc['p50'])} / "
             f"{ms(lc['p95'])} | {ms(lo['p50'])} / {ms(lo['p95'])} | "
             f"{q['decisions_per_s'] if q else 'n/a'} | {q['handed_twice'] if q else 'n/a'} | "
-            f"{r['lost_overrides']} | {r['load_average_1m_before']} -> "
+            f"{r['lost_overrides']} | {r['cpu_ms_per_request']['service']} / "
+            f"{r['cpu_ms_per_request']['postgres']} | {r['load_average_1m_before']} -> "
             f"{r['load_average_1m_after_load']} |"
         )
     md.append("")
