@@ -198,6 +198,29 @@ def cpu_seconds(root: int) -> dict[str, float]:
     }
 
 
+def worker_rss_mb(root: int) -> list[float]:
+    """Resident memory (MiB) of each process under ``root`` that has no child of its own (the
+    Uvicorn workers, or the one server process)."""
+    table = _proc_table()
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _, _) in table.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    leaves = [p for p in tree if not any(table.get(q, (0,))[0] == p for q in tree)]
+    out = []
+    for pid in sorted(leaves):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out.append(round(int(line.split()[1]) / 1024, 1))
+        except OSError:
+            continue
+    return out
+
+
 def start_server(config: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -379,6 +402,7 @@ def run_once(
         base = f"http://127.0.0.1:{port}"
         try:
             warmup_s, model_version = warm_up(base, token, workers)
+            rss = worker_rss_mb(server.pid)
             cpu_before = cpu_seconds(server.pid)
             stats = asyncio.run(drive(base, token, args.clients, args.requests, args.timeout))
             cpu_after = cpu_seconds(server.pid)
@@ -431,6 +455,7 @@ def run_once(
             for kind, v in lat.items()
         },
         "latency_ms_all_p95": pct(lat["classify"] + lat["override"], 95),
+        "worker_rss_mb": rss,
         "cpu_ms_per_request": {
             part: round((cpu_after[part] - cpu_before[part]) * 1000.0 / n_done, 2)
             if n_done

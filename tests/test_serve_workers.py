@@ -446,6 +446,7 @@ def test_concurrent_analysts_never_get_the_same_decision(served: Served) -> None
     for o in overrides:
         per_decision[o.decision_id] = per_decision.get(o.decision_id, 0) + 1
     assert all(per_decision.get(d) == 1 for d in routed)
+    assert served.store.live_claims(decision_ids=sorted(routed)) == {}  # overrides end leases
     assert sum(1 for mine in handed.values() if mine) >= 2  # the work was shared
 
 

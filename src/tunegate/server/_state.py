@@ -179,10 +179,10 @@ class AppState:
         """Record an override by the token's holder (audited with the token id).
 
         A decision another analyst has claimed from the queue (a live lease) is refused with
-        :class:`~tunegate.errors.ConflictError`; a recorded override releases the decision's
-        leases. Exactly-once holds across workers: the store serialises the overrides of a
+        :class:`~tunegate.errors.ConflictError`; a recorded override ends the analyst's
+        lease. Exactly-once holds across workers: the store serialises the overrides of a
         ticket and refuses a second open one."""
-        check_claim(
+        own = check_claim(
             self.store, ticket_id=ticket_id, decision_id=decision_id, analyst=principal.name
         )
         done = record_override(
@@ -200,7 +200,8 @@ class AppState:
         )
         if not done.created:
             return done
-        self.store.release_claims(ticket_ids=[done.override.ticket_id])
+        if own is not None:  # a decided decision leaves the queue; its lease ends with it
+            self.store.release_claims(ticket_ids=[done.override.ticket_id])
         kind = "correction" if done.correction else "confirmation"
         self.metrics.overrides.inc(done.override.reason_code.value, kind)
         return done
