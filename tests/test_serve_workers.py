@@ -521,3 +521,52 @@ def test_overrides_are_exactly_once_across_workers(served: Served) -> None:
         if a["details"]["decision_id"] in {first["id"], second["id"], third["id"]}
     ]
     assert len(audited) == 3
+
+
+# -- the queue page leases its cards to the analyst viewing it --------------------------------
+
+
+def test_two_analysts_see_different_cards_on_the_queue_page(
+    workflow: Workflow, tmp_path: Path
+) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+    from tests._server_support import SECRET, csrf_from, login, make_service
+
+    from tunegate.server import ServerSettings
+
+    settings = ServerSettings(secret_key=SECRET, queue_page_size=2, highlights="off")
+    svc = make_service(workflow, tmp_path / "svc.db", settings)
+    bob_token, _ = create_token(svc.store, role="analyst", name="bob")
+    with svc.client, TestClient(svc.app) as bob_client:
+        svc.classify(*[f"hello there number {i}" for i in range(4)])
+        login(svc, svc.analyst)
+        alice_page = svc.client.get("/queue").text
+        bob = type(svc)(bob_client, svc.store, bob_token, svc.admin, svc.app)
+        login(bob, bob_token)
+        bob_page = bob.client.get("/queue").text
+
+        def cards(html: str) -> list[str]:
+            return re.findall(r'data-decision="([^"]+)"', html)
+
+        assert len(cards(alice_page)) == 2 and len(cards(bob_page)) == 2
+        assert not set(cards(alice_page)) & set(cards(bob_page))
+        assert "yours alone for 10 minutes" in " ".join(alice_page.split())
+        # bob cannot decide alice's card; alice can, and her next page brings no repeat
+        [first, _] = cards(alice_page)
+        ticket_id = next(d.ticket_id for d in svc.store.decisions() if d.id == first)
+        form = {
+            "ticket_id": ticket_id,
+            "decision_id": first,
+            "final_label": "hardware",
+            "reason_code": "R2",
+            "csrf_token": csrf_from(bob_page),
+        }
+        refused = bob.client.post("/queue/decide", data=form, follow_redirects=False)
+        assert refused.status_code == 409 and "claimed by 'alice'" in refused.text
+        form["csrf_token"] = csrf_from(alice_page)
+        done = svc.client.post("/queue/decide", data=form, follow_redirects=False)
+        assert done.status_code == 303, done.text
+        assert first not in cards(svc.client.get("/queue").text)
+    svc.store.close()
