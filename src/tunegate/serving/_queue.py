@@ -9,8 +9,9 @@ With several analysts (and several service workers) a decision is handed to one 
 time: :func:`claim_queue` leases waiting decisions to an analyst for ``lease_s`` seconds
 (:meth:`tunegate.store.Store.claim_decisions`: row locks with ``SKIP LOCKED`` on PostgreSQL,
 an upsert that never hands a live lease to a second analyst); :func:`check_claim` refuses
-another analyst's override of a leased decision; recording an override releases the lease.
-An expired lease frees the decision for the next claimer.
+another analyst's override of a leased decision. A decided decision leaves the queue
+whatever its lease (the service also deletes the lease); an expired lease frees the decision
+for the next claimer.
 """
 
 from __future__ import annotations
