@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,11 +43,22 @@ def serve(
             "a token or a session; off by default.",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes on the one port (Uvicorn workers). More than 1 needs a "
+            "PostgreSQL store: the workers share the champion, the sessions, the review "
+            "queue's leases and the overrides through it (docs/scaling.md).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the service (API, review queue, dashboard) under Uvicorn.
 
     It serves the registry's champion (zero-shot when there is none). Create a token first:
     `tunegate token create --role analyst --name alice`, then open http://HOST:PORT/login.
+    With `--workers N` (PostgreSQL only) every worker follows the registry's champion and
+    the review queue hands each ticket to one analyst at a time.
     """
     from tunegate._optional import require
 
@@ -54,28 +66,41 @@ def serve(
     from tunegate.errors import InputError
     from tunegate.server import ServerSettings, create_app
     from tunegate.server._middleware import serve_log_config
+    from tunegate.server._workers import require_shared_store, worker_environment
 
     if highlights not in ("occlusion", "attribution", "off"):
         raise InputError(f"--highlights must be occlusion, attribution or off; got {highlights!r}")
     workflow = load(config)
+    require_shared_store(workflow.resolved_store_url(config.resolve().parent), workers=workers)
     settings = ServerSettings(
         highlights=highlights,  # type: ignore[arg-type]
         secure_cookies=secure_cookies,
         docs=docs,
     )
-    app = create_app(workflow, store=store_for(workflow, config), settings=settings)
+    store = store_for(workflow, config)  # opening migrates, once, before any worker starts
+    target: Any
+    if workers == 1:
+        target = create_app(workflow, store=store, settings=settings)
+    else:
+        store.close()
+        os.environ.update(worker_environment(config, settings))
+        target = "tunegate.server._workers:worker_app"
     where = "API docs at /docs" if docs else "API docs off; --docs to serve them"
+    procs = f", {workers} workers" if workers > 1 else ""
     out.print(
-        f"tunegate serving {workflow.name!r} on http://{host}:{port} (log in at /login, {where})"
+        f"tunegate serving {workflow.name!r} on http://{host}:{port}{procs} (log in at /login, "
+        f"{where})"
     )
     uvicorn.run(
-        app,
+        target,
         host=host,
         port=port,
         log_level=log_level,
         log_config=serve_log_config(log_level),
         access_log=False,  # it prints query strings; the app logs a sanitised line instead
         server_header=False,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
     )
 
 

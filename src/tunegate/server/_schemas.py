@@ -15,6 +15,7 @@ from tunegate.records import (
     ModelVersion,
     Override,
     ReasonCode,
+    Route,
 )
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "ModelsResponse",
     "OverrideIn",
     "PromoteIn",
+    "QueueClaimIn",
+    "QueueClaimOut",
     "QueueItem",
     "QueueResponse",
     "RollbackIn",
@@ -107,6 +110,15 @@ class OverrideIn(_In):
         return check_text(value, "note", MAX_NOTE_CHARS)
 
 
+class QueueClaimOut(BaseModel):
+    """A waiting decision's lease: it is handed to ``analyst`` until ``expires_at``."""
+
+    decision_id: str
+    analyst: str
+    claimed_at: datetime
+    expires_at: datetime
+
+
 class QueueItem(BaseModel):
     """A decision waiting for an analyst (route clarify or escalate, no override yet)."""
 
@@ -114,6 +126,20 @@ class QueueItem(BaseModel):
     ticket_text: str
     top: list[tuple[str, float]]
     """The three most probable classes with their probabilities, best first."""
+    claim: QueueClaimOut | None = None
+    """Who holds the decision now (None: nobody; anyone may take it)."""
+
+
+class QueueClaimIn(_In):
+    """Ask for decisions from the queue; they are handed to the token's holder alone."""
+
+    limit: int = Field(default=1, ge=1, le=50)
+    """How many decisions to take (the holder's own live leases come first, renewed)."""
+    route: Route | None = None
+    """Take only ``clarify`` or only ``escalate`` decisions (None: both)."""
+    lease_s: float | None = Field(default=None, ge=10.0, le=86_400.0)
+    """Seconds the decisions stay with the holder unless decided or released (None: the
+    service's ``queue_lease_s``, 600 by default)."""
 
 
 class QueueResponse(BaseModel):

@@ -1,7 +1,11 @@
 """The service's settings and per-app state: the serving classifier (loaded lazily, rebuilt
 when the registry's champion changes, whoever changed it), the Prometheus registry, the session
 signer, the templates and the highlight cache. Routers reach it as
-``request.app.state.tunegate``."""
+``request.app.state.tunegate``.
+
+Each service worker (``tunegate serve --workers N``) is a process with its own state; what
+they share lives in the store: the champion alias (every worker reloads when it moves, within
+``champion_check_s``), the tokens and sessions, the queue's leases and the overrides."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from tunegate.serving import (
     RecordedOverride,
     TicketClassifier,
     TicketRequest,
+    check_claim,
     classify_requests,
     record_override,
 )
@@ -65,6 +70,9 @@ class ServerSettings:
     """How often (at most) a request looks up the registry's champion alias; when it moved
     (``tunegate promote``/``rollback`` from the CLI, the API, an auto-rollback) the classifier
     is reloaded, so every decision is made, and recorded, by the current champion."""
+    queue_lease_s: float = 600.0
+    """How long a review-queue decision stays with the analyst it was handed to (seconds);
+    each queue page view renews the analyst's leases, an override ends one."""
     docs: bool = False
     """Serve the OpenAPI spec and the interactive docs (``/docs``, ``/redoc``,
     ``/openapi.json``) to requests with a valid token; off by default."""
@@ -168,7 +176,15 @@ class AppState:
         idempotency_key: str | None = None,
         supersedes: str | None = None,
     ) -> RecordedOverride:
-        """Record an override by the token's holder (audited with the token id)."""
+        """Record an override by the token's holder (audited with the token id).
+
+        A decision another analyst has claimed from the queue (a live lease) is refused with
+        :class:`~tunegate.errors.ConflictError`; a recorded override ends the analyst's
+        lease. Exactly-once holds across workers: the store serialises the overrides of a
+        ticket and refuses a second open one."""
+        own = check_claim(
+            self.store, ticket_id=ticket_id, decision_id=decision_id, analyst=principal.name
+        )
         done = record_override(
             self.workflow,
             self.store,
@@ -184,6 +200,8 @@ class AppState:
         )
         if not done.created:
             return done
+        if own is not None:  # a decided decision leaves the queue; its lease ends with it
+            self.store.release_claims(ticket_ids=[done.override.ticket_id])
         kind = "correction" if done.correction else "confirmation"
         self.metrics.overrides.inc(done.override.reason_code.value, kind)
         return done

@@ -40,15 +40,20 @@ from tunegate.serving._overrides import (
     record_override,
 )
 from tunegate.serving._queue import (
+    DEFAULT_LEASE_S,
     QUEUE_ROUTES,
     QueueEntry,
     ReviewQueue,
+    check_claim,
+    claim_queue,
     open_queue,
+    release_claim,
     top_classes,
     waiting_decisions,
 )
 
 __all__ = [
+    "DEFAULT_LEASE_S",
     "QUEUE_ROUTES",
     "AliasChange",
     "ChampionSummary",
@@ -65,6 +70,8 @@ __all__ = [
     "TicketClassifier",
     "TicketRequest",
     "champion_summary",
+    "check_claim",
+    "claim_queue",
     "classify_requests",
     "classify_tickets",
     "idempotent_override_id",
@@ -75,6 +82,7 @@ __all__ = [
     "promote_version",
     "recent_overrides",
     "record_override",
+    "release_claim",
     "review_example",
     "rollback_champion",
     "service_figures",

@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from tunegate.store._documents import Documents
 from tunegate.store._hashing import record_hash
-from tunegate.store._store import AddResult, AliasEvent, Store
+from tunegate.store._store import AddResult, AliasEvent, QueueClaim, Store
 
-__all__ = ["AddResult", "AliasEvent", "Documents", "Store", "record_hash"]
+__all__ = ["AddResult", "AliasEvent", "Documents", "QueueClaim", "Store", "record_hash"]

@@ -33,6 +33,7 @@ __all__ = [
     "metadata",
     "model_versions",
     "overrides",
+    "queue_claims",
     "suites",
     "tickets",
 ]
@@ -120,6 +121,17 @@ overrides = sa.Table(
     sa.Column("reviewer", sa.String(200), nullable=True),
     sa.Column("record_hash", _HASH, nullable=False),
 )
+
+queue_claims = sa.Table(
+    "queue_claims",
+    metadata,
+    sa.Column("decision_id", _ID, primary_key=True),
+    sa.Column("analyst", sa.String(200), nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+"""Review-queue leases (:mod:`tunegate.store._claims`): a waiting decision is handed to the
+analyst of its row until ``expires_at``; a row past it is free to be claimed again."""
 
 examples = sa.Table(
     "examples",

@@ -10,13 +10,15 @@ The facade over one part per concern, each a mixin over :class:`~tunegate.store.
 * :mod:`~tunegate.store._documents` — typed documents (:mod:`tunegate.documents`);
 * :mod:`~tunegate.store._audit` — the audit log;
 * :mod:`~tunegate.store._llm_cache` — the LLM response cache (answers, tokens, cost, latency);
-* :mod:`~tunegate.store._kb` — knowledge-base document versions, chunks and embeddings.
+* :mod:`~tunegate.store._kb` — knowledge-base document versions, chunks and embeddings;
+* :mod:`~tunegate.store._claims` — review-queue leases (a decision to one analyst at a time).
 """
 
 from __future__ import annotations
 
 from tunegate.store._audit import AuditMixin
 from tunegate.store._bulk import AddResult, BulkWritesMixin
+from tunegate.store._claims import ClaimsMixin, QueueClaim
 from tunegate.store._documents import DocumentsMixin
 from tunegate.store._kb import KbMixin
 from tunegate.store._llm_cache import LlmCacheMixin
@@ -24,7 +26,7 @@ from tunegate.store._models import AliasEvent, ModelsMixin
 from tunegate.store._records import RecordsMixin
 from tunegate.store._runs import RunsMixin
 
-__all__ = ["AddResult", "AliasEvent", "Store"]
+__all__ = ["AddResult", "AliasEvent", "QueueClaim", "Store"]
 
 
 class Store(
@@ -36,6 +38,7 @@ class Store(
     AuditMixin,
     LlmCacheMixin,
     KbMixin,
+    ClaimsMixin,
 ):
     """tunegate's database: ``Store("sqlite:///tunegate.db")`` or a PostgreSQL URL.
 

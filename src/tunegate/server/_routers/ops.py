@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
@@ -15,7 +17,14 @@ router = APIRouter()
 
 @router.get("/healthz", tags=["ops"], summary="Liveness (no token needed)")
 def healthz(state: State) -> dict[str, str]:
-    return {"status": "ok", "version": tunegate.__version__, "workflow": state.workflow.name}
+    """``worker`` is the answering process's id: it tells the workers of ``tunegate serve
+    --workers N`` apart behind their one port."""
+    return {
+        "status": "ok",
+        "version": tunegate.__version__,
+        "workflow": state.workflow.name,
+        "worker": str(os.getpid()),
+    }
 
 
 @router.get(

@@ -25,6 +25,7 @@ from tunegate.server._deps import (
 )
 from tunegate.serving import (
     champion_summary,
+    claim_queue,
     open_example_review,
     open_queue,
     recent_overrides,
@@ -92,9 +93,12 @@ def get_queue(request: Request, state: State) -> Response:
     if who is None:
         return RedirectResponse("/login", status_code=303)
     principal, sid = who
-    queue = open_queue(
+    # the page's tickets are handed to this analyst alone (renewed on every view)
+    queue = claim_queue(
         state.store,
+        principal.name,
         limit=state.settings.queue_page_size,
+        lease_s=state.settings.queue_lease_s,
         window_days=state.settings.queue_window_days,
     )
     items = [
@@ -114,6 +118,7 @@ def get_queue(request: Request, state: State) -> Response:
             "csrf_token": state.signer.csrf_token(sid),
             "items": items,
             "total": queue.total,
+            "lease_min": max(1, round(state.settings.queue_lease_s / 60)),
             "labels": state.workflow.label_names,
             "workflow": state.workflow.name,
             "done": request.query_params.get("done", ""),
