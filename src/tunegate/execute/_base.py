@@ -113,7 +113,7 @@ def recipe_for(classifier: Any) -> ModelRecipe:
             break
     try:
         payload = pickle.dumps(classifier)
-    except Exception as exc:  # noqa: BLE001 - anything unpicklable: locks, sessions, handles
+    except Exception as exc:
         raise ExecutorError(
             f"the model {type(classifier).__qualname__} "
             f"({getattr(classifier, 'version', '?')}) has no recipe and does not pickle "
@@ -179,7 +179,9 @@ class Scored:
 
     def latency_per_example(self) -> list[float]:
         """Each example's share of its batch's time (ms): ``batch_ms / batch size``."""
-        return [ms / n for ms, n in zip(self.batch_ms, self.batch_sizes, strict=True) for _ in range(n)]
+        return [
+            ms / n for ms, n in zip(self.batch_ms, self.batch_sizes, strict=True) for _ in range(n)
+        ]
 
 
 def _proba_batch(
@@ -219,4 +221,3 @@ def predict_proba(
         times.append(ms)
     out = np.concatenate(parts, axis=0) if parts else np.zeros((0, k), dtype=np.float64)
     return Scored(proba=out, batch_ms=times, batch_sizes=[len(rows) for rows in idx])
-

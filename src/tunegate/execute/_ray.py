@@ -142,7 +142,7 @@ class RayExecutor:
                     logging_level=logging.WARNING,
                     log_to_driver=False,
                 )
-        except Exception as exc:  # noqa: BLE001 - ray raises many kinds at start-up
+        except Exception as exc:
             where = f"the cluster at {self.address}" if self.address else "a local cluster"
             raise ExecutorError(
                 f"could not start Ray on {where} ({type(exc).__name__}: {exc}); check "
@@ -202,7 +202,7 @@ class RayExecutor:
         task = ray.remote(num_cpus=self.threads)(_run_task)
         try:
             fn_ref = ray.put(fn)
-        except Exception as exc:  # noqa: BLE001 - pickling errors come in many types
+        except Exception as exc:
             raise ExecutorError(
                 f"the task {getattr(fn, '__qualname__', fn)!r} cannot be sent to Ray workers "
                 f"({type(exc).__name__}: {exc}); run with --executor local"
