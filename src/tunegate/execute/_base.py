@@ -112,7 +112,7 @@ def recipe_for(classifier: Any) -> ModelRecipe:
                 return recipe
             break
     try:
-        payload = pickle.dumps(classifier)
+        payload = pickle.dumps(classifier)  # what Ray will do with it
     except Exception as exc:
         raise ExecutorError(
             f"the model {type(classifier).__qualname__} "
@@ -121,7 +121,12 @@ def recipe_for(classifier: Any) -> ModelRecipe:
             f"--executor local, or attach one with tunegate.execute.attach_recipe(model, "
             f"ModelRecipe(build, args))"
         ) from exc
-    return ModelRecipe(pickle.loads, (payload,), describe=type(classifier).__qualname__)
+    del payload
+    return ModelRecipe(_same, (classifier,), describe=type(classifier).__qualname__)
+
+
+def _same(classifier: Any) -> Any:
+    return classifier
 
 
 def _load_builtin() -> None:
