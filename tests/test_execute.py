@@ -330,3 +330,35 @@ def test_cli_classify_with_ray_matches_local(
         rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
         labels[name] = [(r["label"], r["probabilities"], r["route"]) for r in rows]
     assert labels["local"] == labels["ray"] and len(labels["ray"]) == len(_texts())
+
+
+@pytest.mark.slow
+def test_attribution_identical_to_local(
+    ray_cluster: None, workflow_module: Workflow, tmp_path: Path
+) -> None:
+    from tests._tiny_models import make_tiny_encoder
+
+    from tunegate.diagnose import attribute_texts, scorer_for
+    from tunegate.models import ZeroShotClassifier
+
+    tiny = make_tiny_encoder(tmp_path / "enc")
+    wf = workflow_module.model_copy(
+        update={
+            "model": workflow_module.model.model_copy(update={"encoder": tiny, "backend": "torch"})
+        }
+    )
+    scorer = scorer_for(ZeroShotClassifier(wf), wf)
+    rows = toy_examples(2, seed=2)[:11]
+    texts = [e.text for e in rows]
+    classes = [[e.label, "hardware"] if i % 2 else [e.label] for i, e in enumerate(rows)]
+    for method in ("occlusion", "ig"):
+        local = attribute_texts(scorer, texts, classes, method=method, n_steps=4)  # type: ignore[arg-type]
+        remote = attribute_texts(
+            scorer,
+            texts,
+            classes,
+            method=method,
+            n_steps=4,
+            executor=RayExecutor(workers=2),  # type: ignore[arg-type]
+        )
+        assert [(a.words, a.scores) for a in local] == [(a.words, a.scores) for a in remote]

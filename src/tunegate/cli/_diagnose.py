@@ -355,6 +355,7 @@ def attribute(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Reason code (default: gate.reason_code).")
     ] = None,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Name what separates missed-signal overrides from correctly handled tickets; record
@@ -385,14 +386,16 @@ def attribute(
             store, workflow, reason_code=reason, min_support=min_support, alpha=alpha
         )
     else:
-        findings = attribute_overrides(
-            store,
-            workflow,
-            method=method,  # type: ignore[arg-type]
-            n_steps=steps,
-            max_per_side=max_per_side,
-            reason_code=reason,
-        )
+        with closing(executor_for(workflow, config, executor)) as runner:
+            findings = attribute_overrides(
+                store,
+                workflow,
+                method=method,  # type: ignore[arg-type]
+                n_steps=steps,
+                max_per_side=max_per_side,
+                reason_code=reason,
+                executor=runner,
+            )
 
     def human() -> None:
         if not findings:
