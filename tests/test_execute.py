@@ -362,3 +362,36 @@ def test_attribution_identical_to_local(
             executor=RayExecutor(workers=2),  # type: ignore[arg-type]
         )
         assert [(a.words, a.scores) for a in local] == [(a.words, a.scores) for a in remote]
+
+
+@pytest.mark.slow
+def test_seed_sweep_as_ray_tasks(ray_cluster: None, workflow: Workflow, tmp_path: Path) -> None:
+    from tests._tiny_models import make_tiny_encoder
+
+    from tunegate.train import finetune_seeds
+
+    tiny = make_tiny_encoder(tmp_path / "enc")
+    training = workflow.training.model_copy(
+        update={"learning_rate": 5e-3, "patience": 10, "batch_size": 16}
+    )
+    wf = workflow.model_copy(update={"training": training, "data_targets": []})
+    sweeps = {
+        name: finetune_seeds(
+            toy_examples(8), wf, tmp_path / name, seeds=2, base_model=tiny, epochs=1, executor=ex
+        )
+        for name, ex in (("local", None), ("ray", RayExecutor(workers=2)))
+    }
+    local, remote = sweeps["local"], sweeps["ray"]
+    assert remote.seeds == local.seeds and remote.chosen_seed == local.chosen_seed
+    assert [p.parent.name for p in remote.artifacts] == ["ray", "ray"]
+    assert all(p.is_absolute() and (p / "manifest.json").exists() for p in remote.artifacts)
+    # one torch thread per task instead of the local process's two: equal up to rounding
+    # (the training time aside)
+    for a, b in zip(local.metrics, remote.metrics, strict=True):
+        assert a.keys() == b.keys()
+        differ = {
+            k: (a[k], b[k])
+            for k in a
+            if "seconds" not in k and b[k] != pytest.approx(a[k], rel=1e-4, abs=1e-6)
+        }
+        assert not differ, differ
