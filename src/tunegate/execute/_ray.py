@@ -151,11 +151,6 @@ class RayExecutor:
             ) from exc
         self.startup_s = time.perf_counter() - start
         self._started = True
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
         return ray
 
     @property
@@ -173,6 +168,11 @@ class RayExecutor:
             return
         recipe = recipe_for(model)
         ray = self._ray()
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # (results are also reordered below)
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
         workers = min(self.workers, len(batches))
         slots = ray.remote(num_cpus=0)(_Slots).remote() if self.address is None else None
         rows = [{"i": i, "payload": pickle.dumps(b)} for i, b in enumerate(batches)]
