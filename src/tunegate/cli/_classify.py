@@ -11,6 +11,7 @@ appended and flushed, store committed), so a failure in the middle keeps every f
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,7 +19,19 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-from tunegate.cli._common import ConfigOpt, JsonOpt, emit, err, existing_store, load, out, store_for
+from tunegate.cli._common import (
+    ConfigOpt,
+    ExecutorOpt,
+    JsonOpt,
+    buildable,
+    emit,
+    err,
+    executor_for,
+    existing_store,
+    load,
+    out,
+    store_for,
+)
 from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.records import Decision
@@ -41,6 +54,12 @@ def _build(
 
     if model in (None, "champion"):
         serving = load_champion(workflow, store, fallback=model is None)
+        if serving.version_id is not None and store is not None:
+            from tunegate.execute import ModelRecipe, attach_recipe
+            from tunegate.models import load_model_version
+
+            mv = store.get_model_version(serving.version_id)
+            attach_recipe(serving.classifier, ModelRecipe(load_model_version, (mv, workflow)))
         return serving.classifier, serving.version_id, serving.description
     if model == "knn":
         if store is None:
@@ -50,7 +69,7 @@ def _build(
             )
         clf = build_classifier("knn", workflow, store=store)
         return clf, None, "knn"
-    return build_classifier(model, workflow), None, model
+    return buildable(model, workflow), None, model
 
 
 def _truncated(clf: Any) -> int:
@@ -117,6 +136,7 @@ def classify(
         typer.Option("--skip-invalid", help="Skip (and list) invalid rows instead of stopping."),
     ] = False,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Tickets per write.")] = 256,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Classify and route tickets; write Decisions to JSONL and the store."""
@@ -150,20 +170,22 @@ def classify(
     decisions_all: list[Decision] = []
     written = 0
     chunks = [tickets[i : i + batch] for i in range(0, len(tickets), batch)]
-    for chunk in track(chunks, description="classifying"):
-        decisions = classifier.decide(chunk)
-        if out_path is not None:
-            with out_path.open("a", encoding="utf-8") as handle:
-                for d in decisions:
-                    handle.write(d.model_dump_json() + "\n")
-                handle.flush()
-        classifier.log(chunk, decisions)
-        written += len(decisions)
-        routes.update(d.route.value for d in decisions)
-        if explain:
-            explanations.extend(_explain(d, workflow) for d in decisions)
-        if out_path is None:
-            decisions_all.extend(decisions)
+    with closing(executor_for(workflow, config, executor)) as runner:
+        decided = classifier.decide_batches(chunks, runner)
+        for chunk in track(chunks, description="classifying"):
+            decisions = next(decided)
+            if out_path is not None:
+                with out_path.open("a", encoding="utf-8") as handle:
+                    for d in decisions:
+                        handle.write(d.model_dump_json() + "\n")
+                    handle.flush()
+            classifier.log(chunk, decisions)
+            written += len(decisions)
+            routes.update(d.route.value for d in decisions)
+            if explain:
+                explanations.extend(_explain(d, workflow) for d in decisions)
+            if out_path is None:
+                decisions_all.extend(decisions)
     summary: dict[str, Any] = {
         "model": described,
         "model_version": classifier.version,

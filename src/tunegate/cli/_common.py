@@ -17,13 +17,17 @@ from tunegate.config import Workflow, load_workflow
 from tunegate.errors import ConfigError
 
 if TYPE_CHECKING:
+    from tunegate.execute import Executor
     from tunegate.store import Store
 
 __all__ = [
     "CLASSIFY_ONLY",
     "ConfigOpt",
+    "ExecutorOpt",
     "JsonOpt",
+    "buildable",
     "emit",
+    "executor_for",
     "load",
     "note_command",
     "out",
@@ -51,6 +55,32 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="Path to tunegate.yaml.", envvar="TUNEGATE_CONFIG"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where batch work runs: local | ray (default: executor: in tunegate.yaml, else "
+        "local). ray needs the ray extra; see docs/scaling.md.",
+    ),
+]
+
+
+def executor_for(workflow: Workflow, config: Path, name: str | None) -> Executor:
+    """The executor of ``--executor`` (else the workflow's ``executor:``); a local Ray
+    cluster keeps its temp folder next to tunegate.yaml. Close it when done."""
+    from tunegate.execute import get_executor
+
+    return get_executor(workflow, name=name, base_dir=config.resolve().parent)
+
+
+def buildable(spec: str, workflow: Workflow) -> Any:
+    """``build_classifier(spec, workflow)`` with its recipe attached, so Ray workers can
+    build the same model (:func:`tunegate.execute.attach_recipe`)."""
+    from tunegate.execute import ModelRecipe, attach_recipe
+    from tunegate.models import build_classifier
+
+    recipe = ModelRecipe(build_classifier, (spec, workflow), describe=spec)
+    return attach_recipe(build_classifier(spec, workflow), recipe)
 
 
 CLASSIFY_ONLY = frozenset(

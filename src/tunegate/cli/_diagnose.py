@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,7 +11,16 @@ import rich.markup
 import typer
 from rich.table import Table
 
-from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+from tunegate.cli._common import (
+    ConfigOpt,
+    ExecutorOpt,
+    JsonOpt,
+    emit,
+    executor_for,
+    load,
+    out,
+    store_for,
+)
 from tunegate.errors import GateClosedError, InputError
 
 if TYPE_CHECKING:
@@ -345,6 +355,7 @@ def attribute(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Reason code (default: gate.reason_code).")
     ] = None,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Name what separates missed-signal overrides from correctly handled tickets; record
@@ -375,14 +386,16 @@ def attribute(
             store, workflow, reason_code=reason, min_support=min_support, alpha=alpha
         )
     else:
-        findings = attribute_overrides(
-            store,
-            workflow,
-            method=method,  # type: ignore[arg-type]
-            n_steps=steps,
-            max_per_side=max_per_side,
-            reason_code=reason,
-        )
+        with closing(executor_for(workflow, config, executor)) as runner:
+            findings = attribute_overrides(
+                store,
+                workflow,
+                method=method,  # type: ignore[arg-type]
+                n_steps=steps,
+                max_per_side=max_per_side,
+                reason_code=reason,
+                executor=runner,
+            )
 
     def human() -> None:
         if not findings:
@@ -462,6 +475,7 @@ def try_instructions_cmd(
     config: ConfigOpt = _DEFAULT_CONFIG,
     suite: SuiteOpt = None,
     weeks: WeeksOpt = 4,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate new zero-shot instructions against the champion; store the Attempt.
@@ -475,7 +489,10 @@ def try_instructions_cmd(
     new = text if text is not None else Path(file).read_text(encoding="utf-8")  # type: ignore[arg-type]
     workflow = load(config)
     store = store_for(workflow, config)
-    attempt = try_instructions(workflow, new, store, _suite(store, suite), weeks=weeks)
+    with closing(executor_for(workflow, config, executor)) as runner:
+        attempt = try_instructions(
+            workflow, new, store, _suite(store, suite), weeks=weeks, executor=runner
+        )
     _finish_attempt(attempt, as_json=as_json)
 
 
@@ -485,6 +502,7 @@ def try_rules_cmd(
     config: ConfigOpt = _DEFAULT_CONFIG,
     suite: SuiteOpt = None,
     weeks: WeeksOpt = 4,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate rules applied before the champion; store the Attempt.
@@ -497,9 +515,15 @@ def try_rules_cmd(
         raise InputError(f"{rules_file}: no such file")
     workflow = load(config)
     store = store_for(workflow, config)
-    attempt = try_rules(
-        workflow, rules_file.read_text(encoding="utf-8"), store, _suite(store, suite), weeks=weeks
-    )
+    with closing(executor_for(workflow, config, executor)) as runner:
+        attempt = try_rules(
+            workflow,
+            rules_file.read_text(encoding="utf-8"),
+            store,
+            _suite(store, suite),
+            weeks=weeks,
+            executor=runner,
+        )
     _finish_attempt(attempt, as_json=as_json)
 
 
@@ -509,6 +533,7 @@ def try_retrieval_cmd(
     suite: SuiteOpt = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Neighbours.")] = 10,
     weeks: WeeksOpt = 4,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a kNN retriever over reviewed examples; store the Attempt.
@@ -519,7 +544,10 @@ def try_retrieval_cmd(
 
     workflow = load(config)
     store = store_for(workflow, config)
-    attempt = try_retrieval(workflow, store, _suite(store, suite), k=k, weeks=weeks)
+    with closing(executor_for(workflow, config, executor)) as runner:
+        attempt = try_retrieval(
+            workflow, store, _suite(store, suite), k=k, weeks=weeks, executor=runner
+        )
     _finish_attempt(attempt, as_json=as_json)
 
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import json
 import warnings
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+from tunegate.cli._common import (
+    ConfigOpt,
+    ExecutorOpt,
+    JsonOpt,
+    buildable,
+    emit,
+    executor_for,
+    load,
+    out,
+    store_for,
+)
 from tunegate.errors import InputError, NotFoundError
 from tunegate.records import EvalRun, EvalSuite, GenerativeSuite, ModelKind, SuiteSlice
 
@@ -281,7 +292,7 @@ def _build_model(spec: str, workflow: Workflow, store: Store) -> Any:
     if spec in ("knn", "llm"):
         return build_classifier(spec, workflow, store=store)
     if spec in backends() or spec.startswith("lora:"):
-        return build_classifier(spec, workflow)
+        return buildable(spec, workflow)
     try:
         mv = store.get_model_version(spec)
     except NotFoundError:
@@ -291,13 +302,13 @@ def _build_model(spec: str, workflow: Workflow, store: Store) -> Any:
         ) from None
     kind = ModelKind(mv.kind)
     if kind == ModelKind.ZERO_SHOT:
-        return build_classifier("zero-shot", workflow)
+        return buildable("zero-shot", workflow)
     if kind == ModelKind.RETRIEVAL:
         return build_classifier("knn", workflow, store=store)
     if kind == ModelKind.RULES:
-        return build_classifier("rules", workflow)
+        return buildable("rules", workflow)
     if kind == ModelKind.LORA and mv.artifact_path:
-        return build_classifier(f"lora:{mv.artifact_path}", workflow)
+        return buildable(f"lora:{mv.artifact_path}", workflow)
     raise InputError(f"model version {spec!r} of kind {kind.value} cannot be evaluated here")
 
 
@@ -309,6 +320,7 @@ def eval_cmd(
         Path | None, typer.Option("--output", help="Also write the EvalRun as JSON to this file.")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Bootstrap seed.")] = None,
+    executor: ExecutorOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
@@ -320,7 +332,8 @@ def eval_cmd(
     store = store_for(workflow, config)
     the_suite = store.get_suite(suite)
     clf = _build_model(model, workflow, store)
-    run = run_eval(clf, the_suite, workflow, seed=seed)
+    with closing(executor_for(workflow, config, executor)) as runner:
+        run = run_eval(clf, the_suite, workflow, seed=seed, executor=runner)
     store.save_eval_run(run)
     if report is not None:
         report.write_text(run_html(run, the_suite), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,7 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+from tunegate.cli._common import (
+    ConfigOpt,
+    ExecutorOpt,
+    JsonOpt,
+    emit,
+    executor_for,
+    load,
+    out,
+    store_for,
+)
 from tunegate.errors import InputError
 
 _DEFAULT_CONFIG = Path("tunegate.yaml")
@@ -277,12 +287,15 @@ def shadow(
     since: Annotated[
         str | None, typer.Option("--since", help="Score stored tickets since.")
     ] = None,
+    executor: ExecutorOpt = None,
     config: ConfigOpt = _DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
     """Score the live stream with a candidate beside the champion, routing nothing."""
+    from tunegate.execute import ModelRecipe, attach_recipe
     from tunegate.models import load_model_version
     from tunegate.monitor import shadow_figures, shadow_score
+    from tunegate.records import ModelKind
 
     if (file is None) == (since is None):
         raise InputError("give either FILE or --since (which tickets to shadow-score)")
@@ -290,6 +303,9 @@ def shadow(
     store = store_for(workflow, config)
     mv = store.get_model_version(version)
     candidate = load_model_version(mv, workflow, store=store)
+    if mv.kind in (ModelKind.LORA, ModelKind.ZERO_SHOT, ModelKind.RULES):
+        # Ray workers rebuild the candidate from its version (tunegate.execute)
+        attach_recipe(candidate, ModelRecipe(load_model_version, (mv, workflow)))
     if file is not None:
         from tunegate.io import read_records
         from tunegate.records import Ticket
@@ -307,7 +323,10 @@ def shadow(
     else:
         start = _when(since, "--since")
         tickets = store.tickets(since=start)
-    scored = shadow_score(candidate, tickets, store, workflow=workflow, version=mv.id)
+    with closing(executor_for(workflow, config, executor)) as runner:
+        scored = shadow_score(
+            candidate, tickets, store, workflow=workflow, version=mv.id, executor=runner
+        )
     figures = shadow_figures(store, mv.id, workflow=workflow, since=start)
     payload = {"scored": len(scored), "tickets": len(tickets), **figures.to_dict()}
 

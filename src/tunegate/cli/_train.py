@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tunegate.cli._common import ConfigOpt, JsonOpt, emit, load, out, store_for
+from tunegate.cli._common import (
+    ConfigOpt,
+    ExecutorOpt,
+    JsonOpt,
+    emit,
+    executor_for,
+    load,
+    out,
+    store_for,
+)
 
 __all__ = ["register"]
 
@@ -150,6 +160,7 @@ def finetune_cmd(
             "conditions are recorded in the audit log.",
         ),
     ] = None,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train LoRA adapter(s), register the candidate, optionally evaluate it (Verdict).
@@ -166,18 +177,20 @@ def finetune_cmd(
     gate = require_open_gate(store, workflow, despite=despite_gate, actor=actor)
     if not gate.open and not as_json:
         out.print(f"[yellow]training despite a closed gate[/yellow] ({despite_gate})")
-    outcome = run_finetune(
-        store,
-        workflow,
-        ds,
-        out_dir,
-        seeds=seeds,
-        base_seed=seed,
-        resume=resume,
-        epochs=epochs,
-        suite=store.get_suite(suite) if suite is not None else None,
-        actor=actor,
-    )
+    with closing(executor_for(workflow, config, executor)) as runner:
+        outcome = run_finetune(
+            store,
+            workflow,
+            ds,
+            out_dir,
+            seeds=seeds,
+            base_seed=seed,
+            resume=resume,
+            epochs=epochs,
+            suite=store.get_suite(suite) if suite is not None else None,
+            actor=actor,
+            executor=runner,
+        )
     sweep, mv = outcome.sweep, outcome.candidate
     payload = outcome.to_dict()
     choice = None

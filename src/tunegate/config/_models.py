@@ -439,6 +439,15 @@ class Workflow(_Strict):
     """Evaluation-suite size ranges."""
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     """The knowledge base's chunking and hybrid retrieval (docs/knowledge-base.md)."""
+    executor: Literal["local", "ray"] = "local"
+    """Where batch work runs (classify batch, eval, shadow scoring, attribution, cheap-fix
+    attempts, seed sweeps): ``local`` (this process) or ``ray`` (Ray Data actors that load
+    the model once; the ``ray`` extra). ``--executor`` overrides it (docs/scaling.md)."""
+    ray_address: str | None = None
+    """The Ray cluster to join (``ray://host:10001``, or ``auto``); ``None`` starts a local
+    cluster for the command and stops it at the end."""
+    ray_workers: int | None = Field(default=None, ge=1)
+    """Ray workers (one CPU each) scoring at once; ``None``: every CPU of the cluster."""
     mlflow_tracking_uri: str | None = None
     """When set (and the ``mlflow`` extra installed), runs and versions are also logged there."""
     id_prefix: str = Field(default="tkt", pattern=r"^[a-z][a-z0-9]{0,15}$")

@@ -46,6 +46,7 @@ from tunegate.records import (
 )
 
 if TYPE_CHECKING:
+    from tunegate.execute import Executor
     from tunegate.store import Store
 
 __all__ = [
@@ -113,7 +114,13 @@ def champion_classifier(workflow: Workflow, store: Store) -> tuple[Any, str | No
                 f"champion {champ_id} is a {mv.kind.value} model; pass champion= "
                 f"(a classifier) to try a fix against it"
             )
-        return load_model_version(mv, workflow, store=store), champ_id
+        clf = load_model_version(mv, workflow, store=store)
+        if mv.kind is ModelKind.LORA:
+            from tunegate.execute import ModelRecipe, attach_recipe
+
+            # Ray workers rebuild the champion from its artifact (tunegate.execute)
+            attach_recipe(clf, ModelRecipe(load_model_version, (mv, workflow)))
+        return clf, champ_id
     return ZeroShotClassifier(workflow), None
 
 
@@ -177,6 +184,7 @@ def _evaluate_change(
     exclude_ticket_ids: set[str] | None = None,
     save: bool = True,
     measure_latency: bool = True,
+    executor: Executor | None = None,
     candidate_id: str | None = None,
     before_save: Callable[[], None] | None = None,
 ) -> Attempt:
@@ -196,10 +204,10 @@ def _evaluate_change(
     )
     rows = [(tickets[o.ticket_id].text, o.final_label) for o in missed if o.ticket_id in tickets]
     fix = missed_signal_fix(baseline, candidate, [r[0] for r in rows], [r[1] for r in rows])
-    base_run = run_eval(baseline, suite, workflow)
+    base_run = run_eval(baseline, suite, workflow, executor=executor)
     if champ_id is not None:
         base_run = base_run.model_copy(update={"model_version": champ_id})
-    cand_run = run_eval(candidate, suite, workflow)
+    cand_run = run_eval(candidate, suite, workflow, executor=executor)
     if candidate_id is not None:
         cand_run = cand_run.model_copy(update={"model_version": candidate_id})
     latency = (
@@ -253,6 +261,7 @@ def try_instructions(
     as_of: datetime | None = None,
     save: bool = True,
     measure_latency: bool = True,
+    executor: Executor | None = None,
 ) -> Attempt:
     """Evaluate new zero-shot instructions against the champion; store the Attempt."""
     from tunegate.models import ZeroShotClassifier
@@ -280,6 +289,7 @@ def try_instructions(
         as_of=as_of,
         save=save,
         measure_latency=measure_latency,
+        executor=executor,
         description=f"instructions: {new_instructions[:120]}",
         extra={
             "instructions": new_instructions,
@@ -301,6 +311,7 @@ def try_prompt(
     as_of: datetime | None = None,
     save: bool = True,
     measure_latency: bool = True,
+    executor: Executor | None = None,
     actor: str = "tunegate",
 ) -> Attempt:
     """Evaluate a new system prompt ``template`` for a prompted LLM against the champion; store
@@ -378,6 +389,7 @@ def try_prompt(
         as_of=as_of,
         save=save,
         measure_latency=measure_latency,
+        executor=executor,
         candidate_id=mv.id,
         before_save=register,
         description=f"prompt {mv.id} ({backend}, {cfg['model']}): {first_line[:100]}",
@@ -433,6 +445,7 @@ def try_rules(
     as_of: datetime | None = None,
     save: bool = True,
     measure_latency: bool = True,
+    executor: Executor | None = None,
 ) -> Attempt:
     """Evaluate rules applied before the champion (rules decide where they fire)."""
     from tunegate.models import RulesClassifier
@@ -460,6 +473,7 @@ def try_rules(
         as_of=as_of,
         save=save,
         measure_latency=measure_latency,
+        executor=executor,
         description=f"rules: {', '.join(r.name for r in rules)}",
         extra={"rules": [r.model_dump(mode="json", by_alias=True) for r in rules]},
     )
@@ -476,6 +490,7 @@ def try_retrieval(
     as_of: datetime | None = None,
     save: bool = True,
     measure_latency: bool = True,
+    executor: Executor | None = None,
 ) -> Attempt:
     """Evaluate a kNN retriever over reviewed examples against the champion.
 
@@ -521,6 +536,7 @@ def try_retrieval(
         as_of=as_of,
         save=save,
         measure_latency=measure_latency,
+        executor=executor,
         description=f"retrieval: kNN (k={k}) over {len(examples)} reviewed examples",
         # the example ids pin the index: a version registered from this attempt
         # (register_cheap_fix) rebuilds exactly the retriever that was judged

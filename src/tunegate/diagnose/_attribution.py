@@ -19,6 +19,7 @@ tickets; :func:`attribute_overrides` does it from a store and records findings
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from tunegate.records import new_id, utcnow
 from tunegate.text import STOPWORDS
 
 if TYPE_CHECKING:
+    from tunegate.execute import Executor
     from tunegate.store import Store
 
 __all__ = [
@@ -152,11 +154,15 @@ def scorer_for(classifier: Any, workflow: Workflow) -> Scorer:
     from tunegate.models import ZeroShotClassifier
 
     if isinstance(classifier, ZeroShotClassifier):
-        return ZeroShotScorer(
-            workflow,
-            instructions=classifier.instructions,
-            encoder_path=str(classifier.encoder.path),
-        )
+        from tunegate.execute import ModelRecipe, attach_recipe
+
+        options: dict[str, Any] = {
+            "instructions": classifier.instructions,
+            "encoder_path": str(classifier.encoder.path),
+        }
+        # Ray workers build the scorer from this recipe (tunegate.execute)
+        recipe = ModelRecipe(ZeroShotScorer, (workflow,), options)
+        return attach_recipe(ZeroShotScorer(workflow, **options), recipe)
     if hasattr(classifier, "model") and hasattr(classifier, "base_model"):
         tok = transformers.AutoTokenizer.from_pretrained(classifier.base_model)
         return LogitScorer(
@@ -221,6 +227,7 @@ def attribute_texts(
     method: Method = "ig",
     n_steps: int = 20,
     batch_size: int = 8,
+    executor: Executor | None = None,
 ) -> list[TextAttribution]:
     """Attribute each text's score for each of its ``classes`` to its words.
 
@@ -228,10 +235,14 @@ def attribute_texts(
     Captum's LayerIntegratedGradients (``n_steps`` steps) and falls back to occlusion when
     Captum is not installed. Cost: about ``len(texts) * len(classes[i]) * n_steps`` forward and
     backward passes for IG, ``len(texts) * words`` forward passes for occlusion.
+    ``executor`` (default: this process) runs the batches of (text, class) jobs, e.g. on Ray
+    workers that each rebuild the scorer once (:mod:`tunegate.execute`): the same batches.
     """
-    torch = _torch()
     if len(texts) != len(classes):
         raise InputError(f"got {len(texts)} texts but {len(classes)} class lists")
+    if executor is not None and executor.name != "local":
+        return _attribute_on(executor, scorer, texts, classes, method, n_steps, batch_size)
+    torch = _torch()
     if method == "ig":
         try:
             captum_attr = require("captum.attr", purpose="integrated gradients")
@@ -428,6 +439,46 @@ def record_findings(
     return [f.model_dump(mode="json") for f in found]
 
 
+def _attribute_batch(
+    scorer: Scorer, batch: list[tuple[str, str]], *, method: Method, n_steps: int
+) -> list[TextAttribution]:
+    """One batch of (text, class) jobs, attributed as :func:`attribute_texts` batches them."""
+    texts = [t for t, _ in batch]
+    return attribute_texts(
+        scorer,
+        texts,
+        [[c] for _, c in batch],
+        method=method,
+        n_steps=n_steps,
+        batch_size=len(batch),
+    )
+
+
+def _attribute_on(
+    executor: Executor,
+    scorer: Scorer,
+    texts: Sequence[str],
+    classes: Sequence[Sequence[str]],
+    method: Method,
+    n_steps: int,
+    batch_size: int,
+) -> list[TextAttribution]:
+    jobs = [(i, c) for i, cs in enumerate(classes) for c in cs]
+    parts = [jobs[s : s + batch_size] for s in range(0, len(jobs), batch_size)]
+    fn = functools.partial(_attribute_batch, method=method, n_steps=n_steps)
+    batches = [[(texts[i], c) for i, c in part] for part in parts]
+    results: dict[int, dict[str, list[float]]] = defaultdict(dict)
+    words: dict[int, list[str]] = {}
+    for part, done in zip(parts, executor.map_batches(scorer, fn, batches), strict=True):
+        for (i, c), one in zip(part, done, strict=True):
+            words[i] = one.words
+            results[i][c] = one.scores[c]
+    return [
+        TextAttribution(texts[i], words.get(i, []), dict(results.get(i, {})))
+        for i in range(len(texts))
+    ]
+
+
 def attribute_overrides(
     store: Store,
     workflow: Workflow,
@@ -441,6 +492,7 @@ def attribute_overrides(
     reference_attributed: int | None = None,
     seed: int = 0,
     save: bool = True,
+    executor: Executor | None = None,
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Attribute missed-signal overrides against correctly handled tickets; record findings.
@@ -453,7 +505,8 @@ def attribute_overrides(
     handled tickets (no model run needed).
     One finding per analyst class with terms, stored unconfirmed as a
     :class:`~tunegate.documents.Finding` document.
-    ``kwargs`` go to :func:`underweighted_terms`. Returns the findings (``id`` included).
+    ``kwargs`` go to :func:`underweighted_terms`; ``executor`` to :func:`attribute_texts`.
+    Returns the findings (``id`` included).
     """
     code = reason_code or workflow.gate.reason_code
     overrides = store.overrides()
@@ -503,9 +556,15 @@ def attribute_overrides(
         [[p, a] for p, a in zip(side_o.predicted, side_o.analyst, strict=True)],
         method=method,
         n_steps=n_steps,
+        executor=executor,
     )
     attr_r = attribute_texts(
-        scorer, side_r.texts, [[a] for a in side_r.analyst], method=method, n_steps=n_steps
+        scorer,
+        side_r.texts,
+        [[a] for a in side_r.analyst],
+        method=method,
+        n_steps=n_steps,
+        executor=executor,
     )
     attr_o = [
         TextAttribution(a.text, a.words, a.scores, p, y)

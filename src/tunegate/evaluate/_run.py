@@ -27,6 +27,7 @@ import numpy.typing as npt
 from tunegate._progress import track
 from tunegate.config import Workflow
 from tunegate.errors import InputError, ModelError
+from tunegate.execute import Executor, predict_proba
 from tunegate.metrics import (
     OUT_OF_SCOPE,
     BinStrategy,
@@ -207,10 +208,17 @@ def _aligned_proba(
         proba = np.asarray(prediction.proba, dtype=np.float64)
     else:
         proba = np.asarray(classifier.predict_proba(texts, metadata), dtype=np.float64)
+    return _align_columns(proba, classifier, len(texts), labels)
+
+
+def _align_columns(
+    proba: npt.NDArray[np.float64], classifier: Any, n: int, labels: list[str]
+) -> npt.NDArray[np.float64]:
+    """``proba`` (n, k) in the classifier's label order, reordered to ``labels``."""
     clf_labels = list(classifier.labels)
-    if proba.shape != (len(texts), len(clf_labels)):
+    if proba.shape != (n, len(clf_labels)):
         raise ModelError(
-            f"classifier returned shape {proba.shape}, expected {(len(texts), len(clf_labels))}"
+            f"classifier returned shape {proba.shape}, expected {(n, len(clf_labels))}"
         )
     if clf_labels == labels:
         return proba
@@ -233,6 +241,7 @@ def run_eval(
     seed: int | None = None,
     batch_size: int | None = None,
     clarify_threshold: float | None = None,
+    executor: Executor | None = None,
 ) -> EvalRun:
     """Score every suite example with ``classifier`` and compute its metrics.
 
@@ -240,7 +249,10 @@ def run_eval(
     ``seed`` seeds the bootstrap (default ``workflow.regression.seed``) and is recorded.
     ``clarify_threshold``: the routing threshold of this model (default: the classifier's
     ``clarify_threshold`` attribute when set, else ``workflow.routing.clarify_threshold``);
-    recorded in ``metrics["routing"]``.
+    recorded in ``metrics["routing"]``. ``executor`` (default: this process) scores the
+    batches, e.g. on Ray workers (:mod:`tunegate.execute`): the same batches, the same
+    probabilities; latency is then the batch time measured in the worker. A classifier that
+    reports answer outcomes (the ``llm`` backend) is always scored here.
     """
     labels = workflow.label_names
     if clarify_threshold is None:
@@ -256,6 +268,23 @@ def run_eval(
     probas: list[npt.NDArray[np.float64]] = []
     latency: list[float] = []
     answers: list[Any] = []
+    remote = (
+        executor is not None
+        and executor.name != "local"
+        and not callable(getattr(classifier, "predict_outcomes", None))
+    )
+    if remote:
+        assert executor is not None
+        scored = predict_proba(
+            executor,
+            classifier,
+            [e.text for e in examples],
+            [dict(e.metadata) for e in examples],
+            batch_size=size,
+        )
+        probas.append(_align_columns(scored.proba, classifier, len(examples), labels))
+        latency = scored.latency_per_example()
+        chunks = []
     for chunk in track(chunks, description=f"eval {suite.name}"):
         texts = [e.text for e in chunk]
         start = time.perf_counter()

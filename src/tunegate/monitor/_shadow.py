@@ -34,6 +34,7 @@ from tunegate.records import Decision, Example, Override, ReasonCode, ReviewStat
 from tunegate.routing import route_many
 
 if TYPE_CHECKING:
+    from tunegate.execute import Executor
     from tunegate.store import Store
 
 __all__ = [
@@ -66,12 +67,15 @@ def shadow_score(
     workflow: Workflow,
     batch_size: int = 64,
     version: str | None = None,
+    executor: Executor | None = None,
 ) -> list[Decision]:
     """Score ``tickets`` with ``candidate`` and store the Decisions with ``shadow=True``.
 
     Returns the shadow decisions. Nothing is routed: no non-shadow decision, override or
     alias is written. ``latency_ms`` is the batch wall time divided by the batch size.
-    Idempotent: a ticket already shadow-scored by this version is skipped.
+    Idempotent: a ticket already shadow-scored by this version is skipped. ``executor``
+    (default: this process) scores the batches, e.g. on Ray workers (:mod:`tunegate.execute`);
+    the batches and so the probabilities are the same, ``latency_ms`` is measured in the worker.
     """
     name = version or candidate.version
     unknown = sorted(set(candidate.labels) - set(workflow.labels))
@@ -88,13 +92,28 @@ def shadow_score(
     }
     todo = [t for t in tickets if t.id not in done]
     out: list[Decision] = []
-    for i in range(0, len(todo), batch_size):
-        batch = todo[i : i + batch_size]
-        start = time.perf_counter()
-        proba = np.asarray(
-            candidate.predict_proba([t.text for t in batch], [dict(t.metadata) for t in batch])
+    scored = None
+    if executor is not None and executor.name != "local":
+        from tunegate.execute import predict_proba
+
+        scored = predict_proba(
+            executor,
+            candidate,
+            [t.text for t in todo],
+            [dict(t.metadata) for t in todo],
+            batch_size=batch_size,
         )
-        per_ms = (time.perf_counter() - start) * 1000.0 / max(len(batch), 1)
+    for n, i in enumerate(range(0, len(todo), batch_size)):
+        batch = todo[i : i + batch_size]
+        if scored is not None:
+            proba = scored.proba[i : i + batch_size]
+            per_ms = scored.batch_ms[n] / max(len(batch), 1)
+        else:
+            start = time.perf_counter()
+            proba = np.asarray(
+                candidate.predict_proba([t.text for t in batch], [dict(t.metadata) for t in batch])
+            )
+            per_ms = (time.perf_counter() - start) * 1000.0 / max(len(batch), 1)
         if proba.shape != (len(batch), len(candidate.labels)):
             raise InputError(
                 f"candidate {name!r} returned probabilities of shape {proba.shape}; "

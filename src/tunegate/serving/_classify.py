@@ -6,9 +6,10 @@ decisions are written to the store, so monitoring, diagnosis and the gate read t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from tunegate.errors import ConflictError, InputError
 from tunegate.records import Decision, Ticket, content_hash, new_id, utcnow
 
 if TYPE_CHECKING:
+    from tunegate.execute import Executor
     from tunegate.models import Classifier, Router
     from tunegate.store import Store
 
@@ -70,6 +72,19 @@ class TicketClassifier:
         decisions: list[Decision] = self.router.decide(list(tickets))
         return decisions
 
+    def decide_batches(
+        self, batches: Sequence[Sequence[Ticket]], executor: Executor | None = None
+    ) -> Iterator[list[Decision]]:
+        """:meth:`decide` for each batch, yielded in order, on ``executor`` (default: here).
+        On Ray each worker rebuilds the classifier once (:func:`tunegate.execute.recipe_for`)
+        and decides whole batches, so every decision matches a local run's."""
+        if executor is None or executor.name == "local":
+            for batch in batches:
+                yield self.decide(batch)
+            return
+        fn = functools.partial(_decide_batch, workflow=self.workflow, version=self.router.version)
+        yield from executor.map_batches(self.classifier, fn, [list(b) for b in batches])
+
     def log(self, tickets: Sequence[Ticket], decisions: Sequence[Decision]) -> None:
         """Write tickets and their decisions to the store (a no-op without one)."""
         if self.store is not None:
@@ -81,6 +96,12 @@ class TicketClassifier:
         decisions = self.decide(tickets)
         self.log(tickets, decisions)
         return decisions
+
+
+def _decide_batch(
+    classifier: Classifier, tickets: list[Ticket], *, workflow: Workflow, version: str
+) -> list[Decision]:
+    return TicketClassifier(workflow, classifier, version=version).decide(tickets)
 
 
 def classify_tickets(

@@ -31,6 +31,7 @@ from tunegate.train._seeds import SeedSweep, finetune_seeds
 
 if TYPE_CHECKING:
     from tunegate.evaluate import Comparison
+    from tunegate.execute import Executor
     from tunegate.store import Store
 
 __all__ = [
@@ -396,11 +397,13 @@ def run_finetune(
     suite: EvalSuite | None = None,
     parent_proba: Callable[[Sequence[str]], np.ndarray] | None = None,
     actor: str = "tunegate",
+    executor: Executor | None = None,
 ) -> FinetuneOutcome:
     """Train ``seeds`` adapters on ``dataset`` into ``out_dir`` and conclude
     (:func:`conclude_finetune`): register the median seed as the candidate and, with a
     ``suite``, evaluate it against the champion (the workflow's zero-shot model becomes the
-    first champion when none is registered)."""
+    first champion when none is registered). ``executor`` trains the seeds as tasks
+    (:func:`finetune_seeds`)."""
     # With a suite the candidate is judged against a champion, so one must exist.
     parent = (
         ensure_champion(store, workflow, actor=actor)
@@ -416,6 +419,7 @@ def run_finetune(
         resume=resume,
         epochs=epochs,
         parent_proba=parent_proba,
+        executor=executor,
     )
     return conclude_finetune(
         store, workflow, dataset, sweep, suite=suite, parent=parent, actor=actor

@@ -17,6 +17,7 @@ produces. The standard deviation of every scalar metric across seeds is recorded
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ import numpy as np
 
 from tunegate.config import Workflow
 from tunegate.errors import InputError
+from tunegate.execute import Executor, LocalExecutor
 from tunegate.lora.artifact import read_manifest
 from tunegate.metrics import seed_summary
 from tunegate.records import Example
@@ -87,6 +89,31 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _train_seed(
+    dataset: Dataset | Sequence[Example],
+    workflow: Workflow,
+    root: Path,
+    seed: int,
+    *,
+    base_seed: int,
+    resume: bool,
+    base_model: str | None,
+    epochs: int | None,
+    parent_proba: Callable[[Sequence[str]], np.ndarray] | None,
+) -> Path:
+    return finetune(
+        dataset,
+        workflow,
+        root / f"seed-{seed}",
+        seed=seed,
+        split_seed=base_seed,
+        resume=resume,
+        base_model=base_model,
+        epochs=epochs,
+        parent_proba=parent_proba,
+    )
+
+
 def finetune_seeds(
     dataset: Dataset | Sequence[Example],
     workflow: Workflow,
@@ -98,32 +125,35 @@ def finetune_seeds(
     base_model: str | None = None,
     epochs: int | None = None,
     parent_proba: Callable[[Sequence[str]], np.ndarray] | None = None,
+    executor: Executor | None = None,
 ) -> SeedSweep:
     """Train ``seeds`` adapters into ``out_dir/seed-<s>/``; returns the sweep and its choice.
 
     ``out_dir/seeds.json`` records the per-seed metrics, their spread and the chosen seed.
+    ``executor`` (default: this process, one seed after the other) trains the seeds as
+    independent tasks, e.g. Ray tasks (:mod:`tunegate.execute`); ``out_dir`` must then be a
+    folder every worker can write (one machine, or a shared file system).
     """
     k = workflow.training.seeds if seeds is None else seeds
     if k < 1:
         raise InputError(f"--seeds must be >= 1, got {k}")
     root = Path(out_dir)
+    if executor is not None and executor.name != "local":
+        root = root.resolve()  # workers do not share this process's working folder
     seed_list = [base_seed + i for i in range(k)]
-    artifacts: list[Path] = []
-    rows: list[dict[str, float]] = []
-    for seed in seed_list:
-        path = finetune(
-            dataset,
-            workflow,
-            root / f"seed-{seed}",
-            seed=seed,
-            split_seed=base_seed,
-            resume=resume,
-            base_model=base_model,
-            epochs=epochs,
-            parent_proba=parent_proba,
-        )
-        artifacts.append(path)
-        rows.append(_scalars(read_manifest(path).metrics))
+    train_one = functools.partial(
+        _train_seed,
+        dataset,
+        workflow,
+        root,
+        base_seed=base_seed,
+        resume=resume,
+        base_model=base_model,
+        epochs=epochs,
+        parent_proba=parent_proba,
+    )
+    artifacts: list[Path] = (executor or LocalExecutor()).map(train_one, seed_list)
+    rows: list[dict[str, float]] = [_scalars(read_manifest(p).metrics) for p in artifacts]
     scores = [row.get(SELECTION_METRIC, 0.0) for row in rows]
     order = sorted(range(k), key=lambda i: (scores[i], -seed_list[i]))
     pick = order[(k - 1) // 2]
