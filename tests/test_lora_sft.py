@@ -300,9 +300,11 @@ def test_server_refuses_zero_threads() -> None:
     from tunegate.errors import InputError
     from tunegate.llm import local_llm_server
 
-    with pytest.raises(InputError, match="threads_batch must be at least 1"):
-        with local_llm_server(port=0, threads_batch=0):
-            pytest.fail("the server started")
+    with (
+        pytest.raises(InputError, match="threads_batch must be at least 1"),
+        local_llm_server(port=0, threads_batch=0),
+    ):
+        pytest.fail("the server started")
 
 
 def test_cli_adapter_option_is_alias_equals_path() -> None:
