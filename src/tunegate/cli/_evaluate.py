@@ -79,6 +79,28 @@ def suite_freeze(
             "--preservation-seed", help="With --preservation: the seed of the templates' fillers."
         ),
     ] = 0,
+    robustness: Annotated[
+        bool,
+        typer.Option(
+            "--robustness",
+            help="Classification workflows: also freeze a robustness slice: the core "
+            "examples perturbed (typos, case and whitespace, templates, length, mixed "
+            "language, keyword stuffing with the confirmed findings' terms); `tunegate eval` "
+            "scores it and the verdict judges flip rate and attack success rate.",
+        ),
+    ] = False,
+    robustness_seed: Annotated[
+        int, typer.Option("--robustness-seed", help="With --robustness: the generators' seed.")
+    ] = 0,
+    perturbations: Annotated[
+        str | None,
+        typer.Option(
+            "--perturbations",
+            help="With --robustness: comma-separated generators (default: typos, "
+            "case_whitespace, paraphrase, length_long, length_short, mixed_language, "
+            "keyword_stuffing; add injection for LLM backends).",
+        ),
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
@@ -88,6 +110,14 @@ def suite_freeze(
 
     workflow = load(config)
     store = store_for(workflow, config)
+    if (perturbations is not None or robustness_seed) and not robustness:
+        raise InputError("--perturbations and --robustness-seed apply with --robustness")
+    if robustness and not workflow.is_classify:
+        raise InputError(
+            "--robustness applies to classification workflows; for answer and tool_call "
+            "workflows the injected-instruction generators exist in the library "
+            "(tunegate.evaluate.inject_into_passages) but are not part of generative suites yet"
+        )
     if not workflow.is_classify:
         suite_, notes_ = _freeze_generative(
             file,
@@ -125,11 +155,17 @@ def suite_freeze(
             near_duplicates=not exact_only,
             drop_leaked=drop_leaked,
         )
+        rob = (
+            _freeze_robustness(suite, workflow, store, perturbations, robustness_seed)
+            if robustness
+            else None
+        )
     store.save_suite(suite)
     notes = [str(w.message) for w in caught]
     summary = _suite_summary(suite) | {
         "warnings": notes,
         "training_texts_checked": len(training_texts),
+        "robustness": rob,
     }
 
     def human() -> None:
@@ -137,10 +173,47 @@ def suite_freeze(
             f"froze suite {suite.name!r} ({suite.hash[:12]}): "
             + ", ".join(f"{k} {v}" for k, v in summary["slices"].items())
         )
+        if rob is not None:
+            out.print(
+                f"froze robustness slice {rob['hash'][:12]}: {rob['examples']} perturbed "
+                "examples ("
+                + ", ".join(f"{k} {v}" for k, v in rob["per_perturbation"].items())
+                + ")"
+            )
         for note in notes:
             out.print(f"[yellow]warning:[/yellow] {note}")
 
     emit(summary, as_json=as_json, human=human)
+
+
+def _freeze_robustness(
+    suite: EvalSuite,
+    workflow: Workflow,
+    store: Store,
+    perturbations: str | None,
+    seed: int,
+) -> dict[str, Any]:
+    """Freeze and store the suite's robustness slice (keyword stuffing with the confirmed
+    findings' terms); its summary."""
+    from tunegate.documents import Finding
+    from tunegate.evaluate import freeze_robustness_slice, save_robustness_slice
+
+    names = (
+        [n.strip() for n in perturbations.split(",") if n.strip()]
+        if perturbations is not None
+        else None
+    )
+    findings = [f for _, f in store.documents(Finding).items()]
+    rslice = freeze_robustness_slice(suite, workflow, findings=findings, names=names, seed=seed)
+    save_robustness_slice(store, rslice)
+    per = {n: sum(e.perturbation == n for e in rslice.examples) for n in rslice.perturbations}
+    return {
+        "hash": rslice.hash,
+        "seed": rslice.seed,
+        "examples": len(rslice.examples),
+        "per_perturbation": per,
+        "stuffing_terms": rslice.stuffing_terms,
+    }
 
 
 def _freeze_generative(
@@ -312,8 +385,9 @@ def eval_cmd(
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a model on a frozen suite and store the EvalRun."""
-    from tunegate.evaluate import run_eval
+    """Evaluate a model on a frozen suite and store the EvalRun (with the suite's robustness
+    slice scored, when it has one)."""
+    from tunegate.evaluate import attach_robustness, get_robustness_slice, run_eval
     from tunegate.report import run_html
 
     workflow = load(config)
@@ -321,12 +395,16 @@ def eval_cmd(
     the_suite = store.get_suite(suite)
     clf = _build_model(model, workflow, store)
     run = run_eval(clf, the_suite, workflow, seed=seed)
+    rslice = get_robustness_slice(store, the_suite.hash)
+    if rslice is not None:
+        run = attach_robustness(run, clf, rslice, workflow)
     store.save_eval_run(run)
     if report is not None:
         report.write_text(run_html(run, the_suite), encoding="utf-8")
     if output is not None:
         output.write_text(run.model_dump_json(indent=2), encoding="utf-8")
     m = run.metrics
+    rob_summary: dict[str, Any] | None = m["robustness"]["summary"] if "robustness" in m else None
     summary = {
         "run": run.id,
         "model_version": run.model_version,
@@ -335,17 +413,22 @@ def eval_cmd(
             k: m["overall"][k] for k in ("accuracy", "macro_f1", "expected_calibration_error")
         },
         "slices": {s: m["slices"][s]["accuracy"] for s in m["slices"]},
+        "robustness": rob_summary,
         "report": str(report) if report else None,
     }
 
     def human() -> None:
-        from tunegate.report import fmt_interval
+        from tunegate.report import fmt_interval, robustness_rows
 
         out.print(f"run {run.id}: {run.model_version} on {the_suite.name}")
         for key in ("accuracy", "macro_f1", "expected_calibration_error"):
             out.print(f"  {key:28s} {fmt_interval(m['overall'][key])}")
         for s, tbl in m["slices"].items():
             out.print(f"  {s + ' accuracy':28s} {fmt_interval(tbl['accuracy'])} (n={tbl['n']})")
+        if rob_summary:
+            out.print("  robustness slice:")
+            for figure, which, n, value in robustness_rows(rob_summary):
+                out.print(f"    {figure:38s} {which:22s} {value} (n={n})")
         if report:
             out.print(f"report: {report}")
 
@@ -416,6 +499,8 @@ def compare_cmd(
     if as_json:
         payload = verdict.model_dump(mode="json")
         payload["latency"] = latency.to_dict() if latency is not None else None
+        rob = comparison.robustness
+        payload["robustness"] = rob.to_dict() if rob is not None else None
         typer.echo(json.dumps(payload, indent=2))
     else:
         out.print(text, markup=False, highlight=False)

@@ -180,7 +180,16 @@ _NEIGHBOURS = {
 
 
 def _typo(word: str, rng: random.Random) -> str:
-    i = rng.randrange(1, len(word) - 1)  # keep the first and last letters
+    """One edit that changes ``word`` (a swap of two equal letters is drawn again)."""
+    for _ in range(8):
+        edited = _edit(word, rng)
+        if edited != word:
+            return edited
+    return word[:1] + word[2:]  # pragma: no cover - eight no-op draws in a row
+
+
+def _edit(word: str, rng: random.Random) -> str:
+    i = rng.randrange(1, len(word) - 1)  # never the first letter
     op = rng.choice(("swap", "drop", "double", "neighbour"))
     if op == "swap":
         return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
