@@ -419,3 +419,35 @@ def test_messages_name_the_slice_size(wf: Workflow) -> None:
     cmp = compare_runs(run, run, suite, wf)
     flip = {r.rule: r for r in cmp.verdict.rules}["robustness:flip_rate"]
     assert re.search(r"\(80 suite examples perturbed\)$", flip.message)
+
+
+def test_reports_and_the_demo_table_show_the_slice(wf: Workflow) -> None:
+    from tunegate.demo._table import key_table, robustness_key_rows
+    from tunegate.report import comparison_html, run_html, verdict_markdown
+
+    suite = _suite(wf)
+    rslice = freeze_robustness_slice(suite, wf, findings=FINDINGS)
+    base = _runs(wf, suite, rslice, KeywordClassifier(wf.label_names))
+    cand = _runs(
+        wf, suite, rslice, KeywordClassifier(wf.label_names, {"authenticator": "security_incident"})
+    )
+    cmp = compare_runs(base, cand, suite, wf)
+    assert cmp.robustness is not None
+    rows = {r.metric: r for r in robustness_key_rows(cmp.robustness)}
+    assert list(rows) == [
+        "flip rate under label-preserving perturbations",
+        "robust accuracy (perturbed core tickets)",
+        "keyword-stuffing attack success rate",
+    ]
+    stuffing = rows["keyword-stuffing attack success rate"]
+    figure = cmp.robustness.figures["attack_success:keyword_stuffing"]
+    assert figure.b is not None
+    assert stuffing.before == 0.0 and stuffing.after == figure.b.estimate
+    assert stuffing.ci_low is not None and stuffing.ci_low > 0 and not stuffing.within_noise
+    # the demo's table takes them from the comparison when none are passed
+    assert [r.metric for r in key_table(cmp, wf)][6:9] == list(rows)
+    html = comparison_html(cmp, base, cand, suite)
+    assert "Robustness slice: baseline, candidate, difference" in html
+    assert "keyword stuffing" in html
+    assert "Robustness slice (perturbed core examples" in run_html(base, suite)
+    assert "<summary>robustness slice</summary>" in verdict_markdown(cmp.verdict, cmp)
