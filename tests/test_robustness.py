@@ -451,3 +451,33 @@ def test_reports_and_the_demo_table_show_the_slice(wf: Workflow) -> None:
     assert "keyword stuffing" in html
     assert "Robustness slice (perturbed core examples" in run_html(base, suite)
     assert "<summary>robustness slice</summary>" in verdict_markdown(cmp.verdict, cmp)
+
+
+def test_perturbed_examples_keep_the_source_metadata(wf: Workflow) -> None:
+    """A classifier that reads metadata sees the source example's on its perturbed copies."""
+
+    class ByShift(KeywordClassifier):
+        def predict_proba(self, texts: Sequence[str], metadata: Any = None) -> np.ndarray:
+            out = super().predict_proba(texts, metadata)
+            for i, meta in enumerate(metadata or []):
+                if meta.get("shift") == "night":
+                    out[i] = np.roll(out[i], 1)
+            return out
+
+    base = _suite(wf)
+    examples = [
+        e.model_copy(update={"metadata": {"shift": "night"}}) if e.id == "c000" else e
+        for e in base.examples
+    ]
+    suite = EvalSuite(name="robust", examples=examples).frozen()
+    rslice = freeze_robustness_slice(suite, wf, names=["typos"])
+    assert next(e for e in rslice.examples if e.source_id == "c000").metadata == {"shift": "night"}
+    clf = ByShift(wf.label_names)
+    run = _runs(wf, suite, rslice, clf)
+    plain = _runs(wf, suite, rslice, KeywordClassifier(wf.label_names))
+    # the clean and the perturbed night ticket are shifted alike: the same flips as without
+    # the shift (without the metadata the perturbed copy would not be shifted and would flip)
+    rob, ref = run.metrics["robustness"], plain.metrics["robustness"]
+    assert rob["summary"]["flip_rate:typos"] == ref["summary"]["flip_rate:typos"]
+    at = rob["examples"]["source_id"].index("c000")
+    assert rob["examples"]["pred"][at] != ref["examples"]["pred"][at]

@@ -384,6 +384,8 @@ class PerturbedExample(BaseModel):
     """``attack`` perturbations: the label the perturbation pushes toward."""
     detail: str = ""
     """What was changed (the stuffed term, the injected instruction, the edit count)."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """The source example's metadata (a classifier that reads metadata sees the same)."""
 
 
 class RobustnessSlice(Document):

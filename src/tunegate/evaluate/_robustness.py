@@ -505,6 +505,7 @@ def freeze_robustness_slice(
                     label=ex.label,
                     target=got.target,
                     detail=got.detail,
+                    metadata=dict(ex.metadata),
                 )
             )
     return RobustnessSlice(
@@ -620,7 +621,9 @@ def attach_robustness(
     preds: list[int] = []
     for start in range(0, len(exs), size):
         chunk = exs[start : start + size]
-        proba = _aligned_proba(classifier, [e.text for e in chunk], [{} for _ in chunk], labels)
+        proba = _aligned_proba(
+            classifier, [e.text for e in chunk], [dict(e.metadata) for e in chunk], labels
+        )
         preds += [int(v) for v in proba.argmax(axis=1)]
     rows: dict[str, list[Any]] = {
         "id": [e.id for e in exs],
