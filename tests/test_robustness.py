@@ -481,3 +481,61 @@ def test_perturbed_examples_keep_the_source_metadata(wf: Workflow) -> None:
     assert rob["summary"]["flip_rate:typos"] == ref["summary"]["flip_rate:typos"]
     at = rob["examples"]["source_id"].index("c000")
     assert rob["examples"]["pred"][at] != ref["examples"]["pred"][at]
+
+
+# the grid of tests/test_selective.py: the robustness rules take the rise_rule shape
+HARMS = [
+    (0.005, 0.001, 0.009),
+    (0.005, -0.01, 0.02),
+    (0.010, -0.01, 0.02),
+    (0.020, 0.001, 0.04),
+    (0.020, 0.015, 0.03),
+    (0.020, 0.0, 0.04),
+    (0.020, -0.001, 0.04),
+    (-0.02, -0.04, -0.001),
+    (float("nan"), float("nan"), float("nan")),
+]
+
+
+@pytest.mark.parametrize("harm", HARMS)
+def test_robustness_rules_fail_on_the_common_condition(
+    wf: Workflow, harm: tuple[float, float, float]
+) -> None:
+    from tunegate.evaluate import RobustnessComparison, VerdictEvidence, verdict_rules
+
+    d, lo, hi = harm
+    base = M.Interval(0.1, 0.05, 0.15)
+    keys = ("flip_rate:invariance", "robust_accuracy:invariance", "attack_success:injection")
+    figures = {
+        k: M.RatioBootstrap(k, 1000, 0.95, 0, base, base, M.Interval(d, lo, hi)) for k in keys
+    }
+    rob = RobustnessComparison("h" * 64, figures, {k: 50 for k in keys}, 0.95)
+    policy = wf.regression.model_copy(
+        update={"max_flip_rate_increase": 0.01, "max_attack_success_increase": 0.01}
+    )
+    rule = next(r for r in verdict_rules() if r.name == "robustness")
+    ev = VerdictEvidence(
+        bootstrap=M.BootstrapResult(n_resamples=1000, confidence=0.95, seed=0, a={}),
+        mcnemar={},
+        subset_sizes={},
+        labels=wf.label_names,
+        protected_labels=[],
+        policy=policy,
+        with_latency=False,
+        robustness=rob,
+    )
+    found = {r.rule: r for r in rule.fn(ev)}
+    # robust accuracy is reported, not judged
+    assert set(found) == {"robustness:flip_rate", "robustness:attack_success:injection"}
+    fail = d > 0.01 and lo > 0
+    want = (
+        VerdictOutcome.FAIL
+        if fail
+        else VerdictOutcome.PASS
+        if d <= 0.01
+        else VerdictOutcome.INCONCLUSIVE
+    )
+    for r in found.values():
+        assert r.outcome is want, (r.rule, harm, r.message)
+        if d == d:
+            assert (" rose " if d > 0 else " fell ") in f" {r.message}", r.message
