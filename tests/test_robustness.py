@@ -225,6 +225,22 @@ def test_stuffing_terms_come_from_confirmed_findings_only() -> None:
     assert "hardware" in stuffing_terms_from_findings(FINDINGS, confirmed_only=False)
 
 
+def test_a_slice_term_stuffs_the_words_of_its_pattern(workflow: Workflow) -> None:
+    from tunegate.evaluate import slice_literals
+
+    regex = workflow.slices["mfa_related"].text_regex
+    assert regex is not None
+    assert slice_literals(regex, n=3) == ["mfa", "2fa", "authenticator"]
+    assert slice_literals(r"\bvpn\b") == ["vpn"]
+    assert slice_literals(r"(?:token|pass(word|phrase))", n=5) == ["token"]
+    finding = _finding("security_incident", ["[mfa_related]", "push"], confirmed=True, fid="f4")
+    assert stuffing_terms_from_findings([finding], workflow=workflow) == {
+        "security_incident": ["mfa", "2fa", "push"]
+    }
+    # without the workflow the slice cannot be read: only the plain term is left
+    assert stuffing_terms_from_findings([finding]) == {"security_incident": ["push"]}
+
+
 def test_injection_patterns_catch_every_template(workflow: Workflow) -> None:
     ctx = PerturbationContext("vpn_issue", workflow.label_names)
     injected = [

@@ -64,6 +64,7 @@ from tunegate.evaluate._robustness import (
     perturbation,
     perturbations,
     save_robustness_slice,
+    slice_literals,
     stuffing_terms_from_findings,
 )
 from tunegate.evaluate._run import run_eval, seed_variance, subset_masks
@@ -153,6 +154,7 @@ __all__ = [
     "save_generative_suite",
     "save_robustness_slice",
     "seed_variance",
+    "slice_literals",
     "stuffing_terms_from_findings",
     "subset_masks",
     "suite_from_examples",
