@@ -100,6 +100,9 @@ def test_freeze_eval_compare_with_a_robustness_slice(
     assert rob["per_perturbation"]["keyword_stuffing"] == 105  # not the 15 security tickets
     stored = store.documents(RobustnessSlice).get(rob["hash"])
     assert stored is not None and stored.seed == 3 and stored.suite_hash == frozen["hash"]
+    assert main(["suite", "show", "s1", "-c", str(cfg), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["robustness"]
+    assert shown["hash"] == rob["hash"] and shown["examples"] == rob["examples"]
 
     runs = {}
     for model in ("test-robust-word", "test-robust-shortcut"):

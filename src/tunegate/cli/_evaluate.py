@@ -324,8 +324,8 @@ def suite_show(
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a stored suite's slices and named slices."""
-    from tunegate.evaluate import suite_size_warnings
+    """Show a stored suite's slices, named slices and robustness slice."""
+    from tunegate.evaluate import get_robustness_slice, suite_size_warnings
 
     workflow = load(config)
     if not workflow.is_classify:
@@ -333,8 +333,23 @@ def suite_show(
 
         found = get_generative_suite(store_for(workflow, config), name)
         return _emit_generative(found, [], as_json=as_json)
-    suite = store_for(workflow, config).get_suite(name)
-    summary = _suite_summary(suite) | {"warnings": suite_size_warnings(suite, workflow)}
+    store = store_for(workflow, config)
+    suite = store.get_suite(name)
+    rslice = get_robustness_slice(store, suite.hash)
+    summary = _suite_summary(suite) | {
+        "warnings": suite_size_warnings(suite, workflow),
+        "robustness": (
+            None
+            if rslice is None
+            else {
+                "hash": rslice.hash,
+                "seed": rslice.seed,
+                "examples": len(rslice.examples),
+                "perturbations": rslice.perturbations,
+                "stuffing_terms": rslice.stuffing_terms,
+            }
+        ),
+    }
 
     def human() -> None:
         out.print(f"suite {suite.name!r} {suite.hash[:12]}: {len(suite.examples)} examples")
@@ -342,6 +357,11 @@ def suite_show(
             out.print(f"  {k:13s} {v}")
         for k, v in summary["named_slices"].items():
             out.print(f"  #{k:12s} {v}")
+        if rslice is not None:
+            out.print(
+                f"  robustness slice {rslice.hash[:12]}: {len(rslice.examples)} perturbed "
+                f"examples ({', '.join(rslice.perturbations)})"
+            )
         for w in summary["warnings"]:
             out.print(f"[yellow]warning:[/yellow] {w}")
 
