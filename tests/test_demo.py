@@ -17,6 +17,9 @@ EXPECTED_ROWS = [
     "night-shift FNR",
     "capability-preservation accuracy",
     "ECE",
+    "flip rate under label-preserving perturbations",
+    "robust accuracy (perturbed core tickets)",
+    "keyword-stuffing attack success rate",
     "standard deviation across seeds",
     "median latency (ms)",
 ]

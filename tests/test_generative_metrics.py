@@ -228,6 +228,10 @@ def _case(name: str, rng: np.random.Generator, n: int) -> Case:
         args = (list(rng.choice(tools, n)), flags())
     elif name in ("format_validity_score", "escalation_rate"):
         args = (flags(),)
+    elif name in ("flip_rate", "robust_accuracy_score"):
+        args = (rng.integers(0, 3, n), rng.integers(0, 3, n))
+    elif name == "attack_success_rate":
+        args = (rng.integers(0, 3, n), rng.integers(0, 3, n), rng.integers(0, 3, n))
     else:  # pragma: no cover - a new metric must be added here
         raise AssertionError(f"add {name} to the property table")
 
@@ -254,6 +258,10 @@ def test_the_table_covers_every_generative_metric() -> None:
         "argument_validity_score",
         "format_validity_score",
         "escalation_rate",
+        # the robustness metrics (tunegate.metrics._robustness) are per-example ratios too
+        "robust_accuracy_score",
+        "flip_rate",
+        "attack_success_rate",
     }
     assert set(GENERATIVE) == expected
     for spec in GENERATIVE.values():

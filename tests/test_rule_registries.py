@@ -115,6 +115,7 @@ def test_verdict_rules_registered_in_policy_order() -> None:
         "protected_fnr",
         "ece",
         "latency_p50",
+        "robustness",
         "selective_risk",
         "oos_auto_rate",
     ]
@@ -170,6 +171,7 @@ def test_verdict_is_exactly_the_registered_rules_findings(workflow: Workflow) ->
     # with a probe and latency every rule gives a finding; oos_auto_rate needs an
     # out-of-scope slice, which this suite does not have
     assert not by_rule.pop("oos_auto_rate")
+    assert not by_rule.pop("robustness")  # the runs were not scored on a robustness slice
     assert all(by_rule.values()), "with a probe and latency every rule gives a finding"
     # every protected class configured in the workflow has its own finding
     assert [f.rule for f in by_rule["protected_fnr"]] == [

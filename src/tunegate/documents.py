@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tunegate.records import (
     Example,
@@ -28,6 +28,7 @@ from tunegate.records import (
     GenerativeLogEntry,
     GenerativeRun,
     GenerativeSuite,
+    content_hash,
 )
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "LabelIssues",
     "MlflowRun",
     "MonitorReference",
+    "PerturbedExample",
+    "RobustnessSlice",
     "Simulation",
     "TriageLabel",
     "WebSession",
@@ -357,3 +360,76 @@ class GenerativeLogDocument(Document):
 
     entry: GenerativeLogEntry
     digest: str
+
+
+class PerturbedExample(BaseModel):
+    """One example of a robustness slice: a suite example's text after one perturbation
+    (:mod:`tunegate.evaluate._robustness` documents every generator)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    """``<source_id>~<perturbation>``: unique within the slice."""
+    source_id: str
+    """The suite example it was made from (its clean prediction is in the same EvalRun)."""
+    perturbation: str
+    """The generator's registered name (``typos``, ``keyword_stuffing``, ...)."""
+    kind: str
+    """``invariance`` (label-preserving: judged by the flip rate) or ``attack`` (targeted:
+    judged by the attack success rate toward ``target``)."""
+    text: str
+    label: str
+    """The true label: the source example's (a perturbation never changes it)."""
+    target: str | None = None
+    """``attack`` perturbations: the label the perturbation pushes toward."""
+    detail: str = ""
+    """What was changed (the stuffed term, the injected instruction, the edit count)."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """The source example's metadata (a classifier that reads metadata sees the same)."""
+
+
+class RobustnessSlice(Document):
+    """A frozen robustness slice of a classification suite (key: its hash): perturbed copies
+    of the suite's core examples, made deterministically from ``seed``, written by
+    ``tunegate suite freeze --robustness``. Its hash covers the parent suite's hash, the
+    seed, the perturbation names and every example, and is checked on load."""
+
+    KIND: ClassVar[str] = "robustness_slice"
+
+    suite_name: str
+    suite_hash: str
+    """The hash of the suite whose core examples were perturbed."""
+    seed: int
+    perturbations: list[str]
+    """The generators applied, in order."""
+    stuffing_terms: dict[str, list[str]] = Field(default_factory=dict)
+    """Label -> the terms keyword stuffing inserted toward it (from confirmed findings)."""
+    examples: list[PerturbedExample]
+    created_at: str = ""
+    """ISO 8601 UTC timestamp (not hashed)."""
+    hash: str = ""
+
+    def compute_hash(self) -> str:
+        """SHA-256 over the parent suite, the seed, the generators, the stuffing terms and
+        every example (sorted by id)."""
+        return content_hash(
+            "robustness_slice",
+            self.suite_hash,
+            self.seed,
+            self.perturbations,
+            {k: list(v) for k, v in sorted(self.stuffing_terms.items())},
+            [e.model_dump() for e in sorted(self.examples, key=lambda e: e.id)],
+        )
+
+    def frozen(self) -> RobustnessSlice:
+        """This slice with its hash filled in."""
+        return self.model_copy(update={"hash": self.compute_hash()})
+
+    @model_validator(mode="after")
+    def _hash_ok(self) -> RobustnessSlice:
+        if self.hash and self.hash != self.compute_hash():
+            raise ValueError(
+                f"robustness slice of suite {self.suite_name!r} was modified after it was "
+                f"frozen (stored hash {self.hash[:12]}); freeze a new slice instead"
+            )
+        return self

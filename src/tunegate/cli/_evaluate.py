@@ -90,6 +90,28 @@ def suite_freeze(
             "--preservation-seed", help="With --preservation: the seed of the templates' fillers."
         ),
     ] = 0,
+    robustness: Annotated[
+        bool,
+        typer.Option(
+            "--robustness",
+            help="Classification workflows: also freeze a robustness slice: the core "
+            "examples perturbed (typos, case and whitespace, templates, length, mixed "
+            "language, keyword stuffing with the confirmed findings' terms); `tunegate eval` "
+            "scores it and the verdict judges flip rate and attack success rate.",
+        ),
+    ] = False,
+    robustness_seed: Annotated[
+        int, typer.Option("--robustness-seed", help="With --robustness: the generators' seed.")
+    ] = 0,
+    perturbations: Annotated[
+        str | None,
+        typer.Option(
+            "--perturbations",
+            help="With --robustness: comma-separated generators (default: typos, "
+            "case_whitespace, paraphrase, length_long, length_short, mixed_language, "
+            "keyword_stuffing; add injection for LLM backends).",
+        ),
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
@@ -99,6 +121,14 @@ def suite_freeze(
 
     workflow = load(config)
     store = store_for(workflow, config)
+    if (perturbations is not None or robustness_seed) and not robustness:
+        raise InputError("--perturbations and --robustness-seed apply with --robustness")
+    if robustness and not workflow.is_classify:
+        raise InputError(
+            "--robustness applies to classification workflows; for answer and tool_call "
+            "workflows the injected-instruction generators exist in the library "
+            "(tunegate.evaluate.inject_into_passages) but are not part of generative suites yet"
+        )
     if not workflow.is_classify:
         suite_, notes_ = _freeze_generative(
             file,
@@ -136,11 +166,17 @@ def suite_freeze(
             near_duplicates=not exact_only,
             drop_leaked=drop_leaked,
         )
+        rob = (
+            _freeze_robustness(suite, workflow, store, perturbations, robustness_seed)
+            if robustness
+            else None
+        )
     store.save_suite(suite)
     notes = [str(w.message) for w in caught]
     summary = _suite_summary(suite) | {
         "warnings": notes,
         "training_texts_checked": len(training_texts),
+        "robustness": rob,
     }
 
     def human() -> None:
@@ -148,10 +184,47 @@ def suite_freeze(
             f"froze suite {suite.name!r} ({suite.hash[:12]}): "
             + ", ".join(f"{k} {v}" for k, v in summary["slices"].items())
         )
+        if rob is not None:
+            out.print(
+                f"froze robustness slice {rob['hash'][:12]}: {rob['examples']} perturbed "
+                "examples ("
+                + ", ".join(f"{k} {v}" for k, v in rob["per_perturbation"].items())
+                + ")"
+            )
         for note in notes:
             out.print(f"[yellow]warning:[/yellow] {note}")
 
     emit(summary, as_json=as_json, human=human)
+
+
+def _freeze_robustness(
+    suite: EvalSuite,
+    workflow: Workflow,
+    store: Store,
+    perturbations: str | None,
+    seed: int,
+) -> dict[str, Any]:
+    """Freeze and store the suite's robustness slice (keyword stuffing with the confirmed
+    findings' terms); its summary."""
+    from tunegate.documents import Finding
+    from tunegate.evaluate import freeze_robustness_slice, save_robustness_slice
+
+    names = (
+        [n.strip() for n in perturbations.split(",") if n.strip()]
+        if perturbations is not None
+        else None
+    )
+    findings = [f for _, f in store.documents(Finding).items()]
+    rslice = freeze_robustness_slice(suite, workflow, findings=findings, names=names, seed=seed)
+    save_robustness_slice(store, rslice)
+    per = {n: sum(e.perturbation == n for e in rslice.examples) for n in rslice.perturbations}
+    return {
+        "hash": rslice.hash,
+        "seed": rslice.seed,
+        "examples": len(rslice.examples),
+        "per_perturbation": per,
+        "stuffing_terms": rslice.stuffing_terms,
+    }
 
 
 def _freeze_generative(
@@ -262,8 +335,8 @@ def suite_show(
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a stored suite's slices and named slices."""
-    from tunegate.evaluate import suite_size_warnings
+    """Show a stored suite's slices, named slices and robustness slice."""
+    from tunegate.evaluate import get_robustness_slice, suite_size_warnings
 
     workflow = load(config)
     if not workflow.is_classify:
@@ -271,8 +344,23 @@ def suite_show(
 
         found = get_generative_suite(store_for(workflow, config), name)
         return _emit_generative(found, [], as_json=as_json)
-    suite = store_for(workflow, config).get_suite(name)
-    summary = _suite_summary(suite) | {"warnings": suite_size_warnings(suite, workflow)}
+    store = store_for(workflow, config)
+    suite = store.get_suite(name)
+    rslice = get_robustness_slice(store, suite.hash)
+    summary = _suite_summary(suite) | {
+        "warnings": suite_size_warnings(suite, workflow),
+        "robustness": (
+            None
+            if rslice is None
+            else {
+                "hash": rslice.hash,
+                "seed": rslice.seed,
+                "examples": len(rslice.examples),
+                "perturbations": rslice.perturbations,
+                "stuffing_terms": rslice.stuffing_terms,
+            }
+        ),
+    }
 
     def human() -> None:
         out.print(f"suite {suite.name!r} {suite.hash[:12]}: {len(suite.examples)} examples")
@@ -280,6 +368,11 @@ def suite_show(
             out.print(f"  {k:13s} {v}")
         for k, v in summary["named_slices"].items():
             out.print(f"  #{k:12s} {v}")
+        if rslice is not None:
+            out.print(
+                f"  robustness slice {rslice.hash[:12]}: {len(rslice.examples)} perturbed "
+                f"examples ({', '.join(rslice.perturbations)})"
+            )
         for w in summary["warnings"]:
             out.print(f"[yellow]warning:[/yellow] {w}")
 
@@ -324,8 +417,9 @@ def eval_cmd(
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a model on a frozen suite and store the EvalRun."""
-    from tunegate.evaluate import run_eval
+    """Evaluate a model on a frozen suite and store the EvalRun (with the suite's robustness
+    slice scored, when it has one)."""
+    from tunegate.evaluate import attach_robustness, get_robustness_slice, run_eval
     from tunegate.report import run_html
 
     workflow = load(config)
@@ -334,12 +428,16 @@ def eval_cmd(
     clf = _build_model(model, workflow, store)
     with closing(executor_for(workflow, config, executor)) as runner:
         run = run_eval(clf, the_suite, workflow, seed=seed, executor=runner)
+    rslice = get_robustness_slice(store, the_suite.hash)
+    if rslice is not None:
+        run = attach_robustness(run, clf, rslice, workflow)
     store.save_eval_run(run)
     if report is not None:
         report.write_text(run_html(run, the_suite), encoding="utf-8")
     if output is not None:
         output.write_text(run.model_dump_json(indent=2), encoding="utf-8")
     m = run.metrics
+    rob_summary: dict[str, Any] | None = m["robustness"]["summary"] if "robustness" in m else None
     summary = {
         "run": run.id,
         "model_version": run.model_version,
@@ -348,17 +446,22 @@ def eval_cmd(
             k: m["overall"][k] for k in ("accuracy", "macro_f1", "expected_calibration_error")
         },
         "slices": {s: m["slices"][s]["accuracy"] for s in m["slices"]},
+        "robustness": rob_summary,
         "report": str(report) if report else None,
     }
 
     def human() -> None:
-        from tunegate.report import fmt_interval
+        from tunegate.report import fmt_interval, robustness_rows
 
         out.print(f"run {run.id}: {run.model_version} on {the_suite.name}")
         for key in ("accuracy", "macro_f1", "expected_calibration_error"):
             out.print(f"  {key:28s} {fmt_interval(m['overall'][key])}")
         for s, tbl in m["slices"].items():
             out.print(f"  {s + ' accuracy':28s} {fmt_interval(tbl['accuracy'])} (n={tbl['n']})")
+        if rob_summary:
+            out.print("  robustness slice:")
+            for figure, which, n, value in robustness_rows(rob_summary):
+                out.print(f"    {figure:38s} {which:22s} {value} (n={n})")
         if report:
             out.print(f"report: {report}")
 
@@ -429,6 +532,8 @@ def compare_cmd(
     if as_json:
         payload = verdict.model_dump(mode="json")
         payload["latency"] = latency.to_dict() if latency is not None else None
+        rob = comparison.robustness
+        payload["robustness"] = rob.to_dict() if rob is not None else None
         typer.echo(json.dumps(payload, indent=2))
     else:
         out.print(text, markup=False, highlight=False)

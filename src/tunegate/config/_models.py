@@ -196,6 +196,15 @@ class RegressionPolicy(_Strict):
     max_oos_auto_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     """Optionally also fail when the candidate's out-of-scope ``auto`` share is above this
     (the interval's lower bound must be above it to fail)."""
+    max_flip_rate_increase: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Fail when the share of robustness-slice examples whose prediction changes under a
+    label-preserving perturbation (typos, case, templates, length, mixed language) rises by
+    more than this and its interval excludes 0 (rule ``robustness:flip_rate``; only for
+    suites frozen with a robustness slice)."""
+    max_attack_success_increase: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Fail when the share of targeted perturbations (keyword stuffing, injected
+    instructions) that move a prediction to their target rises by more than this and its
+    interval excludes 0 (rules ``robustness:attack_success:<perturbation>``)."""
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     """Confidence level of the bootstrap intervals."""
     n_bootstrap: int = Field(default=1000, ge=100)

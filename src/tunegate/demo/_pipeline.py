@@ -51,11 +51,13 @@ from tunegate.demo._result import (
     share,
     verdict_dict,
 )
-from tunegate.demo._table import KeyRow, key_table
+from tunegate.demo._table import KeyRow, key_table, robustness_key_rows
 from tunegate.errors import TunegateError
+from tunegate.evaluate import confidence_label
 from tunegate.records import EvalRun, EvalSuite, ModelKind, ModelVersion, Verdict
 
 if TYPE_CHECKING:
+    from tunegate.evaluate import RobustnessComparison
     from tunegate.store import Store
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
@@ -100,6 +102,60 @@ def _highlight_examples(
         }
         for o, a in zip(picked, attributions, strict=True)
     ]
+
+
+def _change_line(row: KeyRow) -> str:
+    """``0.050 -> 0.120 (+0.070, 95% CI +0.030 to +0.110)`` (``n/a`` parts when missing)."""
+
+    def num(x: float | None, signed: bool = False) -> str:
+        return "n/a" if x is None else f"{x:+.3f}" if signed else f"{x:.3f}"
+
+    return (
+        f"{num(row.before)} -> {num(row.after)} ({num(row.difference, True)}, "
+        f"{confidence_label(row.confidence)} CI {num(row.ci_low, True)} to "
+        f"{num(row.ci_high, True)})"
+    )
+
+
+def _robustness(
+    store: Store,
+    workflow: Workflow,
+    suite: EvalSuite,
+    baseline: EvalRun,
+    champion: Any,
+    candidate_run: EvalRun,
+    candidate_artifact: Any,
+    config: DemoConfig,
+    say: Callable[[str], None],
+) -> RobustnessComparison | None:
+    """Freeze the suite's robustness slice (keyword stuffing with the confirmed findings'
+    terms), score it with the champion and the fine-tuned candidate, and pair them."""
+    from tunegate.documents import Finding
+    from tunegate.evaluate import (
+        attach_robustness,
+        compare_robustness,
+        freeze_robustness_slice,
+        save_robustness_slice,
+    )
+    from tunegate.models import LoraClassifier
+
+    findings = [f for _, f in store.documents(Finding).items()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rslice = freeze_robustness_slice(suite, workflow, findings=findings, seed=config.seed)
+    for w in caught:
+        say(f"  [yellow]warning:[/yellow] {w.message}")
+    save_robustness_slice(store, rslice)
+    say(
+        f"  slice {rslice.hash[:12]}: {len(rslice.examples)} perturbed core tickets "
+        f"({', '.join(rslice.perturbations)}); stuffing terms {rslice.stuffing_terms}"
+    )
+    if not rslice.examples:
+        return None
+    base = attach_robustness(baseline, champion, rslice, workflow)
+    candidate = LoraClassifier.for_workflow(candidate_artifact, workflow)
+    cand = attach_robustness(candidate_run, candidate, rslice, workflow)
+    return compare_robustness(base, cand, workflow)
 
 
 def run_demo(
@@ -429,16 +485,6 @@ def run_demo(
                 if len(seed_runs) > 1
                 else 0.0
             )
-            rows = key_table(
-                comparison,
-                workflow,
-                champion_std=champion_std,
-                candidate_std=candidate_std,
-                std_note=(
-                    f"overall accuracy; champion: {len(INSTRUCTION_VARIANTS)} prompt "
-                    f"configurations; candidate: {len(seed_runs)} seeds"
-                ),
-            )
             say(f"  verdict: {verdict.outcome.value.upper()}")
             for r in verdict.rules:
                 say(f"    {r.rule}: {r.outcome.value} {r.message}")
@@ -448,6 +494,32 @@ def run_demo(
                 if versus is not None
                 else "  against the best cheap fix: no cheap fix passed or was inconclusive"
             )
+
+        with steps.step("7d. robustness slice: champion and candidate on perturbed tickets"):
+            robustness = _robustness(
+                store,
+                workflow,
+                suite,
+                baseline,
+                champion,
+                candidate_run,
+                sweep.chosen,
+                config,
+                say,
+            )
+            rows = key_table(
+                comparison,
+                workflow,
+                robustness=robustness,
+                champion_std=champion_std,
+                candidate_std=candidate_std,
+                std_note=(
+                    f"overall accuracy; champion: {len(INSTRUCTION_VARIANTS)} prompt "
+                    f"configurations; candidate: {len(seed_runs)} seeds"
+                ),
+            )
+            for row in robustness_key_rows(robustness) if robustness is not None else []:
+                say(f"  {row.metric}: {_change_line(row)}")
 
         # 8. shadow, promote, monitor, next gap ------------------------------------------
         with steps.step(

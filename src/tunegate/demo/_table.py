@@ -9,9 +9,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tunegate.config import Workflow
-from tunegate.evaluate import Comparison, confidence_label
+from tunegate.evaluate import Comparison, RobustnessComparison, confidence_label
 
-__all__ = ["KeyRow", "key_table", "key_table_confidence", "render_key_table"]
+__all__ = [
+    "KeyRow",
+    "key_table",
+    "key_table_confidence",
+    "render_key_table",
+    "robustness_key_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,45 @@ def _row(
     )
 
 
+_ROBUSTNESS_ROWS = (
+    ("flip_rate:invariance", "flip rate under label-preserving perturbations", "lower"),
+    ("robust_accuracy:invariance", "robust accuracy (perturbed core tickets)", "higher"),
+    ("attack_success:keyword_stuffing", "keyword-stuffing attack success rate", "lower"),
+    ("attack_success:injection", "injected-instruction attack success rate", "lower"),
+)
+
+
+def robustness_key_rows(robustness: RobustnessComparison) -> list[KeyRow]:
+    """The robustness slice's rows (champion = before): flip rate and robust accuracy over
+    the label-preserving perturbations, and each targeted perturbation's attack success rate,
+    with the paired interval (bootstrap by source ticket); figures the slice lacks are left
+    out."""
+
+    def f(x: float | None) -> float | None:
+        return None if x is None or math.isnan(x) else float(x)
+
+    rows = []
+    for key, metric, better in _ROBUSTNESS_ROWS:
+        res = robustness.figures.get(key)
+        if res is None or res.b is None or res.diff is None:
+            continue
+        rows.append(
+            KeyRow(
+                metric,
+                f(res.a.estimate),
+                f(res.b.estimate),
+                f(res.diff.estimate),
+                f(res.diff.low),
+                f(res.diff.high),
+                better,
+                f"robustness slice {robustness.slice_hash[:12]}; "
+                f"{robustness.sizes[key]} core tickets perturbed",
+                confidence=robustness.confidence,
+            )
+        )
+    return rows
+
+
 def key_table(
     comparison: Comparison,
     workflow: Workflow,
@@ -88,11 +133,13 @@ def key_table(
     champion_std: float | None = None,
     candidate_std: float | None = None,
     std_note: str = "",
+    robustness: RobustnessComparison | None = None,
 ) -> list[KeyRow]:
     """The rows of the demo's table from a :class:`Comparison` (champion = before).
 
     FNR rows are the false-negative rate of the protected class ``protected`` overall, within
-    the ``mfa_slice`` and within the ``night_slice`` named slices.
+    the ``mfa_slice`` and within the ``night_slice`` named slices. The robustness rows
+    (:func:`robustness_key_rows`) come from ``robustness``, else the comparison's own.
     """
     c = workflow.label_names.index(protected)
     rows = [
@@ -130,6 +177,9 @@ def key_table(
             "15 equal-width bins",
         ),
     ]
+    rob = robustness if robustness is not None else comparison.robustness
+    if rob is not None:
+        rows += robustness_key_rows(rob)
     diff = None if champion_std is None or candidate_std is None else candidate_std - champion_std
     rows.append(
         KeyRow(

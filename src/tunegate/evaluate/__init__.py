@@ -13,6 +13,10 @@
 * :func:`run_summaries` lists stored runs (``tunegate runs``).
 * :mod:`._selective_rules` adds ``selective_risk`` (AURC, risk at matched coverage) and
   ``oos_auto_rate`` (out-of-scope examples routed ``auto``), registered after the others.
+* :func:`freeze_robustness_slice` perturbs a suite's core examples (typos, templates, length,
+  mixed language, keyword stuffing from confirmed findings, injected instructions) into a
+  frozen robustness slice; :func:`attach_robustness` scores it into a run and the verdict's
+  ``robustness`` rule judges the flip rate and attack success rates (:mod:`._robustness`).
 * :func:`preservation_probe` checks the encoder on BANKING77 (external capability).
 """
 
@@ -41,6 +45,27 @@ from tunegate.evaluate._probe import (
     load_banking77,
     preservation_probe,
     probe_encoder_folder,
+)
+from tunegate.evaluate._robustness import (
+    DEFAULT_PERTURBATIONS,
+    INJECTION_PATTERNS,
+    Perturbation,
+    PerturbationContext,
+    Perturbed,
+    RobustnessComparison,
+    RobustnessWarning,
+    attach_robustness,
+    compare_robustness,
+    freeze_robustness_slice,
+    get_robustness_slice,
+    inject_into_passages,
+    match_attack_patterns,
+    perturb,
+    perturbation,
+    perturbations,
+    save_robustness_slice,
+    slice_literals,
+    stuffing_terms_from_findings,
 )
 from tunegate.evaluate._run import run_eval, seed_variance, subset_masks
 from tunegate.evaluate._suites import (
@@ -72,37 +97,53 @@ from tunegate.evaluate._verdict_rules import (
 )
 
 __all__ = [
+    "DEFAULT_PERTURBATIONS",
+    "INJECTION_PATTERNS",
     "LATENCY_NOT_JUDGED",
     "Comparison",
     "LeakageCheckWarning",
     "LeakageReport",
     "PairedLatency",
+    "Perturbation",
+    "PerturbationContext",
+    "Perturbed",
     "ProbeComparison",
     "ProbeResult",
+    "RobustnessComparison",
+    "RobustnessWarning",
     "RunSummary",
     "SuiteSizeWarning",
     "VerdictEvidence",
     "VerdictRule",
     "assign_slice",
+    "attach_robustness",
     "check_leakage",
     "compare",
     "compare_generative",
     "compare_probes",
+    "compare_robustness",
     "compare_runs",
     "confidence_label",
     "default_preservation_labels",
     "freeze_generative_suite",
+    "freeze_robustness_slice",
     "freeze_suite",
     "generative_metrics",
     "generative_suites",
     "generative_terms",
     "get_generative_suite",
+    "get_robustness_slice",
     "harm_beyond_tolerance",
     "harm_rule",
+    "inject_into_passages",
     "load_banking77",
     "load_generative_run",
+    "match_attack_patterns",
     "measure_latency_on_suite",
     "measure_paired_latency",
+    "perturb",
+    "perturbation",
+    "perturbations",
     "preservation_probe",
     "probe_encoder_folder",
     "read_suite_examples",
@@ -111,7 +152,10 @@ __all__ = [
     "run_generative_eval",
     "run_summaries",
     "save_generative_suite",
+    "save_robustness_slice",
     "seed_variance",
+    "slice_literals",
+    "stuffing_terms_from_findings",
     "subset_masks",
     "suite_from_examples",
     "suite_size_warnings",

@@ -20,7 +20,10 @@ the selective-prediction rules of :mod:`._selective_rules`: ``selective_risk`` (
 selective risk at the baseline's coverage must not rise beyond
 ``max_selective_risk_increase``, CI-aware) and, for suites with an ``out_of_scope`` slice,
 ``oos_auto_rate`` (the share of out-of-scope examples routed ``auto`` must not rise beyond
-``max_oos_auto_increase``, nor exceed ``max_oos_auto_rate`` when set). Each run is routed with
+``max_oos_auto_increase``, nor exceed ``max_oos_auto_rate`` when set), and, when both runs
+were scored on the suite's robustness slice (:mod:`._robustness`), ``robustness:flip_rate``
+and ``robustness:attack_success:<perturbation>`` (``max_flip_rate_increase``,
+``max_attack_success_increase``). Each run is routed with
 the threshold it recorded (its version's fitted threshold, or ``routing.clarify_threshold``).
 The verdict is ``fail`` if any rule fails (a core gain never buys a preservation loss), else
 ``inconclusive`` if any rule is, else ``pass``. Intervals are at ``regression.confidence``, and
@@ -38,6 +41,7 @@ from tunegate.config import Workflow
 from tunegate.errors import InputError
 from tunegate.evaluate._latency import PairedLatency
 from tunegate.evaluate._probe import ProbeComparison
+from tunegate.evaluate._robustness import RobustnessComparison, compare_robustness
 from tunegate.evaluate._run import escalate_ids, run_clarify_threshold, subset_masks
 from tunegate.evaluate._verdict_rules import VerdictEvidence, verdict_outcome, verdict_rules
 from tunegate.metrics import BootstrapResult, McNemarResult, mcnemar_exact, paired_bootstrap
@@ -62,6 +66,8 @@ class Comparison:
     labels: list[str]
     latency: PairedLatency | None = None
     """Both models timed side by side (what ``latency_p50`` judged), when measured."""
+    robustness: RobustnessComparison | None = None
+    """Both runs on the suite's robustness slice, paired (what ``robustness`` judged)."""
 
     @property
     def confidence(self) -> float:
@@ -168,6 +174,7 @@ def compare_runs(
         with_latency=with_latency,
         probe=probe,
         latency=latency,
+        robustness=compare_robustness(baseline, candidate, workflow),
     )
     rules = [finding for rule in verdict_rules() for finding in rule.fn(evidence)]
     verdict = Verdict(
@@ -183,6 +190,7 @@ def compare_runs(
         subset_sizes=sizes,
         labels=labels,
         latency=latency,
+        robustness=evidence.robustness,
     )
 
 

@@ -14,10 +14,11 @@ exceeds tolerance and is real (its interval excludes 0). Rules differ only in wh
 
 * :func:`harm_rule` (a non-inferiority test; ``preservation``, ``protected_fnr``,
   ``latency_p50``): **pass** when ``hi <= tol``, the harm is shown to be within tolerance;
-* :func:`rise_rule` (``ece`` and the selective-prediction rules ``selective_risk:aurc``,
-  ``selective_risk:at_coverage``, ``oos_auto_rate``): **pass** when ``d <= tol``. Their
-  intervals are a few points wide on a few hundred examples even for two equally good models,
-  so requiring ``hi <= tol`` would hold back nearly every candidate;
+* :func:`rise_rule` (``ece``, the robustness rules ``robustness:flip_rate`` and
+  ``robustness:attack_success:<perturbation>``, and the selective-prediction rules
+  ``selective_risk:aurc``, ``selective_risk:at_coverage``, ``oos_auto_rate``): **pass**
+  when ``d <= tol``. Their intervals are a few points wide on a few hundred examples even for
+  two equally good models, so requiring ``hi <= tol`` would hold back nearly every candidate;
 * **inconclusive** otherwise (and when ``d`` is not measurable): the data cannot tell.
 
 Messages say what happened by its sign ("preservation accuracy rose 10.78 points", "fell 3.10
@@ -46,6 +47,7 @@ from tunegate.records import RuleResult, VerdictOutcome
 if TYPE_CHECKING:
     from tunegate.evaluate._latency import PairedLatency
     from tunegate.evaluate._probe import ProbeComparison
+    from tunegate.evaluate._robustness import RobustnessComparison
 
 __all__ = [
     "VerdictEvidence",
@@ -88,6 +90,8 @@ class VerdictEvidence:
     """An optional external-probe comparison of the encoder (one more preservation rule)."""
     latency: PairedLatency | None = None
     """Both models timed side by side in one sitting: what ``latency_p50`` judges."""
+    robustness: RobustnessComparison | None = None
+    """Both runs scored on the suite's robustness slice (what ``robustness`` judges)."""
 
     @property
     def confidence(self) -> float:
@@ -437,3 +441,47 @@ def latency_p50(ev: VerdictEvidence) -> list[RuleResult]:
             message=message,
         )
     ]
+
+
+@verdict_rule("robustness")
+def robustness(ev: VerdictEvidence) -> list[RuleResult]:
+    """On the suite's robustness slice (both runs scored on it): ``robustness:flip_rate``,
+    the rise of the share of label-preserving perturbations that change the prediction,
+    within ``max_flip_rate_increase``; and per targeted perturbation,
+    ``robustness:attack_success:<name>``, the rise of the share moved to the attack's target,
+    within ``max_attack_success_increase`` (:func:`rise_rule`: fail only when the rise
+    exceeds tolerance and its interval excludes 0). No finding without a slice."""
+    rob = ev.robustness
+    if rob is None:
+        return []
+    out = []
+    for key, res in rob.figures.items():
+        metric, _, subset = key.partition(":")
+        if key == "flip_rate:invariance":
+            rule, tol, what = (
+                "robustness:flip_rate",
+                ev.policy.max_flip_rate_increase,
+                "flip rate under label-preserving perturbations",
+            )
+        elif metric == "attack_success":
+            rule, tol, what = (
+                f"robustness:attack_success:{subset}",
+                ev.policy.max_attack_success_increase,
+                f"{subset.replace('_', ' ')} attack success rate",
+            )
+        else:
+            continue
+        assert res.diff is not None and res.b is not None
+        out.append(
+            rise_rule(
+                rule,
+                res.diff,
+                tol,
+                baseline=res.a.estimate,
+                candidate=res.b.estimate,
+                what=what,
+                confidence=rob.confidence,
+                context=f" ({rob.sizes[key]} suite examples perturbed)",
+            )
+        )
+    return out

@@ -87,6 +87,13 @@ from tunegate.metrics._generative import (
     unsupported_claim_rate,
 )
 from tunegate.metrics._registry import MetricSpec, metric_registry, register_metric
+from tunegate.metrics._robustness import (
+    attack_success_rate,
+    flip_rate,
+    grouped_terms,
+    paired_robustness,
+    robust_accuracy_score,
+)
 from tunegate.metrics._selective import (
     OUT_OF_SCOPE,
     RiskCoverageCurve,
@@ -143,6 +150,7 @@ __all__ = [
     "apply_temperature",
     "argument_validity_score",
     "assign_bins",
+    "attack_success_rate",
     "aurc_rate",
     "auto_route_mask",
     "benjamini_hochberg",
@@ -166,7 +174,9 @@ __all__ = [
     "fisher_rate_increase_p",
     "fit_route_threshold",
     "fit_temperature",
+    "flip_rate",
     "format_validity_score",
+    "grouped_terms",
     "latency_p50_ms",
     "latency_p95_ms",
     "log_odds_ratio",
@@ -183,6 +193,7 @@ __all__ = [
     "paired_mean_difference",
     "paired_median_ratio",
     "paired_ratio_bootstrap",
+    "paired_robustness",
     "per_class_report",
     "percentile_interval",
     "precision_per_class",
@@ -190,6 +201,7 @@ __all__ = [
     "register_metric",
     "reliability_curve",
     "risk_coverage_curve",
+    "robust_accuracy_score",
     "seed_summary",
     "selective_accuracy_score",
     "selective_risk_at_coverage",

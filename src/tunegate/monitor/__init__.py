@@ -1,6 +1,6 @@
 """Production monitoring: figures, input drift, rollback triggers, shadow mode, the next gap;
 for ``answer`` / ``tool_call`` workflows, monthly figures of the production log and their
-triggers (``_generative``).
+triggers (``_generative``); tickets matching a known attack pattern (``_attacks``).
 
 See docs/monitoring.md. The pure functions take lists of records; the ``*_from_store`` and
 ``run_monitor`` helpers read them from a :class:`tunegate.store.Store`. The review report is
@@ -9,6 +9,7 @@ rendered by :func:`tunegate.report.write_monitor_review`.
 
 from __future__ import annotations
 
+from tunegate.monitor._attacks import AttackPatternCounts, attack_pattern_counts
 from tunegate.monitor._drift import (
     DEFAULT_EMBEDDING_TESTS,
     DEFAULT_VOCABULARY_TESTS,
@@ -82,6 +83,7 @@ __all__ = [
     "DEFAULT_EMBEDDING_TESTS",
     "DEFAULT_VOCABULARY_TESTS",
     "Alert",
+    "AttackPatternCounts",
     "DriftResult",
     "DriftTest",
     "EvalPassRate",
@@ -99,6 +101,7 @@ __all__ = [
     "WindowTriggers",
     "act_on",
     "aggregate_attribution",
+    "attack_pattern_counts",
     "check_triggers",
     "compute_figures",
     "disagreements_to_review",

@@ -32,6 +32,7 @@ import numpy as np
 from tunegate.config import Workflow
 from tunegate.documents import DatasetManifest, MonitorReference
 from tunegate.errors import InputError, NotFoundError
+from tunegate.monitor._attacks import AttackPatternCounts, attack_pattern_counts
 from tunegate.monitor._drift import (
     DEFAULT_EMBEDDING_TESTS,
     DEFAULT_VOCABULARY_TESTS,
@@ -183,6 +184,9 @@ class MonitorResult:
     eval_pass: EvalPassRate | None = None
     notes: list[str] = field(default_factory=list)
     alert: Alert | None = None
+    attack_patterns: AttackPatternCounts | None = None
+    """Tickets of the monitored decisions that match a known attack pattern (injected
+    instructions; :func:`~tunegate.monitor.attack_pattern_counts`)."""
 
     @property
     def fired(self) -> list[TriggerResult]:
@@ -204,6 +208,7 @@ class MonitorResult:
             "eval_pass": self.eval_pass.to_dict() if self.eval_pass else None,
             "notes": self.notes,
             "alert": self.alert.to_dict() if self.alert else None,
+            "attack_patterns": self.attack_patterns.to_dict() if self.attack_patterns else None,
         }
 
 
@@ -310,6 +315,7 @@ def run_monitor(
         windows,
         notes=notes,
         baseline_source=baseline_source,
+        attack_patterns=attack_pattern_counts(list(tickets.values()), period=period),
     )
     if champion is not None:
         try:

@@ -20,6 +20,7 @@ __all__ = [
     "comparison_html",
     "confusion_view",
     "fmt_interval",
+    "robustness_rows",
     "run_html",
     "verdict_markdown",
     "verdict_section",
@@ -160,6 +161,63 @@ def verdict_section(verdict: Verdict) -> Section:
     return Section("Verdict", body, anchor="verdict")
 
 
+_ROBUSTNESS_FIGURES = {
+    "flip_rate": "flip rate (lower is better)",
+    "robust_accuracy": "robust accuracy",
+    "attack_success": "attack success rate (lower is better)",
+}
+
+
+def _robustness_name(key: str) -> tuple[str, str]:
+    """``"flip_rate:typos"`` -> ``("flip rate (lower is better)", "typos")``; the pooled
+    label-preserving perturbations read ``"all label-preserving"``."""
+    metric, _, subset = key.partition(":")
+    which = "all label-preserving" if subset == "invariance" else subset.replace("_", " ")
+    return _ROBUSTNESS_FIGURES.get(metric, metric), which
+
+
+def robustness_rows(summary: Mapping[str, Mapping[str, Any]]) -> list[list[object]]:
+    """One run's robustness figures (``EvalRun.metrics["robustness"]["summary"]``) as rows:
+    figure, perturbation, suite examples perturbed, estimate [CI]."""
+    return [
+        [*_robustness_name(key), fig.get("sources", fig.get("n")), fmt_interval(fig)]
+        for key, fig in summary.items()
+    ]
+
+
+def _robustness_section(run: EvalRun) -> list[Section]:
+    rob = run.metrics.get("robustness")
+    if not rob or not rob.get("summary"):
+        return []
+    return [
+        Section(
+            "Robustness slice (perturbed core examples; bootstrap by source example)",
+            table(
+                ["figure", "perturbation", "suite examples", "estimate [CI]"],
+                robustness_rows(rob["summary"]),
+                caption=f"slice {str(rob['slice_hash'])[:12]}, seed {rob['seed']}, "
+                f"{rob['n']} perturbed examples",
+            ),
+        )
+    ]
+
+
+def _robustness_comparison_rows(comparison: Comparison) -> list[list[object]]:
+    rob = comparison.robustness
+    if rob is None:
+        return []
+    return [
+        [
+            *_robustness_name(key),
+            rob.sizes[key],
+            fmt_interval(res.a),
+            fmt_interval(res.b),
+            fmt_interval(res.diff),
+        ]
+        for key, res in rob.figures.items()
+    ]
+
+
 def _curve(run: EvalRun) -> tuple[list[float | None], list[float | None], list[int]]:
     c = run.metrics["reliability"]["uniform"]
     return c["confidence"], c["accuracy"], c["count"]
@@ -209,6 +267,7 @@ def run_html(run: EvalRun, suite: EvalSuite) -> str:
                 max_value=1.0,
             ),
         ),
+        *_robustness_section(run),
     ]
     return page(
         f"Evaluation: {run.model_version} on {suite.name}",
@@ -259,6 +318,27 @@ def comparison_html(
             table(
                 ["slice", "n", "metric", "baseline", "candidate", "candidate - baseline", ""], rows
             ),
+        ),
+        *(
+            [
+                Section(
+                    f"Robustness slice: baseline, candidate, difference ({level} paired "
+                    f"bootstrap CI, resampling source examples)",
+                    table(
+                        [
+                            "figure",
+                            "perturbation",
+                            "suite examples",
+                            "baseline",
+                            "candidate",
+                            "candidate - baseline",
+                        ],
+                        _robustness_comparison_rows(comparison),
+                    ),
+                )
+            ]
+            if comparison.robustness is not None
+            else []
         ),
         Section(
             "McNemar exact test (accuracy)",
@@ -376,4 +456,23 @@ def verdict_markdown(verdict: Verdict, comparison: Comparison | None = None) -> 
             "",
             "</details>",
         ]
+        if comparison.robustness is not None:
+            lines += [
+                "",
+                "<details><summary>robustness slice</summary>",
+                "",
+                md_table(
+                    [
+                        "figure",
+                        "perturbation",
+                        "suite examples",
+                        "baseline",
+                        "candidate",
+                        "candidate - baseline",
+                    ],
+                    _robustness_comparison_rows(comparison),
+                ),
+                "",
+                "</details>",
+            ]
     return "\n".join(lines) + "\n"

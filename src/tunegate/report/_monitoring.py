@@ -244,6 +244,11 @@ def monitor_review_html(
         sections.append(
             Section("Shadow candidates", _html_table(*_shadow_rows(shadow)), anchor="shadow")
         )
+    attacks = _attack_line(result)
+    if attacks:
+        sections.append(
+            Section("Attack patterns", Html(f"<p>{esc(attacks)}</p>"), anchor="attacks")
+        )
     if result.notes:
         items = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
         sections.append(Section("Notes", Html(f"<ul>{items}</ul>"), anchor="notes"))
@@ -253,6 +258,23 @@ def monitor_review_html(
         subtitle=f"Champion {result.champion}, promoted {promoted}. "
         f"Drift reference: {result.reference_source}.",
     )
+
+
+def _attack_line(result: MonitorResult) -> str | None:
+    """Tickets matching an injected-instruction pattern, in one sentence (``None`` when no
+    ticket was scanned)."""
+    found = result.attack_patterns
+    if found is None or not found.n_tickets:
+        return None
+    line = (
+        f"{found.n_matched} of {found.n_tickets} tickets ({found.rate:.2%}) match an "
+        f"injected-instruction pattern"
+    )
+    if found.by_period:
+        line += " (" + ", ".join(f"{k}: {v}" for k, v in found.by_period.items()) + ")"
+    if found.example_ids:
+        line += "; read: " + ", ".join(found.example_ids)
+    return line + "."
 
 
 def monitor_review_markdown(
@@ -294,6 +316,9 @@ def monitor_review_markdown(
             out += [md_table(*_gap_patterns(gap)), ""]
     if shadow:
         out += ["## Shadow candidates", "", md_table(*_shadow_rows(shadow)), ""]
+    attacks = _attack_line(result)
+    if attacks:
+        out += ["## Attack patterns", "", attacks, ""]
     if result.notes:
         out += ["## Notes", "", *(f"- {n}" for n in result.notes), ""]
     return "\n".join(out)
