@@ -202,6 +202,17 @@ def _robustness_section(run: EvalRun) -> list[Section]:
     ]
 
 
+_ROBUSTNESS_HEADERS = [
+    "figure",
+    "perturbation",
+    "suite examples",
+    "baseline",
+    "candidate",
+    "candidate - baseline",
+]
+"""The columns of the robustness comparison, in HTML and Markdown alike."""
+
+
 def _robustness_comparison_rows(comparison: Comparison) -> list[list[object]]:
     rob = comparison.robustness
     if rob is None:
@@ -324,17 +335,7 @@ def comparison_html(
                 Section(
                     f"Robustness slice: baseline, candidate, difference ({level} paired "
                     f"bootstrap CI, resampling source examples)",
-                    table(
-                        [
-                            "figure",
-                            "perturbation",
-                            "suite examples",
-                            "baseline",
-                            "candidate",
-                            "candidate - baseline",
-                        ],
-                        _robustness_comparison_rows(comparison),
-                    ),
+                    table(_ROBUSTNESS_HEADERS, _robustness_comparison_rows(comparison)),
                 )
             ]
             if comparison.robustness is not None
@@ -461,17 +462,7 @@ def verdict_markdown(verdict: Verdict, comparison: Comparison | None = None) -> 
                 "",
                 "<details><summary>robustness slice</summary>",
                 "",
-                md_table(
-                    [
-                        "figure",
-                        "perturbation",
-                        "suite examples",
-                        "baseline",
-                        "candidate",
-                        "candidate - baseline",
-                    ],
-                    _robustness_comparison_rows(comparison),
-                ),
+                md_table(_ROBUSTNESS_HEADERS, _robustness_comparison_rows(comparison)),
                 "",
                 "</details>",
             ]
