@@ -11,13 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+import tunegate.models as models
 from tunegate.cli import main
 from tunegate.config import Workflow, parse_workflow, starter_yaml
 from tunegate.documents import Finding, FindingTerm, RobustnessSlice
 from tunegate.records import ModelKind
-
-pytest.importorskip("tunegate.store")
-models = pytest.importorskip("tunegate.models")
 
 
 class _Word:
